@@ -1,0 +1,5 @@
+"""Shared test configuration: fixtures for real servers live in tests/fixtures/."""
+
+pytest_plugins = [
+    "tests.fixtures.corpus",
+]

@@ -1,0 +1,364 @@
+"""Raw RFC 822 bytes to an immutable message value (pure: no I/O).
+
+mail-parser does the full parse; it is guarded, so bad mail never raises and yields a
+message with its defects recorded. Where mail-parser loses data (raw 8-bit header
+bytes, bodies in unknown charsets) the stdlib `email` package is used instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import email
+import email.header
+import email.message
+import email.parser
+import email.policy
+import email.utils
+import hashlib
+import logging
+import re
+from collections.abc import Iterable
+from typing import Final, Literal
+
+import bs4
+import mailparser
+
+TextSource = Literal["plain", "html", "none"]
+
+# mail-parser logs a warning for every part it does not handle (signatures, attachments).
+logging.getLogger("mailparser").setLevel(logging.ERROR)
+
+_HEADER_PARSER: Final = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+_MID_RE: Final = re.compile(r"<([^<>\s]+)>")
+_LIST_ID_RE: Final = re.compile(r"<([^<>]+)>")
+_HTML_BREAKS: Final = ("br", "p", "div", "li", "tr", "blockquote", "h1", "h2", "h3", "h4", "pre")
+_FALLBACK_CHARSET: Final = "utf-8"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Envelope:
+    """The routing headers of a message, read without parsing its body."""
+
+    key: str
+    message_id: str
+    in_reply_to: str
+    references: tuple[str, ...]
+    list_id: str
+    subject: str
+    date: datetime.datetime | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Message:
+    """One email, decoded: the headers that matter for votes and the text to read."""
+
+    key: str
+    """Message-ID without angle brackets, else `sha256:<hex>` of the raw bytes."""
+    message_id: str
+    in_reply_to: str
+    references: tuple[str, ...]
+    list_id: str
+    from_raw: str
+    from_name: str
+    from_address: str
+    cc: tuple[str, ...]
+    received_spf: tuple[str, ...]
+    date: datetime.datetime | None
+    date_raw: str
+    subject: str
+    text: str
+    text_source: TextSource
+    defects: tuple[str, ...]
+    size: int
+
+    @property
+    def parents(self) -> tuple[str, ...]:
+        """Message-IDs this message replies to, nearest first."""
+        ordered = [self.in_reply_to, *reversed(self.references)]
+        return tuple(dict.fromkeys(mid for mid in ordered if mid))
+
+
+def normalise_message_id(value: str | None) -> str:
+    """Return a Message-ID without whitespace and angle brackets ("" when absent)."""
+    if not value:
+        return ""
+    found = _MID_RE.search(value)
+    if found:
+        return found.group(1)
+    return "".join(value.split()).strip("<>")
+
+
+def message_ids(value: str | None) -> tuple[str, ...]:
+    """Every Message-ID in a References or In-Reply-To header, in order."""
+    if not value:
+        return ()
+    found = _MID_RE.findall(value)
+    if found:
+        return tuple(dict.fromkeys(found))
+    single = normalise_message_id(value)
+    return (single,) if single else ()
+
+
+def content_key(raw: bytes, message_id: str) -> str:
+    """The key a message is stored under: its Message-ID, else a hash of its bytes."""
+    if message_id:
+        return message_id
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def normalise_newlines(raw: bytes) -> bytes:
+    """CRLF and lone CR to LF, so that line rules see the same text from IMAP and mbox."""
+    if b"\r" not in raw:
+        return raw
+    return raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def peek(raw: bytes) -> Envelope:
+    """Read only the routing headers; fast, and never raises."""
+    raw = normalise_newlines(raw)
+    try:
+        headers = _HEADER_PARSER.parsebytes(raw)
+        message_id = normalise_message_id(_header_text(headers.get("Message-ID")))
+        return Envelope(
+            key=content_key(raw, message_id),
+            message_id=message_id,
+            in_reply_to=normalise_message_id(_header_text(headers.get("In-Reply-To"))),
+            references=message_ids(_header_text(headers.get("References"))),
+            list_id=_list_id(_header_text(headers.get("List-Id"))),
+            subject=_decode_header(headers.get("Subject")),
+            date=_parse_date(_header_text(headers.get("Date"))),
+        )
+    except Exception:
+        return Envelope(content_key(raw, ""), "", "", (), "", "", None)
+
+
+def parse(raw: bytes) -> Message:
+    """Parse raw message bytes; never raises, recording what was wrong in `defects`."""
+    raw = normalise_newlines(raw)
+    defects: list[str] = []
+    try:
+        parsed = mailparser.parse_from_bytes(raw)
+        stdlib = parsed.message
+        defects.extend(_mailparser_defects(parsed))
+    except Exception as exc:
+        defects.append(f"mail-parser failed: {type(exc).__name__}")
+        stdlib = _stdlib_parse(raw, defects)
+    return _from_stdlib(raw, stdlib, defects)
+
+
+def _stdlib_parse(raw: bytes, defects: list[str]) -> email.message.Message:
+    try:
+        return email.message_from_bytes(raw, policy=email.policy.compat32)
+    except Exception as exc:
+        defects.append(f"stdlib parse failed: {type(exc).__name__}")
+        return email.message.Message()
+
+
+def _from_stdlib(raw: bytes, msg: email.message.Message, defects: list[str]) -> Message:
+    message_id = normalise_message_id(_safe_header(msg, "Message-ID", defects))
+    from_raw = _decode_header(msg.get("From"))
+    from_name, from_address = _parse_address(from_raw)
+    text, source = _body_text(msg, defects)
+    date_raw = _safe_header(msg, "Date", defects)
+    date = _parse_date(date_raw)
+    if date is None:
+        defects.append("no usable Date header")
+    if not message_id:
+        defects.append("no Message-ID header")
+    return Message(
+        key=content_key(raw, message_id),
+        message_id=message_id,
+        in_reply_to=normalise_message_id(_safe_header(msg, "In-Reply-To", defects)),
+        references=message_ids(_safe_header(msg, "References", defects)),
+        list_id=_list_id(_safe_header(msg, "List-Id", defects)),
+        from_raw=from_raw,
+        from_name=from_name,
+        from_address=from_address,
+        cc=_addresses(_all_headers(msg, "Cc")),
+        received_spf=tuple(_all_headers(msg, "Received-SPF")),
+        date=date,
+        date_raw=date_raw,
+        subject=_decode_header(msg.get("Subject")),
+        text=text,
+        text_source=source,
+        defects=tuple(dict.fromkeys(defects)),
+        size=len(raw),
+    )
+
+
+def _mailparser_defects(parsed: mailparser.MailParser) -> list[str]:
+    found: list[str] = []
+    with contextlib.suppress(Exception):
+        for category in parsed.defects_categories:
+            found.append(str(category))
+    return found
+
+
+def _header_text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _safe_header(msg: email.message.Message, name: str, defects: list[str]) -> str:
+    try:
+        return _decode_header(msg.get(name))
+    except Exception as exc:
+        defects.append(f"unreadable {name} header: {type(exc).__name__}")
+        return ""
+
+
+def _all_headers(msg: email.message.Message, name: str) -> list[str]:
+    try:
+        return [_decode_header(value) for value in msg.get_all(name) or []]
+    except Exception:
+        return []
+
+
+def _decode_header(value: object) -> str:
+    """Decode RFC 2047 words; raw 8-bit bytes become UTF-8 or replacement characters."""
+    if value is None:
+        return ""
+    text: str | email.header.Header = value if isinstance(value, email.header.Header) else str(value)
+    if isinstance(text, str):
+        # compat32 smuggles raw 8-bit header bytes as surrogates; recover them as UTF-8.
+        with contextlib.suppress(UnicodeError):
+            text = text.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+    try:
+        parts = email.header.decode_header(text)
+    except Exception:
+        return _unfold(str(text))
+    decoded: list[str] = []
+    for chunk, charset in parts:
+        if isinstance(chunk, str):
+            decoded.append(chunk)
+            continue
+        decoded.append(_decode_bytes(chunk, charset))
+    return _unfold("".join(decoded))
+
+
+def _decode_bytes(data: bytes, charset: str | None) -> str:
+    name = (charset or _FALLBACK_CHARSET).strip().strip('"').lower()
+    if name in ("unknown-8bit", "x-unknown", "", "us-ascii", "ascii"):
+        name = _FALLBACK_CHARSET
+    try:
+        return data.decode(name, "replace")
+    except LookupError:
+        return data.decode(_FALLBACK_CHARSET, "replace")
+
+
+def _unfold(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _list_id(value: str) -> str:
+    if not value:
+        return ""
+    found = _LIST_ID_RE.search(value)
+    inner = found.group(1) if found else value
+    return inner.strip().strip("<>").lower()
+
+
+def _parse_address(value: str) -> tuple[str, str]:
+    if not value:
+        return "", ""
+    try:
+        name, address = email.utils.parseaddr(value)
+    except Exception:
+        return "", ""
+    if "@" not in address:
+        address = ""
+    return name.strip().strip('"'), address.strip().lower()
+
+
+def _addresses(values: Iterable[str]) -> tuple[str, ...]:
+    entries: list[str] = []
+    try:
+        pairs = email.utils.getaddresses(list(values))
+    except Exception:
+        return ()
+    for name, address in pairs:
+        if "@" not in address:
+            continue
+        entries.append(f"{name} <{address}>" if name else f"<{address}>")
+    return tuple(entries)
+
+
+def _parse_date(value: str) -> datetime.datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except Exception:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return parsed.astimezone(datetime.UTC)
+
+
+def _body_text(msg: email.message.Message, defects: list[str]) -> tuple[str, TextSource]:
+    plain: list[str] = []
+    html: list[str] = []
+    try:
+        for part in msg.walk():
+            _collect_part(part, plain, html, defects)
+    except Exception as exc:
+        defects.append(f"unreadable MIME structure: {type(exc).__name__}")
+    if plain:
+        return _clean_text("\n".join(plain)), "plain"
+    if html:
+        return _clean_text("\n".join(_html_to_text(h) for h in html)), "html"
+    return "", "none"
+
+
+def _collect_part(part: email.message.Message, plain: list[str], html: list[str], defects: list[str]) -> None:
+    if part.is_multipart():
+        return
+    if part.get_content_disposition() == "attachment":
+        return
+    content_type = part.get_content_type()
+    if content_type not in ("text/plain", "text/html"):
+        if content_type == "application/pgp-encrypted" or content_type.endswith("encrypted"):
+            defects.append("encrypted body")
+        return
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return
+    charset = part.get_content_charset()
+    text = _decode_bytes(payload, charset)
+    if charset and not _charset_known(charset):
+        defects.append(f"unknown charset {charset!r}")
+    (plain if content_type == "text/plain" else html).append(text)
+
+
+def _charset_known(charset: str) -> bool:
+    import codecs
+
+    try:
+        codecs.lookup(charset.strip().strip('"'))
+    except LookupError:
+        return charset.strip().lower() in ("unknown-8bit", "x-unknown")
+    return True
+
+
+def _clean_text(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.replace("\u00a0", " ")
+
+
+def _html_to_text(markup: str) -> str:
+    """Turn an HTML body into lines, keeping blockquotes as `>`-quoted lines."""
+    try:
+        soup = bs4.BeautifulSoup(markup, "html.parser")
+    except Exception:
+        return ""
+    for dropped in soup(["script", "style", "head"]):
+        dropped.decompose()
+    for quote in soup.find_all("blockquote"):
+        inner = quote.get_text("\n")
+        quoted = "\n".join("> " + line for line in inner.splitlines() if line.strip())
+        quote.replace_with(soup.new_string("\n" + quoted + "\n"))
+    for tag in soup.find_all(_HTML_BREAKS):
+        tag.insert_before(soup.new_string("\n"))
+    lines = (line.strip() for line in soup.get_text().splitlines())
+    return "\n".join(line for line in lines if line)
