@@ -1,0 +1,269 @@
+"""Votes of a thread to a tally and an outcome (pure).
+
+Messages are taken in archive order. The latest vote of each voter wins; the thread
+stops at the first [RESULT] or [CANCEL] subject; ATR's ballot receipts are left out by
+Message-ID. In a podling's round 2, IPMC members' round-1 votes are carried unless they
+voted again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import re
+from collections.abc import Iterable, Sequence
+from typing import Final, Literal
+
+import watcher.castings as castings
+import watcher.identity as identity
+import watcher.message as message
+import watcher.roster as roster
+
+VoteValue = Literal["+1", "0", "-1", "?"]
+COUNTED: Final[tuple[VoteValue, ...]] = ("+1", "0", "-1")
+MIN_BINDING_YES: Final = 3
+_STOP_RE: Final = re.compile(r"\[\s*(result|cancel(?:l?ed)?)\s*\]", re.IGNORECASE)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Options:
+    """What the tally needs besides the messages."""
+
+    committee: str | None = None
+    vote_round: int | None = None
+    excluded_message_ids: frozenset[str] = frozenset()
+    previous_round: Sequence[message.Message] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Vote:
+    """One voter's counted (latest) vote."""
+
+    voter: str
+    name: str
+    email: str
+    status: roster.Status
+    vote: VoteValue
+    message_id: str
+    date: datetime.datetime | None
+    quotation: str
+    updated: bool
+    confidence: identity.Confidence
+    reasons: tuple[str, ...]
+    carried: bool = False
+    fraction: str | None = None
+    hint_uid: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PossibleVote:
+    """A message with approval wording but no casting: for the release manager to check."""
+
+    voter: str
+    email: str
+    name: str
+    message_id: str
+    excerpt: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ThreadInfo:
+    """The thread's opening message."""
+
+    subject: str
+    message_id: str
+    list_id: str
+    started: datetime.datetime | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Counts:
+    """Counts of +1, 0 and -1."""
+
+    yes: int = 0
+    abstain: int = 0
+    no: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts keyed as in the JSON contract."""
+        return {"+1": self.yes, "0": self.abstain, "-1": self.no}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Summary:
+    """Counts by status group: binding, non-binding (committers and contributors), unknown."""
+
+    binding: Counts
+    non_binding: Counts
+    unknown: Counts
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Tally:
+    """The outcome of a thread."""
+
+    thread: ThreadInfo
+    votes: tuple[Vote, ...]
+    possible_votes: tuple[PossibleVote, ...]
+    summary: Summary
+    passed: bool
+    stopped_by: str | None
+    warnings: tuple[str, ...]
+
+    @property
+    def low_confidence(self) -> tuple[Vote, ...]:
+        """Votes the release manager should check."""
+        return tuple(vote for vote in self.votes if vote.confidence == "low")
+
+
+def passes(binding_yes: int, binding_no: int) -> bool:
+    """ASF pass rule: at least three binding +1 and more binding +1 than binding -1."""
+    return binding_yes >= MIN_BINDING_YES and binding_yes > binding_no
+
+
+def is_stop_subject(subject: str) -> bool:
+    """True for a [RESULT] or [CANCEL]/[CANCELED] subject, in any case."""
+    return _STOP_RE.search(subject) is not None
+
+
+def tally(messages: Sequence[message.Message], people: roster.Roster, options: Options = Options()) -> Tally:
+    """Tally the votes of one thread, given in archive order."""
+    committee = roster.committee_for_round(people, options.committee, options.vote_round)
+    state = _Collector(people, committee, options.excluded_message_ids)
+    state.read_all(messages)
+    votes = list(state.votes.values())
+    if options.vote_round == 2 and options.previous_round:
+        votes.extend(_carried(options, people, set(state.votes)))
+    voted = {vote.voter for vote in votes if vote.vote in COUNTED}
+    possible = tuple(p for p in state.possible if p.voter not in voted)
+    summary = summarise(votes)
+    return Tally(
+        thread=state.thread_info(messages),
+        votes=tuple(votes),
+        possible_votes=possible,
+        summary=summary,
+        passed=passes(summary.binding.yes, summary.binding.no),
+        stopped_by=state.stopped_by,
+        warnings=tuple(state.warnings),
+    )
+
+
+def summarise(votes: Iterable[Vote]) -> Summary:
+    """Count the votes by status group; "?" and fractions count nowhere."""
+    groups: dict[str, list[int]] = {"binding": [0, 0, 0], "non_binding": [0, 0, 0], "unknown": [0, 0, 0]}
+    for vote in votes:
+        if vote.vote not in COUNTED:
+            continue
+        group = _group(vote.status)
+        groups[group][COUNTED.index(vote.vote)] += 1
+    return Summary(*(Counts(*groups[name]) for name in ("binding", "non_binding", "unknown")))
+
+
+def _group(status: roster.Status) -> str:
+    if status == "binding":
+        return "binding"
+    if status == "unknown":
+        return "unknown"
+    return "non_binding"
+
+
+def _carried(options: Options, people: roster.Roster, voted_again: set[str]) -> list[Vote]:
+    """IPMC members' round-1 votes that stand in round 2 because they did not vote again."""
+    first = tally(options.previous_round, people, Options(committee=roster.IPMC_KEY))
+    carried: list[Vote] = []
+    for vote in first.votes:
+        if vote.voter in voted_again or vote.status != "binding" or vote.vote not in COUNTED:
+            continue
+        reasons = (*vote.reasons, "carried from round 1")
+        carried.append(dataclasses.replace(vote, carried=True, updated=False, reasons=reasons))
+    return carried
+
+
+class _Collector:
+    """Walks the messages once, keeping each voter's latest vote in first-vote order."""
+
+    def __init__(self, people: roster.Roster, committee: str | None, excluded: frozenset[str]) -> None:
+        self.people = people
+        self.committee = committee
+        self.excluded = frozenset(message.normalise_message_id(mid) for mid in excluded)
+        self.votes: dict[str, Vote] = {}
+        self.possible: list[PossibleVote] = []
+        self.warnings: list[str] = []
+        self.stopped_by: str | None = None
+        self._last_date: datetime.datetime | None = None
+
+    def read_all(self, messages: Sequence[message.Message]) -> None:
+        for msg in messages:
+            if msg.message_id and msg.message_id in self.excluded:
+                continue
+            if is_stop_subject(msg.subject):
+                self.stopped_by = msg.message_id or msg.key
+                return
+            self._check_date(msg)
+            self._read(msg)
+
+    def thread_info(self, messages: Sequence[message.Message]) -> ThreadInfo:
+        opener = next((m for m in messages if not is_stop_subject(m.subject)), None)
+        if opener is None:
+            return ThreadInfo("", "", "", None)
+        return ThreadInfo(opener.subject, opener.message_id, opener.list_id, opener.date)
+
+    def _check_date(self, msg: message.Message) -> None:
+        if msg.date is None:
+            return
+        if self._last_date is not None and msg.date < self._last_date:
+            self.warnings.append(f"Date of <{msg.message_id}> runs backwards; archive order kept")
+            return
+        self._last_date = msg.date
+
+    def _read(self, msg: message.Message) -> None:
+        sender = identity.identify(msg, self.people)
+        if sender is None:
+            self.warnings.append(f"no sender address in <{msg.message_id or msg.key}>; message skipped")
+            return
+        reading = castings.read(msg.text)
+        if reading.vote is None and reading.fraction is None:
+            self._maybe_possible(msg, sender, reading)
+            return
+        self._record(msg, sender, reading)
+
+    def _maybe_possible(self, msg: message.Message, sender: identity.Sender, reading: castings.Reading) -> None:
+        if not reading.possible:
+            return
+        self.possible.append(PossibleVote(sender.key, sender.address, sender.name, msg.message_id, reading.possible))
+
+    def _record(self, msg: message.Message, sender: identity.Sender, reading: castings.Reading) -> None:
+        status = self.people.status(sender.uid, self.committee)
+        value: VoteValue = reading.vote if reading.vote is not None else "?"
+        label_reasons = _label_reasons(reading.self_label, status)
+        reasons = [*sender.reasons, *reading.reasons, *label_reasons]
+        if reading.vote is None and reading.fraction is not None:
+            reasons.append(f"fractional vote {reading.fraction}: recorded, not counted")
+        if not msg.text.strip() and msg.text_source == "none":
+            reasons.append("no readable text part")
+        low = sender.confidence == "low" or reading.confidence == "low" or value == "?" or bool(label_reasons)
+        previous = self.votes.get(sender.key)
+        self.votes[sender.key] = Vote(
+            voter=sender.key,
+            name=sender.name,
+            email=sender.address,
+            status=status,
+            vote=value,
+            message_id=msg.message_id,
+            date=msg.date,
+            quotation=reading.quotation,
+            updated=previous is not None,
+            confidence="low" if low else "high",
+            reasons=tuple(dict.fromkeys(reasons)),
+            fraction=reading.fraction,
+            hint_uid=sender.hint_uid,
+        )
+
+
+def _label_reasons(label: str | None, status: roster.Status) -> list[str]:
+    """A self-label that disagrees with the roster is worth a look; the roster decides."""
+    if label == "binding" and status != "binding":
+        return ["labelled binding, but not a member of the voting committee"]
+    if label == "non-binding" and status == "binding":
+        return ["labelled non-binding by a member of the voting committee"]
+    return []
