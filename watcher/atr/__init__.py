@@ -1,0 +1,1 @@
+"""The ATR HTTP API: typed models, errors, a request budget and an async client."""

@@ -1,0 +1,399 @@
+"""Async client of ATR's HTTP API: PAT → JWT, one request budget, retries, typed answers.
+
+Every call takes a token from one bucket (the hourly budget), including retries and PAT
+exchanges. Reads are retried on 5xx and timeouts with capped exponential backoff and full
+jitter; calls that change state (resolve, cast) are retried only when the request never left
+(a refused connection), so a retry can never act twice. A 429 waits for `Retry-After` (or a
+backoff) before trying again through the same bucket. A 401 renews the JWT once and retries.
+The PAT and JWT are held as `SecretStr` and scrubbed from every error; they are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import email.utils
+import ipaddress
+import json
+import pathlib
+import random
+import ssl
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Literal, TypeVar
+
+import httpx
+import pydantic
+import structlog
+
+import watcher
+import watcher.atr.budget as budget
+import watcher.atr.errors as errors
+import watcher.atr.models as models
+
+PROJECT_URL: Final = "https://github.com/apache/vote-watcher"
+USER_AGENT: Final = f"vote-watcher/{watcher.__version__} (+{PROJECT_URL})"
+JWT_PATHS: Final = ("/api/jwt/create", "/api/jwt")
+JWT_EXCHANGES_PER_HOUR: Final = 10
+DEFAULT_JWT_LIFETIME: Final = 1800.0
+DEFAULT_RENEW_MARGIN: Final = 300.0
+REDACTED: Final = "[redacted]"
+_MAX_ERROR_TEXT: Final = 500
+
+Resolution = Literal["passed", "failed", "cancelled"]
+Choice = Literal["+1", "0", "-1"]
+Model = TypeVar("Model", bound=pydantic.BaseModel)
+
+log = structlog.get_logger("watcher.atr")
+
+
+class AtrClient:
+    """ATR's API for one account (a committer's uid and PAT); use as `async with`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        uid: str,
+        pat: pydantic.SecretStr | None,
+        *,
+        budget_per_hour: int = 300,
+        timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        user_agent: str = USER_AGENT,
+        ca_file: str | pathlib.Path | None = None,
+        max_retries: int = 4,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
+        max_rate_limit_wait: float = 900.0,
+        renew_margin: float = DEFAULT_RENEW_MARGIN,
+        clock: budget.Clock = time.monotonic,
+        sleep: budget.Sleep = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.base_url = checked_base_url(base_url)
+        self.uid = uid
+        self._pat = pat
+        self._clock = clock
+        self._sleep = sleep
+        self._jitter = jitter
+        self._max_retries = max_retries
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._max_rate_limit_wait = max_rate_limit_wait
+        self._renew_margin = renew_margin
+        self.budget = budget.TokenBucket(budget_per_hour, clock=clock)
+        self.exchanges = budget.SlidingWindow(JWT_EXCHANGES_PER_HOUR, clock=clock)
+        self._jwt: pydantic.SecretStr | None = None
+        self._renew_at = 0.0
+        self._jwt_path = JWT_PATHS[0]
+        self._auth_lock = asyncio.Lock()
+        self.requests_sent = 0
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            verify=_verification(ca_file),
+            headers={"User-Agent": user_agent, "Accept": "application/json"},
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"AtrClient(base_url={self.base_url!r}, uid={self.uid!r})"
+
+    async def __aenter__(self) -> AtrClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    # Public endpoints (no token needed).
+
+    async def releases_list(
+        self, phase: str | None = models.PHASE_CANDIDATE, page_size: int = 50
+    ) -> list[models.Release]:
+        """Every release in a phase (default: running votes), following the pages."""
+        releases: list[models.Release] = []
+        while True:
+            params: dict[str, str | int] = {"offset": len(releases), "limit": page_size}
+            if phase is not None:
+                params["phase"] = phase
+            data = await self._call("GET", "/api/releases/list", params=params)
+            page = _validate(models.ReleasesPage, data, "/api/releases/list")
+            releases.extend(page.data)
+            if not page.data or len(releases) >= page.count:
+                return releases
+
+    async def release_get(self, project: str, version: str) -> models.Release:
+        """One release."""
+        path = f"/api/release/get/{_segment(project)}/{_segment(version)}"
+        return _validate(models.Release, _field(await self._call("GET", path), "release", path), path)
+
+    async def project_get(self, project: str) -> models.Project:
+        """One project (its committee and name)."""
+        path = f"/api/project/get/{_segment(project)}"
+        return _validate(models.Project, _field(await self._call("GET", path), "project", path), path)
+
+    async def policy_get(self, project: str) -> models.Policy:
+        """A project's release policy (vote mode, minimum hours, subject template, recipients)."""
+        path = f"/api/policy/get/{_segment(project)}"
+        return _validate(models.Policy, await self._call("GET", path), path)
+
+    async def committee_get(self, key: str) -> models.Committee:
+        """A committee with its members, committers and release managers."""
+        path = f"/api/committee/get/{_segment(key)}"
+        return _validate(models.Committee, _field(await self._call("GET", path), "committee", path), path)
+
+    # Endpoints that need the JWT.
+
+    async def vote_tabulate(self, project: str, version: str) -> models.VoteTabulateResults:
+        """The trusted ballots, their summary and ATR's email tabulation of the running vote."""
+        path = "/api/vote/tabulate"
+        data = await self._call("POST", path, json={"project": project, "version": version}, auth=True)
+        return _validate(models.VoteTabulateResults, data, path)
+
+    async def vote_resolve(self, project: str, version: str, resolution: Resolution) -> models.VoteResolveResults:
+        """Resolve the vote; never retried once sent (ATR refuses a second resolve anyway)."""
+        path = "/api/vote/resolve"
+        body = {"project": project, "version": version, "resolution": resolution}
+        data = await self._call("POST", path, json=body, auth=True, safe=False)
+        return _validate(models.VoteResolveResults, data, path)
+
+    async def vote_cast(self, project: str, version: str, choice: Choice, comment: str = "") -> models.VoteCastResults:
+        """Cast a trusted ballot as this account; never retried once sent."""
+        path = "/api/vote/cast"
+        body = {"project": project, "version": version, "choice": choice, "comment": comment}
+        data = await self._call("POST", path, json=body, auth=True, safe=False)
+        return _validate(models.VoteCastResults, data, path)
+
+    # The request loop.
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Mapping[str, object] | None = None,
+        auth: bool = False,
+        safe: bool = True,
+    ) -> dict[str, Any]:
+        renewed = False
+        failures = 0
+        limited = 0
+        while True:
+            token = await self._token() if auth else None
+            response = await self._send(
+                method, path, params=params, body=json, token=token, safe=safe, failures=failures
+            )
+            if response is None:
+                failures += 1
+                await self._sleep(self._backoff(failures))
+                continue
+            status = response.status_code
+            if 200 <= status < 300:
+                return _json_object(response, path)
+            if status == errors.UNAUTHORIZED and token is not None and not renewed:
+                renewed = True
+                self._forget(token)
+                continue
+            if status == errors.TOO_MANY_REQUESTS and limited < self._max_retries:
+                wait = self._rate_limit_wait(response, limited + 1)
+                if wait <= self._max_rate_limit_wait:
+                    limited += 1
+                    log.warning("atr.rate_limited", path=path, wait_s=round(wait, 1))
+                    await self._sleep(wait)
+                    continue
+            if status >= errors.SERVER_ERROR and safe and failures < self._max_retries:
+                failures += 1
+                log.warning("atr.server_error", path=path, status=status, attempt=failures)
+                await self._sleep(self._backoff(failures))
+                continue
+            raise errors.for_status(path, status, self._error_text(response), _retry_after(response))
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None,
+        body: Mapping[str, object] | None,
+        token: pydantic.SecretStr | None,
+        safe: bool,
+        failures: int,
+    ) -> httpx.Response | None:
+        """One request through the budget; None means "failed in transit, retry"; raises when out of retries."""
+        headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token is not None else {}
+        await self.budget.take(self._sleep)
+        self.requests_sent += 1
+        try:
+            response = await self._http.request(method, path, params=params, json=body, headers=headers)
+        except httpx.TransportError as exc:
+            # Unsafe calls retry only what never reached ATR; a read timeout may have acted.
+            unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+            if failures >= self._max_retries or not (safe or unsent):
+                raise errors.TransportError(path, None, f"{type(exc).__name__}: {exc}") from None
+            log.warning("atr.transport_error", path=path, error=type(exc).__name__, attempt=failures + 1)
+            return None
+        log.debug("atr.request", method=method, path=path, status=response.status_code)
+        return response
+
+    def _backoff(self, attempt: int) -> float:
+        # Full jitter: a random wait up to the capped exponential step.
+        return self._jitter() * min(self._backoff_max, self._backoff_base * 2.0**attempt)
+
+    def _rate_limit_wait(self, response: httpx.Response, attempt: int) -> float:
+        retry_after = _retry_after(response)
+        if retry_after is not None:
+            return retry_after
+        return min(self._backoff_max, self._backoff_base * 2.0**attempt)
+
+    def _error_text(self, response: httpx.Response) -> str:
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        text = str(data["error"]) if isinstance(data, dict) and "error" in data else response.text
+        return self.redact(text.strip()[:_MAX_ERROR_TEXT] or response.reason_phrase)
+
+    def redact(self, text: str) -> str:
+        """The text with the PAT and JWT replaced, for anything that may reach a log or an error."""
+        for secret in (self._pat, self._jwt):
+            value = secret.get_secret_value() if secret is not None else ""
+            if value:
+                text = text.replace(value, REDACTED)
+        return text
+
+    # Tokens.
+
+    async def _token(self) -> pydantic.SecretStr:
+        async with self._auth_lock:
+            if self._jwt is not None and self._clock() < self._renew_at:
+                return self._jwt
+            self._jwt = None
+            jwt = await self._exchange()
+            lifetime = jwt_lifetime(jwt.get_secret_value())
+            margin = min(self._renew_margin, lifetime / 2)
+            self._jwt = jwt
+            self._renew_at = self._clock() + lifetime - margin
+            return jwt
+
+    def _forget(self, token: pydantic.SecretStr) -> None:
+        # Only drop the token that failed; another task may already hold a fresh one.
+        if self._jwt is not None and self._jwt.get_secret_value() == token.get_secret_value():
+            self._jwt = None
+
+    async def _exchange(self) -> pydantic.SecretStr:
+        if self._pat is None or not self._pat.get_secret_value():
+            raise errors.UnauthorizedError(self._jwt_path, None, "no PAT configured for ATR")
+        wait = self.exchanges.delay()
+        if wait > 0:
+            raise errors.AuthLimitError(
+                self._jwt_path, None, f"{JWT_EXCHANGES_PER_HOUR} PAT exchanges in the last hour; next in {wait:.0f} s"
+            )
+        self.exchanges.record()
+        body = {"asfuid": self.uid, "pat": self._pat.get_secret_value()}
+        try:
+            data = await self._call("POST", self._jwt_path, json=body, safe=False)
+        except errors.NotFoundError:
+            # Older and newer ATRs disagree on the path (reference/atr.md §13.1): try the other.
+            if self._jwt_path != JWT_PATHS[0]:
+                raise
+            self._jwt_path = JWT_PATHS[1]
+            data = await self._call("POST", self._jwt_path, json=body, safe=False)
+        log.info("atr.jwt_renewed", path=self._jwt_path)
+        return _validate(models.JwtCreateResults, data, self._jwt_path).jwt
+
+
+def checked_base_url(base_url: str) -> str:
+    """The API's root URL; https, except plain http to a loopback host. Raises ValueError."""
+    url = urllib.parse.urlsplit(base_url.strip())
+    if url.scheme not in {"https", "http"} or not url.hostname:
+        raise ValueError(f"ATR base_url must be an https:// URL, not {base_url!r}")
+    if url.scheme == "http" and not is_loopback(url.hostname):
+        raise ValueError(f"ATR base_url must use https unless it is on loopback: {base_url!r}")
+    path = url.path.rstrip("/").removesuffix("/api")
+    return urllib.parse.urlunsplit((url.scheme, url.netloc, path, "", ""))
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def jwt_lifetime(jwt: str) -> float:
+    """Seconds the token lives (`exp - iat` from its claims, unverified), else ATR's 30 minutes."""
+    parts = jwt.split(".")
+    if len(parts) != 3:
+        return DEFAULT_JWT_LIFETIME
+    padded = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(padded))
+    except (binascii.Error, ValueError):
+        return DEFAULT_JWT_LIFETIME
+    if not isinstance(claims, dict):
+        return DEFAULT_JWT_LIFETIME
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not isinstance(exp, int | float) or not isinstance(iat, int | float) or exp <= iat:
+        return DEFAULT_JWT_LIFETIME
+    return float(exp - iat)
+
+
+def _verification(ca_file: str | pathlib.Path | None) -> ssl.SSLContext | bool:
+    # Verification is always on; a CA file (tests, private CAs) replaces the default trust store.
+    if ca_file is None:
+        return True
+    return ssl.create_default_context(cafile=str(ca_file))
+
+
+def _segment(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+        said = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
+    except (TypeError, ValueError):
+        return None
+    # Relative to the server's own Date header, so no local clock is read.
+    return max(0.0, (when - said).total_seconds())
+
+
+def _json_object(response: httpx.Response, path: str) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        raise errors.ResponseError(path, response.status_code, "the answer is not JSON") from None
+    if not isinstance(data, dict):
+        raise errors.ResponseError(path, response.status_code, "the answer is not a JSON object")
+    return data
+
+
+def _field(data: dict[str, Any], name: str, path: str) -> object:
+    if name not in data:
+        raise errors.ResponseError(path, 200, f"the answer has no {name!r}")
+    return data[name]
+
+
+def _validate(model: type[Model], data: object, path: str) -> Model:
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        # Only the field locations: pydantic's own text repeats input values, which may be secret.
+        fields = ", ".join(".".join(str(p) for p in error["loc"]) or "(root)" for error in exc.errors()[:5])
+        raise errors.ResponseError(path, 200, f"unexpected answer shape at {fields}") from None

@@ -1,0 +1,190 @@
+"""ATR API response models, field names as ATR's (reference/atr.md §3, §10).
+
+Every model ignores fields it does not know, so a newer ATR that adds fields still parses.
+Enumerations that ATR may extend (phase, vote mode) are plain strings with known values below.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated, Final
+
+import pydantic
+
+PHASE_DRAFT: Final = "release_candidate_draft"
+PHASE_CANDIDATE: Final = "release_candidate"
+PHASE_PREVIEW: Final = "release_preview"
+PHASE_RELEASE: Final = "release"
+MODE_MANUAL: Final = "manual"
+MODE_EMAIL: Final = "email"
+MODE_TRUSTED: Final = "trusted"
+DEFAULT_MIN_HOURS: Final = 72
+DEFAULT_SUBJECT_TEMPLATE: Final = "[VOTE] Release {{PROJECT_NAME}} {{VERSION}}"
+
+
+def _as_utc(value: datetime.datetime) -> datetime.datetime:
+    # ATR stores UTC; a value without an offset is UTC, not local time.
+    if value.tzinfo is None:
+        return value.replace(tzinfo=datetime.UTC)
+    return value.astimezone(datetime.UTC)
+
+
+UtcDatetime = Annotated[datetime.datetime, pydantic.AfterValidator(_as_utc)]
+
+
+class AtrModel(pydantic.BaseModel):
+    """Base: frozen, unknown fields ignored."""
+
+    model_config = pydantic.ConfigDict(extra="ignore", frozen=True)
+
+
+class Release(AtrModel):
+    """A release (`release/get`, `releases/list`): the vote's phase, mode, serial and start."""
+
+    key: str
+    project_key: str
+    version: str
+    phase: str
+    created: UtcDatetime | None = None
+    vote_mode: str | None = None
+    current_vote_seq: int | None = None
+    vote_started: UtcDatetime | None = None
+    vote_resolved: UtcDatetime | None = None
+    podling_thread_id: str | None = None
+    latest_revision_number: str | None = None
+    vote_thread_url: str | None = None
+
+
+class ReleasesPage(AtrModel):
+    """One page of `releases/list`."""
+
+    data: list[Release]
+    count: int
+
+
+class Project(AtrModel):
+    """A project (`project/get`): its committee and full name ("Apache Example")."""
+
+    key: str
+    name: str | None = None
+    committee_key: str | None = None
+    status: str | None = None
+
+
+class Recipients(AtrModel):
+    """`policy_vote_recipients`: where the [VOTE] mail goes."""
+
+    to: list[str] = []
+    cc: list[str] = []
+    bcc: list[str] = []
+
+
+class Policy(AtrModel):
+    """A release policy (`policy/get`); older ATRs give `policy_mailto_addresses` instead of recipients."""
+
+    project_key: str
+    policy_vote_mode: str = MODE_EMAIL
+    policy_manual_vote: bool = False
+    policy_min_hours: int | None = None
+    policy_start_vote_subject: str = DEFAULT_SUBJECT_TEMPLATE
+    policy_start_vote_template: str = ""
+    policy_vote_recipients: Recipients | None = None
+    policy_mailto_addresses: list[str] = []
+
+
+class Committee(AtrModel):
+    """A committee (`committee/get`); the IPMC is `incubator`."""
+
+    key: str
+    name: str | None = None
+    is_podling: bool = False
+    committee_members: list[str] = []
+    committers: list[str] = []
+    release_managers: list[str] = []
+    parent_committee_key: str | None = None
+
+
+class TrustedBallotEntry(AtrModel):
+    """One effective ballot in `vote/tabulate` (carried round-1 ballots have `is_carried`)."""
+
+    voter_asf_uid: str
+    voter_fullname: str = ""
+    choice: str
+    comment: str = ""
+    is_binding: bool
+    is_carried: bool = False
+    vote_round: int | None = None
+    revision_number_at_cast: str = ""
+    receipt_message_id: str = ""
+    cast_at: UtcDatetime | None = None
+
+
+class TrustedVoteSummary(AtrModel):
+    """The trusted tally's six counts."""
+
+    binding_votes_yes: int = 0
+    binding_votes_no: int = 0
+    binding_votes_abstain: int = 0
+    non_binding_votes_yes: int = 0
+    non_binding_votes_no: int = 0
+    non_binding_votes_abstain: int = 0
+
+
+class VoteEmail(AtrModel):
+    """One emailed vote in ATR's tabulation of the thread (`details.votes`)."""
+
+    name: str = ""
+    asf_uid_or_email: str = ""
+    from_email: str = ""
+    status: str = ""
+    asf_eid: str = ""
+    iso_datetime: str = ""
+    vote: str = ""
+    quotation: str = ""
+    updated: bool = False
+
+
+class VoteDetails(AtrModel):
+    """ATR's email tabulation (`details`), with ballot receipts left out in trusted mode."""
+
+    start_unixtime: int | None = None
+    votes: dict[str, VoteEmail] = {}
+    summary: dict[str, int] = {}
+    passed: bool = False
+    outcome: str = ""
+
+
+class VoteTabulateResults(AtrModel):
+    """`vote/tabulate`: trusted ballots and summary (trusted mode), and the email tabulation."""
+
+    details: VoteDetails | None = None
+    vote_mode: str
+    vote_seq: int | None = None
+    trusted_ballots: list[TrustedBallotEntry] | None = None
+    trusted_summary: TrustedVoteSummary | None = None
+    trusted_passed: bool | None = None
+
+    def receipt_message_ids(self) -> frozenset[str]:
+        """Message-IDs (without <>) of ATR's ballot receipts, to leave out of an email tally."""
+        ballots = self.trusted_ballots or []
+        return frozenset(b.receipt_message_id.strip().strip("<>") for b in ballots if b.receipt_message_id)
+
+
+class VoteCastResults(AtrModel):
+    """`vote/cast`: the lists the receipt went to."""
+
+    success: bool
+    receipt_email_to: list[str] = []
+
+
+class VoteResolveResults(AtrModel):
+    """`vote/resolve`."""
+
+    success: bool
+
+
+class JwtCreateResults(AtrModel):
+    """`jwt/create`: the JWT, held as a secret so it never shows in a repr."""
+
+    asfuid: str
+    jwt: pydantic.SecretStr
