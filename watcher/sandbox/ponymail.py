@@ -29,19 +29,19 @@ import email.policy
 import email.utils
 import hashlib
 import hmac
-import mailbox
 import math
 import pathlib
 import re
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Final
 
 import aiohttp.web as web
 
 import watcher.message as message
+import watcher.sources.archive as archive
 
 ARCHIVE_ID_LENGTH: Final = 32
 DEFAULT_WINDOW_DAYS: Final = 30
@@ -57,7 +57,6 @@ _RELATIVE_DAYS: Final = re.compile(r"^(lte|gte)=([0-9]+)([Mwyd])$")
 _MONTH: Final = re.compile(r"^(\d{4})-(\d{1,2})$")
 _SPAN: Final = re.compile(r"^dfr=(\d{4})-(\d{1,2})-(\d{1,2})\|dto=(\d{4})-(\d{1,2})-(\d{1,2})$")
 _UNIT_DAYS: Final = {"d": 1, "w": 7, "M": 30, "y": 365}
-_MBOXRD_FROM: Final = re.compile(rb"^>(>*From )", re.MULTILINE)
 _MAX_NEST: Final = 250
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 
@@ -133,18 +132,6 @@ def redact_addresses(value: str) -> str:
 def redact_body(body: str) -> str:
     """Addresses in angle brackets inside a body are redacted the same way."""
     return _ADDRESS_IN_TEXT.sub(r"<\1...@\2>", body)
-
-
-def read_mailbox(path: pathlib.Path) -> Iterator[bytes]:
-    """Raw messages of an mbox file or a Maildir folder, in file order (mboxrd `>From ` undone)."""
-    if path.is_dir():
-        folder = mailbox.Maildir(path, create=False)
-        for key in sorted(folder.keys()):
-            yield folder.get_bytes(key)
-        return
-    box = mailbox.mbox(path, create=False)
-    for key in box.iterkeys():
-        yield _MBOXRD_FROM.sub(rb"\1", box.get_bytes(key))
 
 
 class Archive:
@@ -277,8 +264,10 @@ class Archive:
 class _Faults:
     failures: int = 0
     status: int = 500
+    fail_endpoint: str | None = None
     delays: int = 0
     delay_s: float = 0.0
+    delay_endpoint: str | None = None
 
 
 class PonyMailSandbox:
@@ -316,7 +305,7 @@ class PonyMailSandbox:
     def load(self, path: pathlib.Path, list_address: str | None = None) -> int:
         """Preload an mbox or Maildir; each message's `epoch` is its Date header. Returns the count."""
         count = 0
-        for raw in read_mailbox(path):
+        for raw in archive.iter_raw(path):
             date = message.peek(raw).date
             epoch = int(date.timestamp()) if date else int(self._clock())
             self.archive.add(raw, epoch, list_address)
@@ -335,13 +324,13 @@ class PonyMailSandbox:
         """Forget the request counts."""
         self._counts.clear()
 
-    def fail_next(self, n: int, status: int = 500) -> None:
-        """Answer the next `n` API requests with `status` instead of serving them."""
-        self._faults.failures, self._faults.status = n, status
+    def fail_next(self, n: int, status: int = 500, endpoint: str | None = None) -> None:
+        """Answer the next `n` API requests (to `endpoint`, or any) with `status` instead of serving them."""
+        self._faults.failures, self._faults.status, self._faults.fail_endpoint = n, status, endpoint
 
-    def delay_next(self, n: int, seconds: float) -> None:
-        """Stall the next `n` API requests for `seconds` before answering."""
-        self._faults.delays, self._faults.delay_s = n, seconds
+    def delay_next(self, n: int, seconds: float, endpoint: str | None = None) -> None:
+        """Stall the next `n` API requests (to `endpoint`, or any) for `seconds` before answering."""
+        self._faults.delays, self._faults.delay_s, self._faults.delay_endpoint = n, seconds, endpoint
 
     async def start(self) -> str:
         """Listen on the loopback port (0 picks a free one); returns the base URL."""
@@ -376,10 +365,10 @@ class PonyMailSandbox:
             return await handler(request)
         self._counts[name] += 1
         faults = self._faults
-        if faults.failures > 0:
+        if faults.failures > 0 and faults.fail_endpoint in (None, name):
             faults.failures -= 1
             return web.Response(status=faults.status, text="sandbox: injected failure")
-        if faults.delays > 0:
+        if faults.delays > 0 and faults.delay_endpoint in (None, name):
             faults.delays -= 1
             await asyncio.sleep(faults.delay_s)
         return await handler(request)
@@ -434,8 +423,8 @@ class PonyMailSandbox:
 class _View:
     """What one caller may see, rendered as Foal's JSON."""
 
-    def __init__(self, archive: Archive, authorised: bool, now: float) -> None:
-        self.archive = archive
+    def __init__(self, index: Archive, authorised: bool, now: float) -> None:
+        self.archive = index
         self.authorised = authorised
         self.now = now
 

@@ -1,0 +1,323 @@
+"""The lists.apache.org client and source against the sandbox archive over real HTTP (no mocks)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import pathlib
+from typing import Any
+
+import pytest
+
+import watcher.message as message
+import watcher.sandbox.ponymail as sandbox_ponymail
+import watcher.sources.archive as archive
+import watcher.sources.cursor as cursor
+import watcher.sources.ponymail as ponymail
+from tests.fixtures.ponymail import LIST, OTHER_LIST, mail
+
+Sandbox = sandbox_ponymail.PonyMailSandbox
+VOTE_MID = "vote-1@example.org"
+INDEXER_VOTE_MID = "CAPLpRQL6=3qkzAe=FgRreheGxfkiydUqBdr-yDCVoGeZTzrqbA@mail.gmail.com"
+INDEXER_MBOX = "threads/04-maven-indexer-6.0.0.mbox"
+
+
+def client(url: str, **overrides: Any) -> ponymail.ArchiveClient:
+    """A client with short backoff, so that retry tests stay quick."""
+    settings = ponymail.Settings(base_url=url, backoff_s=0.01, backoff_max_s=0.05)
+    return ponymail.ArchiveClient(dataclasses.replace(settings, **overrides))
+
+
+class Store:
+    """Stands in for the daemon's store: keys seen, messages in delivery order."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+        self.delivered: list[ponymail.ArchivedMessage] = []
+
+    def seen(self, key: str) -> bool:
+        return key in self.keys
+
+    async def deliver(self, item: ponymail.ArchivedMessage) -> None:
+        self.delivered.append(item)
+        self.keys.add(message.peek(item.raw).key)
+
+
+def add_vote_thread(sandbox: Sandbox) -> None:
+    sandbox.add(mail(VOTE_MID, "[VOTE] Release Foo 1.0", body="Please vote.\n"))
+    sandbox.add(mail("r1@example.org", "Re: [VOTE] Release Foo 1.0", in_reply_to=VOTE_MID))
+
+
+def mids(items: list[ponymail.ArchivedMessage] | tuple[ponymail.ArchivedMessage, ...]) -> list[str]:
+    return [item.message_id for item in items]
+
+
+async def test_idle_poll_costs_one_request_per_list(ponymail_sandbox: Sandbox) -> None:
+    add_vote_thread(ponymail_sandbox)
+    ponymail_sandbox.add(mail("other-1@example.org", "[DISCUSS] something", list_address=OTHER_LIST))
+    store = Store()
+    async with client(ponymail_sandbox.url) as archive_client:
+        source = ponymail.PonyMailSource(archive_client, [LIST, OTHER_LIST])
+        source.track(LIST, message_id=VOTE_MID)
+        first = await source.poll(store.seen, store.deliver)
+        assert first.ok
+        assert mids(first.messages) == [VOTE_MID, "r1@example.org"]
+        for _ in range(3):
+            ponymail_sandbox.reset_counts()
+            idle = await source.poll(store.seen, store.deliver)
+            assert idle.ok
+            assert idle.messages == ()
+            assert idle.requests == 2
+            assert ponymail_sandbox.request_counts() == {"stats": 2}
+
+
+async def test_new_message_in_tracked_thread_is_fetched_once(ponymail_sandbox: Sandbox) -> None:
+    add_vote_thread(ponymail_sandbox)
+    store = Store()
+    cursors = cursor.MemoryCursorStore()
+    async with client(ponymail_sandbox.url) as archive_client:
+        source = ponymail.PonyMailSource(archive_client, [LIST], cursors=cursors)
+        source.track(LIST, message_id=VOTE_MID)
+        await source.poll(store.seen, store.deliver)
+        ponymail_sandbox.add(mail("r2@example.org", "Re: [VOTE] Release Foo 1.0", in_reply_to="r1@example.org"))
+        ponymail_sandbox.add(mail("noise@example.org", "[jira] Created: FOO-1"))
+        ponymail_sandbox.reset_counts()
+
+        changed = await source.poll(store.seen, store.deliver)
+
+        assert changed.ok
+        assert mids(changed.messages) == ["r2@example.org"]
+        assert ponymail_sandbox.request_counts() == {"stats": 1, "thread": 1, "source": 1}
+        ponymail_sandbox.reset_counts()
+        again = await source.poll(store.seen, store.deliver)
+        assert again.messages == ()
+        assert ponymail_sandbox.request_counts() == {"stats": 1}
+    assert mids(store.delivered) == [VOTE_MID, "r1@example.org", "r2@example.org"]
+    saved = await cursors.get_cursor("ponymail", LIST)
+    assert saved is not None and saved.position > 0
+
+
+async def test_restart_fetches_nothing_already_stored(ponymail_sandbox: Sandbox) -> None:
+    add_vote_thread(ponymail_sandbox)
+    store = Store()
+    cursors = cursor.MemoryCursorStore()
+    async with client(ponymail_sandbox.url) as archive_client:
+        before = ponymail.PonyMailSource(archive_client, [LIST], cursors=cursors)
+        before.track(LIST, message_id=VOTE_MID)
+        await before.poll(store.seen, store.deliver)
+    ponymail_sandbox.reset_counts()
+    async with client(ponymail_sandbox.url) as archive_client:
+        after = ponymail.PonyMailSource(archive_client, [LIST], cursors=cursors)
+        after.track(LIST, message_id=VOTE_MID)
+        report = await after.poll(store.seen, store.deliver)
+    assert report.ok
+    assert report.messages == ()
+    assert "source" not in ponymail_sandbox.request_counts()
+    assert len(store.delivered) == 2
+
+
+async def test_server_errors_are_retried(ponymail_sandbox: Sandbox) -> None:
+    add_vote_thread(ponymail_sandbox)
+    ponymail_sandbox.fail_next(2, status=503)
+    async with client(ponymail_sandbox.url, retries=3) as archive_client:
+        source = ponymail.PonyMailSource(archive_client, [LIST])
+        report = await source.poll(set())
+    assert report.ok
+    assert ponymail_sandbox.request_counts()["stats"] == 3
+
+
+async def test_persistent_errors_are_survived_and_nothing_is_lost(ponymail_sandbox: Sandbox) -> None:
+    add_vote_thread(ponymail_sandbox)
+    store = Store()
+    cursors = cursor.MemoryCursorStore()
+    async with client(ponymail_sandbox.url, retries=2) as archive_client:
+        source = ponymail.PonyMailSource(archive_client, [LIST], cursors=cursors)
+        source.track(LIST, message_id=VOTE_MID)
+        await source.poll(store.seen, store.deliver)
+        position = await cursors.get_cursor("ponymail", LIST)
+        ponymail_sandbox.add(mail("r2@example.org", "Re: [VOTE] Release Foo 1.0", in_reply_to=VOTE_MID))
+        ponymail_sandbox.fail_next(100, endpoint="source")
+        ponymail_sandbox.reset_counts()
+
+        failed = await source.poll(store.seen, store.deliver)
+
+        assert not failed.ok
+        assert failed.messages == ()
+        assert "source of" in failed.failures[0]
+        assert ponymail_sandbox.request_counts()["source"] == 3
+        assert await cursors.get_cursor("ponymail", LIST) == position
+
+        ponymail_sandbox.fail_next(100, endpoint="stats")
+        down = await source.poll(store.seen, store.deliver)
+        assert not down.ok
+        assert "HTTP 500 after 3 attempts" in down.failures[0]
+
+        ponymail_sandbox.fail_next(0)
+        recovered = await source.poll(store.seen, store.deliver)
+        assert recovered.ok
+        assert mids(recovered.messages) == ["r2@example.org"]
+        assert (await source.poll(store.seen, store.deliver)).messages == ()
+    assert mids(store.delivered) == [VOTE_MID, "r1@example.org", "r2@example.org"]
+
+
+async def test_timeouts_are_retried_then_survived(ponymail_sandbox: Sandbox) -> None:
+    add_vote_thread(ponymail_sandbox)
+    async with client(ponymail_sandbox.url, total_timeout_s=0.3, retries=1) as archive_client:
+        source = ponymail.PonyMailSource(archive_client, [LIST])
+        ponymail_sandbox.delay_next(1, 2.0)
+        retried = await source.poll(set())
+        assert retried.ok
+        assert ponymail_sandbox.request_counts()["stats"] == 2
+
+        ponymail_sandbox.delay_next(2, 2.0)
+        timed_out = await source.poll(set())
+        assert not timed_out.ok
+        assert "TimeoutError after 2 attempts" in timed_out.failures[0]
+
+        assert (await source.poll(set())).ok
+
+
+async def test_connection_refused_is_survived() -> None:
+    closed = Sandbox()
+    async with closed as url:
+        pass
+    async with client(url, retries=1) as archive_client:
+        report = await ponymail.PonyMailSource(archive_client, [LIST]).poll(set())
+    assert not report.ok
+    assert "ConnectError" in report.failures[0]
+
+
+async def test_thread_found_from_vote_message_id(ponymail_sandbox: Sandbox) -> None:
+    store = Store()
+    async with client(ponymail_sandbox.url) as archive_client:
+        assert await archive_client.thread_id_for(VOTE_MID, LIST) is None
+        source = ponymail.PonyMailSource(archive_client, [LIST])
+        source.track(LIST, message_id=VOTE_MID)
+
+        early = await source.poll(store.seen, store.deliver)
+        assert early.ok and early.messages == ()
+        assert source.thread_ids() == {VOTE_MID: None}
+        ponymail_sandbox.reset_counts()
+        assert (await source.poll(store.seen, store.deliver)).messages == ()
+        assert ponymail_sandbox.request_counts() == {"stats": 1}
+
+        add_vote_thread(ponymail_sandbox)
+        found = await source.poll(store.seen, store.deliver)
+
+        expected = sandbox_ponymail.archive_id(VOTE_MID, "dev.maven.apache.org")
+        assert mids(found.messages) == [VOTE_MID, "r1@example.org"]
+        assert source.thread_ids() == {VOTE_MID: expected}
+        assert {item.thread_id for item in found.messages} == {expected}
+        assert await archive_client.thread_id_for(f"<{VOTE_MID}>", LIST) == expected
+        assert await archive_client.thread_id_for(VOTE_MID, OTHER_LIST) is None
+
+
+async def test_json_is_redacted_and_source_is_not(ponymail_sandbox: Sandbox) -> None:
+    ponymail_sandbox.add(
+        mail(
+            VOTE_MID,
+            "[VOTE] Release Foo 1.0",
+            sender="User Tests <user-tests@tooling.apache.org>",
+            cc="Bob <bob@x.org>",
+        )
+    )
+    ident = sandbox_ponymail.archive_id(VOTE_MID, "dev.maven.apache.org")
+    async with client(ponymail_sandbox.url) as archive_client:
+        found = await archive_client.email(ident)
+        raw = await archive_client.source(ident)
+    assert found is not None and raw is not None
+    assert found["from"] == "User Tests <us...@tooling.apache.org>"
+    assert found["cc"] == "Bob <bo...@x.org>"
+    assert "user-tests@tooling.apache.org" not in str(found)
+    assert b"From: User Tests <user-tests@tooling.apache.org>" in raw
+    assert b"Cc: Bob <bob@x.org>" in raw
+
+
+async def test_private_list_needs_a_good_token(tmp_path: pathlib.Path) -> None:
+    private = "private@maven.apache.org"
+    sandbox = Sandbox(token="pmt_good-secret", private_lists=[private])
+    sandbox.add(mail(VOTE_MID, "[VOTE] Release Foo 1.0", list_address=private, sender="Jane <jane@example.org>"))
+    ident = sandbox_ponymail.archive_id(VOTE_MID, "private.maven.apache.org")
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.write_text("pmt_good-secret\n")
+    bad.write_text("pmt_wrong-secret\n")
+    async with sandbox as url:
+        async with client(url) as anonymous:
+            assert await anonymous.thread_id_for(VOTE_MID, private) is None
+            assert await anonymous.source(ident) is None
+        async with client(url, token_file=good) as member:
+            assert await member.thread_id_for(VOTE_MID, private) == ident
+            found = await member.email(ident)
+            assert found is not None and found["from"] == "Jane <jane@example.org>"
+            assert len(await member.thread_raw(ident)) == 1
+        sandbox.reset_counts()
+        async with client(url, token_file=bad) as stranger:
+            with pytest.raises(ponymail.ArchiveError) as refused:
+                await stranger.source(ident)
+            assert "pmt_wrong-secret" not in repr(stranger)
+        assert "HTTP 403" in str(refused.value)
+        assert "pmt_wrong-secret" not in str(refused.value)
+        assert sandbox.request_counts() == {"source": 1}
+
+
+async def test_fetch_thread_raw_returns_the_corpus_thread_in_order(corpus_dir: pathlib.Path) -> None:
+    path = corpus_dir / INDEXER_MBOX
+    file_raws = list(archive.iter_raw(path))
+    sandbox = Sandbox(mbox=path)
+    thread_id = sandbox_ponymail.archive_id(INDEXER_VOTE_MID, "dev.maven.apache.org")
+    async with sandbox as url:
+        raws = await ponymail.fetch_thread_raw(f"{url}/thread/{thread_id}")
+        via_public_url = await ponymail.fetch_thread_raw(
+            f"https://lists.apache.org/thread/{thread_id}", archive_url=url
+        )
+        result_thread = await ponymail.fetch_thread_raw(
+            sandbox_ponymail.archive_id(message.peek(file_raws[-1]).message_id, "dev.maven.apache.org"),
+            archive_url=url,
+        )
+    # The [RESULT] (last in the file) was sent as a new thread, so the [VOTE] thread holds the rest.
+    in_thread = file_raws[:-1]
+    assert [message.peek(raw).message_id for raw in raws] == [message.peek(raw).message_id for raw in in_thread]
+    assert len(raws) == 12
+    assert raws == in_thread
+    assert via_public_url == raws
+    assert result_thread == file_raws[-1:]
+    assert message.peek(file_raws[-1]).subject.startswith("[RESULT]")
+
+
+async def test_fetch_thread_raw_from_a_reply_climbs_to_the_root(ponymail_sandbox: Sandbox) -> None:
+    add_vote_thread(ponymail_sandbox)
+    reply = sandbox_ponymail.archive_id("r1@example.org", "dev.maven.apache.org")
+    raws = await ponymail.fetch_thread_raw(reply, archive_url=ponymail_sandbox.url)
+    assert [message.peek(raw).message_id for raw in raws] == [VOTE_MID, "r1@example.org"]
+
+
+async def test_fetch_thread_raw_of_an_unknown_thread_fails_clearly(ponymail_sandbox: Sandbox) -> None:
+    with pytest.raises(ponymail.ArchiveError, match="not found"):
+        await ponymail.fetch_thread_raw("0" * 32, archive_url=ponymail_sandbox.url)
+
+
+async def test_find_vote_thread_among_a_month_of_noise(corpus_dir: pathlib.Path) -> None:
+    sandbox = Sandbox(mbox=corpus_dir / "stream" / "maven-dev-2017-11-listsao.mbox")
+    started = datetime.datetime(2017, 11, 28, 10, 0, tzinfo=datetime.UTC)
+    expected = sandbox_ponymail.archive_id(INDEXER_VOTE_MID, "dev.maven.apache.org")
+    async with sandbox as url, client(url) as archive_client:
+        by_name = await archive_client.find_vote_thread(LIST, None, "Maven Indexer", "6.0.0", started)
+        by_subject = await archive_client.find_vote_thread(
+            LIST, "[VOTE] Release Maven Indexer 6.0.0", "maven-indexer", "6.0.0", started
+        )
+        too_late = await archive_client.find_vote_thread(
+            LIST, None, "Maven Indexer", "6.0.0", started + datetime.timedelta(days=2)
+        )
+        wrong_version = await archive_client.find_vote_thread(LIST, None, "Maven Indexer", "6.0.1", started)
+    assert by_name is not None
+    assert by_name.thread_id == expected
+    assert by_name.message_id == INDEXER_VOTE_MID
+    assert by_name.url == f"{url}/thread/{expected}"
+    assert by_subject == by_name
+    assert too_late is None
+    assert wrong_version is None
+
+
+async def test_plain_http_is_refused_beyond_loopback() -> None:
+    with pytest.raises(ValueError, match="https"):
+        ponymail.ArchiveClient(ponymail.Settings(base_url="http://lists.apache.org"))
