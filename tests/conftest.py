@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.fixtures.corpus",
     "tests.fixtures.ponymail",
+    "tests.fixtures.dovecot",
 ]

@@ -1,0 +1,1 @@
+"""Real servers on loopback for the tests, the benchmarks and the demo (not used by the daemon)."""
