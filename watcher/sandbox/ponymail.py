@@ -312,9 +312,10 @@ class PonyMailSandbox:
             count += 1
         return count
 
-    def add(self, raw: bytes, list_address: str | None = None) -> str:
-        """Archive a message now (epoch = arrival time); returns its archive id."""
-        return self.archive.add(raw, int(self._clock()), list_address).archive_id
+    def add(self, raw: bytes, list_address: str | None = None, *, epoch: int | None = None) -> str:
+        """Archive a message (epoch = arrival time unless given); returns its archive id."""
+        when = int(self._clock()) if epoch is None else epoch
+        return self.archive.add(raw, when, list_address).archive_id
 
     def request_counts(self) -> dict[str, int]:
         """Requests received per endpoint name (`stats`, `email`, `thread`, `source`, `mbox`)."""
