@@ -1,17 +1,92 @@
-"""Placeholder until this command is built."""
+"""`vote-watcher check-config --config PATH`: validate a configuration, print what would run."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Final
+
+import sqlalchemy.engine
+
+import watcher.config as config
+import watcher.durations as durations
+
+EXIT_OK: Final = 0
+EXIT_INVALID: Final = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of this command."""
-    parser.add_argument("--config", help="path to the TOML configuration")
+    parser.add_argument("--config", required=True, metavar="PATH", help="path to the TOML configuration")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Not built yet."""
-    print(f"vote-watcher: {args.command} is not available yet", file=sys.stderr)
-    return 2
+    """Print every problem with its TOML path and return 2, or print a summary and return 0."""
+    try:
+        loaded = config.load(args.config)
+    except config.ConfigError as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        count = len(exc.lines)
+        print(f"{args.config}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"{args.config}: OK")
+    for line in summary(loaded):
+        print(line)
+    return EXIT_OK
+
+
+def summary(cfg: config.Config) -> list[str]:
+    """A few lines saying what the daemon would do with this configuration (no secrets)."""
+    w, atr, rem, res = cfg.watcher, cfg.atr, cfg.reminders, cfg.resolve
+    lines = [
+        f"instance:  {w.instance_name}, dry run {_on(w.dry_run)}, logs {w.log_format} at {w.log_level}",
+        f"database:  {safe_database_url(w.database_url)}",
+        f"ATR:       {atr.base_url} as {atr.uid}, polled every {durations.render(atr.poll_interval)}, "
+        f"at most {atr.request_budget} requests an hour",
+        f"sources:   {len(cfg.sources)}",
+    ]
+    lines += [f"  {_source(source)}" for source in cfg.sources]
+    reminders = "off"
+    if rem.enabled:
+        reminders = (
+            f"on, {durations.render(rem.delay)} after the emailed vote, from {rem.from_}, "
+            f"at most {rem.daily_cap_per_recipient} a day per person, {len(rem.opt_out)} opted out"
+        )
+    lines.append(f"reminders: {reminders}")
+    if rem.enabled and cfg.smtp.host:
+        lines.append(f"smtp:      {cfg.smtp.host}:{cfg.smtp.port} ({cfg.smtp.tls})")
+    resolve = "off"
+    if res.enabled:
+        failing = "resolved as failed" if res.failed else "left to the release manager"
+        resolve = f"on, {durations.render(res.grace)} after the vote ends; failing votes {failing}"
+    lines.append(f"resolve:   {resolve}")
+    lines.append(f"metrics:   {cfg.metrics.listen or 'off'}")
+    lines.append(
+        f"leases:    {durations.render(cfg.leases.ttl)}, renewed every {durations.render(cfg.leases.heartbeat)}"
+    )
+    return lines
+
+
+def safe_database_url(url: str) -> str:
+    """The database URL with any password masked."""
+    return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+def _source(source: config.Source) -> str:
+    if isinstance(source, config.ImapSource):
+        tls = "TLS" if source.tls == "implicit" else "plain text"
+        return (
+            f"imap {source.name}: {source.host}:{source.port} ({tls}), folders {', '.join(source.folders)}, "
+            f"swept every {durations.render(source.sweep_interval)}"
+        )
+    if isinstance(source, config.PonymailSource):
+        return (
+            f"ponymail {source.name}: {source.base_url}, polled every {durations.render(source.poll_interval)}, "
+            f"lists {', '.join(source.lists)}"
+        )
+    return f"{source.kind} {source.name}: {source.path}"
