@@ -351,12 +351,26 @@ def _anchor_by_subject(messages: Sequence[Threaded], selector: str) -> _Anchor:
     wanted = normalise_subject(selector)
     if not wanted:
         raise ThreadNotFound(f"{selector!r} has nothing to match once tags and prefixes are removed")
-    calls = [index for index, msg in enumerate(messages) if is_vote_call(msg)]
+    calls = _vote_calls(messages)
     chosen = _best_match(messages, calls, wanted, selector)
     if chosen is not None:
         msg = messages[chosen]
         return _Anchor(message.normalise_message_id(msg.message_id), msg.subject, chosen, True)
     return _absent_root(messages, wanted, selector, calls)
+
+
+def _vote_calls(messages: Sequence[Threaded]) -> list[int]:
+    """Indexes of vote calls: new [VOTE] threads, and [VOTE]s for another subject sent as replies."""
+    calls = [index for index, msg in enumerate(messages) if is_vote_call(msg)]
+    subjects = {normalise_subject(messages[index].subject) for index in calls}
+    # A re-vote sent as a reply to the cancellation is a vote call too; a [VOTE] reply whose
+    # client dropped "Re:" has the subject of its vote and is not.
+    forks = [
+        index
+        for index, msg in enumerate(messages)
+        if is_reply(msg) and _opens_vote(msg) and normalise_subject(msg.subject) not in subjects
+    ]
+    return sorted({*calls, *forks})
 
 
 def _best_match(messages: Sequence[Threaded], indexes: Sequence[int], wanted: str, selector: str) -> int | None:
