@@ -22,7 +22,7 @@ import ssl
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 import httpx
 import pydantic
@@ -49,6 +49,17 @@ Model = TypeVar("Model", bound=pydantic.BaseModel)
 log = structlog.get_logger("watcher.atr")
 
 
+class Revealable(Protocol):
+    """A secret wrapper whose value is read only where it is sent (`watcher.secrets.Secret`)."""
+
+    def reveal(self) -> str:
+        """The secret value."""
+        ...
+
+
+Secret = Revealable | pydantic.SecretStr
+
+
 class AtrClient:
     """ATR's API for one account (a committer's uid and PAT); use as `async with`."""
 
@@ -56,7 +67,7 @@ class AtrClient:
         self,
         base_url: str,
         uid: str,
-        pat: pydantic.SecretStr | None,
+        pat: Secret | None,
         *,
         budget_per_hour: int = 300,
         timeout: float = 30.0,
@@ -74,7 +85,7 @@ class AtrClient:
     ) -> None:
         self.base_url = checked_base_url(base_url)
         self.uid = uid
-        self._pat = pat
+        self._pat = pydantic.SecretStr(reveal(pat)) if pat is not None else None
         self._clock = clock
         self._sleep = sleep
         self._jitter = jitter
@@ -307,6 +318,13 @@ class AtrClient:
             data = await self._call("POST", self._jwt_path, json=body, safe=False)
         log.info("atr.jwt_renewed", path=self._jwt_path)
         return _validate(models.JwtCreateResults, data, self._jwt_path).jwt
+
+
+def reveal(secret: Secret) -> str:
+    """The value of either kind of secret wrapper."""
+    if isinstance(secret, pydantic.SecretStr):
+        return secret.get_secret_value()
+    return secret.reveal()
 
 
 def checked_base_url(base_url: str) -> str:

@@ -1,0 +1,398 @@
+"""A stand-in for ATR's HTTP API on loopback, for the demo and the tests (reference/atr.md §10).
+
+It serves the endpoints vote-watcher uses, with ATR's JSON shapes and errors, from a scenario
+(`atr_scenario`) and the rules in `atr_state`: PAT → JWT with expiry and 10 exchanges an hour,
+500 API requests an hour (429 with Retry-After), trusted ballots with the IPMC carry,
+`vote/tabulate`, `vote/resolve` and `vote/cast`. Time comes from an injected clock, so a test or
+the demo decides when votes end. Every request is logged (`requests`) for tests and benchmarks.
+Mails ATR would send (ballot receipts, [RESULT], a round-2 [VOTE]) go to `on_receipt(raw, list)`,
+which the sandbox lists.apache.org accepts; `tally` may supply the email tabulation (`details`).
+
+    async with AtrSandbox(scenario, clock=clock, on_receipt=ponymail.add) as base_url:
+        ...
+
+From another process: `python -m watcher.sandbox.atr --scenario PATH [--port N] [--speed X]
+[--archive-url URL]` prints its URL; `GET /_sandbox/requests` gives the request log and
+`POST /_sandbox/restart/<release key>` restarts a vote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import inspect
+import pathlib
+import signal
+import sys
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+import aiohttp
+import aiohttp.web as web
+import structlog
+
+import watcher.sandbox.atr_scenario as atr_scenario
+import watcher.sandbox.atr_state as atr_state
+import watcher.sandbox.clock as sandbox_clock
+
+BEARER_PATHS: Final = frozenset({"/api/vote/tabulate", "/api/vote/cast", "/api/vote/resolve"})
+
+log = structlog.get_logger("watcher.sandbox.atr")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+OnReceipt = Callable[[bytes, str], object]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request as the sandbox saw it (never its body or headers, which hold secrets)."""
+
+    at: float
+    method: str
+    path: str
+    query: str
+    status: int
+    uid: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TallyRequest:
+    """What a tally hook needs to tabulate the vote's thread as ATR would."""
+
+    project_key: str
+    version: str
+    vote_seq: int | None
+    vote_round: int | None
+    committee_key: str | None
+    list_address: str
+    vote_message_id: str
+    vote_subject: str
+    excluded_message_ids: frozenset[str]
+
+
+Tally = Callable[[TallyRequest], Awaitable[Mapping[str, Any] | None]]
+
+
+@dataclasses.dataclass(slots=True)
+class _Faults:
+    failures: int = 0
+    status: int = 500
+    delays: int = 0
+    delay_s: float = 0.0
+    prefix: str = "/api/"
+
+
+class AtrSandbox:
+    """The sandbox ATR server: `async with AtrSandbox(scenario) as base_url: ...`."""
+
+    def __init__(
+        self,
+        scenario: atr_scenario.Scenario,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+        on_receipt: OnReceipt | None = None,
+        tally: Tally | None = None,
+    ) -> None:
+        self.state = atr_state.AtrState(scenario)
+        self.host = host
+        self.port = port
+        self.clock = clock
+        self.on_receipt = on_receipt
+        self.tally = tally
+        self.requests: list[RequestRecord] = []
+        self.posted: list[atr_state.Outgoing] = []
+        self._faults = _Faults()
+        self._runner: web.AppRunner | None = None
+
+    def __repr__(self) -> str:
+        return f"AtrSandbox(url={self.url!r}, releases={len(self.state.releases)})"
+
+    @property
+    def url(self) -> str:
+        """The base URL (valid once started); the API is under /api."""
+        return f"http://{self.host}:{self.port}"
+
+    # Test and demo controls.
+
+    def count(self, prefix: str = "/api/", since: float | None = None) -> int:
+        """Requests whose path starts with `prefix`, optionally only those at or after `since`."""
+        return sum(1 for r in self.requests if r.path.startswith(prefix) and (since is None or r.at >= since))
+
+    def fail_next(self, n: int, status: int = 500, prefix: str = "/api/") -> None:
+        """Answer the next `n` requests under `prefix` with `status` (a JSON error)."""
+        self._faults.failures, self._faults.status, self._faults.prefix = n, status, prefix
+
+    def delay_next(self, n: int, seconds: float, prefix: str = "/api/") -> None:
+        """Stall the next `n` requests under `prefix` for `seconds` of real time."""
+        self._faults.delays, self._faults.delay_s, self._faults.prefix = n, seconds, prefix
+
+    def invalidate_tokens(self) -> None:
+        """Every JWT issued so far becomes invalid (the next bearer call gets 401)."""
+        self.state.invalidate_tokens()
+
+    async def restart_vote(self, release_key: str, vote_mode: str | None = None) -> None:
+        """Start the release's vote again with a new vote_seq, and post its [VOTE]."""
+        await self._post([self.state.restart_vote(release_key, self.clock(), vote_mode)])
+
+    async def announce_votes(self) -> None:
+        """Post the [VOTE] mail of every running vote (for an archive that starts empty)."""
+        running = [r for r in self.state.releases.values() if r.phase == atr_state.CANDIDATE]
+        await self._post([self.state.announcement(r) for r in running])
+
+    # Lifecycle.
+
+    async def start(self) -> str:
+        """Listen on the loopback port (0 picks a free one); returns the base URL."""
+        app = web.Application(middlewares=[self._middleware])
+        for path in self.state.settings.jwt_paths:
+            app.router.add_post(path, self._jwt_create)
+        app.router.add_get("/api/releases/list", self._releases_list)
+        app.router.add_get("/api/release/get/{project}/{version}", self._release_get)
+        app.router.add_get("/api/project/get/{project}", self._project_get)
+        app.router.add_get("/api/policy/get/{project}", self._policy_get)
+        app.router.add_get("/api/committee/get/{key}", self._committee_get)
+        app.router.add_post("/api/vote/tabulate", self._vote_tabulate)
+        app.router.add_post("/api/vote/cast", self._vote_cast)
+        app.router.add_post("/api/vote/resolve", self._vote_resolve)
+        app.router.add_get("/_sandbox/requests", self._sandbox_requests)
+        app.router.add_post("/_sandbox/restart/{key}", self._sandbox_restart)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        if self.port == 0:
+            self.port = int(self._runner.addresses[0][1])
+        return self.url
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> str:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # Middleware: log, faults, the API-wide limit, errors as ATR's JSON.
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        now = self.clock()
+        response = await self._answer(request, handler, now)
+        uid = request.get("uid")
+        self.requests.append(
+            RequestRecord(now, request.method, request.path, request.query_string, response.status, uid)
+        )
+        return response
+
+    async def _answer(self, request: web.Request, handler: Handler, now: float) -> web.StreamResponse:
+        api = request.path.startswith("/api/")
+        faults = self._faults
+        if api and request.path.startswith(faults.prefix) and faults.failures > 0:
+            faults.failures -= 1
+            return _error(faults.status, "Sandbox: injected failure")
+        if api and request.path.startswith(faults.prefix) and faults.delays > 0:
+            faults.delays -= 1
+            await asyncio.sleep(faults.delay_s)
+        try:
+            if api:
+                self.state.limit("api", self.state.settings.api_per_hour, now)
+            if request.path in BEARER_PATHS:
+                request["uid"] = self.state.verify_jwt(request.headers.get("Authorization", ""), now)
+            return await handler(request)
+        except atr_state.RefusalError as refusal:
+            return _error(refusal.status, refusal.error, refusal.retry_after)
+        except web.HTTPNotFound:
+            return _error(404, "Not found")
+        except web.HTTPMethodNotAllowed:
+            return _error(405, "Method not allowed")
+
+    # Handlers.
+
+    async def _jwt_create(self, request: web.Request) -> web.Response:
+        body = await _body(request, ("asfuid", "pat"))
+        now = self.clock()
+        self.state.limit("jwt", self.state.settings.jwt_per_hour, now)
+        jwt = self.state.issue_jwt(body["asfuid"], body["pat"], now)
+        request["uid"] = body["asfuid"]
+        return web.json_response({"endpoint": "/jwt/create", "asfuid": body["asfuid"], "jwt": jwt})
+
+    async def _releases_list(self, request: web.Request) -> web.Response:
+        try:
+            offset = int(request.query.get("offset", "0"))
+            limit = int(request.query.get("limit", "20"))
+        except ValueError:
+            raise atr_state.RefusalError(400, "Input validation failed") from None
+        return web.json_response(self.state.releases_page(request.query.get("phase"), offset, limit))
+
+    async def _release_get(self, request: web.Request) -> web.Response:
+        release = self.state.release(request.match_info["project"], request.match_info["version"])
+        return web.json_response({"endpoint": "/release/get", "release": self.state.release_json(release)})
+
+    async def _project_get(self, request: web.Request) -> web.Response:
+        return web.json_response(self.state.project_json(request.match_info["project"]))
+
+    async def _policy_get(self, request: web.Request) -> web.Response:
+        return web.json_response(self.state.policy_json(request.match_info["project"]))
+
+    async def _committee_get(self, request: web.Request) -> web.Response:
+        return web.json_response(self.state.committee_json(request.match_info["key"]))
+
+    async def _vote_tabulate(self, request: web.Request) -> web.Response:
+        body = await _body(request, ("project", "version"))
+        result = self.state.tabulate(body["project"], body["version"])
+        if self.tally is not None:
+            release = self.state.release(body["project"], body["version"])
+            result["details"] = await self.tally(self._tally_request(release))
+        return web.json_response(result)
+
+    async def _vote_cast(self, request: web.Request) -> web.Response:
+        body = await _body(request, ("project", "version", "choice"), optional=("comment",))
+        now = self.clock()
+        self.state.limit("vote/cast", self.state.settings.cast_per_hour, now)
+        receipt = self.state.cast(
+            request["uid"],
+            body["project"],
+            body["version"],
+            choice=body["choice"],
+            comment=body.get("comment", ""),
+            now=now,
+        )
+        await self._post([receipt])
+        return web.json_response(
+            {"endpoint": "/vote/cast", "success": True, "receipt_email_to": [receipt.list_address]}
+        )
+
+    async def _vote_resolve(self, request: web.Request) -> web.Response:
+        body = await _body(request, ("project", "version", "resolution"))
+        now = self.clock()
+        self.state.limit("vote/resolve", self.state.settings.resolve_per_hour, now)
+        mails = self.state.resolve(
+            request["uid"], body["project"], body["version"], resolution=body["resolution"], now=now
+        )
+        await self._post(mails)
+        return web.json_response({"endpoint": "/vote/resolve", "success": True})
+
+    async def _sandbox_requests(self, request: web.Request) -> web.Response:
+        records = [dataclasses.asdict(r) for r in self.requests]
+        return web.json_response({"requests": records, "total": len(records)})
+
+    async def _sandbox_restart(self, request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        if key not in self.state.releases:
+            return _error(404, f"Release {key} not found")
+        await self.restart_vote(key)
+        return web.json_response(self.state.release_json(self.state.releases[key]))
+
+    def _tally_request(self, release: atr_state.Release) -> TallyRequest:
+        vote_round = self.state.vote_round(release)
+        committee = self.state.committee_of(release.project_key)
+        committee_key = atr_state.IPMC_KEY if vote_round == 2 else (committee.key if committee else None)
+        return TallyRequest(
+            project_key=release.project_key,
+            version=release.version,
+            vote_seq=release.current_vote_seq,
+            vote_round=vote_round,
+            committee_key=committee_key,
+            list_address=release.email_to,
+            vote_message_id=release.vote_message_id,
+            vote_subject=release.vote_subject,
+            excluded_message_ids=self.state.receipt_ids(release),
+        )
+
+    async def _post(self, mails: list[atr_state.Outgoing]) -> None:
+        for mail in mails:
+            self.posted.append(mail)
+            if self.on_receipt is None:
+                continue
+            try:
+                result = self.on_receipt(mail.raw, mail.list_address)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                # ATR queues these mails as tasks: a failed send does not undo the ballot.
+                log.warning("sandbox_atr.post_failed", list=mail.list_address, error=str(exc))
+
+
+def _error(status: int, text: str, retry_after: int | None = None) -> web.Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return web.json_response({"error": text}, status=status, headers=headers)
+
+
+async def _body(request: web.Request, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, str]:
+    try:
+        data = await request.json()
+    except ValueError:
+        raise atr_state.RefusalError(400, "Input validation failed") from None
+    if not isinstance(data, dict):
+        raise atr_state.RefusalError(400, "Input validation failed")
+    missing = [name for name in required if not isinstance(data.get(name), str)]
+    unknown = sorted(set(data) - set(required) - set(optional))
+    if missing or unknown or any(not isinstance(data[name], str) for name in optional if name in data):
+        raise atr_state.RefusalError(400, "Input validation failed")
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def poster(archive_url: str) -> OnReceipt:
+    """An `on_receipt` that posts each mail to a sandbox lists.apache.org in another process."""
+    endpoint = archive_url.rstrip("/") + "/_sandbox/messages"
+
+    async def post(raw: bytes, list_address: str) -> None:
+        url = f"{endpoint}?{urllib.parse.urlencode({'list': list_address})}"
+        async with aiohttp.ClientSession() as session, session.post(url, data=raw) as response:
+            response.raise_for_status()
+
+    return post
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m watcher.sandbox.atr", description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", type=pathlib.Path, required=True, help="scenario TOML (the [atr] table)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
+    parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
+    parser.add_argument("--speed", type=float, default=1.0, help="how much faster than real time the clock runs")
+    parser.add_argument("--archive-url", help="sandbox lists.apache.org that receives ATR's mails")
+    parser.add_argument("--announce", action="store_true", help="post the [VOTE] mail of every running vote at start")
+    return parser.parse_args(argv)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    scenario = atr_scenario.load(args.scenario, time.time())
+    clock = sandbox_clock.ScaledClock(scenario.settings.now, args.speed)
+    on_receipt = poster(args.archive_url) if args.archive_url else None
+    sandbox = AtrSandbox(scenario, host=args.host, port=args.port, clock=clock, on_receipt=on_receipt)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with sandbox as url:
+        if args.announce:
+            await sandbox.announce_votes()
+        print(url, flush=True)
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the sandbox until SIGINT or SIGTERM; prints its base URL on the first line."""
+    args = _parse_args(argv)
+    if args.host not in ("127.0.0.1", "::1", "localhost"):
+        print("the sandbox listens on loopback only", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(args))
+    except atr_scenario.ScenarioError as exc:
+        print(f"sandbox ATR: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,720 @@
+"""The sandbox ATR's state and rules, free of HTTP: tokens, limits, ballots, tabulation, resolution.
+
+It follows reference/atr.md: PAT → JWT (HS256, 30 minutes), sliding-window rate limits,
+append-only ballots where the latest per voter wins, effective ballots with the IPMC carry in a
+podling's round 2 (§6.4), `vote/tabulate` (§10.3), and the resolve rules (§8.5). Every method
+takes `now` (Unix seconds) explicitly; messages ATR would post to a list come back as values.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import dataclasses
+import datetime
+import email.message
+import email.policy
+import email.utils
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import watcher.sandbox.atr_scenario as atr_scenario
+
+CANDIDATE: Final = "release_candidate"
+DRAFT: Final = "release_candidate_draft"
+PREVIEW: Final = "release_preview"
+TRUSTED: Final = "trusted"
+MANUAL: Final = "manual"
+IPMC_KEY: Final = "incubator"
+DEFAULT_MIN_HOURS: Final = 72
+DEFAULT_SUBJECT: Final = "[VOTE] Release {{PROJECT_NAME}} {{VERSION}}"
+JWT_AUDIENCE: Final = "atr-api-pat-test-v1"
+JWT_ISSUER: Final = "https://atr.sandbox.invalid/"
+HOUR: Final = 3600.0
+RESOLUTIONS: Final = frozenset({"passed", "failed", "cancelled"})
+_NAMESPACE: Final = uuid.UUID("6b1c1f55-4d7e-4d43-9a3e-2f0a4be6c1d1")
+_PLACEHOLDER: Final = re.compile(r"\{\{([A-Z_]+)\}\}")
+_BASE36: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+class RefusalError(Exception):
+    """An API error: HTTP status and ATR's `error` text (and Retry-After seconds for 429)."""
+
+    def __init__(self, status: int, error: str, retry_after: int | None = None) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.retry_after = retry_after
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message ATR sends to a list (ballot receipt, [VOTE], [RESULT])."""
+
+    raw: bytes
+    list_address: str
+
+
+@dataclasses.dataclass(slots=True)
+class Release:
+    """A release and what ATR's VOTE_INITIATE task knows about its running vote."""
+
+    project_key: str
+    version: str
+    phase: str
+    vote_mode: str | None
+    current_vote_seq: int | None
+    vote_started: float | None
+    vote_resolved: float | None
+    podling_thread_id: str | None
+    latest_revision_number: str | None
+    created: float
+    vote_duration: int
+    vote_subject: str
+    vote_message_id: str
+    email_to: str
+    initiator: str
+
+    @property
+    def key(self) -> str:
+        """`{project_key}-{version}`."""
+        return f"{self.project_key}-{self.version}"
+
+    def vote_end(self) -> float | None:
+        """When the running vote may be resolved (start + duration)."""
+        if self.vote_started is None:
+            return None
+        return self.vote_started + self.vote_duration * HOUR
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ballot:
+    """One BallotPaper row."""
+
+    id: int
+    release_key: str
+    vote_seq: int
+    vote_round: int | None
+    voter_asf_uid: str
+    voter_fullname: str
+    choice: str
+    comment: str
+    is_binding_at_cast: bool
+    revision_number_at_cast: str
+    receipt_message_id: str
+    created: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Effective:
+    """A ballot that counts now: binding re-checked, carried from round 1 or not."""
+
+    ballot: Ballot
+    is_binding: bool
+    is_carried: bool
+
+
+class AtrState:
+    """What the sandbox ATR knows, and its rules."""
+
+    def __init__(self, scenario: atr_scenario.Scenario) -> None:
+        self.settings = scenario.settings
+        self.committees = dict(scenario.committees)
+        self.people = dict(scenario.people)
+        self.projects = dict(scenario.projects)
+        self.pats = dict(scenario.settings.pats)
+        self._jwt_key = secrets.token_bytes(32)
+        self._windows: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        self.releases: dict[str, Release] = {}
+        self.ballots: list[Ballot] = []
+        for release_spec in scenario.releases:
+            self.releases[release_spec.key] = self._release(release_spec)
+        for ballot_spec in scenario.ballots:
+            self._scenario_ballot(ballot_spec)
+
+    # Scenario → state.
+
+    def _release(self, spec: atr_scenario.ReleaseSpec) -> Release:
+        now = self.settings.now
+        policy = self.projects[spec.project_key].policy
+        duration = spec.vote_duration or (policy.min_hours if policy and policy.min_hours else DEFAULT_MIN_HOURS)
+        release = Release(
+            project_key=spec.project_key,
+            version=spec.version,
+            phase=spec.phase,
+            vote_mode=spec.vote_mode,
+            current_vote_seq=spec.current_vote_seq,
+            vote_started=spec.vote_started,
+            vote_resolved=spec.vote_resolved,
+            podling_thread_id=spec.podling_thread_id,
+            latest_revision_number=spec.latest_revision_number,
+            created=spec.created if spec.created is not None else (spec.vote_started or now),
+            vote_duration=duration,
+            vote_subject="",
+            vote_message_id=spec.vote_message_id or "",
+            email_to=spec.email_to or "",
+            initiator=spec.initiator or self._default_initiator(spec.project_key),
+        )
+        release.vote_subject = spec.vote_subject or self.render_subject(release)
+        release.email_to = release.email_to or self._vote_list(release)
+        release.vote_message_id = (release.vote_message_id or self._message_id(release)).strip("<>")
+        return release
+
+    def _scenario_ballot(self, spec: atr_scenario.BallotSpec) -> None:
+        release = self.releases[spec.release_key]
+        vote_seq = spec.vote_seq if spec.vote_seq is not None else release.current_vote_seq
+        if vote_seq is None:
+            raise atr_scenario.ScenarioError(f"ballot for {spec.release_key}: the release has no vote_seq")
+        vote_round = spec.vote_round if spec.vote_round is not None else self.vote_round(release)
+        self.ballots.append(
+            Ballot(
+                id=len(self.ballots) + 1,
+                release_key=release.key,
+                vote_seq=vote_seq,
+                vote_round=vote_round,
+                voter_asf_uid=spec.voter_asf_uid,
+                voter_fullname=self.fullname(spec.voter_asf_uid),
+                choice=spec.choice,
+                comment=spec.comment,
+                is_binding_at_cast=self.is_binding(spec.voter_asf_uid, release, vote_round),
+                revision_number_at_cast=spec.revision_number_at_cast or release.latest_revision_number or "",
+                receipt_message_id=(spec.receipt_message_id or f"{uuid.uuid4()}@apache.org").strip("<>"),
+                created=spec.cast_at if spec.cast_at is not None else self.settings.now,
+            )
+        )
+
+    def _default_initiator(self, project_key: str) -> str:
+        committee = self.committee_of(project_key)
+        if committee is None:
+            return "release-manager"
+        return next(iter(committee.release_managers or committee.committee_members), "release-manager")
+
+    # Tokens.
+
+    def issue_jwt(self, asfuid: str, pat: str, now: float) -> str:
+        """Exchange a PAT for a JWT; 401 when the PAT is not this uid's."""
+        expected = self.pats.get(asfuid)
+        if not expected or not hmac.compare_digest(expected.encode(), pat.encode()):
+            raise RefusalError(401, "Invalid PAT or user")
+        claims = {
+            "sub": asfuid,
+            "iss": JWT_ISSUER,
+            "aud": JWT_AUDIENCE,
+            "iat": int(now),
+            "nbf": int(now),
+            "exp": int(now + self.settings.jwt_minutes * 60),
+            "jti": secrets.token_hex(8),
+            "atr_th": hashlib.sha3_256(pat.encode()).hexdigest(),
+        }
+        header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        payload = _b64(json.dumps(claims).encode())
+        signature = _b64(hmac.new(self._jwt_key, f"{header}.{payload}".encode(), hashlib.sha256).digest())
+        return f"{header}.{payload}.{signature}"
+
+    def verify_jwt(self, authorization: str, now: float) -> str:
+        """The uid behind an `Authorization: Bearer` header; 401 otherwise."""
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise RefusalError(
+                401, "Authentication required. Please provide a valid Bearer token in the Authorization header"
+            )
+        parts = token.strip().split(".")
+        if len(parts) != 3:
+            raise RefusalError(401, "Invalid token")
+        expected = _b64(hmac.new(self._jwt_key, f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest())
+        if not hmac.compare_digest(expected, parts[2]):
+            raise RefusalError(401, "Invalid token")
+        claims = json.loads(_unb64(parts[1]))
+        leeway = self.settings.jwt_leeway_seconds
+        if claims.get("aud") != JWT_AUDIENCE or now < claims["nbf"] - leeway:
+            raise RefusalError(401, "Invalid token")
+        if now >= claims["exp"] + leeway:
+            raise RefusalError(401, "Token has expired")
+        pat = self.pats.get(claims["sub"])
+        if pat is None or hashlib.sha3_256(pat.encode()).hexdigest() != claims.get("atr_th"):
+            raise RefusalError(401, "Token is no longer valid")
+        return str(claims["sub"])
+
+    def invalidate_tokens(self) -> None:
+        """Make every JWT issued so far invalid (as if ATR's signing key changed)."""
+        self._jwt_key = secrets.token_bytes(32)
+
+    # Limits.
+
+    def limit(self, name: str, per_hour: int, now: float) -> None:
+        """Count a request against a sliding one-hour window; 429 with Retry-After when full."""
+        window = self._windows[name]
+        while window and window[0] <= now - HOUR:
+            window.popleft()
+        if len(window) >= per_hour:
+            retry_after = max(1, int(window[0] + HOUR - now + 0.999))
+            raise RefusalError(429, f"Rate limit exceeded: {per_hour} per 1 hour", retry_after)
+        window.append(now)
+
+    # Facts.
+
+    def committee_of(self, project_key: str) -> atr_scenario.CommitteeSpec | None:
+        """The committee a project belongs to."""
+        project = self.projects.get(project_key)
+        if project is None or project.committee_key is None:
+            return None
+        return self.committees.get(project.committee_key)
+
+    def fullname(self, uid: str) -> str:
+        """The LDAP cn stand-in."""
+        return self.people.get(uid) or uid
+
+    def vote_round(self, release: Release) -> int | None:
+        """None for non-podlings; 1 until round 1 passed (podling_thread_id set), then 2."""
+        committee = self.committee_of(release.project_key)
+        if committee is None or not committee.is_podling:
+            return None
+        return 1 if release.podling_thread_id is None else 2
+
+    def is_binding(self, uid: str, release: Release, vote_round: int | None) -> bool:
+        """PMC (or PPMC in round 1) membership; IPMC membership in round 2."""
+        if vote_round == 2:
+            ipmc = self.committees.get(IPMC_KEY)
+            return ipmc is not None and uid in ipmc.committee_members
+        committee = self.committee_of(release.project_key)
+        return committee is not None and uid in committee.committee_members
+
+    def effective_vote_mode(self, release: Release) -> str:
+        """The frozen mode once a vote started, else the policy's."""
+        if release.phase != DRAFT and release.vote_mode is not None:
+            return release.vote_mode
+        return self._policy(release.project_key).vote_mode
+
+    def _policy(self, project_key: str) -> atr_scenario.PolicySpec:
+        return self.projects[project_key].policy or atr_scenario.PolicySpec()
+
+    def release(self, project_key: str, version: str) -> Release:
+        """The release, or 404."""
+        found = self.releases.get(f"{project_key}-{version}")
+        if found is None or found.project_key != project_key:
+            raise RefusalError(404, f"Release {project_key} {version} not found")
+        return found
+
+    # Reads rendered as ATR's JSON.
+
+    def releases_page(self, phase: str | None, offset: int, limit: int) -> dict[str, Any]:
+        """`releases/list`: newest first, paged."""
+        if offset < 0 or limit < 1:
+            raise RefusalError(400, "Input validation failed")
+        chosen = [r for r in self.releases.values() if phase is None or r.phase == phase]
+        chosen.sort(key=lambda r: (r.created, r.key), reverse=True)
+        page = chosen[offset : offset + limit]
+        return {"endpoint": "/releases/list", "data": [self.release_json(r) for r in page], "count": len(chosen)}
+
+    def release_json(self, release: Release) -> dict[str, Any]:
+        """A Release as ATR serialises it (with some fields clients do not need)."""
+        return {
+            "key": release.key,
+            "phase": release.phase,
+            "created": iso(release.created),
+            "released": None,
+            "archived": None,
+            "project_key": release.project_key,
+            "cycle_key": f"{release.project_key}-default",
+            "package_managers": [],
+            "version": release.version,
+            "sboms": [],
+            "release_policy_id": None,
+            "vote_mode": release.vote_mode,
+            "current_vote_seq": release.current_vote_seq,
+            "vote_started": iso(release.vote_started),
+            "vote_resolved": iso(release.vote_resolved),
+            "podling_thread_id": release.podling_thread_id,
+            "latest_revision_number": release.latest_revision_number,
+        }
+
+    def project_json(self, project_key: str) -> dict[str, Any]:
+        """`project/get`."""
+        project = self.projects.get(project_key)
+        if project is None:
+            raise RefusalError(404, f"Project {project_key} not found")
+        data: dict[str, Any] = {
+            "key": project.key,
+            "name": project.name,
+            "status": project.status,
+            "committee_key": project.committee_key,
+            "description": None,
+            "repositories": [],
+            "version_method": "simple",
+        }
+        return {"endpoint": "/project/get", "project": data}
+
+    def policy_json(self, project_key: str) -> dict[str, Any]:
+        """`policy/get` (new `policy_vote_recipients` and old `policy_mailto_addresses`)."""
+        if project_key not in self.projects:
+            raise RefusalError(404, f"Project {project_key} not found")
+        policy = self._policy(project_key)
+        return {
+            "endpoint": "/policy/get",
+            "project_key": project_key,
+            "policy_vote_mode": policy.vote_mode,
+            "policy_manual_vote": policy.vote_mode == MANUAL,
+            "policy_min_hours": policy.min_hours if policy.min_hours is not None else DEFAULT_MIN_HOURS,
+            "policy_start_vote_subject": policy.start_vote_subject or DEFAULT_SUBJECT,
+            "policy_start_vote_template": policy.start_vote_template,
+            "policy_finish_vote_template": "",
+            "policy_vote_comment_template": "",
+            "policy_vote_recipients": {
+                "to": list(self._recipients(project_key)),
+                "cc": list(policy.vote_recipients_cc),
+                "bcc": [],
+            },
+            "policy_mailto_addresses": list(self._mailto(project_key)),
+            "policy_announce_release_subject": "[ANNOUNCE] {{PROJECT_NAME}} {{VERSION}} released",
+            "policy_license_check_mode": "Both",
+            "policy_binary_artifact_paths": [],
+            "policy_source_artifact_paths": [],
+            "policy_github_repository_name": "",
+        }
+
+    def committee_json(self, key: str) -> dict[str, Any]:
+        """`committee/get`."""
+        committee = self.committees.get(key)
+        if committee is None:
+            raise RefusalError(404, f"Committee {key} not found")
+        data: dict[str, Any] = {
+            "key": committee.key,
+            "name": committee.name,
+            "charter": None,
+            "is_podling": committee.is_podling,
+            "parent_committee_key": committee.parent_committee_key,
+            "committee_members": list(committee.committee_members),
+            "committers": list(committee.committers),
+            "release_managers": list(committee.release_managers),
+            "updated": None,
+        }
+        return {"endpoint": "/committee/get", "committee": data}
+
+    def _mailto(self, project_key: str) -> tuple[str, ...]:
+        policy = self._policy(project_key)
+        if policy.mailto_addresses:
+            return policy.mailto_addresses
+        committee = self.projects[project_key].committee_key or project_key
+        return (f"dev@{committee}.apache.org", f"private@{committee}.apache.org")
+
+    def _recipients(self, project_key: str) -> tuple[str, ...]:
+        policy = self._policy(project_key)
+        return policy.vote_recipients_to or self._mailto(project_key)[:1]
+
+    def _vote_list(self, release: Release) -> str:
+        if self.vote_round(release) == 2:
+            return self.settings.second_round_email_to
+        return self._recipients(release.project_key)[0]
+
+    # Trusted ballots (reference/atr.md §6.3, §6.4).
+
+    def effective_ballots(self, release: Release) -> list[Effective]:
+        """Latest ballot per voter in this vote, plus round-1 ballots of IPMC members in round 2."""
+        vote_seq = release.current_vote_seq
+        if vote_seq is None:
+            return []
+        vote_round = self.vote_round(release)
+        current = _latest_per_voter(b for b in self.ballots if b.release_key == release.key and b.vote_seq == vote_seq)
+        entries = [Effective(b, self.is_binding(uid, release, vote_round), False) for uid, b in current.items()]
+        if vote_round != 2:
+            return entries
+        round_one = [b for b in self.ballots if b.release_key == release.key and b.vote_round == 1]
+        previous_seq = max((b.vote_seq for b in round_one if b.vote_seq < vote_seq), default=None)
+        if previous_seq is None:
+            return entries
+        previous = _latest_per_voter(b for b in round_one if b.vote_seq == previous_seq)
+        for uid, ballot in previous.items():
+            if uid not in current and self.is_binding(uid, release, 2):
+                entries.append(Effective(ballot, True, True))
+        return entries
+
+    def trusted_tally(self, release: Release) -> tuple[dict[str, int], bool]:
+        """The six counts and whether they pass (binding +1 ≥ 3 and > binding −1)."""
+        counts = dict.fromkeys(_SUMMARY_KEYS.values(), 0)
+        for entry in self.effective_ballots(release):
+            counts[_SUMMARY_KEYS[(entry.is_binding, entry.ballot.choice)]] += 1
+        yes, no = counts["binding_votes_yes"], counts["binding_votes_no"]
+        return counts, yes >= 3 and yes > no
+
+    def tabulate(self, project_key: str, version: str) -> dict[str, Any]:
+        """`vote/tabulate` without `details` (the server adds those through its tally hook)."""
+        release = self.release(project_key, version)
+        mode = self.effective_vote_mode(release)
+        result: dict[str, Any] = {
+            "endpoint": "/vote/tabulate",
+            "details": None,
+            "vote_mode": mode,
+            "vote_seq": release.current_vote_seq,
+            "trusted_ballots": None,
+            "trusted_summary": None,
+            "trusted_passed": None,
+        }
+        if mode == TRUSTED and release.current_vote_seq is not None:
+            summary, passed = self.trusted_tally(release)
+            result["trusted_ballots"] = [_ballot_json(e) for e in self.effective_ballots(release)]
+            result["trusted_summary"] = summary
+            result["trusted_passed"] = passed
+            return result
+        if release.current_vote_seq is None:
+            raise RefusalError(404, f"No vote has been started for {release.key}")
+        return result
+
+    def receipt_ids(self, release: Release) -> frozenset[str]:
+        """Receipt Message-IDs of the effective ballots (what ATR leaves out of the email tally)."""
+        return frozenset(e.ballot.receipt_message_id for e in self.effective_ballots(release))
+
+    # Writes.
+
+    def cast(self, uid: str, project_key: str, version: str, *, choice: str, comment: str, now: float) -> Outgoing:
+        """`vote/cast`: append a ballot and return its receipt for the vote's list."""
+        release = self.release(project_key, version)
+        if choice not in atr_scenario.CHOICES:
+            raise RefusalError(400, "Input validation failed")
+        if release.phase != CANDIDATE:
+            raise RefusalError(409, "Vote is no longer open.")
+        if self.effective_vote_mode(release) != TRUSTED or release.current_vote_seq is None:
+            raise RefusalError(409, "This release is not accepting trusted votes.")
+        if not any(uid in c.committers or uid in c.committee_members for c in self.committees.values()):
+            raise RefusalError(403, "Only committers may cast a vote in ATR.")
+        vote_round = self.vote_round(release)
+        ballot = Ballot(
+            id=len(self.ballots) + 1,
+            release_key=release.key,
+            vote_seq=release.current_vote_seq,
+            vote_round=vote_round,
+            voter_asf_uid=uid,
+            voter_fullname=self.fullname(uid),
+            choice=choice,
+            comment=comment.strip(),
+            is_binding_at_cast=self.is_binding(uid, release, vote_round),
+            revision_number_at_cast=release.latest_revision_number or "",
+            receipt_message_id=f"{uuid.uuid4()}@apache.org",
+            created=now,
+        )
+        self.ballots.append(ballot)
+        return Outgoing(receipt_message(ballot, release), release.email_to)
+
+    def resolve(self, uid: str, project_key: str, version: str, *, resolution: str, now: float) -> list[Outgoing]:
+        """`vote/resolve` with ATR's rules; returns the mails ATR sends ([RESULT], a round-2 [VOTE])."""
+        release = self.release(project_key, version)
+        if resolution not in RESOLUTIONS:
+            raise RefusalError(400, "Input validation failed")
+        if not self._may_resolve(uid, release):
+            raise RefusalError(403, "You do not have permission to resolve this vote.")
+        if release.phase != CANDIDATE:
+            raise RefusalError(409, "This release is not in the voting phase; the release state has changed.")
+        mode = self.effective_vote_mode(release)
+        if mode == MANUAL:
+            raise RefusalError(409, "Manual votes are resolved in the ATR web interface.")
+        vote_end = release.vote_end()
+        if resolution != "cancelled" and vote_end is not None and now < vote_end:
+            raise RefusalError(409, f"The vote is still open; it ends at {iso(vote_end)}.")
+        if resolution == "passed" and mode == TRUSTED and not self.trusted_tally(release)[1]:
+            raise RefusalError(409, "The trusted ballot record does not have enough binding +1 votes to pass.")
+        outgoing = [Outgoing(self._result_message(release, resolution, now), release.email_to)]
+        if resolution == "passed" and self.vote_round(release) == 1:
+            outgoing.append(self._start_round_two(release, now))
+        elif resolution == "passed":
+            release.phase, release.vote_resolved = PREVIEW, now
+        else:
+            release.phase, release.vote_mode = DRAFT, None
+            release.vote_resolved, release.podling_thread_id = None, None
+        return outgoing
+
+    def _may_resolve(self, uid: str, release: Release) -> bool:
+        committee = self.committee_of(release.project_key)
+        if committee is None:
+            return False
+        return uid in committee.committee_members or (uid in committee.release_managers and uid in committee.committers)
+
+    def _start_round_two(self, release: Release, now: float) -> Outgoing:
+        release.podling_thread_id = thread_id(release.vote_message_id)
+        self._new_vote(release, now)
+        release.email_to = self.settings.second_round_email_to
+        return self.announcement(release)
+
+    def restart_vote(self, release_key: str, now: float, vote_mode: str | None = None) -> Outgoing:
+        """Start the release's vote again (as after a cancel and a new `vote/start`); returns its [VOTE]."""
+        release = self.releases[release_key]
+        release.phase = CANDIDATE
+        release.vote_resolved = None
+        release.vote_mode = vote_mode or release.vote_mode or self._policy(release.project_key).vote_mode
+        self._new_vote(release, now)
+        release.email_to = self._vote_list(release)
+        return self.announcement(release)
+
+    def _new_vote(self, release: Release, now: float) -> None:
+        seqs = [r.current_vote_seq or 0 for r in self.releases.values()] + [b.vote_seq for b in self.ballots]
+        release.current_vote_seq = max(seqs, default=0) + 1
+        release.vote_started = now
+        release.vote_message_id = self._message_id(release)
+
+    # Mail that ATR sends.
+
+    def render_subject(self, release: Release) -> str:
+        """The [VOTE] subject from the policy's template (ATR's `vote_subject` placeholders)."""
+        template = self._policy(release.project_key).start_vote_subject or DEFAULT_SUBJECT
+        return substitute(template, self._values(release))
+
+    def _values(self, release: Release) -> dict[str, str]:
+        project = self.projects[release.project_key]
+        committee = self.committee_of(release.project_key)
+        podling = committee is not None and committee.is_podling
+        name = (project.name or project.key) + (" (Incubating)" if podling else "")
+        short = name.removeprefix("Apache Software Foundation ") if name.startswith("Apache Software") else name
+        committee_name = (committee.name or committee.key.title()) if committee else project.key
+        return {
+            "PROJECT_NAME": short.removeprefix("Apache "),
+            "VERSION": release.version,
+            "COMMITTEE": committee_name + (" (Incubating)" if podling else ""),
+            "REVISION": release.latest_revision_number or "",
+            "TAG": "",
+            "DURATION": str(release.vote_duration),
+        }
+
+    def announcement(self, release: Release) -> Outgoing:
+        """The [VOTE] mail of the running vote."""
+        values = self._values(release)
+        template = self._policy(release.project_key).start_vote_template or _DEFAULT_BODY
+        body = _with_footer(substitute(template, values | {"YOUR_ASF_ID": release.initiator}), release.initiator)
+        started = release.vote_started if release.vote_started is not None else self.settings.now
+        mail = _mail(release.initiator, release.email_to, release.vote_subject, release.vote_message_id, started)
+        mail.set_content(body, cte="8bit")
+        return Outgoing(mail.as_bytes(), release.email_to)
+
+    def _result_message(self, release: Release, resolution: str, now: float) -> bytes:
+        name = self._values(release)["PROJECT_NAME"]
+        subject = f"[RESULT] [VOTE] Release {name} {release.version} {resolution.upper()}"
+        mail = _mail(release.initiator, release.email_to, subject, f"{uuid.uuid4()}@apache.org", now)
+        mail["In-Reply-To"] = mail["References"] = f"<{release.vote_message_id}>"
+        mail.set_content(_with_footer(f"The vote {resolution}.", release.initiator), cte="8bit")
+        return mail.as_bytes()
+
+    def _message_id(self, release: Release) -> str:
+        return f"{uuid.uuid5(_NAMESPACE, f'{release.key}/{release.current_vote_seq}')}@apache.org"
+
+
+_SUMMARY_KEYS: Final = {
+    (True, "+1"): "binding_votes_yes",
+    (True, "-1"): "binding_votes_no",
+    (True, "0"): "binding_votes_abstain",
+    (False, "+1"): "non_binding_votes_yes",
+    (False, "-1"): "non_binding_votes_no",
+    (False, "0"): "non_binding_votes_abstain",
+}
+
+_DEFAULT_BODY: Final = """Hello {{COMMITTEE}},
+
+Please vote on releasing {{PROJECT_NAME}} {{VERSION}} (revision {{REVISION}}).
+
+[ ] +1 Release this package
+[ ] +0 Abstain
+[ ] -1 Do not release this package (please say why)
+
+You can vote in ATR, or by replying to this email.
+
+The vote is open for {{DURATION}} hours.
+
+Thanks,
+{{YOUR_ASF_ID}}
+"""
+
+
+def receipt_message(ballot: Ballot, release: Release) -> bytes:
+    """The copy of a ballot ATR posts to the thread (reference/atr.md §6.5)."""
+    mail = _mail(
+        ballot.voter_asf_uid, release.email_to, f"Re: {release.vote_subject}", ballot.receipt_message_id, ballot.created
+    )
+    mail["In-Reply-To"] = mail["References"] = f"<{release.vote_message_id}>"
+    mail.set_content(_with_footer(receipt_body(ballot), ballot.voter_asf_uid), cte="8bit")
+    return mail.as_bytes()
+
+
+def receipt_body(ballot: Ballot) -> str:
+    """`{vote} ({label}) ({uid}) {Full Name}`, then the comment and a signature when there is one."""
+    label = _label(ballot)
+    head = f"{ballot.choice} ({label}) " if label else f"{ballot.choice} "
+    lines = [f"{head}({ballot.voter_asf_uid}) {ballot.voter_fullname}"]
+    if ballot.comment:
+        lines += ["", ballot.comment, "", "-- ", f"{ballot.voter_fullname} ({ballot.voter_asf_uid})"]
+    return "\n".join(lines) + "\n"
+
+
+def _label(ballot: Ballot) -> str:
+    if ballot.vote_round == 1:
+        return "formal" if ballot.is_binding_at_cast else "informal"
+    return "binding" if ballot.is_binding_at_cast else ""
+
+
+def _with_footer(body: str, uid: str) -> str:
+    # ATR strips the body and appends its USER footer after a blank line.
+    return f"{body.strip()}\n\nThis email was sent by {uid}@apache.org on the Apache Trusted Releases platform\n"
+
+
+def _mail(uid: str, to: str, subject: str, message_id: str, when: float) -> email.message.EmailMessage:
+    mail = email.message.EmailMessage(policy=email.policy.SMTP)
+    mail["From"] = f"{uid}@apache.org"
+    mail["To"] = to
+    mail["Subject"] = subject
+    mail["Date"] = email.utils.format_datetime(datetime.datetime.fromtimestamp(when, datetime.UTC))
+    mail["Message-ID"] = f"<{message_id.strip('<>')}>"
+    return mail
+
+
+def _ballot_json(entry: Effective) -> dict[str, Any]:
+    ballot = entry.ballot
+    return {
+        "voter_asf_uid": ballot.voter_asf_uid,
+        "voter_fullname": ballot.voter_fullname,
+        "choice": ballot.choice,
+        "comment": ballot.comment,
+        "is_binding": entry.is_binding,
+        "is_carried": entry.is_carried,
+        "vote_round": ballot.vote_round,
+        "revision_number_at_cast": ballot.revision_number_at_cast,
+        "receipt_message_id": ballot.receipt_message_id,
+        "cast_at": iso(ballot.created),
+    }
+
+
+def _latest_per_voter(ballots: Iterable[Ballot]) -> dict[str, Ballot]:
+    latest: dict[str, Ballot] = {}
+    for ballot in sorted(ballots, key=lambda b: b.id):
+        latest[ballot.voter_asf_uid] = ballot
+    return latest
+
+
+def substitute(template: str, values: Mapping[str, str]) -> str:
+    """Replace `{{NAME}}` placeholders that have a value; leave others as they are."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+def thread_id(message_id: str) -> str:
+    """A stable 32-character archive-style thread id for a [VOTE] Message-ID."""
+    number = int.from_bytes(hashlib.sha256(message_id.encode()).digest(), "big")
+    chars = []
+    for _ in range(32):
+        number, index = divmod(number, 36)
+        chars.append(_BASE36[index])
+    return "".join(chars)
+
+
+def iso(seconds: float | None) -> str | None:
+    """Unix seconds as ATR's ISO 8601 UTC text."""
+    if seconds is None:
+        return None
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
