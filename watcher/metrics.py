@@ -1,0 +1,178 @@
+"""Prometheus metrics: what the daemon counts, in a registry of its own, served over HTTP for scrapes.
+
+The endpoint is off unless a listen address is configured, and binds loopback unless told otherwise.
+Label values must come from small fixed sets (sources, vote modes, results), never from email.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Final, Literal
+from wsgiref.simple_server import WSGIServer
+
+import prometheus_client
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+DEFAULT_LISTEN: Final = "127.0.0.1:9464"
+DEFAULT_HOST: Final = "127.0.0.1"
+ReminderOutcome = Literal["sent", "skipped", "failed"]
+ResolutionOutcome = Literal["signalled", "held"]
+REMINDER_OUTCOMES: Final[tuple[ReminderOutcome, ...]] = ("sent", "skipped", "failed")
+RESOLUTION_OUTCOMES: Final[tuple[ResolutionOutcome, ...]] = ("signalled", "held")
+_MAX_PORT: Final = 65535
+Clock = Callable[[], datetime.datetime]
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A running metrics endpoint; `stop()` closes it."""
+
+    host: str
+    port: int
+    _server: WSGIServer = dataclasses.field(repr=False)
+    _thread: threading.Thread = dataclasses.field(repr=False)
+
+    @property
+    def url(self) -> str:
+        """The address to scrape."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/metrics"
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+class Metrics:
+    """The daemon's metrics; methods are safe to call from any thread, and cheap."""
+
+    def __init__(self, version: str, sources: Iterable[str] = (), clock: Clock = _utcnow) -> None:
+        """`sources` are expected to poll: until their first success they age from now, rather than being absent."""
+        self.registry = prometheus_client.CollectorRegistry()
+        registry = self.registry
+        self._votes_tracked = prometheus_client.Gauge(
+            "vote_watcher_votes_tracked", "Votes being watched, by ATR vote mode.", ["mode"], registry=registry
+        )
+        self._ingested = prometheus_client.Counter(
+            "vote_watcher_messages_ingested", "Messages stored, by source.", ["source"], registry=registry
+        )
+        self._classified = prometheus_client.Counter(
+            "vote_watcher_votes_classified", "Emailed votes classified, by result.", ["result"], registry=registry
+        )
+        self._reminders = prometheus_client.Counter(
+            "vote_watcher_reminders", "Reminders to binding voters, by outcome.", ["outcome"], registry=registry
+        )
+        self._resolutions = prometheus_client.Counter(
+            "vote_watcher_resolutions", "Due resolutions, signalled to ATR or held.", ["outcome"], registry=registry
+        )
+        self._budget = prometheus_client.Gauge(
+            "vote_watcher_atr_budget_remaining", "ATR API requests left in this hour's budget.", registry=registry
+        )
+        prometheus_client.Info("vote_watcher", "The running vote-watcher.", registry=registry).info(
+            {"version": version}
+        )
+        prometheus_client.ProcessCollector(registry=registry)
+        self._polls = _PollAges(clock, sources)
+        registry.register(self._polls)
+        # Known outcomes are exported at 0 from the start, so that rates and alerts work before the first event.
+        for outcome in REMINDER_OUTCOMES:
+            self._reminders.labels(outcome=outcome)
+        for resolution in RESOLUTION_OUTCOMES:
+            self._resolutions.labels(outcome=resolution)
+
+    def ingested(self, source: str, count: int = 1) -> None:
+        """`count` new messages stored from `source` (e.g. "imap", "ponymail", "mbox")."""
+        self._ingested.labels(source=source).inc(count)
+
+    def classified(self, result: str) -> None:
+        """One emailed vote classified, e.g. "+1", "0", "-1", "?" or "possible"."""
+        self._classified.labels(result=result).inc()
+
+    def reminder(self, outcome: ReminderOutcome) -> None:
+        """One reminder sent, skipped (cap, opt-out, dry run) or failed."""
+        if outcome not in REMINDER_OUTCOMES:
+            raise ValueError(f"reminder outcome must be one of {', '.join(REMINDER_OUTCOMES)}, not {outcome!r}")
+        self._reminders.labels(outcome=outcome).inc()
+
+    def resolution(self, outcome: ResolutionOutcome) -> None:
+        """One due resolution signalled to ATR or held for the release manager."""
+        if outcome not in RESOLUTION_OUTCOMES:
+            raise ValueError(f"resolution outcome must be one of {', '.join(RESOLUTION_OUTCOMES)}, not {outcome!r}")
+        self._resolutions.labels(outcome=outcome).inc()
+
+    def polled(self, source: str, when: datetime.datetime) -> None:
+        """A successful poll of `source` finished at `when` (timezone-aware)."""
+        self._polls.record(source, when)
+
+    def set_votes_tracked(self, mode: str, count: int) -> None:
+        """How many votes of ATR vote mode `mode` (e.g. "hybrid", "email") are being watched."""
+        self._votes_tracked.labels(mode=mode).set(count)
+
+    def set_budget(self, remaining: int) -> None:
+        """ATR API requests left in the current hour."""
+        self._budget.set(remaining)
+
+    def start(self, listen: str) -> Endpoint | None:
+        """Serve these metrics at `listen` ("host:port", ":port" or "port" for loopback); None when empty."""
+        if not listen.strip():
+            return None
+        host, port = parse_listen(listen)
+        server, thread = prometheus_client.start_http_server(port, addr=host, registry=self.registry)
+        return Endpoint(host=host, port=server.server_port, _server=server, _thread=thread)
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """("host", port) from "host:port", "[v6]:port", ":port" or "port"; a missing host means loopback."""
+    text = listen.strip()
+    host, _, port_text = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]") or DEFAULT_HOST
+    if not port_text.isdigit() or int(port_text) > _MAX_PORT:
+        raise ValueError(f"metrics listen address {listen!r}: expected host:port with a port from 0 to {_MAX_PORT}")
+    return host, int(port_text)
+
+
+class _PollAges(Collector):
+    """vote_watcher_seconds_since_last_poll, computed when scraped from the last success per source."""
+
+    def __init__(self, clock: Clock, sources: Iterable[str]) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        started = clock()
+        self._last: dict[str, datetime.datetime] = dict.fromkeys(sources, started)
+
+    def record(self, source: str, when: datetime.datetime) -> None:
+        # Checked here: at scrape time, in the server's thread, the mistake would be much harder to see.
+        if when.tzinfo is None:
+            raise ValueError(f"poll time of {source!r} must be timezone-aware, got {when.isoformat()}")
+        with self._lock:
+            self._last[source] = when
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
+    def collect(self) -> Iterator[Metric]:
+        now = self._clock()
+        family = self._family()
+        with self._lock:
+            last = dict(self._last)
+        for source, when in sorted(last.items()):
+            family.add_metric([source], max(0.0, (now - when).total_seconds()))
+        yield family
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "vote_watcher_seconds_since_last_poll",
+            "Seconds since the last successful poll, by source.",
+            labels=["source"],
+        )
