@@ -252,7 +252,7 @@ async def test_private_list_needs_a_good_token(tmp_path: pathlib.Path) -> None:
             assert len(await member.thread_raw(ident)) == 1
         sandbox.reset_counts()
         async with client(url, token_file=bad) as stranger:
-            with pytest.raises(ponymail.ArchiveError) as refused:
+            with pytest.raises(ponymail.ArchiveFetchError) as refused:
                 await stranger.source(ident)
             assert "pmt_wrong-secret" not in repr(stranger)
         assert "HTTP 403" in str(refused.value)
@@ -292,7 +292,7 @@ async def test_fetch_thread_raw_from_a_reply_climbs_to_the_root(ponymail_sandbox
 
 
 async def test_fetch_thread_raw_of_an_unknown_thread_fails_clearly(ponymail_sandbox: Sandbox) -> None:
-    with pytest.raises(ponymail.ArchiveError, match="not found"):
+    with pytest.raises(ponymail.ArchiveFetchError, match="not found"):
         await ponymail.fetch_thread_raw("0" * 32, archive_url=ponymail_sandbox.url)
 
 

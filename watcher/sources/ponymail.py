@@ -53,7 +53,7 @@ Deliver = Callable[["ArchivedMessage"], Awaitable[None]]
 """Receives each new message; the cursor moves only after it returned."""
 
 
-class ArchiveError(RuntimeError):
+class ArchiveFetchError(RuntimeError):
     """The archive could not be read (after retries). `url` names the request, never a secret."""
 
     def __init__(self, text: str, url: str) -> None:
@@ -167,7 +167,7 @@ class ArchiveClient:
         name, domain = split_list(list_address)
         found = await self._json("stats.json", {"list": name, "domain": domain, **params})
         if found is None:
-            raise ArchiveError("stats: list not found", self._url("stats.json"))
+            raise ArchiveFetchError("stats: list not found", self._url("stats.json"))
         return found
 
     async def email(self, ident: str, list_address: str | None = None) -> dict[str, Any] | None:
@@ -194,7 +194,7 @@ class ArchiveClient:
             return None
         ident = str(found.get("mid") or found.get("id") or "")
         if not _THREAD_ID.match(ident):
-            raise ArchiveError(f"email.json gave no usable id for <{message_id}>", self._url("email.json"))
+            raise ArchiveFetchError(f"email.json gave no usable id for <{message_id}>", self._url("email.json"))
         return ident
 
     async def thread_entries(self, thread_id: str, *, find_parent: bool = False) -> list[ThreadEntry] | None:
@@ -204,7 +204,7 @@ class ArchiveClient:
             return None
         entries = thread_entries(data)
         if len(entries) > MAX_THREAD_MESSAGES:
-            raise ArchiveError(
+            raise ArchiveFetchError(
                 f"thread has {len(entries)} messages, over {MAX_THREAD_MESSAGES}", self._url("thread.json")
             )
         return entries
@@ -213,11 +213,12 @@ class ArchiveClient:
         """Every raw message of the thread holding `thread_id`, in archive order; any gap raises."""
         entries = await self.thread_entries(thread_id, find_parent=True)
         if entries is None:
-            raise ArchiveError(f"thread {thread_id} not found", self._url("thread.json"))
+            raise ArchiveFetchError(f"thread {thread_id} not found", self._url("thread.json"))
         raws = await asyncio.gather(*(self.source(entry.archive_id) for entry in entries))
         missing = [entry.archive_id for entry, raw in zip(entries, raws, strict=True) if not raw]
         if missing:
-            raise ArchiveError(f"{len(missing)} message(s) of thread {thread_id} not found", self._url("source.lua"))
+            gaps = f"{len(missing)} message(s) of thread {thread_id} not found"
+            raise ArchiveFetchError(gaps, self._url("source.lua"))
         return [raw for raw in raws if raw]
 
     async def find_vote_thread(
@@ -261,9 +262,9 @@ class ArchiveClient:
         try:
             found = response.json()
         except ValueError as exc:
-            raise ArchiveError(f"{endpoint}: unparsable JSON", self._url(endpoint)) from exc
+            raise ArchiveFetchError(f"{endpoint}: unparsable JSON", self._url(endpoint)) from exc
         if not isinstance(found, dict):
-            raise ArchiveError(f"{endpoint}: JSON is not an object", self._url(endpoint))
+            raise ArchiveFetchError(f"{endpoint}: JSON is not an object", self._url(endpoint))
         return found
 
     async def _get(self, endpoint: str, params: Mapping[str, str | int]) -> httpx.Response | None:
@@ -283,13 +284,13 @@ class ArchiveClient:
                 if status < 400:
                     return response
                 if status < 500 and status not in _RETRY_STATUS:
-                    raise ArchiveError(f"{endpoint}: HTTP {status}", url)
+                    raise ArchiveFetchError(f"{endpoint}: HTTP {status}", url)
                 problem = f"HTTP {status}"
             if attempt + 1 < attempts:
                 delay = self._backoff(attempt)
                 log.warning("archive request failed, retrying", extra={"url": url, "problem": problem, "delay": delay})
                 await self._sleep(delay)
-        raise ArchiveError(f"{endpoint}: {problem} after {attempts} attempts", url)
+        raise ArchiveFetchError(f"{endpoint}: {problem} after {attempts} attempts", url)
 
     async def _attempt(self, url: str, params: Mapping[str, str | int]) -> httpx.Response:
         async with self._semaphore:
@@ -393,7 +394,7 @@ class PonyMailSource:
         position = saved.position if saved else 0
         try:
             probe = await self.client.stats(address, **self._probe_params(position))
-        except ArchiveError as exc:
+        except ArchiveFetchError as exc:
             return [], [f"{address}: {exc}"]
         emails = [entry for entry in probe.get("emails") or [] if isinstance(entry, dict)]
         considered = self._considered.setdefault(address, {})
@@ -434,7 +435,7 @@ class PonyMailSource:
     ) -> None:
         try:
             entries = await self._thread_entries(tracked)
-        except ArchiveError as exc:
+        except ArchiveFetchError as exc:
             problems.append(f"{tracked.list_address}: {exc}")
             return
         if entries is None or tracked.thread_id is None:
@@ -477,11 +478,17 @@ async def fetch_thread_raw(
 
     Takes `https://lists.apache.org/thread/<id>`, `<base>/thread/<id>` or a bare id. A full URL
     names its own archive unless `archive_url` is set to something other than the default.
+    Raises ArchiveFetchError for a bad reference, an unreadable token file, or any message of
+    the thread that cannot be fetched (a partial thread would give a wrong tally).
     """
-    base, thread_id = parse_thread_ref(url_or_id)
-    if base is None or archive_url.rstrip("/") != DEFAULT_ARCHIVE_URL:
-        base = archive_url
-    async with ArchiveClient(Settings(base_url=base, token_file=token_file)) as client:
+    try:
+        base, thread_id = parse_thread_ref(url_or_id)
+        if base is None or archive_url.rstrip("/") != DEFAULT_ARCHIVE_URL:
+            base = archive_url
+        client = ArchiveClient(Settings(base_url=base, token_file=token_file))
+    except ValueError as exc:
+        raise ArchiveFetchError(str(exc), url_or_id) from None
+    async with client:
         return await client.thread_raw(thread_id)
 
 
