@@ -35,6 +35,11 @@ _MID_RE: Final = re.compile(r"<([^<>\s]+)>")
 _LIST_ID_RE: Final = re.compile(r"<([^<>]+)>")
 _HTML_BREAKS: Final = ("br", "p", "div", "li", "tr", "blockquote", "h1", "h2", "h3", "h4", "pre")
 _FALLBACK_CHARSET: Final = "utf-8"
+_PGP_ARMOUR: Final = "-----BEGIN PGP MESSAGE-----"
+_BOUNDARY_LINE: Final = re.compile(rb"(?m)^--([!#-~]{1,200})[ \t]*\r?$")
+_ENRICHED_PARAM: Final = re.compile(r"(?<!<)<param>.*?</param>", re.IGNORECASE | re.DOTALL)
+_ENRICHED_TOKEN: Final = re.compile(r"<<|</?[A-Za-z0-9-]{1,60}>")
+_NEWLINE_RUN: Final = re.compile(r"\n+")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -296,39 +301,108 @@ def _parse_date(value: str) -> datetime.datetime | None:
     return parsed.astimezone(datetime.UTC)
 
 
+@dataclasses.dataclass(slots=True)
+class _Texts:
+    """Text found in a message's parts, by kind, in part order."""
+
+    plain: list[str] = dataclasses.field(default_factory=list)
+    html: list[str] = dataclasses.field(default_factory=list)
+    other: list[str] = dataclasses.field(default_factory=list)
+
+
 def _body_text(msg: email.message.Message, defects: list[str]) -> tuple[str, TextSource]:
-    plain: list[str] = []
-    html: list[str] = []
+    texts = _Texts()
     try:
         for part in msg.walk():
-            _collect_part(part, plain, html, defects)
+            _collect_part(part, texts, defects)
     except Exception as exc:
         defects.append(f"unreadable MIME structure: {type(exc).__name__}")
-    if plain:
-        return _clean_text("\n".join(plain)), "plain"
-    if html:
-        return _clean_text("\n".join(_html_to_text(h) for h in html)), "html"
+    if texts.plain:
+        return _clean_text("\n".join(texts.plain)), "plain"
+    if texts.html:
+        return _clean_text("\n".join(_html_to_text(h) for h in texts.html)), "html"
+    if texts.other:
+        # text/enriched and other inline text parts, when there is nothing better to read.
+        return _clean_text("\n".join(texts.other)), "plain"
     return "", "none"
 
 
-def _collect_part(part: email.message.Message, plain: list[str], html: list[str], defects: list[str]) -> None:
-    if part.is_multipart():
-        return
-    if part.get_content_disposition() == "attachment":
+def _collect_part(part: email.message.Message, texts: _Texts, defects: list[str]) -> None:
+    if part.is_multipart() or part.get_content_disposition() == "attachment":
         return
     content_type = part.get_content_type()
-    if content_type not in ("text/plain", "text/html"):
-        if content_type == "application/pgp-encrypted" or content_type.endswith("encrypted"):
-            defects.append("encrypted body")
+    if content_type.startswith("multipart/"):
+        _collect_partless(part, texts, defects)
         return
+    if content_type == "application/pgp-encrypted" or content_type.endswith("encrypted"):
+        defects.append("encrypted body")
+        return
+    if part.get_content_maintype() != "text":
+        return
+    text = _part_text(part, defects)
+    if text is None:
+        return
+    if content_type == "text/plain":
+        if _PGP_ARMOUR in text:
+            defects.append("encrypted body")
+        texts.plain.append(text)
+    elif content_type == "text/html":
+        texts.html.append(text)
+    elif content_type == "text/enriched":
+        texts.other.append(_enriched_to_text(text))
+    else:
+        texts.other.append(text)
+
+
+def _part_text(part: email.message.Message, defects: list[str]) -> str | None:
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
-        return
+        return None
     charset = part.get_content_charset()
-    text = _decode_bytes(payload, charset)
     if charset and not _charset_known(charset):
         defects.append(f"unknown charset {charset!r}")
-    (plain if content_type == "text/plain" else html).append(text)
+    return _decode_bytes(payload, charset)
+
+
+def _collect_partless(part: email.message.Message, texts: _Texts, defects: list[str]) -> None:
+    """A multipart whose boundary never appears: recover its parts, else keep the body as text."""
+    payload = part.get_payload()
+    if not isinstance(payload, str) or not payload.strip():
+        return
+    try:
+        raw = payload.encode("utf-8", "surrogateescape")
+    except UnicodeError:
+        raw = payload.encode("utf-8", "replace")
+    recovered = _reparse_with_found_boundary(raw)
+    if recovered is None:
+        defects.append("multipart body without parts: kept as text")
+        texts.plain.append(_decode_bytes(raw, part.get_content_charset()))
+        return
+    defects.append("MIME boundary differs from the declared one: parts recovered")
+    for sub in recovered.walk():
+        # Leaves only: a second broken multipart inside is not chased again.
+        if not sub.get_content_type().startswith("multipart/"):
+            _collect_part(sub, texts, defects)
+
+
+def _reparse_with_found_boundary(raw: bytes) -> email.message.Message | None:
+    found = _BOUNDARY_LINE.search(raw)
+    if found is None:
+        return None
+    boundary = found.group(1).removesuffix(b"--")
+    if not boundary:
+        return None
+    wrapped = b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\n\n' + raw
+    recovered = email.message_from_bytes(wrapped, policy=email.policy.compat32)
+    return recovered if recovered.is_multipart() else None
+
+
+def _enriched_to_text(text: str) -> str:
+    """text/enriched (RFC 1896) to plain text: commands dropped, `<<` is `<`, newlines unfolded."""
+    text = _ENRICHED_PARAM.sub("", text.replace("\r\n", "\n"))
+    text = _ENRICHED_TOKEN.sub(lambda m: "<" if m.group(0) == "<<" else "", text)
+    # In text/enriched a lone newline is a space and n newlines are n-1 line breaks.
+    return _NEWLINE_RUN.sub(lambda m: " " if len(m.group(0)) == 1 else "\n" * (len(m.group(0)) - 1), text)
 
 
 def _charset_known(charset: str) -> bool:
@@ -354,7 +428,8 @@ def _html_to_text(markup: str) -> str:
         return ""
     for dropped in soup(["script", "style", "head"]):
         dropped.decompose()
-    for quote in soup.find_all("blockquote"):
+    # Innermost first, so that a quote inside a quote gets two markers.
+    for quote in reversed(soup.find_all("blockquote")):
         inner = quote.get_text("\n")
         quoted = "\n".join("> " + line for line in inner.splitlines() if line.strip())
         quote.replace_with(soup.new_string("\n" + quoted + "\n"))
