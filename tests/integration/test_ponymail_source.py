@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import pathlib
@@ -321,3 +322,42 @@ async def test_find_vote_thread_among_a_month_of_noise(corpus_dir: pathlib.Path)
 async def test_plain_http_is_refused_beyond_loopback() -> None:
     with pytest.raises(ValueError, match="https"):
         ponymail.ArchiveClient(ponymail.Settings(base_url="http://lists.apache.org"))
+
+
+async def test_a_failing_store_loses_nothing(ponymail_sandbox: Sandbox) -> None:
+    add_vote_thread(ponymail_sandbox)
+    store = Store()
+    broken = True
+
+    async def deliver(item: ponymail.ArchivedMessage) -> None:
+        if broken:
+            raise OSError("disk full")
+        await store.deliver(item)
+
+    async with client(ponymail_sandbox.url) as archive_client:
+        source = ponymail.PonyMailSource(archive_client, [LIST])
+        source.track(LIST, message_id=VOTE_MID)
+        with pytest.raises(OSError, match="disk full"):
+            await source.poll(store.seen, deliver)
+        broken = False
+        report = await source.poll(store.seen, deliver)
+    assert mids(report.messages) == [VOTE_MID, "r1@example.org"]
+    assert mids(store.delivered) == [VOTE_MID, "r1@example.org"]
+
+
+async def test_run_polls_until_stopped(ponymail_sandbox: Sandbox) -> None:
+    add_vote_thread(ponymail_sandbox)
+    store = Store()
+    stop = asyncio.Event()
+    async with client(ponymail_sandbox.url) as archive_client:
+        source = ponymail.PonyMailSource(archive_client, [LIST])
+        source.track(LIST, message_id=VOTE_MID)
+        runner = asyncio.create_task(source.run(store.seen, store.deliver, interval_s=0.05, stop=stop))
+        ponymail_sandbox.add(mail("r2@example.org", "Re: [VOTE] Release Foo 1.0", in_reply_to=VOTE_MID))
+        for _ in range(100):
+            if len(store.delivered) == 3:
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(runner, timeout=5)
+    assert sorted(mids(store.delivered)) == sorted([VOTE_MID, "r1@example.org", "r2@example.org"])

@@ -369,19 +369,32 @@ class PonyMailSource:
         return {(t.message_id or t.thread_id or ""): t.thread_id for t in self._tracked}
 
     async def poll(self, seen: Seen, deliver: Deliver | None = None) -> PollReport:
-        """One round over every list; survives archive errors, reporting them."""
+        """One round over every list; survives archive errors, reporting them.
+
+        Lists are polled side by side. An exception from `deliver` is raised once every list has
+        finished; what it failed to take is fetched again by the next poll.
+        """
         before = self.client.requests
-        outcomes = await asyncio.gather(*(self._poll_list(address, seen, deliver) for address in self._lists))
+        lists = list(self._lists)
+        results = await asyncio.gather(*(self._poll_list(a, seen, deliver) for a in lists), return_exceptions=True)
+        raised = [outcome for outcome in results if isinstance(outcome, BaseException)]
+        if raised:
+            raise raised[0]
+        outcomes = [outcome for outcome in results if not isinstance(outcome, BaseException)]
         messages = tuple(item for found, _ in outcomes for item in found)
         failures = tuple(problem for _, problems in outcomes for problem in problems)
-        return PollReport(len(self._lists), self.client.requests - before, messages, failures)
+        return PollReport(len(lists), self.client.requests - before, messages, failures)
 
     async def run(self, seen: Seen, deliver: Deliver, *, interval_s: float, stop: asyncio.Event) -> None:
-        """Poll every `interval_s` until `stop` is set."""
+        """Poll every `interval_s` until `stop` is set; no error ends the loop."""
         while not stop.is_set():
-            report = await self.poll(seen, deliver)
-            for problem in report.failures:
-                log.warning("archive poll incomplete", extra={"source": self.name, "problem": problem})
+            try:
+                report = await self.poll(seen, deliver)
+            except Exception:
+                log.exception("archive poll failed", extra={"source": self.name})
+            else:
+                for problem in report.failures:
+                    log.warning("archive poll incomplete", extra={"source": self.name, "problem": problem})
             try:
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
             except TimeoutError:
