@@ -121,3 +121,7 @@ def test_list_ids() -> None:
     assert sandbox_ponymail.list_id_of("dev@maven.apache.org") == "dev.maven.apache.org"
     assert sandbox_ponymail.list_id_of("<dev.maven.apache.org>") == "dev.maven.apache.org"
     assert sandbox_ponymail.list_address("dev.maven.apache.org") == "dev@maven.apache.org"
+
+
+def test_redaction_quotes_names_as_foal_does() -> None:
+    assert sandbox_ponymail.redact_addresses('"Doe, Jane" <jane@x.org>') == '"Doe, Jane" <ja...@x.org>'

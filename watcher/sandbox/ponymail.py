@@ -52,6 +52,8 @@ _ALPHABET: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
 _HEADERS: Final = email.parser.BytesHeaderParser(policy=email.policy.compat32)
 _ADDRESS_IN_TEXT: Final = re.compile(r"<(\S{1,2})\S*@([-a-zA-Z0-9_.]+)>")
 _LOCAL_PART: Final = re.compile(r"(\S{1,2})\S*@([-a-zA-Z0-9_.]+)")
+_NEEDS_QUOTES: Final = re.compile(r'[][\\()<>@,:;".]')
+_ESCAPES: Final = re.compile(r'[\\"]')
 _TOKEN: Final = re.compile(r"[0-9a-z]+")
 _RELATIVE_DAYS: Final = re.compile(r"^(lte|gte)=([0-9]+)([Mwyd])$")
 _MONTH: Final = re.compile(r"^(\d{4})-(\d{1,2})$")
@@ -123,8 +125,11 @@ def redact_addresses(value: str) -> str:
     if not value:
         return ""
     entries: list[str] = []
-    for name, address in email.utils.getaddresses([value]):
+    for real_name, address in email.utils.getaddresses([value]):
         hidden = _LOCAL_PART.sub(r"\1...@\2", address)
+        name = real_name
+        if _NEEDS_QUOTES.search(real_name):
+            name = '"' + _ESCAPES.sub(r"\\\g<0>", real_name) + '"'
         entries.append(f"{name} <{hidden}>" if name and hidden else hidden or name)
     return ",\n ".join(entries)
 
