@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.corpus",
     "tests.fixtures.ponymail",
     "tests.fixtures.dovecot",
+    "tests.fixtures.atr",
 ]
