@@ -24,6 +24,7 @@ import dataclasses
 import inspect
 import pathlib
 import signal
+import ssl
 import sys
 import time
 import urllib.parse
@@ -56,6 +57,7 @@ class RequestRecord:
     query: str
     status: int
     uid: str | None
+    user_agent: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -97,6 +99,7 @@ class AtrSandbox:
         clock: Callable[[], float] = time.time,
         on_receipt: OnReceipt | None = None,
         tally: Tally | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.state = atr_state.AtrState(scenario)
         self.host = host
@@ -104,6 +107,7 @@ class AtrSandbox:
         self.clock = clock
         self.on_receipt = on_receipt
         self.tally = tally
+        self.ssl_context = ssl_context
         self.requests: list[RequestRecord] = []
         self.posted: list[atr_state.Outgoing] = []
         self._faults = _Faults()
@@ -115,7 +119,8 @@ class AtrSandbox:
     @property
     def url(self) -> str:
         """The base URL (valid once started); the API is under /api."""
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     # Test and demo controls.
 
@@ -163,7 +168,7 @@ class AtrSandbox:
         app.router.add_post("/_sandbox/restart/{key}", self._sandbox_restart)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
         if self.port == 0:
             self.port = int(self._runner.addresses[0][1])
@@ -188,9 +193,9 @@ class AtrSandbox:
         now = self.clock()
         response = await self._answer(request, handler, now)
         uid = request.get("uid")
-        self.requests.append(
-            RequestRecord(now, request.method, request.path, request.query_string, response.status, uid)
-        )
+        agent = request.headers.get("User-Agent", "")
+        record = RequestRecord(now, request.method, request.path, request.query_string, response.status, uid, agent)
+        self.requests.append(record)
         return response
 
     async def _answer(self, request: web.Request, handler: Handler, now: float) -> web.StreamResponse:

@@ -443,3 +443,37 @@ def parse_time(value: object, now: float) -> float:
 
 def _aware(value: datetime.datetime) -> datetime.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=datetime.UTC)
+
+
+def synthetic(votes: int, *, uid: str, pat: str, vote_mode: str = "trusted", started: str = "-2h") -> dict[str, Any]:
+    """A scenario with `votes` running votes, one project and committee each (benchmarks, load tests).
+
+    `uid` is a member of every committee, so it may tabulate, cast and resolve.
+    """
+    committees: dict[str, Any] = {"incubator": {"name": "Incubator", "committee_members": [uid]}}
+    projects: dict[str, Any] = {}
+    releases: list[dict[str, Any]] = []
+    for index in range(votes):
+        key = f"project{index:03d}"
+        committees[key] = {
+            "name": f"Project {index}",
+            "committee_members": [uid, f"{key}-pmc1", f"{key}-pmc2", f"{key}-pmc3"],
+            "committers": [f"{key}-committer"],
+            "release_managers": [uid],
+        }
+        projects[key] = {
+            "name": f"Apache Project {index}",
+            "committee_key": key,
+            "policy": {"vote_mode": vote_mode, "min_hours": 72},
+        }
+        releases.append(
+            {
+                "project_key": key,
+                "version": "1.0.0",
+                "phase": "release_candidate",
+                "vote_mode": vote_mode,
+                "current_vote_seq": index + 1,
+                "vote_started": started,
+            }
+        )
+    return {"atr": {"pats": {uid: pat}, "committees": committees, "projects": projects, "releases": releases}}

@@ -664,6 +664,8 @@ def _mail(uid: str, to: str, subject: str, message_id: str, when: float) -> emai
     mail["Subject"] = subject
     mail["Date"] = email.utils.format_datetime(datetime.datetime.fromtimestamp(when, datetime.UTC))
     mail["Message-ID"] = f"<{message_id.strip('<>')}>"
+    # What the list adds on the way to the archive and to subscribers.
+    mail["List-Id"] = f"<{to.replace('@', '.')}>"
     return mail
 
 
