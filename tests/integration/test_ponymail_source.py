@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import watcher.discovery as discovery
 import watcher.message as message
 import watcher.sandbox.ponymail as sandbox_ponymail
 import watcher.sources.archive as archive
@@ -361,3 +362,21 @@ async def test_run_polls_until_stopped(ponymail_sandbox: Sandbox) -> None:
         stop.set()
         await asyncio.wait_for(runner, timeout=5)
     assert sorted(mids(store.delivered)) == sorted([VOTE_MID, "r1@example.org", "r2@example.org"])
+
+
+async def test_thread_finder_for_discovery(corpus_dir: pathlib.Path) -> None:
+    sandbox = Sandbox(mbox=corpus_dir / INDEXER_MBOX)
+    started = datetime.datetime(2017, 11, 28, 10, 0, tzinfo=datetime.UTC)
+    subject = "[VOTE] Release Maven Indexer {}"
+    async with sandbox as url, client(url) as archive_client:
+        finder = ponymail.ThreadFinder(archive_client)
+        found = await finder.find_vote_thread(LIST, subject.format("6.0.0"), "Maven Indexer", "6.0.0", started)
+        missing = await finder.find_vote_thread(LIST, subject.format("7.0.0"), "Maven Indexer", "7.0.0", started)
+    assert isinstance(found, discovery.FoundThread)
+    assert found.message_id == INDEXER_VOTE_MID
+    assert found.subject == subject.format("6.0.0")
+    assert found.date == datetime.datetime(2017, 11, 28, 10, 20, 31, tzinfo=datetime.UTC)
+    assert "Vote open for at least 72 hours." in found.body
+    thread_id = sandbox_ponymail.archive_id(INDEXER_VOTE_MID, "dev.maven.apache.org")
+    assert finder.thread_ids == {INDEXER_VOTE_MID: thread_id}
+    assert missing is None

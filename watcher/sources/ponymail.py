@@ -28,6 +28,7 @@ from typing import Any, Final
 
 import httpx
 
+import watcher.discovery as discovery
 import watcher.message as message
 import watcher.sources.cursor as cursor
 
@@ -482,6 +483,32 @@ class PonyMailSource:
     def _forget_before(considered: dict[str, int], epoch: int) -> None:
         for ident in [ident for ident, when in considered.items() if when < epoch]:
             del considered[ident]
+
+
+class ThreadFinder:
+    """Finds a vote's [VOTE] message in the archive for discovery (`watcher.discovery.ThreadFinder`)."""
+
+    def __init__(self, client: ArchiveClient) -> None:
+        self.client = client
+        self.thread_ids: dict[str, str] = {}
+        """Message-ID of each [VOTE] found → its archive thread id, for `PonyMailSource.track`."""
+
+    async def find_vote_thread(
+        self, list_address: str, subject: str, project: str, version: str, since: datetime.datetime
+    ) -> discovery.FoundThread | None:
+        """The [VOTE] message, read from its raw source for the full body; None while not archived."""
+        found = await self.client.find_vote_thread(list_address, subject or None, project, version, since)
+        if found is None:
+            return None
+        raw = await self.client.source(found.thread_id)
+        if raw is None:
+            return None
+        parsed = message.parse(raw)
+        message_id = parsed.message_id or found.message_id
+        self.thread_ids[message_id] = found.thread_id
+        return discovery.FoundThread(
+            message_id=message_id, subject=parsed.subject or found.subject, body=parsed.text, date=parsed.date
+        )
 
 
 async def fetch_thread_raw(
