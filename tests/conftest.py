@@ -4,5 +4,6 @@ pytest_plugins = [
     "tests.fixtures.corpus",
     "tests.fixtures.ponymail",
     "tests.fixtures.dovecot",
+    "tests.fixtures.smtp",
     "tests.fixtures.atr",
 ]
