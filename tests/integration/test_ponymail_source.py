@@ -166,12 +166,12 @@ async def test_timeouts_are_retried_then_survived(ponymail_sandbox: Sandbox) -> 
     add_vote_thread(ponymail_sandbox)
     async with client(ponymail_sandbox.url, total_timeout_s=0.3, retries=1) as archive_client:
         source = ponymail.PonyMailSource(archive_client, [LIST])
-        ponymail_sandbox.delay_next(1, 2.0)
+        ponymail_sandbox.delay_next(1, 1.0)
         retried = await source.poll(set())
         assert retried.ok
         assert ponymail_sandbox.request_counts()["stats"] == 2
 
-        ponymail_sandbox.delay_next(2, 2.0)
+        ponymail_sandbox.delay_next(2, 1.0)
         timed_out = await source.poll(set())
         assert not timed_out.ok
         assert "TimeoutError after 2 attempts" in timed_out.failures[0]
