@@ -315,6 +315,29 @@ def reminder_due(
     return ReminderDecision(True, Reason.DUE, f"{vote.voter} voted {vote.vote} by email and has no ballot in ATR")
 
 
+def reminders_due(
+    state: VoteState,
+    votes: Iterable[EmailVote],
+    atr: AtrState,
+    *,
+    config: ReminderConfig,
+    reminded: Collection[ReminderKey],
+    now: datetime.datetime,
+    seen_at: Mapping[str, datetime.datetime] | None = None,
+) -> list[tuple[EmailVote, ReminderDecision]]:
+    """`reminder_due` for every voter's latest emailed vote; `seen_at` maps a Message-ID to when it was stored."""
+    seen = seen_at or {}
+    return [
+        (
+            vote,
+            reminder_due(
+                state, vote, atr, config=config, reminded=reminded, now=now, seen_at=seen.get(vote.message_id)
+            ),
+        )
+        for vote in votes
+    ]
+
+
 def resolution_due(
     state: VoteState,
     atr: AtrState,

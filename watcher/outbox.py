@@ -29,10 +29,11 @@ import enum
 import random
 import uuid
 from collections.abc import Callable, Collection
-from typing import Final, Protocol
+from typing import Final, Literal, Protocol
 
 import watcher.mailer as mailer
 
+DeliveryResult = Literal["sent", "retry", "failed", "skipped", "deferred"]
 DAY: Final = datetime.timedelta(days=1)
 _EPOCH: Final = datetime.datetime.min.replace(tzinfo=datetime.UTC)
 
@@ -116,7 +117,7 @@ class Delivery:
     row_id: int
     recipient: str
     message_id: str
-    result: str
+    result: DeliveryResult
     detail: str
     next_at: datetime.datetime | None = None
 
@@ -320,7 +321,9 @@ class MemoryOutboxStore:
         return entry
 
 
-def _delivery(row: OutboxRow, result: str, detail: str, next_at: datetime.datetime | None = None) -> Delivery:
+def _delivery(
+    row: OutboxRow, result: DeliveryResult, detail: str, next_at: datetime.datetime | None = None
+) -> Delivery:
     return Delivery(row.id, row.recipient, row.message_id, result, detail, next_at)
 
 

@@ -195,6 +195,19 @@ async def test_unreachable_relay_gives_up_after_max_attempts() -> None:
     assert error.startswith("gave up after 3 attempts")
 
 
+async def test_silent_relay_times_out_as_transient() -> None:
+    # A listener that never accepts: the connection opens (backlog) but no greeting ever comes.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        settings = mailer.SmtpSettings(
+            "127.0.0.1", listener.getsockname()[1], tls="none", timeout=datetime.timedelta(seconds=0.3)
+        )
+        result = await mailer.SmtpMailer(settings).send(reminder("alice"))
+    assert result.outcome == mailer.Outcome.TRANSIENT
+    assert "Timeout" in result.detail
+
+
 async def test_daily_cap_defers_the_rest(smtp_sink: SmtpSink) -> None:
     store, clock = outbox.MemoryOutboxStore(), Clock()
     for release in ("a-1", "b-1", "c-1"):

@@ -352,3 +352,22 @@ def test_without_unrecorded_votes_atr_verdict_stands() -> None:
 )
 def test_pass_rule(yes: int, no: int, passes: bool) -> None:
     assert decide.binding_passes(yes, no) is passes
+
+
+def test_reminders_due_decides_each_voter() -> None:
+    votes = [
+        EMAIL_VOTE,
+        decide.EmailedVote(voter="bob", vote="+1", date=T0 + HOUR, message_id="<b@x>"),
+        decide.EmailedVote(voter="carol", vote="-1", status="committer", date=T0, message_id="<c@x>"),
+    ]
+    atr = dataclasses.replace(ATR, ballots={"bob": ballot("bob", "+1")})
+    # alice's mail was stored late, so her delay has not run out yet.
+    seen = {"<a@x>": NOW - datetime.timedelta(minutes=5)}
+    decisions = decide.reminders_due(STATE, votes, atr, config=REMINDER_CONFIG, reminded=(), now=NOW, seen_at=seen)
+    assert [(vote.voter, decision.reason) for vote, decision in decisions] == [
+        ("alice", decide.Reason.TOO_SOON),
+        ("bob", decide.Reason.HAS_BALLOT),
+        ("carol", decide.Reason.NOT_BINDING),
+    ]
+    decisions = decide.reminders_due(STATE, votes, atr, config=REMINDER_CONFIG, reminded=(), now=NOW)
+    assert [decision.due for _, decision in decisions] == [True, False, False]
