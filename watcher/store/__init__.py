@@ -1,0 +1,33 @@
+"""The state store (SQLAlchemy, async): SQLite by default, PostgreSQL for several instances.
+
+Use it as `import watcher.store as store`, then `db = await store.open(url)`.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from watcher.store.engine import StoreError, StoreLockedError
+from watcher.store.migrate import SchemaNotCurrentError
+from watcher.store.records import Lease, MailRecord, Resolution, StoredMessage, TrackedVote, VoterVote
+from watcher.store.store import DEFAULT_CLAIM_TTL, Store
+
+__all__ = [
+    "DEFAULT_CLAIM_TTL",
+    "Lease",
+    "MailRecord",
+    "Resolution",
+    "SchemaNotCurrentError",
+    "Store",
+    "StoreError",
+    "StoreLockedError",
+    "StoredMessage",
+    "TrackedVote",
+    "VoterVote",
+    "open",
+]
+
+
+async def open(url: str, *, claim_ttl: datetime.timedelta = DEFAULT_CLAIM_TTL) -> Store:
+    """Open the state database at `url` (see `Store.open`)."""
+    return await Store.open(url, claim_ttl=claim_ttl)

@@ -1,0 +1,118 @@
+"""What the store hands back: plain frozen values, one per row, free of SQLAlchemy."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Mapping
+from typing import Any, Final, Literal
+
+ResolutionState = Literal["pending", "called", "done", "held", "failed"]
+RESOLUTION_STATES: Final = ("pending", "called", "done", "held", "failed")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message's routing headers as stored (the raw bytes are read with `Store.get_raw`)."""
+
+    key: str
+    message_id: str
+    list_id: str
+    subject: str
+    date: datetime.datetime | None
+    in_reply_to: str
+    references: tuple[str, ...]
+    source: str
+    stored_at: datetime.datetime
+    has_raw: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TrackedVote:
+    """A vote the watcher follows, as the daemon last described it; `id` is 0 until stored.
+
+    `status` is the daemon's own label (`open` while it watches the thread; anything else is closed).
+    `extra` keeps facts the daemon wants back without a schema change (JSON values).
+    """
+
+    release_key: str
+    project: str
+    version: str
+    vote_seq: int
+    mode: str
+    vote_round: int | None = None
+    committee: str = ""
+    list_address: str = ""
+    subject: str = ""
+    root_message_id: str = ""
+    vote_started: datetime.datetime | None = None
+    vote_end: datetime.datetime | None = None
+    phase: str = ""
+    status: str = "open"
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    id: int = 0
+    updated_at: datetime.datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VoterVote:
+    """A voter's latest vote in one tracked vote, as the classifier decided it.
+
+    `position` is the archive order of the message it came from (higher is later).
+    """
+
+    voter: str
+    value: str
+    status: str
+    message_key: str = ""
+    date: datetime.datetime | None = None
+    quotation: str = ""
+    confidence: str = ""
+    reasons: tuple[str, ...] = ()
+    updated: bool = False
+    position: int = 0
+    recorded_at: datetime.datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MailRecord:
+    """An outbox row in full, for reports and release-manager notices (`OutboxRow` is what the sender needs)."""
+
+    id: int
+    kind: str
+    release_key: str
+    vote_seq: int
+    voter: str
+    recipient: str
+    message_id: str
+    state: str
+    attempts: int
+    last_error: str
+    next_attempt_at: datetime.datetime
+    claimed_by: str
+    sent_at: datetime.datetime | None
+    created_at: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Resolution:
+    """The record that guards `vote/resolve`: one per (release, vote_seq), written before ATR is called."""
+
+    id: int
+    release_key: str
+    vote_seq: int
+    state: ResolutionState
+    resolution: str
+    detail: str
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Lease:
+    """Who holds a named singleton job, and until when."""
+
+    name: str
+    owner: str
+    expires_at: datetime.datetime
+    acquired_at: datetime.datetime

@@ -1,0 +1,785 @@
+"""The state store: what the daemon has seen, decided and done, in SQLite or PostgreSQL.
+
+It keeps no vote rules: it stores what the core decided, and guarantees the things a database is
+for: each message stored once, one row per reminder or resolution key, outbox rows claimed by one
+instance at a time (`FOR UPDATE SKIP LOCKED` on PostgreSQL), and leases taken atomically.
+Times are aware UTC datetimes; every method that writes takes an optional `now`.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+import sqlalchemy as sa
+import sqlalchemy.dialects.postgresql as postgresql
+import sqlalchemy.dialects.sqlite as sqlite
+import sqlalchemy.ext.asyncio as sa_async
+
+import watcher.message as message
+import watcher.outbox as outbox
+import watcher.sources.cursor as cursor
+import watcher.store.engine as engine
+import watcher.store.migrate as migrate
+import watcher.store.records as records
+import watcher.store.schema as schema
+
+DAY: Final = datetime.timedelta(days=1)
+DEFAULT_CLAIM_TTL: Final = datetime.timedelta(minutes=5)
+# Bound parameters per statement stay well below SQLite's limit.
+_CHUNK: Final = 500
+_PENDING: Final = outbox.Status.PENDING.value
+
+Insert = postgresql.Insert | sqlite.Insert
+
+
+class Store:
+    """The state database. Open with `await Store.open(url)`; close with `await store.close()`."""
+
+    def __init__(
+        self,
+        db: sa_async.AsyncEngine,
+        *,
+        lock: engine.FileLock | None = None,
+        claim_ttl: datetime.timedelta = DEFAULT_CLAIM_TTL,
+    ) -> None:
+        """Use `Store.open`; this wraps an engine that is already made."""
+        self._db = db
+        self._lock = lock
+        self.claim_ttl = claim_ttl
+
+    @classmethod
+    async def open(cls, url: str, *, claim_ttl: datetime.timedelta = DEFAULT_CLAIM_TTL) -> Store:
+        """Connect to the database at `url` (sqlite:// or postgresql://; async drivers are chosen here).
+
+        A SQLite file is locked for this process: a second instance on it gets `StoreLockedError`.
+        `claim_ttl` is how long a claimed outbox row stays with its claimer before others may take it.
+        """
+        parsed = engine.async_url(url)
+        path = engine.sqlite_path(parsed)
+        lock = engine.lock_for(path) if path is not None else None
+        db = engine.create(parsed)
+        try:
+            async with db.connect():
+                pass
+        except Exception as exc:
+            await db.dispose()
+            if lock is not None:
+                lock.release()
+            reason = getattr(exc, "orig", None) or exc
+            raise engine.StoreError(f"cannot open the database {engine.safe(parsed)}: {reason}") from None
+        return cls(db, lock=lock, claim_ttl=claim_ttl)
+
+    async def close(self) -> None:
+        """Close every connection and let go of the SQLite lock."""
+        await self._db.dispose()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    @property
+    def engine(self) -> sa_async.AsyncEngine:
+        """The SQLAlchemy engine (for migrations and tests)."""
+        return self._db
+
+    @property
+    def backend(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return self._db.dialect.name
+
+    # Schema ---------------------------------------------------------------------------------------------------
+
+    async def upgrade(self, revision: str = "head") -> None:
+        """Apply the migrations up to `revision`."""
+        await migrate.upgrade(self._db, revision)
+
+    async def revision(self) -> str | None:
+        """The schema revision of the database (None when empty)."""
+        return await migrate.current(self._db)
+
+    async def check_current(self) -> None:
+        """Raise `SchemaNotCurrentError`, which says to run `vote-watcher db upgrade`, unless the schema is current."""
+        await migrate.check_current(self._db)
+
+    # Messages -------------------------------------------------------------------------------------------------
+
+    async def add_message(
+        self,
+        raw: bytes,
+        source: str,
+        *,
+        envelope: message.Envelope | None = None,
+        keep_raw: bool = True,
+        now: datetime.datetime | None = None,
+    ) -> bool:
+        """Store a message once (by Message-ID, else the hash of its bytes); True when it was new.
+
+        `keep_raw=False` records only the headers (list traffic outside vote threads).
+        """
+        rows = [_message_row(raw, envelope or message.peek(raw), source, keep_raw, _now(now))]
+        return bool(await self._insert_messages(rows))
+
+    async def add_messages(
+        self, raws: Iterable[bytes], source: str, *, keep_raw: bool = True, now: datetime.datetime | None = None
+    ) -> list[str]:
+        """Store a batch in one transaction; returns the keys that were new, in order."""
+        moment = _now(now)
+        rows: dict[str, dict[str, Any]] = {}
+        for raw in raws:
+            row = _message_row(raw, message.peek(raw), source, keep_raw, moment)
+            rows.setdefault(row["key"], row)
+        if not rows:
+            return []
+        new = set(await self._insert_messages(list(rows.values())))
+        return [key for key in rows if key in new]
+
+    async def _insert_messages(self, rows: list[dict[str, Any]]) -> list[str]:
+        table = schema.messages
+        statement = self._insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
+        async with self._db.begin() as conn:
+            result = await conn.execute(statement, rows)
+            return [row.key for row in result]
+
+    async def has_message(self, key: str) -> bool:
+        """True when a message with this key was stored."""
+        return bool(await self.known_keys([key]))
+
+    async def known_keys(self, keys: Iterable[str]) -> set[str]:
+        """Which of these keys are stored."""
+        table = schema.messages
+        found: set[str] = set()
+        async with self._db.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(keys))):
+                result = await conn.execute(sa.select(table.c.key).where(table.c.key.in_(chunk)))
+                found.update(result.scalars())
+        return found
+
+    async def get_raw(self, key: str) -> bytes | None:
+        """The stored bytes of a message; None when unknown or stored without them."""
+        table = schema.messages
+        async with self._db.connect() as conn:
+            raw = await conn.scalar(sa.select(table.c.raw).where(table.c.key == key))
+        return bytes(raw) if raw is not None else None
+
+    async def attach_raw(self, key: str, raw: bytes) -> bool:
+        """Keep the bytes of a message first stored without them; True when they were added."""
+        table = schema.messages
+        statement = (
+            sa.update(table).where(table.c.key == key, table.c.raw.is_(None)).values(raw=raw).returning(table.c.key)
+        )
+        async with self._db.begin() as conn:
+            return (await conn.execute(statement)).first() is not None
+
+    async def get_message(self, key: str) -> records.StoredMessage | None:
+        """A stored message's headers."""
+        table = schema.messages
+        columns = [column for column in table.c if column.name != "raw"]
+        statement = sa.select(*columns, table.c.raw.is_not(None).label("has_raw")).where(table.c.key == key)
+        async with self._db.connect() as conn:
+            row = (await conn.execute(statement)).first()
+        if row is None:
+            return None
+        return records.StoredMessage(
+            key=row.key,
+            message_id=row.message_id,
+            list_id=row.list_id,
+            subject=row.subject,
+            date=row.date,
+            in_reply_to=row.in_reply_to,
+            references=tuple(row.references.split()),
+            source=row.source,
+            stored_at=row.stored_at,
+            has_raw=bool(row.has_raw),
+        )
+
+    # Tracked votes and their threads ----------------------------------------------------------------------------
+
+    async def upsert_vote(self, vote: records.TrackedVote, now: datetime.datetime | None = None) -> records.TrackedVote:
+        """Insert or update the vote keyed by (release_key, vote_seq); returns it as stored (with its id)."""
+        table = schema.votes
+        values = _vote_values(vote, _now(now))
+        insert = self._insert(table).values(**values)
+        statement = insert.on_conflict_do_update(
+            index_elements=["release_key", "vote_seq"],
+            set_={name: insert.excluded[name] for name in values if name not in ("release_key", "vote_seq")},
+        ).returning(*table.c)
+        async with self._db.begin() as conn:
+            row = (await conn.execute(statement)).one()
+        return _vote(row)
+
+    async def get_vote(self, release_key: str, vote_seq: int) -> records.TrackedVote | None:
+        """The vote with this key."""
+        table = schema.votes
+        return await self._one_vote((table.c.release_key == release_key) & (table.c.vote_seq == vote_seq))
+
+    async def vote_by_id(self, vote_id: int) -> records.TrackedVote | None:
+        """The vote with this id."""
+        return await self._one_vote(schema.votes.c.id == vote_id)
+
+    async def _one_vote(self, where: sa.ColumnElement[bool]) -> records.TrackedVote | None:
+        async with self._db.connect() as conn:
+            row = (await conn.execute(sa.select(schema.votes).where(where))).first()
+        return _vote(row) if row is not None else None
+
+    async def votes(self, *, open_only: bool = True) -> list[records.TrackedVote]:
+        """Tracked votes, oldest first; by default only those whose status is `open`."""
+        table = schema.votes
+        statement = sa.select(table).order_by(table.c.id)
+        if open_only:
+            statement = statement.where(table.c.status == "open")
+        async with self._db.connect() as conn:
+            return [_vote(row) for row in await conn.execute(statement)]
+
+    async def set_vote_status(self, vote_id: int, status: str, now: datetime.datetime | None = None) -> None:
+        """Change a vote's status (anything but `open` takes it off the `votes()` list)."""
+        table = schema.votes
+        statement = sa.update(table).where(table.c.id == vote_id).values(status=status, updated_at=_now(now))
+        async with self._db.begin() as conn:
+            await conn.execute(statement)
+
+    async def link_message_to_vote(
+        self, vote_id: int, message_key: str, *, position: int | None = None, now: datetime.datetime | None = None
+    ) -> bool:
+        """Put a stored message in a vote's thread; True when it was not there yet.
+
+        `position` is its archive order; by default it goes after the messages already linked.
+        """
+        table = schema.vote_messages
+        place: sa.ColumnElement[Any] = (
+            sa.literal(position, sa.Integer)
+            if position is not None
+            else sa.func.coalesce(sa.func.max(table.c.position), 0) + 1
+        )
+        source = sa.select(
+            sa.literal(vote_id, sa.Integer),
+            sa.literal(message_key, sa.Text),
+            place,
+            sa.literal(_now(now), schema.UtcDateTime()),
+        ).where(table.c.vote_id == vote_id)
+        statement = (
+            self._insert(table)
+            .from_select(["vote_id", "message_key", "position", "added_at"], source)
+            .on_conflict_do_nothing(index_elements=["vote_id", "message_key"])
+            .returning(table.c.message_key)
+        )
+        async with self._db.begin() as conn:
+            return (await conn.execute(statement)).first() is not None
+
+    async def thread_keys(self, vote_id: int) -> list[str]:
+        """The keys of a vote's messages in archive order."""
+        table = schema.vote_messages
+        statement = (
+            sa.select(table.c.message_key)
+            .where(table.c.vote_id == vote_id)
+            .order_by(table.c.position, table.c.added_at, table.c.message_key)
+        )
+        async with self._db.connect() as conn:
+            return list((await conn.execute(statement)).scalars())
+
+    async def thread_messages(self, vote_id: int) -> list[bytes]:
+        """The raw bytes of a vote's messages in archive order (messages stored without bytes are left out)."""
+        links, messages = schema.vote_messages, schema.messages
+        statement = (
+            sa.select(messages.c.raw)
+            .join(links, links.c.message_key == messages.c.key)
+            .where(links.c.vote_id == vote_id, messages.c.raw.is_not(None))
+            .order_by(links.c.position, links.c.added_at, links.c.message_key)
+        )
+        async with self._db.connect() as conn:
+            return [bytes(raw) for raw in (await conn.execute(statement)).scalars()]
+
+    async def votes_containing(self, keys: Iterable[str]) -> dict[str, list[int]]:
+        """For each of these message keys that is in a tracked vote's thread, the ids of those votes."""
+        table = schema.vote_messages
+        found: dict[str, list[int]] = {}
+        async with self._db.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(keys))):
+                statement = (
+                    sa.select(table.c.message_key, table.c.vote_id)
+                    .where(table.c.message_key.in_(chunk))
+                    .order_by(table.c.vote_id)
+                )
+                for row in await conn.execute(statement):
+                    found.setdefault(row.message_key, []).append(row.vote_id)
+        return found
+
+    # Voters' votes --------------------------------------------------------------------------------------------
+
+    async def record_voter_vote(
+        self, vote_id: int, vote: records.VoterVote, now: datetime.datetime | None = None
+    ) -> None:
+        """Insert or replace one voter's latest vote in a tracked vote."""
+        table = schema.voter_votes
+        values = _voter_values(vote_id, vote, _now(now))
+        insert = self._insert(table).values(**values)
+        statement = insert.on_conflict_do_update(
+            index_elements=["vote_id", "voter"],
+            set_={name: insert.excluded[name] for name in values if name not in ("vote_id", "voter")},
+        )
+        async with self._db.begin() as conn:
+            await conn.execute(statement)
+
+    async def replace_voter_votes(
+        self, vote_id: int, votes: Sequence[records.VoterVote], now: datetime.datetime | None = None
+    ) -> None:
+        """Replace a tracked vote's whole set of voters' votes in one transaction (a fresh tally of the thread).
+
+        The vote's row is locked first, so that two instances writing tallies of one vote take turns.
+        """
+        table = schema.voter_votes
+        moment = _now(now)
+        async with self._db.begin() as conn:
+            lock = sa.select(schema.votes.c.id).where(schema.votes.c.id == vote_id).with_for_update()
+            await conn.execute(lock)
+            await conn.execute(sa.delete(table).where(table.c.vote_id == vote_id))
+            if votes:
+                await conn.execute(sa.insert(table), [_voter_values(vote_id, vote, moment) for vote in votes])
+
+    async def voter_votes(self, vote_id: int) -> list[records.VoterVote]:
+        """A tracked vote's voters' votes, in archive order."""
+        table = schema.voter_votes
+        statement = sa.select(table).where(table.c.vote_id == vote_id).order_by(table.c.position, table.c.voter)
+        async with self._db.connect() as conn:
+            return [_voter_vote(row) for row in await conn.execute(statement)]
+
+    # Source cursors (watcher.sources.cursor.CursorStore) --------------------------------------------------------
+
+    async def get_cursor(self, source: str, folder: str) -> cursor.Cursor | None:
+        """The saved cursor, or None before the first run."""
+        table = schema.cursors
+        statement = sa.select(table.c.validity, table.c.position).where(
+            table.c.source == source, table.c.folder == folder
+        )
+        async with self._db.connect() as conn:
+            row = (await conn.execute(statement)).first()
+        return cursor.Cursor(row.validity, row.position) if row is not None else None
+
+    async def set_cursor(
+        self, source: str, folder: str, position: cursor.Cursor, now: datetime.datetime | None = None
+    ) -> None:
+        """Save a cursor."""
+        table = schema.cursors
+        values = {
+            "source": source,
+            "folder": folder,
+            "validity": position.validity,
+            "position": position.position,
+            "updated_at": _now(now),
+        }
+        insert = self._insert(table).values(**values)
+        statement = insert.on_conflict_do_update(
+            index_elements=["source", "folder"],
+            set_={name: insert.excluded[name] for name in ("validity", "position", "updated_at")},
+        )
+        async with self._db.begin() as conn:
+            await conn.execute(statement)
+
+    # The outbox (watcher.outbox.OutboxStore) ----------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        *,
+        kind: str,
+        release_key: str,
+        vote_seq: int,
+        recipient: str,
+        raw: bytes,
+        message_id: str,
+        voter: str = "",
+        not_before: datetime.datetime | None = None,
+        now: datetime.datetime | None = None,
+    ) -> tuple[outbox.OutboxRow, bool]:
+        """Write a mail to send, unless one with the same (kind, release, vote_seq, recipient) exists.
+
+        Returns the row and whether it was written now; an existing row comes back as it was first
+        written (its own bytes and Message-ID), so a retry never makes a second, different mail.
+        """
+        table = schema.outbox
+        moment = _now(now)
+        values = {
+            "kind": kind,
+            "release_key": release_key,
+            "vote_seq": vote_seq,
+            "voter": voter,
+            "recipient": recipient,
+            "message_id": message_id,
+            "raw": raw,
+            "state": _PENDING,
+            "next_attempt_at": not_before or moment,
+            "created_at": moment,
+        }
+        key = ["kind", "release_key", "vote_seq", "recipient"]
+        statement = self._insert(table).values(**values).on_conflict_do_nothing(index_elements=key).returning(*table.c)
+        where = [table.c[name] == values[name] for name in key]
+        async with self._db.begin() as conn:
+            row = (await conn.execute(statement)).first()
+            if row is not None:
+                return _outbox_row(row), True
+            existing = (await conn.execute(sa.select(table).where(*where))).one()
+        return _outbox_row(existing), False
+
+    async def enqueue_reminder(
+        self,
+        *,
+        release_key: str,
+        vote_seq: int,
+        voter: str,
+        raw: bytes,
+        message_id: str,
+        not_before: datetime.datetime | None = None,
+        now: datetime.datetime | None = None,
+    ) -> tuple[outbox.OutboxRow, bool]:
+        """Write the reminder for (release, vote_seq, voter), sent to the voter's uid; see `enqueue`."""
+        return await self.enqueue(
+            kind="reminder",
+            release_key=release_key,
+            vote_seq=vote_seq,
+            recipient=voter,
+            voter=voter,
+            raw=raw,
+            message_id=message_id,
+            not_before=not_before,
+            now=now,
+        )
+
+    async def claim_due(self, now: datetime.datetime, limit: int, owner: str) -> list[outbox.OutboxRow]:
+        """Pending rows due at `now` whose claim is free or expired, claimed for `owner` for `claim_ttl`.
+
+        On PostgreSQL the rows are picked `FOR UPDATE SKIP LOCKED`, so concurrent claimers never get the
+        same row; SQLite serves one instance and one writer at a time.
+        """
+        table = schema.outbox
+        due = (
+            sa.select(table.c.id)
+            .where(
+                table.c.state == _PENDING,
+                table.c.next_attempt_at <= now,
+                sa.or_(table.c.claimed_until.is_(None), table.c.claimed_until <= now),
+            )
+            .order_by(table.c.next_attempt_at, table.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        async with self._db.begin() as conn:
+            ids = list((await conn.execute(due)).scalars())
+            if not ids:
+                return []
+            claim = (
+                sa.update(table)
+                .where(table.c.id.in_(ids))
+                .values(claimed_by=owner, claimed_until=now + self.claim_ttl)
+                .returning(*table.c)
+            )
+            rows = list(await conn.execute(claim))
+        rows.sort(key=lambda row: (row.next_attempt_at, row.id))
+        return [_outbox_row(row) for row in rows]
+
+    async def mark_sent(self, id: int, now: datetime.datetime) -> None:
+        """The relay accepted the mail."""
+        await self._settle(id, state=outbox.Status.SENT.value, sent_at=now)
+
+    async def mark_failed(self, id: int, error: str, now: datetime.datetime) -> None:
+        """Give up on the mail."""
+        await self._settle(id, state=outbox.Status.FAILED.value, last_error=error)
+
+    async def mark_skipped(self, id: int, reason: str, now: datetime.datetime) -> None:
+        """Do not send the mail."""
+        await self._settle(id, state=outbox.Status.SKIPPED.value, last_error=reason)
+
+    async def reschedule(self, id: int, error: str, next_at: datetime.datetime) -> None:
+        """A failed attempt: count it, keep the error, release the claim, try again at `next_at`."""
+        attempts = schema.outbox.c.attempts + 1
+        await self._settle(id, attempts=attempts, last_error=error, next_attempt_at=next_at)
+
+    async def defer(self, id: int, reason: str, next_at: datetime.datetime) -> None:
+        """Not an attempt (a cap was reached): release the claim and look again at `next_at`."""
+        await self._settle(id, last_error=reason, next_attempt_at=next_at)
+
+    async def _settle(self, id: int, **values: Any) -> None:
+        table = schema.outbox
+        statement = sa.update(table).where(table.c.id == id).values(claimed_by="", claimed_until=None, **values)
+        async with self._db.begin() as conn:
+            await conn.execute(statement)
+
+    async def skip_pending(
+        self, release_key: str, vote_seq: int, reason: str, now: datetime.datetime | None = None
+    ) -> int:
+        """Skip a vote's pending mails that nobody holds a live claim on (the vote ended or restarted)."""
+        table = schema.outbox
+        moment = _now(now)
+        statement = (
+            sa.update(table)
+            .where(
+                table.c.release_key == release_key,
+                table.c.vote_seq == vote_seq,
+                table.c.state == _PENDING,
+                sa.or_(table.c.claimed_until.is_(None), table.c.claimed_until <= moment),
+            )
+            .values(state=outbox.Status.SKIPPED.value, last_error=reason, claimed_by="", claimed_until=None)
+            .returning(table.c.id)
+        )
+        async with self._db.begin() as conn:
+            return len((await conn.execute(statement)).all())
+
+    async def sent_today(self, recipient: str, now: datetime.datetime) -> int:
+        """Mails to `recipient` marked sent in the 24 hours before `now`."""
+        table = schema.outbox
+        statement = (
+            sa.select(sa.func.count())
+            .select_from(table)
+            .where(
+                table.c.recipient == recipient,
+                table.c.state == outbox.Status.SENT.value,
+                table.c.sent_at > now - DAY,
+                table.c.sent_at <= now,
+            )
+        )
+        async with self._db.connect() as conn:
+            return int(await conn.scalar(statement) or 0)
+
+    async def mails(self, release_key: str, vote_seq: int) -> list[records.MailRecord]:
+        """Every outbox row of a vote, oldest first (for release-manager notices and reports)."""
+        table = schema.outbox
+        statement = (
+            sa.select(*[column for column in table.c if column.name not in ("raw", "claimed_until")])
+            .where(table.c.release_key == release_key, table.c.vote_seq == vote_seq)
+            .order_by(table.c.id)
+        )
+        async with self._db.connect() as conn:
+            return [records.MailRecord(**row._asdict()) for row in await conn.execute(statement)]
+
+    # Resolutions ----------------------------------------------------------------------------------------------
+
+    async def begin_resolution(
+        self, release_key: str, vote_seq: int, resolution: str, now: datetime.datetime | None = None
+    ) -> tuple[records.Resolution, bool]:
+        """Record, before calling ATR, that this instance resolves the vote; True when it may go ahead.
+
+        The row is unique per (release, vote_seq): exactly one caller gets True, once. A `held` row (a
+        disagreement that has since cleared) is taken back to `pending` by one caller. Otherwise the
+        existing row comes back with False: someone is resolving or has resolved it.
+        """
+        table = schema.resolutions
+        moment = _now(now)
+        fresh = {"state": "pending", "resolution": resolution, "detail": "", "updated_at": moment}
+        insert = (
+            self._insert(table)
+            .values(release_key=release_key, vote_seq=vote_seq, created_at=moment, **fresh)
+            .on_conflict_do_nothing(index_elements=["release_key", "vote_seq"])
+            .returning(*table.c)
+        )
+        key = (table.c.release_key == release_key) & (table.c.vote_seq == vote_seq)
+        retake = sa.update(table).where(key, table.c.state == "held").values(**fresh).returning(*table.c)
+        async with self._db.begin() as conn:
+            row = (await conn.execute(insert)).first() or (await conn.execute(retake)).first()
+            if row is not None:
+                return _resolution(row), True
+            existing = (await conn.execute(sa.select(table).where(key))).one()
+        return _resolution(existing), False
+
+    async def mark_resolution_called(
+        self, id: int, detail: str = "", now: datetime.datetime | None = None
+    ) -> records.Resolution:
+        """ATR accepted `vote/resolve`."""
+        return await self._resolution_state(id, "called", detail, now)
+
+    async def mark_resolution_done(
+        self, id: int, detail: str = "", now: datetime.datetime | None = None
+    ) -> records.Resolution:
+        """ATR shows the vote resolved."""
+        return await self._resolution_state(id, "done", detail, now)
+
+    async def mark_resolution_held(
+        self, id: int, detail: str, now: datetime.datetime | None = None
+    ) -> records.Resolution:
+        """Not resolved: ballots and emailed votes disagree (`detail` says how); may be taken up again later."""
+        return await self._resolution_state(id, "held", detail, now)
+
+    async def mark_resolution_failed(
+        self, id: int, detail: str, now: datetime.datetime | None = None
+    ) -> records.Resolution:
+        """ATR refused for good (a 4xx other than 401/429); not tried again."""
+        return await self._resolution_state(id, "failed", detail, now)
+
+    async def _resolution_state(
+        self, id: int, state: records.ResolutionState, detail: str, now: datetime.datetime | None
+    ) -> records.Resolution:
+        table = schema.resolutions
+        statement = (
+            sa.update(table)
+            .where(table.c.id == id)
+            .values(state=state, detail=detail, updated_at=_now(now))
+            .returning(*table.c)
+        )
+        async with self._db.begin() as conn:
+            row = (await conn.execute(statement)).first()
+        if row is None:
+            raise engine.StoreError(f"no resolution with id {id}")
+        return _resolution(row)
+
+    async def get_resolution(self, release_key: str, vote_seq: int) -> records.Resolution | None:
+        """The resolution record of a vote, if any."""
+        table = schema.resolutions
+        statement = sa.select(table).where(table.c.release_key == release_key, table.c.vote_seq == vote_seq)
+        async with self._db.connect() as conn:
+            row = (await conn.execute(statement)).first()
+        return _resolution(row) if row is not None else None
+
+    # Leases ---------------------------------------------------------------------------------------------------
+
+    async def acquire_lease(
+        self, name: str, owner: str, ttl: datetime.timedelta, now: datetime.datetime | None = None
+    ) -> bool:
+        """Take the lease `name` for `ttl`, if it is free, expired or already `owner`'s; True when held now.
+
+        One statement (insert, or update where expired or ours) makes this atomic on both backends.
+        Instances compare their own clocks with the stored expiry: keep them in sync (NTP).
+        """
+        table = schema.leases
+        moment = _now(now)
+        insert = self._insert(table).values(name=name, owner=owner, expires_at=moment + ttl, acquired_at=moment)
+        taken_over = sa.case((table.c.owner == owner, table.c.acquired_at), else_=insert.excluded.acquired_at)
+        statement = insert.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"owner": owner, "expires_at": insert.excluded.expires_at, "acquired_at": taken_over},
+            where=sa.or_(table.c.expires_at <= moment, table.c.owner == owner),
+        ).returning(table.c.owner)
+        async with self._db.begin() as conn:
+            return (await conn.execute(statement)).first() is not None
+
+    async def renew_lease(
+        self, name: str, owner: str, ttl: datetime.timedelta, now: datetime.datetime | None = None
+    ) -> bool:
+        """Extend a lease `owner` still holds; False when it has expired or passed to another (stop the work)."""
+        table = schema.leases
+        moment = _now(now)
+        statement = (
+            sa.update(table)
+            .where(table.c.name == name, table.c.owner == owner, table.c.expires_at > moment)
+            .values(expires_at=moment + ttl)
+            .returning(table.c.name)
+        )
+        async with self._db.begin() as conn:
+            return (await conn.execute(statement)).first() is not None
+
+    async def release_lease(self, name: str, owner: str) -> bool:
+        """Give a lease up at once (on shutdown), so another instance need not wait for it to expire."""
+        table = schema.leases
+        statement = sa.delete(table).where(table.c.name == name, table.c.owner == owner).returning(table.c.name)
+        async with self._db.begin() as conn:
+            return (await conn.execute(statement)).first() is not None
+
+    async def lease(self, name: str) -> records.Lease | None:
+        """The lease row (it may have expired: compare `expires_at` with now)."""
+        table = schema.leases
+        async with self._db.connect() as conn:
+            row = (await conn.execute(sa.select(table).where(table.c.name == name))).first()
+        return records.Lease(**row._asdict()) if row is not None else None
+
+    # Helpers --------------------------------------------------------------------------------------------------
+
+    def _insert(self, table: sa.Table) -> Insert:
+        if self.backend == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+
+def _now(now: datetime.datetime | None) -> datetime.datetime:
+    return now if now is not None else datetime.datetime.now(datetime.UTC)
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _text(value: str) -> str:
+    # Header values come from anyone: PostgreSQL refuses NUL, and neither backend takes lone surrogates.
+    return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+def _message_row(
+    raw: bytes, envelope: message.Envelope, source: str, keep_raw: bool, now: datetime.datetime
+) -> dict[str, Any]:
+    date = envelope.date
+    if date is not None and date.tzinfo is None:
+        date = date.replace(tzinfo=datetime.UTC)
+    return {
+        "key": _text(envelope.key),
+        "message_id": _text(envelope.message_id),
+        "list_id": _text(envelope.list_id),
+        "subject": _text(envelope.subject),
+        "date": date,
+        "in_reply_to": _text(envelope.in_reply_to),
+        "references": _text(" ".join(envelope.references)),
+        "raw": raw if keep_raw else None,
+        "source": source,
+        "stored_at": now,
+    }
+
+
+def _vote_values(vote: records.TrackedVote, now: datetime.datetime) -> dict[str, Any]:
+    return {
+        "release_key": vote.release_key,
+        "project": vote.project,
+        "version": vote.version,
+        "vote_seq": vote.vote_seq,
+        "mode": vote.mode,
+        "vote_round": vote.vote_round,
+        "committee": vote.committee,
+        "list_address": vote.list_address,
+        "subject": _text(vote.subject),
+        "root_message_id": vote.root_message_id,
+        "vote_started": vote.vote_started,
+        "vote_end": vote.vote_end,
+        "phase": vote.phase,
+        "status": vote.status,
+        "extra": dict(vote.extra),
+        "updated_at": now,
+    }
+
+
+def _vote(row: sa.Row[Any]) -> records.TrackedVote:
+    return records.TrackedVote(**row._asdict())
+
+
+def _voter_values(vote_id: int, vote: records.VoterVote, now: datetime.datetime) -> dict[str, Any]:
+    return {
+        "vote_id": vote_id,
+        "voter": vote.voter,
+        "value": vote.value,
+        "status": vote.status,
+        "message_key": vote.message_key,
+        "date": vote.date,
+        "quotation": _text(vote.quotation),
+        "confidence": vote.confidence,
+        "reasons": list(vote.reasons),
+        "updated": vote.updated,
+        "position": vote.position,
+        "recorded_at": now,
+    }
+
+
+def _voter_vote(row: sa.Row[Any]) -> records.VoterVote:
+    values: Mapping[str, Any] = row._asdict()
+    fields = {name: value for name, value in values.items() if name != "vote_id"}
+    fields["reasons"] = tuple(fields["reasons"])
+    return records.VoterVote(**fields)
+
+
+def _outbox_row(row: sa.Row[Any]) -> outbox.OutboxRow:
+    return outbox.OutboxRow(
+        id=row.id,
+        recipient=row.recipient,
+        message_id=row.message_id,
+        raw=bytes(row.raw),
+        attempts=row.attempts,
+        kind=row.kind,
+        release_key=row.release_key,
+        vote_seq=row.vote_seq,
+    )
+
+
+def _resolution(row: sa.Row[Any]) -> records.Resolution:
+    return records.Resolution(**row._asdict())
