@@ -23,10 +23,10 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 
 import pydantic
 import sqlalchemy.engine
-import sqlalchemy.exc
 
 import watcher.durations as durations
 import watcher.secrets as secrets
+import watcher.store.engine as engine
 
 ENV_PREFIX: Final = "VOTE_WATCHER_"
 DEFAULT_STATE_DIR: Final = pathlib.Path("/var/lib/vote-watcher")
@@ -34,13 +34,6 @@ DATABASE_FILE: Final = "vote-watcher.db"
 SOURCE_KINDS: Final = ("imap", "ponymail", "mbox", "maildir")
 # Keys whose values are never echoed in an error message.
 _SECRET_KEYS: Final = frozenset({"pat", "password", "token", "database_url"})
-_DATABASE_SCHEMES: Final = {
-    "sqlite": "sqlite+aiosqlite",
-    "sqlite+aiosqlite": "sqlite+aiosqlite",
-    "postgres": "postgresql+asyncpg",
-    "postgresql": "postgresql+asyncpg",
-    "postgresql+asyncpg": "postgresql+asyncpg",
-}
 
 
 class ConfigError(Exception):
@@ -482,13 +475,9 @@ def _cross_problems(config: Config) -> list[Problem]:
 def normalise_database_url(url: str) -> str:
     """A SQLAlchemy URL with its async driver: sqlite → sqlite+aiosqlite, postgresql → postgresql+asyncpg."""
     try:
-        parsed = sqlalchemy.engine.make_url(url.strip())
-    except sqlalchemy.exc.ArgumentError:
-        raise ValueError("is not a database URL such as sqlite:////var/lib/vote-watcher/vote-watcher.db") from None
-    driver = _DATABASE_SCHEMES.get(parsed.drivername)
-    if driver is None:
-        raise ValueError(f"database {parsed.drivername!r} is not supported: use sqlite:// or postgresql://")
-    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+        return engine.async_url(url.strip()).render_as_string(hide_password=False)
+    except engine.StoreError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def parse_listen(value: str) -> tuple[str, int]:
