@@ -170,6 +170,11 @@ def test_maildir_with_only_new_is_a_maildir(tmp_path: pathlib.Path) -> None:
     assert list(archive.iter_raw(tmp_path / "box")) == [msg(1)]
 
 
+def test_maildir_file_keeping_an_mbox_separator_line_is_read_without_it(tmp_path: pathlib.Path) -> None:
+    write(tmp_path / "box" / "cur" / "1", SEPARATOR + msg(1))
+    assert list(archive.iter_raw(tmp_path / "box")) == [msg(1)]
+
+
 def test_maildir_file_that_is_not_mail_is_named(tmp_path: pathlib.Path) -> None:
     bad = write(tmp_path / "box" / "cur" / "2", b"\x00\x01 binary junk")
     write(tmp_path / "box" / "cur" / "1", msg(1))

@@ -224,6 +224,10 @@ def _read_message_file(path: pathlib.Path) -> bytes:
         raw = path.read_bytes()
     except OSError as exc:
         raise _error(path, exc) from exc
+    first_line, _, rest = raw.partition(b"\n")
+    if is_separator(first_line):
+        # Some tools that convert mbox to Maildir keep the separator line; it is not mail.
+        raw = rest
     if not looks_like_message(raw[:_SNIFF_BYTES]):
         raise ArchiveError(f"{path}: not an RFC 822 message (it does not start with header fields)")
     return raw
