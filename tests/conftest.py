@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.dovecot",
     "tests.fixtures.smtp",
     "tests.fixtures.atr",
+    "tests.fixtures.postgres",
 ]
