@@ -1,0 +1,161 @@
+"""The IMAP source's pure parts: response parsing, UID sets, cursor start, backoff, settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+
+import watcher.secrets as secrets
+import watcher.sources.cursor as cursor
+import watcher.sources.imap as imap
+import watcher.sources.imap_wire as wire
+
+# As aioimaplib hands them back from Dovecot 2.3 (untagged `* ` stripped, tagged text last).
+SELECT_LINES = [
+    b"FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)",
+    b"OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.",
+    b"2 EXISTS",
+    b"0 RECENT",
+    b"OK [UIDVALIDITY 1795690172] UIDs valid",
+    b"OK [UIDNEXT 3] Predicted next UID",
+    b"[READ-WRITE] Select completed (0.001 + 0.000 secs).",
+]
+
+
+def test_selected_reads_uidvalidity_and_uidnext() -> None:
+    assert wire.selected(SELECT_LINES) == wire.Selected(uidvalidity=1795690172, uidnext=3)
+
+
+def test_selected_without_uidvalidity_is_a_protocol_error() -> None:
+    with pytest.raises(wire.ImapProtocolError, match="UIDVALIDITY"):
+        wire.selected([b"2 EXISTS", b"Select completed."])
+
+
+def test_search_uids_sorted_and_tagged_text_skipped() -> None:
+    assert wire.search_uids([b"10 2 3", b"Search completed (0.001 secs)."]) == [2, 3, 10]
+    assert wire.search_uids([b"", b"Search completed."]) == []
+    assert wire.search_uids([b"Search completed."]) == []
+
+
+def test_fetched_bodies_pairs_uids_with_literals() -> None:
+    first = bytearray(b"Message-ID: <a@x>\r\n\r\nbody 1 FETCH (UID 99 BODY[] {5}\r\n")
+    second = bytearray(b"Message-ID: <b@x>\r\n\r\nbody\r\n")
+    lines = [
+        b"1 FETCH (UID 1 BODY[] {%d}" % len(first),
+        first,
+        b")",
+        b"3 FETCH (FLAGS (\\Seen))",
+        b"2 FETCH (BODY[] {%d}" % len(second),
+        second,
+        b" UID 7)",
+        b"Fetch completed (0.001 + 0.000 secs).",
+    ]
+    assert wire.fetched_bodies(lines) == [(1, bytes(first)), (7, bytes(second))]
+
+
+def test_fetched_bodies_skips_records_without_a_body() -> None:
+    assert wire.fetched_bodies([b"4 FETCH (UID 4 FLAGS ())", b"Fetch completed."]) == []
+
+
+def test_push_lines() -> None:
+    assert wire.has_exists([b"3 EXISTS", b"1 RECENT"])
+    assert not wire.has_exists([b"OK Still here", b"2 EXPUNGE", bytearray(b"3 EXISTS")])
+    assert wire.has_bye([b"BYE Server shutting down."])
+    assert not wire.has_bye([b"OK Still here"])
+
+
+def test_uid_set_compacts_ranges() -> None:
+    assert wire.uid_set([9, 1, 2, 3, 7, 10, 3]) == "1:3,7,9:10"
+    assert wire.uid_set([5]) == "5"
+    with pytest.raises(ValueError, match="at least one"):
+        wire.uid_set([])
+
+
+def test_batches() -> None:
+    assert wire.batches([1, 2, 3, 4, 5], 2) == [[1, 2], [3, 4], [5]]
+    assert wire.batches([], 3) == []
+
+
+def test_mailbox_argument_quotes_only_when_needed() -> None:
+    assert wire.mailbox_argument("INBOX") == "INBOX"
+    assert wire.mailbox_argument("lists/dev.maven") == "lists/dev.maven"
+    assert wire.mailbox_argument("dev list") == '"dev list"'
+    assert wire.mailbox_argument('a"b\\c') == '"a\\"b\\\\c"'
+
+
+def test_backoff_grows_is_capped_and_jittered() -> None:
+    rand = random.Random(7)
+    delays = [imap.backoff_delay(attempt, 1.0, 60.0, rand) for attempt in range(1, 12)]
+    for attempt, delay in enumerate(delays, start=1):
+        ceiling = min(60.0, 2.0 ** (attempt - 1))
+        assert ceiling / 2 <= delay <= ceiling
+    assert max(delays) <= 60.0
+    assert imap.backoff_delay(10_000, 1.0, 60.0, rand) <= 60.0
+    assert len({round(imap.backoff_delay(9, 1.0, 60.0, rand), 6) for _ in range(20)}) > 1
+
+
+def test_start_position() -> None:
+    server = wire.Selected(uidvalidity=5, uidnext=41)
+    assert imap.start_position(None, server, start_at_end=False) == (cursor.Cursor(5, 0), False)
+    assert imap.start_position(None, server, start_at_end=True) == (cursor.Cursor(5, 40), False)
+    assert imap.start_position(cursor.Cursor(5, 12), server, start_at_end=True) == (cursor.Cursor(5, 12), False)
+    assert imap.start_position(cursor.Cursor(4, 12), server, start_at_end=False) == (cursor.Cursor(5, 0), True)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("localhost", True),
+        ("127.0.0.1", True),
+        ("127.3.2.1", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("imap.example.org", False),
+        ("localhost.example.org", False),
+        ("10.0.0.1", False),
+        ("", False),
+    ],
+)
+def test_is_loopback(host: str, loopback: bool) -> None:
+    assert imap.is_loopback(host) is loopback
+
+
+def settings(**overrides: object) -> imap.ImapConfig:
+    base = imap.ImapConfig(host="imap.example.org", user="watcher", password=secrets.Secret("hunter2-secret"))
+    return dataclasses.replace(base, **overrides)
+
+
+def test_config_defaults_are_implicit_tls_on_993() -> None:
+    config = settings()
+    assert (config.port, config.tls, config.folders) == (993, True, ("INBOX",))
+    assert config.source_name == "imap:watcher@imap.example.org"
+    assert config.ssl_context() is not None
+    assert "hunter2" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"tls": False, "port": 143}, "plain-text IMAP to 'imap.example.org' refused"),
+        ({"folders": ()}, "folders is empty"),
+        ({"folders": ("INBOX", "INBOX")}, "duplicates"),
+        ({"folders": ("Entwürfe",)}, "printable ASCII"),
+        ({"idle_renew_s": 30 * 60.0}, "idle_renew_s"),
+        ({"port": 0}, "not a TCP port"),
+        ({"ca_file": "/nonexistent/ca.pem"}, "ca_file"),
+        ({"password": secrets.Secret("")}, "password is empty"),
+        ({"backoff_cap_s": 0.1}, "backoff_cap_s"),
+        ({"fetch_batch": 0}, "fetch_batch"),
+    ],
+)
+def test_config_refuses_bad_settings(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(imap.ImapConfigError) as refused:
+        settings(**overrides)
+    assert message in str(refused.value)
+
+
+def test_plain_text_allowed_to_loopback() -> None:
+    config = settings(host="127.0.0.1", tls=False, port=143)
+    assert config.ssl_context() is None
