@@ -246,22 +246,21 @@ class Store:
         `position` is its archive order; by default it goes after the messages already linked.
         """
         table = schema.vote_messages
-        place: sa.ColumnElement[Any] = (
-            sa.literal(position, sa.Integer)
-            if position is not None
-            else sa.func.coalesce(sa.func.max(table.c.position), 0) + 1
-        )
-        source = sa.select(
-            sa.literal(vote_id, sa.Integer),
-            sa.literal(message_key, sa.Text),
-            place,
-            sa.literal(_now(now), schema.UtcDateTime()),
-        ).where(table.c.vote_id == vote_id)
-        statement = (
-            self._insert(table)
-            .from_select(["vote_id", "message_key", "position", "added_at"], source)
-            .on_conflict_do_nothing(index_elements=["vote_id", "message_key"])
-            .returning(table.c.message_key)
+        moment = _now(now)
+        insert = self._insert(table)
+        if position is not None:
+            insert = insert.values(vote_id=vote_id, message_key=message_key, position=position, added_at=moment)
+        else:
+            # The next position is read in the same statement (an aggregate always yields one row).
+            after_last = sa.select(
+                sa.literal(vote_id, sa.Integer),
+                sa.literal(message_key, sa.Text),
+                sa.func.coalesce(sa.func.max(table.c.position), 0) + 1,
+                sa.literal(moment, schema.UtcDateTime()),
+            ).where(table.c.vote_id == vote_id)
+            insert = insert.from_select(["vote_id", "message_key", "position", "added_at"], after_last)
+        statement = insert.on_conflict_do_nothing(index_elements=["vote_id", "message_key"]).returning(
+            table.c.message_key
         )
         async with self._db.begin() as conn:
             return (await conn.execute(statement)).first() is not None
