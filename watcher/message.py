@@ -125,15 +125,15 @@ def peek(raw: bytes) -> Envelope:
     raw = normalise_newlines(raw)
     try:
         headers = _HEADER_PARSER.parsebytes(raw)
-        message_id = normalise_message_id(_header_text(headers.get("Message-ID")))
+        message_id = normalise_message_id(_decode_header(headers.get("Message-ID")))
         return Envelope(
             key=content_key(raw, message_id),
             message_id=message_id,
-            in_reply_to=normalise_message_id(_header_text(headers.get("In-Reply-To"))),
-            references=message_ids(_header_text(headers.get("References"))),
-            list_id=_list_id(_header_text(headers.get("List-Id"))),
+            in_reply_to=normalise_message_id(_decode_header(headers.get("In-Reply-To"))),
+            references=message_ids(_decode_header(headers.get("References"))),
+            list_id=_list_id(_decode_header(headers.get("List-Id"))),
             subject=_decode_header(headers.get("Subject")),
-            date=_parse_date(_header_text(headers.get("Date"))),
+            date=_parse_date(_decode_header(headers.get("Date"))),
         )
     except Exception:
         return Envelope(content_key(raw, ""), "", "", (), "", "", None)
