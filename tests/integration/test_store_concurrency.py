@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 import watcher.store as store
+import watcher.testing.postgres as postgres
 
 T0 = datetime.datetime(2025, 3, 1, 12, 0, tzinfo=datetime.UTC)
 TTL = datetime.timedelta(seconds=30)
@@ -139,3 +140,27 @@ async def test_one_sqlite_instance_serves_concurrent_tasks(tmp_path: pathlib.Pat
         assert sum(leases) == 1
     finally:
         await db.close()
+
+
+async def test_the_store_recovers_when_postgresql_comes_back() -> None:
+    """A throwaway cluster (the fallback when no server runs on 5432) is stopped and started under an open store."""
+    try:
+        server = postgres.start_cluster()
+    except postgres.PostgresError as exc:
+        pytest.fail(f"cannot start a throwaway PostgreSQL: {exc}", pytrace=False)
+    try:
+        db = await store.open(server.create_database())
+        try:
+            await db.upgrade()
+            assert await db.add_message(b"Message-ID: <a@x>\n\nbody\n", "imap")
+            server.stop()
+            with pytest.raises(OSError, match="Connect call failed"):
+                await db.has_message("a@x")
+            server.start()
+            # No reopen: the pool replaces the dead connections by itself.
+            assert await db.has_message("a@x")
+            assert await db.acquire_lease("discovery", "one", TTL, now=T0)
+        finally:
+            await db.close()
+    finally:
+        postgres.cleanup(server)
