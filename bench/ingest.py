@@ -1,45 +1,69 @@
-"""Ingest benchmarks: IMAP push latency beside the server's own push, and IMAP catch-up.
+"""Ingest benchmarks: IMAP push latency and catch-up, lists.apache.org polling cost, mbox replay.
 
-Prints `name: value unit` lines. Starts its own Dovecot on loopback (watcher.testing.dovecot,
-the same server control the tests use) and a SQLite store in a temporary directory.
+Prints `name: value unit` lines. Everything runs on loopback: its own Dovecot (through
+watcher.testing.dovecot, the server control the tests use), the sandbox lists.apache.org, and a
+SQLite store in a temporary directory.
 
-Latency is measured from just before an APPEND on a second connection:
+IMAP latency is measured from just before an APPEND on a second connection:
 - `imap_server_push_median_s`: a bare aioimaplib client in IDLE sees `* n EXISTS`;
 - `imap_idle_to_stored_median_s`: the IMAP source handed the message on, it was parsed with
   `watcher.message.parse` and stored in SQLite (the store is also the source's cursor store).
 Both clients use implicit TLS, each IDLEs on its own folder, and runs alternate between them
 so that neither disturbs the other and drift affects both alike. Dovecot itself waits about
 0.5 s before it reports a change to an idling client, which sets the floor for both.
+
+lists.apache.org: requests the sandbox served per list in polls where nothing changed.
+
+Replay: a generated mbox of at least 1 GiB (list traffic with vote threads among it) is read
+as the daemon reads a backfill: every message routed on its headers, vote-thread messages
+parsed and classified and stored whole, the rest stored as headers only, in batches. It runs
+in a child process so that its peak RSS is its own.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
+import pathlib
+import random
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import aioimaplib
 
+import watcher.castings as castings
+import watcher.identity as identity
 import watcher.log as log
 import watcher.message as message
+import watcher.roster as roster
+import watcher.sandbox.ponymail as sandbox_ponymail
 import watcher.secrets as secrets
+import watcher.sources.archive as archive
 import watcher.sources.cursor as cursor
 import watcher.sources.imap as imap
+import watcher.sources.ponymail as ponymail
 import watcher.store as store
 import watcher.testing.dovecot as dovecot
+import watcher.threads as threads
 
 RUNS = 20
 CATCH_UP = 1000
 PUSH_FOLDER = "bench-push"
 SOURCE_FOLDER = "bench-source"
 WAIT_S = 10.0
+POLL_LISTS = 20
+IDLE_POLLS = 5
+REPLAY_MIB = 1024
+REPLAY_BATCH = 1000
 
-Line = tuple[str, float, str]
+Line = tuple[str, float | int, str]
 
 
 def mail(mid: str, size: int = 1500) -> bytes:
@@ -214,16 +238,204 @@ async def with_dovecot(bench: Callable[[dovecot.DovecotServer, str], Awaitable[l
         dovecot.cleanup(server)
 
 
+async def ponymail_benchmarks() -> list[Line]:
+    """Requests per list in polls where nothing changed, with a tracked vote thread on every list."""
+    sandbox = sandbox_ponymail.PonyMailSandbox()
+    lists = [f"dev@project{n}.apache.org" for n in range(POLL_LISTS)]
+    for n, address in enumerate(lists):
+        root = f"vote-{n}@bench.example.org"
+        sandbox.add(list_mail(address, root, f"[VOTE] Release Project{n} 1.0", None), address)
+        for reply in range(5):
+            sandbox.add(list_mail(address, f"r{reply}-{n}@bench.example.org", "Re: [VOTE]", root), address)
+        for other in range(10):
+            sandbox.add(list_mail(address, f"o{other}-{n}@bench.example.org", f"[jira] FOO-{other}", None), address)
+    stored: set[str] = set()
+
+    async def deliver(item: ponymail.ArchivedMessage) -> None:
+        stored.add(message.peek(item.raw).key)
+
+    async with sandbox:
+        settings = ponymail.Settings(base_url=sandbox.url)
+        async with ponymail.ArchiveClient(settings) as client:
+            source = ponymail.PonyMailSource(client, lists)
+            for n, address in enumerate(lists):
+                source.track(address, message_id=f"vote-{n}@bench.example.org")
+            first = await source.poll(stored, deliver)
+            if not first.ok or len(stored) != POLL_LISTS * 6:
+                raise RuntimeError(f"first poll stored {len(stored)} messages: {first.failures}")
+            sandbox.reset_counts()
+            for _ in range(IDLE_POLLS):
+                await source.poll(stored, deliver)
+            served = sum(sandbox.request_counts().values())
+    return [("ponymail_idle_poll_requests_per_list", served / (POLL_LISTS * IDLE_POLLS), "requests")]
+
+
+def list_mail(address: str, mid: str, subject: str, parent: str | None) -> bytes:
+    """A short list message (for the archive sandbox)."""
+    name, domain = address.split("@")
+    reply = f"In-Reply-To: <{parent}>\nReferences: <{parent}>\n" if parent else ""
+    return (
+        f"From: Someone <someone@example.org>\nTo: {address}\nSubject: {subject}\n"
+        f"Date: Wed, 26 Nov 2025 10:00:00 +0000\nMessage-ID: <{mid}>\nList-Id: <{name}.{domain}>\n{reply}\n+1\n"
+    ).encode()
+
+
+# Replay ----------------------------------------------------------------------------------------------------------
+
+_WORDS = (
+    "release",
+    "candidate",
+    "signature",
+    "checksum",
+    "build",
+    "artifact",
+    "staging",
+    "repository",
+    "license",
+    "notice",
+    "source",
+    "binary",
+    "maven",
+    "gradle",
+    "test",
+    "passed",
+    "failed",
+    "verified",
+    "checked",
+    "tag",
+    "commit",
+    "branch",
+    "vote",
+    "binding",
+    "thanks",
+    "please",
+    "review",
+    "the",
+    "and",
+    "for",
+    "with",
+    "from",
+    "this",
+    "that",
+    "have",
+    "been",
+    "will",
+)
+
+
+def generate_mbox(path: pathlib.Path, min_bytes: int, seed: int = 20251126) -> int:
+    """Write an mboxrd file of list traffic, about one thread in ten a [VOTE]; returns the message count."""
+    rand = random.Random(seed)
+    written = count = 0
+    with path.open("wb") as out:
+        while written < min_bytes:
+            for raw in generated_thread(rand, count):
+                chunk = b"From bench@example.org Wed Nov 26 10:00:00 2025\n" + raw + b"\n"
+                out.write(chunk)
+                written += len(chunk)
+                count += 1
+    return count
+
+
+def generated_thread(rand: random.Random, serial: int) -> Iterator[bytes]:
+    """One thread: a root and a few replies, each a few KiB of text (some lines quoted, one mboxrd escape)."""
+    vote = rand.random() < 0.1
+    subject = f"[VOTE] Release Project{serial} 1.{serial % 7}" if vote else f"[DISCUSS] Topic {serial}"
+    root = f"t{serial}@bench.example.org"
+    for reply in range(rand.randint(1, 8)):
+        mid = root if reply == 0 else f"t{serial}.{reply}@bench.example.org"
+        text = " ".join(rand.choices(_WORDS, k=rand.randint(150, 1500)))
+        lines = [text[i : i + 72] for i in range(0, len(text), 72)]
+        body = ("+1 (binding)\n\n" if vote and reply else "") + "\n".join(lines) + "\n>From the quoted text\n"
+        headers = (
+            f"From: Person {serial % 97} <p{serial % 97}@example.org>\nTo: dev@project.apache.org\n"
+            f"Subject: {'Re: ' if reply else ''}{subject}\nDate: Wed, 26 Nov 2025 10:{reply:02d}:00 +0000\n"
+            f"Message-ID: <{mid}>\nList-Id: <dev.project.apache.org>\n"
+        )
+        if reply:
+            headers += f"In-Reply-To: <{root}>\nReferences: <{root}>\n"
+        yield (headers + "\n" + body).encode()
+
+
+async def replay_into_store(path: pathlib.Path, database: str) -> tuple[int, float]:
+    """Replay an mbox as a backfill; returns (messages stored, seconds)."""
+    db = await store.open(database)
+    people = roster.Roster()
+    matcher = threads.ThreadMatcher()
+    whole: list[bytes] = []
+    headers_only: list[bytes] = []
+    stored = 0
+    try:
+        await db.upgrade()
+        started = time.perf_counter()
+        for raw in archive.iter_raw(path):
+            env = message.peek(raw)
+            if threads.is_vote_call(env):
+                matcher.track(env.message_id, env.subject)
+            if matcher.match(env) is None:
+                headers_only.append(raw)
+            else:
+                msg = message.parse(raw)
+                castings.read(msg.text)
+                identity.identify(msg, people)
+                whole.append(raw)
+            if len(whole) + len(headers_only) >= REPLAY_BATCH:
+                stored += await store_batch(db, whole, headers_only)
+        stored += await store_batch(db, whole, headers_only)
+        return stored, time.perf_counter() - started
+    finally:
+        await db.close()
+
+
+async def store_batch(db: store.Store, whole: list[bytes], headers_only: list[bytes]) -> int:
+    """Store and empty both lists; returns how many were new."""
+    new = len(await db.add_messages(whole, "mbox")) + len(await db.add_messages(headers_only, "mbox", keep_raw=False))
+    whole.clear()
+    headers_only.clear()
+    return new
+
+
+def replay_child(path: pathlib.Path, database: str) -> int:
+    """In the child process: replay, then print the throughput and this process's peak RSS."""
+    stored, seconds = asyncio.run(replay_into_store(path, database))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    emit([("mbox_replay_stored_msgs_per_s", stored / seconds, "msgs/s"), ("replay_peak_rss_mb", peak_mb, "MB")])
+    return 0
+
+
+def replay_benchmark(mib: int) -> int:
+    """Generate the mbox, then replay it in a child process (which prints its own lines)."""
+    with tempfile.TemporaryDirectory(prefix="vote-watcher-replay-") as workdir:
+        mbox = pathlib.Path(workdir) / "list.mbox"
+        count = generate_mbox(mbox, mib * 1024 * 1024)
+        emit([("replay_mbox_size_mb", mbox.stat().st_size / 1024 / 1024, "MB"), ("replay_messages", count, "msgs")])
+        child = [sys.executable, __file__, "--replay-child", str(mbox), f"sqlite:///{workdir}/replay.db"]
+        return subprocess.run(child, check=False).returncode
+
+
 def emit(lines: list[Line]) -> None:
     """Print `name: value unit` lines."""
     for name, value, unit in lines:
-        print(f"{name}: {value:.3f} {unit}", flush=True)
+        shown = str(value) if isinstance(value, int) else f"{value:.3f}"
+        print(f"{name}: {shown} {unit}", flush=True)
 
 
 def main() -> int:
     """Run the ingest benchmarks and print their figures (logs, warnings only, go to stderr)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--only", choices=("imap", "ponymail", "replay"), help="run one benchmark")
+    parser.add_argument("--replay-mib", type=int, default=REPLAY_MIB, help="size of the generated mbox")
+    parser.add_argument("--replay-child", nargs=2, metavar=("MBOX", "DATABASE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
     log.configure(level="warning")
-    emit(asyncio.run(with_dovecot(imap_benchmarks)))
+    if args.replay_child:
+        return replay_child(pathlib.Path(args.replay_child[0]), args.replay_child[1])
+    if args.only in (None, "imap"):
+        emit(asyncio.run(with_dovecot(imap_benchmarks)))
+    if args.only in (None, "ponymail"):
+        emit(asyncio.run(ponymail_benchmarks()))
+    if args.only in (None, "replay"):
+        return replay_benchmark(args.replay_mib)
     return 0
 
 

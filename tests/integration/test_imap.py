@@ -305,3 +305,22 @@ async def test_password_never_shown(dovecot_server: dovecot.DovecotServer, imap_
     assert "AUTHENTICATIONFAILED" in error
     assert any(entry.get("error") == error for entry in logs)
     assert wrong not in repr(settings) + error + repr(logs)
+
+
+async def test_periodic_sweep_finds_mail_no_push_announced() -> None:
+    # A server that does not offer IDLE: nothing is pushed, so only the sweep can find new mail.
+    server = await asyncio.to_thread(dovecot.start, None, "imap_capability = IMAP4rev1 LITERAL+ UIDPLUS\n")
+    try:
+        server.create_folder("lists")
+        recorder = Recorder()
+        source = imap.ImapSource(config(server, "lists", sweep_interval_s=0.3), cursor.MemoryCursorStore(), recorder)
+        async with running(source):
+            await append(server, "lists", mail("swept-1"))
+            await recorder.wait_stored(1)
+            await append(server, "lists", mail("swept-2"))
+            await recorder.wait_stored(2)
+        assert source.folders["lists"].idles == 0
+        assert source.folders["lists"].connections == 1
+        assert recorder.per_message_id() == {"swept-1@example.org": 1, "swept-2@example.org": 1}
+    finally:
+        await asyncio.to_thread(dovecot.cleanup, server)

@@ -300,8 +300,11 @@ def _mail_owner() -> tuple[str, str, str]:
     return user, group, f"default_login_user = {user}\ndefault_internal_user = {user}\n"
 
 
-def prepare(root: pathlib.Path | None = None) -> DovecotServer:
-    """Write a config, users file and certificate into a fresh directory; does not start Dovecot."""
+def prepare(root: pathlib.Path | None = None, extra_config: str = "") -> DovecotServer:
+    """Write a config, users file and certificate into a fresh directory; does not start Dovecot.
+
+    `extra_config` is appended to the config (e.g. an `imap_capability` without IDLE).
+    """
     if root is None:
         root = pathlib.Path(tempfile.mkdtemp(prefix="vote-watcher-dovecot-"))
     # mkdtemp makes the directory 0700; the mail user must traverse it to reach its home.
@@ -323,13 +326,14 @@ def prepare(root: pathlib.Path | None = None) -> DovecotServer:
             plain_port=server.plain_port,
             tls_port=server.tls_port,
         )
+        + extra_config
     )
     return server
 
 
-def start(root: pathlib.Path | None = None) -> DovecotServer:
+def start(root: pathlib.Path | None = None, extra_config: str = "") -> DovecotServer:
     """Prepare and start a Dovecot; the caller stops it with `server.stop()`."""
-    server = prepare(root)
+    server = prepare(root, extra_config)
     server.start()
     return server
 
