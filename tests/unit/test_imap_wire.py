@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+import watcher.config as config_module
 import watcher.secrets as secrets
 import watcher.sources.cursor as cursor
 import watcher.sources.imap as imap
@@ -159,3 +160,33 @@ def test_config_refuses_bad_settings(overrides: dict[str, object], message: str)
 def test_plain_text_allowed_to_loopback() -> None:
     config = settings(host="127.0.0.1", tls=False, port=143)
     assert config.ssl_context() is None
+
+
+def test_from_settings_maps_the_config_section() -> None:
+    section = config_module.ImapSource(
+        kind="imap",
+        host="imap.example.org",
+        user="watcher",
+        password=secrets.Secret("hunter2-secret"),
+        folders=["INBOX", "dev"],
+        idle_timeout="20m",
+        sweep_interval="5m",
+    )
+    settings = imap.from_settings(section)
+    assert (settings.host, settings.port, settings.tls, settings.folders) == (
+        "imap.example.org",
+        993,
+        True,
+        ("INBOX", "dev"),
+    )
+    assert (settings.idle_renew_s, settings.sweep_interval_s) == (1200.0, 300.0)
+    assert settings.password.reveal() == "hunter2-secret"
+    assert settings.source_name == "imap:watcher@imap.example.org"
+
+
+def test_from_settings_refuses_plain_text_to_a_remote_host() -> None:
+    section = config_module.ImapSource(
+        kind="imap", host="imap.example.org", user="w", password=secrets.Secret("x"), tls="none", port=143
+    )
+    with pytest.raises(imap.ImapConfigError, match="plain-text"):
+        imap.from_settings(section)

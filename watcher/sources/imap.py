@@ -31,6 +31,7 @@ from typing import Any, Final, TypeVar
 import aioimaplib
 import structlog
 
+import watcher.config as config_module
 import watcher.secrets as secrets
 import watcher.sources.cursor as cursor
 import watcher.sources.imap_wire as wire
@@ -123,6 +124,24 @@ class ImapConfig:
         if not self.tls:
             return None
         return ssl.create_default_context(cafile=self.ca_file)
+
+
+def from_settings(section: config_module.ImapSource) -> ImapConfig:
+    """The source's settings from a loaded `[[sources]]` entry of kind "imap" (its secret already read)."""
+    if section.password is None:
+        raise ImapConfigError(f"{section.name}: no IMAP password (set password_file or password_env)")
+    return ImapConfig(
+        host=section.host,
+        user=section.user,
+        password=section.password,
+        folders=tuple(section.folders),
+        port=section.port,
+        tls=section.tls == "implicit",
+        ca_file=str(section.ca_file) if section.ca_file is not None else None,
+        idle_renew_s=section.idle_timeout.total_seconds(),
+        sweep_interval_s=section.sweep_interval.total_seconds(),
+        name=section.name,
+    )
 
 
 def _problems(config: ImapConfig) -> list[str]:
