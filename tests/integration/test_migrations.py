@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import pathlib
 import textwrap
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import alembic.autogenerate
@@ -28,8 +28,8 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> str:
     """A database with nothing in it, on each backend."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'state' / 'vote-watcher.db'}"
-    make: Callable[[], str] = request.getfixturevalue("make_postgres_database")
-    return make()
+    url: str = request.getfixturevalue("empty_postgres_url")
+    return url
 
 
 @pytest.fixture

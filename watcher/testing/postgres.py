@@ -61,6 +61,11 @@ class PostgresServer:
         self.created.append(name)
         return self.url(name)
 
+    def empty_database(self, url: str) -> None:
+        """Remove everything from a database made by `create_database` (much faster than a new database)."""
+        name = url.rsplit("/", 1)[1]
+        self.psql("DROP SCHEMA public CASCADE; CREATE SCHEMA public", database=name)
+
     def drop_database(self, name: str) -> None:
         """Drop a database, closing whatever connections are still open to it."""
         self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
