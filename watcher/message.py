@@ -33,6 +33,7 @@ logging.getLogger("mailparser").setLevel(logging.ERROR)
 _HEADER_PARSER: Final = email.parser.BytesHeaderParser(policy=email.policy.compat32)
 _MID_RE: Final = re.compile(r"<([^<>\s]+)>")
 _LIST_ID_RE: Final = re.compile(r"<([^<>]+)>")
+_NOT_IN_ID_RE: Final = re.compile(r"[<>\s]")
 _HTML_BREAKS: Final = ("br", "p", "div", "li", "tr", "blockquote", "h1", "h2", "h3", "h4", "pre")
 _FALLBACK_CHARSET: Final = "utf-8"
 _PGP_ARMOUR: Final = "-----BEGIN PGP MESSAGE-----"
@@ -92,7 +93,8 @@ def normalise_message_id(value: str | None) -> str:
     found = _MID_RE.search(value)
     if found:
         return found.group(1)
-    return "".join(value.split()).strip("<>")
+    # No <...> pair: keep what is there, minus whitespace and stray brackets.
+    return _NOT_IN_ID_RE.sub("", value)
 
 
 def message_ids(value: str | None) -> tuple[str, ...]:

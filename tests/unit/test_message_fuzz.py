@@ -213,7 +213,7 @@ def thread_soup(draw: st.DrawFn) -> list[message.Envelope]:
     return envelopes
 
 
-@FUZZ
+@settings(max_examples=100, deadline=None)
 @given(thread_soup(), st.data())
 def test_thread_selection_on_random_graphs(envelopes: list[message.Envelope], data: st.DataObject) -> None:
     check_threads(envelopes)
@@ -222,10 +222,12 @@ def test_thread_selection_on_random_graphs(envelopes: list[message.Envelope], da
         return
     root = data.draw(st.sampled_from(calls))
     selected = threads.select_thread(envelopes, f"<{root.message_id}>")
-    assert root in selected
+    # Duplicated Message-IDs are kept once (the first copy), so look the root up by id.
+    assert root.message_id in {env.message_id for env in selected}
     positions = [envelopes.index(env) for env in selected]
     assert positions == sorted(positions)
-    assert len({env.message_id for env in selected}) == len(selected)
+    selected_ids = [env.message_id for env in selected if env.message_id]
+    assert len(set(selected_ids)) == len(selected_ids)
 
 
 @FUZZ
