@@ -11,6 +11,7 @@ lines, a +1 that is talked about ("translate this to a +1"), numbers, phone numb
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from typing import Final, Literal
 
@@ -50,7 +51,7 @@ class Reading:
 
 _OUTLOOK_SEPARATOR: Final = re.compile(
     r"-{2,}+\s*(?:original message|message d'origine|ursprüngliche nachricht|originalnachricht|"
-    r"messaggio originale|mensaje original|mensagem original|oorspronkelijk bericht|"
+    r"message original|messaggio originale|mensaje original|mensagem original|oorspronkelijk bericht|"
     r"ursprungligt meddelande|originalmeddelelse|alkuperäinen viesti|wiadomość oryginalna|"
     r"původní zpráva|forwarded message|weitergeleitete nachricht|message transféré|mensaje reenviado)"
     r"\s*-{2,}",
@@ -110,34 +111,37 @@ _LOG_LINE: Final = re.compile(r"\[(?:INFO|WARN|WARNING|ERROR|DEBUG|TRACE|FATAL)\
 
 # --- Tokens -------------------------------------------------------------------------------
 
-_TOKEN: Final = re.compile(r"(?<![\w.+\-/\\=<>@#$%&|~^])([+-]?)([01])(?:([.,])(\d+))?(?![\w%/])")
+_TOKEN: Final = re.compile(r"(?<![\w.+\-/\\=<>@#$%&|~^])([+-]?)([01])(?:([.,])(\d+))?(?![\w%/@])")
+_LINE_CHARS: Final = 2000
+_LINE_TOKENS: Final = 10
 _DASHES: Final = str.maketrans({"\u2212": "-", "\u2013": "-", "\uff0b": "+"})
 
 # What follows the token.
-_NUMERIC_AFTER: Final = re.compile(r"[.,:\-]\d|\s*,\s*\d|\s*[(.\-]?\s*\d{2,}|\s*[x×*/+=<>]\s*\d")
+# Possessive quantifiers (*+) keep these linear on long runs of spaces.
+_NUMERIC_AFTER: Final = re.compile(r"[.,:\-]\d|\s*+,\s*+\d|\s*+[(.\-]?\s*+\d{2,}|\s*+[x×*/+=<>]\s*+\d")
 _UNIT_AFTER: Final = re.compile(
-    r"\s+(?:more|less|fewer|extra|days?|hours?|hrs?|weeks?|months?|years?|minutes?|mins?|seconds?|secs?|ms|"
+    r"\s++(?:more|less|fewer|extra|days?|hours?|hrs?|weeks?|months?|years?|minutes?|mins?|seconds?|secs?|ms|"
     r"s|h|d|px|pt|em|bytes?|kb|mb|gb|chars?|characters?|lines?|rows?|columns?|items?|elements?|offset|index|"
     r"percent|points?|step|steps|level|levels|degrees?)\b",
     re.IGNORECASE,
 )
-_PLURAL_AFTER: Final = re.compile(r"(?:'s|’s)\b|\s+votes\b|\s+(?:vote\s+)?(?:count|tally)\b", re.IGNORECASE)
+_PLURAL_AFTER: Final = re.compile(r"(?:'s|’s)\b|\s++votes\b|\s++(?:vote\s++)?(?:count|tally)\b", re.IGNORECASE)
 _VOTEISH_AFTER: Final = re.compile(
-    r"\s*(?:\(\s*(?:non|not)?[-\s]?binding\s*\)|(?:non|not)?[-\s]?binding\b|from\s+me\b|from\s+my\s+side\b|"
+    r"\s*+(?:\(\s*+(?:non|not)?[-\s]?binding\s*+\)|(?:non|not)?[-\s]?binding\b|from\s+me\b|from\s+my\s+side\b|"
     r"(?:for|to|on)\s+(?:the\s+|this\s+)?release\b|release\b)",
     re.IGNORECASE,
 )
-_FROM_ME_AFTER: Final = re.compile(r"\s*(?:\([^)]*\)\s*)?from\s+(?:me|my\s+side)\b", re.IGNORECASE)
-_END_AFTER: Final = re.compile(r"[\s.!)*:;]*$")
+_FROM_ME_AFTER: Final = re.compile(r"\s*+(?:\([^)]*+\)\s*+)?from\s++(?:me|my\s+side)\b", re.IGNORECASE)
+_END_AFTER: Final = re.compile(r"[\s.!)*:;]*+$")
 _BARE_ZERO_AFTER: Final = re.compile(
-    r"\s*$|\s*[(\-–—:,.!;]|\s+(?:i|i'm|i've|from|because|as|binding|non-binding|nonbinding|no opinion|"
+    r"\s*+$|\s*+[(\-–—:,.!;]|\s++(?:i|i'm|i've|from|because|as|binding|non-binding|nonbinding|no opinion|"
     r"don't|do not|not sure|neutral|abstain|for)\b",
     re.IGNORECASE,
 )
-_RESULT_COLON: Final = re.compile(r"\s*(?:\([^)]*\))?\s*[:=]")
+_RESULT_COLON: Final = re.compile(r"\s*+(?:\([^)]*+\))?\s*+[:=]")
 _TALLY_LINE: Final = re.compile(r"(?:[-*•]\s+)?[+-]?[01]\b")
-_RESULT_COUNT: Final = re.compile(r"\s*(?:\([^)]*\))?\s*[:=]\s*\d+\b")
-_LIST_SPLIT: Final = re.compile(r"\s*(?:,|;|&|\band\b)\s*")
+_RESULT_COUNT: Final = re.compile(r"\s*+(?:\([^)]*+\))?\s*+[:=]\s*+\d+\b")
+_LIST_SPLIT: Final = re.compile(r"\s*+(?:,|;|&|\band\b)\s*+")
 _PAREN: Final = re.compile(r"\([^)]*\)")
 
 # What precedes the token.
@@ -186,7 +190,7 @@ _NOUN_BEFORE: Final = re.compile(
 _BEFORE_TAIL: Final = 48
 _CLAUSE_SPLIT: Final = re.compile(r"[.!?;:,()]")
 _SHORT_CLAUSE_WORDS: Final = 4
-_OTHERS_AFTER: Final = re.compile(r"\s*(?:\([^)]*\)\s*)?from\s+(?!me\b|my\b|Me\b|My\b)[A-Z]")
+_OTHERS_AFTER: Final = re.compile(r"\s*+(?:\([^)]*+\)\s*+)?from\s++(?!me\b|my\b|Me\b|My\b)[A-Z]")
 
 # --- Around the casting -------------------------------------------------------------------
 
@@ -312,11 +316,12 @@ def _scan(text: str, lines: list[str]) -> _Scan:
                 offset += sum(len(extra) + 1 for extra in lines[index + 1 : index + span])
                 index += span - 1
                 continue
-        own.append(line)
         if ("1" in line or "0" in line) and _has_token(line, first):
             tally = _in_tally(line, previous, tally)
             _read_line(scan, line, index, below_quote, tally)
         else:
+            # Only lines without a token can hold a possible vote: "[ ] +1 Approve the release" must not.
+            own.append(line)
             tally = False
         previous = line
     return scan
@@ -393,7 +398,10 @@ def _ends_body(line: str, lines: list[str], index: int) -> bool:
 
 def _attribution(line: str, lines: list[str], index: int) -> int:
     """How many lines an attribution ("On ... wrote:") starting here spans; 0 if none."""
-    if line[-1] in _COLONS and _attribution_text(line) and not _starts_with_token(line):
+    # A line with a casting in it ("+1, as Bob wrote:") is the voter's own text.
+    if _has_signed_token(line):
+        return 0
+    if line[-1] in _COLONS and _attribution_text(line):
         return 1
     if not _ATTRIBUTION_OPENER.match(line):
         return 0
@@ -416,9 +424,9 @@ def _attribution_text(text: str) -> bool:
     return any(verb in tail for verb in _ATTRIBUTION_VERBS) or bool(_ADDRESS_COLON.search(tail))
 
 
-def _starts_with_token(line: str) -> bool:
-    match = _TOKEN.match(line)
-    return match is not None and bool(match.group(1))
+def _has_signed_token(line: str) -> bool:
+    """A "+1", "-1", "+0" or "-0" that is not part of a number ("+0100" and "2017-11-17" are not)."""
+    return any(match.group(1) for match in _TOKEN.finditer(line))
 
 
 def _next_text(lines: list[str], index: int) -> str | None:
@@ -433,7 +441,8 @@ def _next_text(lines: list[str], index: int) -> str | None:
 def _castings(line: str, tally: bool, ignored: list[str]) -> list[tuple[Casting, bool]]:
     """The castings in one line of the voter's own text, each with whether it fills a template box."""
     result: list[tuple[Casting, bool]] = []
-    for match in _TOKEN.finditer(line):
+    # A vote is cast near the start of a short line; the caps keep a hostile line from costing n².
+    for match in itertools.islice(_TOKEN.finditer(line, 0, _LINE_CHARS), _LINE_TOKENS):
         position = _position(line, match, tally, ignored)
         if position is None:
             continue

@@ -176,6 +176,13 @@ def test_atr_floor(
             "high",
         ),
         case("next-line-label", "+1\n(non-binding)\n", "+1", "high", label="non-binding"),
+        case(
+            "opener-word-not-attribution",
+            "On the other hand, -1 because the NOTICE is wrong.\nBob wrote:\n> I disagree\n",
+            "-1",
+            "low",
+        ),
+        case("casting-before-as-wrote", "+1, as Bob wrote:\n> looks good\n", "+1", "high"),
         case("plus-one-binding-word", "+1 binding\n", "+1", "high", label="binding"),
         case("plus-one-nonbinding-words", "+1 non binding\n", "+1", "high", label="non-binding"),
         case(
@@ -225,6 +232,7 @@ def test_votes_atr_misses(
         case("test-counts", "Tests run: 5, Failures: 0, Errors: 0, Skipped: 0\n", None),
         case("bare-one", "1\n", None),
         case("percent", "+1% faster\n", None),
+        case("address", "+1@example.org\n", None),
         case("minus-one-votes", "No -1 votes so far.\n", None),
     ],
 )
@@ -247,6 +255,7 @@ def test_not_votes(
         case("a-from-someone", "We have a +1 from Olivier already.\n", None),
         case("your", "Thanks for your +1!\n", None),
         case("his", "His +1 came in late.\n", None),
+        case("from-someone-at-start", "+1 from Robert\n+1 from Hervé\n", None),
         case("votes-plural", "Three +1 votes are needed.\n", None),
         case("minus-one-votes-line", "more +1 votes than -1 votes\n", None),
         case(
@@ -273,6 +282,7 @@ def test_not_votes(
         case("interim-tally", "Votes so far: +1 Robert, +1 Hervé, -1 Mark\n", None),
         case("template-bracketed", VOTE_CALL_TEMPLATE, None),
         case("template-paren-box", "( ) +1\n( ) +0\n( ) -1\n", None),
+        case("template-minus-zero", "[ ] +1\n[ ] -0\n[ ] -1\n", None),
         case("template-unbracketed", UNBRACKETED_TEMPLATE, None),
         case("template-unbracketed-with-rm-vote", UNBRACKETED_TEMPLATE + "+1 from me\n", "+1", "high"),
         case("template-plus-minus", "+1 approve\n+0 no opinion\n-1 disapprove (and reason why)\n", None),
@@ -491,6 +501,10 @@ def test_possible_vote_carries_its_label() -> None:
         pytest.param("> Looks good to me.\n\nHmm.\n", id="quoted"),
         pytest.param("+1\n\nLooks good to me.\n", id="has-casting"),
         pytest.param("Thanks for testing.\n", id="neutral"),
+        pytest.param(VOTE_CALL_TEMPLATE.replace("[ ] +1", "[ ] +1 Approve the release"), id="template-approve"),
+        pytest.param(UNBRACKETED_TEMPLATE, id="unbracketed-template"),
+        pytest.param("+1 approve\n0 no opinion\n-1 disapprove\n", id="template-approve-words"),
+        pytest.param("I assume I can translate this to a +1, looks good to me.\n", id="token-line"),
     ],
 )
 def test_not_possible_votes(body: str) -> None:
@@ -525,6 +539,11 @@ def test_ignored_tokens_are_explained() -> None:
         pytest.param("On\n" * 3_000, id="openers"),
         pytest.param("From: a\n" * 3_000, id="headers"),
         pytest.param("\ufeff+1\u2028-1", id="odd-separators"),
+        pytest.param("+1 " * 100_000, id="one-line-of-tokens"),
+        pytest.param("+1 :" + " " * 100_000 + "x", id="spaces-after-colon"),
+        pytest.param("-1" + " " * 100_000 + "(", id="spaces-after-token"),
+        pytest.param("+1\n" + "> quoted\n" * 100_000, id="long-quote"),
+        pytest.param("x" * 1_000_000 + " +1", id="long-line"),
     ],
 )
 def test_odd_input_never_raises(body: str) -> None:
