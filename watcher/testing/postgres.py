@@ -22,7 +22,7 @@ from typing import Final
 SHARED_HOST: Final = "127.0.0.1"
 SHARED_PORT: Final = 5432
 USER: Final = "postgres"
-MAINTENANCE_DB: Final = "postgres"
+MAINTENANCE_DBS: Final = ("postgres", "test")
 _TIMEOUT: Final = 60
 
 
@@ -39,14 +39,16 @@ class PostgresServer:
     user: str = USER
     data_dir: pathlib.Path | None = None
     root: pathlib.Path | None = None
+    maintenance_db: str = MAINTENANCE_DBS[0]
     created: list[str] = dataclasses.field(default_factory=list)
 
     def url(self, database: str, driver: str = "postgresql+asyncpg") -> str:
         """A SQLAlchemy URL for a database on this server."""
         return f"{driver}://{self.user}@{self.host}:{self.port}/{database}"
 
-    def psql(self, sql: str, database: str = MAINTENANCE_DB) -> str:
-        """Run SQL with psql and return its unaligned output."""
+    def psql(self, sql: str, database: str = "") -> str:
+        """Run SQL with psql (in the maintenance database unless told) and return its unaligned output."""
+        database = database or self.maintenance_db
         command = [_binary("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"]
         command += ["-h", self.host, "-p", str(self.port), "-U", self.user, "-d", database, "-c", sql]
         done = subprocess.run(command, capture_output=True, text=True, timeout=_TIMEOUT, check=False)
@@ -117,12 +119,23 @@ def is_ready(host: str, port: int) -> bool:
 
 
 def shared_or_throwaway() -> PostgresServer:
-    """The server on 127.0.0.1:5432 (trust auth, user postgres) when it answers, else a new throwaway cluster."""
-    if is_ready(SHARED_HOST, SHARED_PORT):
-        server = PostgresServer(SHARED_HOST, SHARED_PORT)
-        server.psql("SELECT 1")
+    """The server on 127.0.0.1:5432 (trust auth, user postgres) when it lets us in, else a new throwaway cluster."""
+    if not is_ready(SHARED_HOST, SHARED_PORT):
+        return start_cluster()
+    problems = []
+    for database in MAINTENANCE_DBS:
+        server = PostgresServer(SHARED_HOST, SHARED_PORT, maintenance_db=database)
+        try:
+            server.psql("SELECT 1")
+        except PostgresError as exc:
+            problems.append(str(exc))
+            continue
         return server
-    return start_cluster()
+    try:
+        return start_cluster()
+    except PostgresError as exc:
+        refused = "; ".join(problems)
+        raise PostgresError(f"{SHARED_HOST}:{SHARED_PORT} answers but refuses us ({refused}), and {exc}") from None
 
 
 def start_cluster(port: int | None = None) -> PostgresServer:
