@@ -85,6 +85,8 @@ def test_from_raw_keeps_the_decoded_header() -> None:
         ("a@b.org", "a@b.org"),
         ("<a@b.org> (added by the list)", "a@b.org"),
         ("<\n a@b.org>", "a@b.org"),
+        ("a@b.org>", "a@b.org"),
+        ("\x00<\x00", "\x00\x00"),
         ("", ""),
         (None, ""),
     ],
