@@ -1,11 +1,24 @@
 """Find the vote cast in a message body (pure: no I/O).
 
 ATR's line rules (reference/atr.md §5.2) are the floor. Beyond them this module:
-reads on below a quoted block (bottom-posted and inline replies), knows attribution
-lines in several languages, stops at unprefixed copies of earlier mail, accepts votes
-written mid-line ("Awesome! +1", "here is my +1") at low confidence, treats agreeing
-castings as one vote, and refuses tokens that are not votes: tally wording, template
-lines, a +1 that is talked about ("translate this to a +1"), numbers, phone numbers.
+
+- reads on below a quoted block, so bottom-posted and inline replies count; an attribution
+  line ("On ... wrote:", "Am ... schrieb ...:", "Le ... a écrit :", "... 写道：", wrapped over
+  up to three lines) is skipped, and when unprefixed text follows it (an HTML quote that lost
+  its ">") reading stops there;
+- stops at a signature ("-- ", "--"), an Outlook separator in several languages, "____", and an
+  unprefixed header block ("From:"/"De :"/"Von:" with "Sent:"/"Envoyé :"/"Gesendet:"/"To:" ...);
+- skips quoted lines, including indented ones and lines quoted with "|" (mail clients and
+  Markdown tables both use it; neither holds a vote);
+- accepts a vote written mid-line ("Awesome! +1", "here is my +1", "I vote:+1") only where the
+  words around it cast it, at low confidence; a vote that opens a line is high confidence;
+- treats agreeing castings as one vote and disagreeing ones as "?";
+- refuses tokens that are not votes: tally wording ("+1 votes", "+1's from", "at least 3 +1",
+  "+1 : Robert, Hervé"), template lines ("[ ] +1", unbracketed "+1 Release ..." / "-1 Do not
+  release ..." runs), a +1 that is talked about ("translate this to a +1", "your +1"), a verb
+  ("I'd +1 Bob's point"), numbers, versions, dates, diff hunks and phone numbers;
+- records fractions ("+0.5", "-0,9") without counting them, and reports approval wording
+  without a token ("works well for me", "LGTM") as a possible vote.
 """
 
 from __future__ import annotations
@@ -165,7 +178,12 @@ _TALK_TALLY: Final = re.compile(
     r"more|fewer|only|zero)\s+(?:(?:binding|non-binding|non binding|pmc|ppmc|ipmc|committer|formal)\s+)?$",
     re.IGNORECASE,
 )
-_ME_AS_BEFORE: Final = re.compile(r"\bme\s+as\s+$", re.IGNORECASE)
+# The voter's own vote in words that otherwise talk about one ("count me as +1", "I give it a +1").
+_OWN_BEFORE: Final = re.compile(
+    r"(?:\bme\s+as|\bmy\s+vote\s+(?:is|to|as)|\bvote\s+to|\bi\s+(?:will\s+|'ll\s+)?give\s+(?:it|this)\s+a|"
+    r"\bi'?m\s+a|\bi\s+am\s+a)\s+$",
+    re.IGNORECASE,
+)
 _MODAL_BEFORE: Final = re.compile(
     r"(?:'d|’d|\bwould|'ll|’ll|\bwill|\bcould|\bcan|\bshould|\bmight|\bmay|\bmust)\s+$", re.IGNORECASE
 )
@@ -501,7 +519,9 @@ def _mid_position(before: str, after: str, token: str, ignored: list[str]) -> Po
     """A token in running text counts only where the words around it cast it."""
     if before.endswith(":") and after.startswith(":"):
         return "mid"  # the thumbs-up emoji code ":+1:"
-    if _TALK_BEFORE.search(before) and not _ME_AS_BEFORE.search(before) and not _FROM_ME_AFTER.match(after):
+    if _OWN_BEFORE.search(before):
+        return "mid"
+    if _TALK_BEFORE.search(before) and not _FROM_ME_AFTER.match(after):
         if _TALK_TALLY.search(before):
             ignored.append(f"{token} in tally wording, not a vote")
         else:
