@@ -34,6 +34,9 @@ _HEADER_PARSER: Final = email.parser.BytesHeaderParser(policy=email.policy.compa
 _MID_RE: Final = re.compile(r"<([^<>\s]+)>")
 _LIST_ID_RE: Final = re.compile(r"<([^<>]+)>")
 _NOT_IN_ID_RE: Final = re.compile(r"[<>\s]")
+_HEADER_END_RE: Final = re.compile(rb"\r?\n\r?\n")
+_TRACE_HEADERS: Final = ("Received", "Delivered-To", "X-Original-To", "Return-Path")
+_ROUTING_HEADERS: Final = frozenset({"message-id", "in-reply-to", "references", "list-id", "subject", "date"})
 _HTML_BREAKS: Final = ("br", "p", "div", "li", "tr", "blockquote", "h1", "h2", "h3", "h4", "pre")
 _FALLBACK_CHARSET: Final = "utf-8"
 _PGP_ARMOUR: Final = "-----BEGIN PGP MESSAGE-----"
@@ -123,35 +126,51 @@ def normalise_newlines(raw: bytes) -> bytes:
 
 
 def peek(raw: bytes) -> Envelope:
-    """Read only the routing headers; fast, and never raises."""
-    raw = normalise_newlines(raw)
+    """Read only the routing headers; fast (only the header block is scanned), and never raises."""
+    end = _HEADER_END_RE.search(raw)
     try:
-        headers = _HEADER_PARSER.parsebytes(raw)
-        message_id = normalise_message_id(_decode_header(headers.get("Message-ID")))
+        headers = _scan_headers(raw[: end.start()] if end else raw)
+        message_id = normalise_message_id(headers.get("message-id"))
         return Envelope(
-            key=content_key(raw, message_id),
+            key=message_id or content_key(normalise_newlines(raw), ""),
             message_id=message_id,
-            in_reply_to=normalise_message_id(_decode_header(headers.get("In-Reply-To"))),
-            references=message_ids(_decode_header(headers.get("References"))),
-            list_id=_list_id(_decode_header(headers.get("List-Id"))),
-            subject=_decode_header(headers.get("Subject")),
-            date=_parse_date(_decode_header(headers.get("Date"))),
+            in_reply_to=normalise_message_id(headers.get("in-reply-to")),
+            references=message_ids(headers.get("references")),
+            list_id=_list_id(headers.get("list-id", "")),
+            subject=_decode_header(headers.get("subject")),
+            date=_parse_date(headers.get("date", "")),
         )
     except Exception:
-        return Envelope(content_key(raw, ""), "", "", (), "", "", None)
+        return Envelope(content_key(normalise_newlines(raw), ""), "", "", (), "", "", None)
+
+
+def _scan_headers(head: bytes) -> dict[str, str]:
+    """The first occurrence of each routing header, unfolded; the rest of the header block is skipped.
+
+    A full header parse of list mail (dozens of Received and DKIM lines) costs more than
+    everything else the router does, and routing needs only these few headers.
+    """
+    found: dict[str, str] = {}
+    current: str | None = None
+    for line in head.decode("ascii", "surrogateescape").splitlines():
+        if line[:1] in (" ", "\t"):
+            if current is not None:
+                found[current] += " " + line.strip()
+            continue
+        name, colon, value = line.partition(":")
+        name = name.strip().lower()
+        current = name if colon and name in _ROUTING_HEADERS and name not in found else None
+        if current is not None:
+            found[current] = value.strip()
+    return found
 
 
 def parse(raw: bytes) -> Message:
     """Parse raw message bytes; never raises, recording what was wrong in `defects`."""
     raw = normalise_newlines(raw)
     defects: list[str] = []
-    try:
-        parsed = mailparser.parse_from_bytes(raw)
-        stdlib = parsed.message
-        defects.extend(_mailparser_defects(parsed))
-    except Exception as exc:
-        defects.append(f"mail-parser failed: {type(exc).__name__}")
-        stdlib = _stdlib_parse(raw, defects)
+    stdlib = _stdlib_parse(raw, defects)
+    defects.extend(_mailparser_defects(stdlib))
     return _from_stdlib(raw, stdlib, defects)
 
 
@@ -195,12 +214,19 @@ def _from_stdlib(raw: bytes, msg: email.message.Message, defects: list[str]) -> 
     )
 
 
-def _mailparser_defects(parsed: mailparser.MailParser) -> list[str]:
-    found: list[str] = []
-    with contextlib.suppress(Exception):
-        for category in parsed.defects_categories:
-            found.append(str(category))
-    return found
+def _mailparser_defects(msg: email.message.Message) -> list[str]:
+    """mail-parser's defect report for a parsed message; its failures are recorded, never raised.
+
+    Delivery-trace headers are dropped first: nothing here reads them, and parsing them is
+    most of mail-parser's cost.
+    """
+    for name in _TRACE_HEADERS:
+        del msg[name]
+    try:
+        parsed = mailparser.MailParser(msg)
+        return [str(category) for category in parsed.defects_categories]
+    except Exception as exc:
+        return [f"mail-parser failed: {type(exc).__name__}"]
 
 
 def _header_text(value: object) -> str:
