@@ -1,7 +1,7 @@
 """Request budgets: a token bucket for every ATR call, and a sliding window for PAT exchanges.
 
-The bucket's burst plus its refill over an hour equals the hourly budget, so no window of one
-hour ever holds more calls than the budget, however the calls bunch up.
+The bucket paces calls (a small burst, then the hourly rate); a sliding window of the last
+hour's calls caps them, so no hour ever holds more calls than the budget, however they bunch.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from typing import Final
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 HOUR: Final = 3600.0
+# Float slack: after sleeping exactly the computed delay a bucket may hold 0.99999999 tokens.
+_EPSILON: Final = 1e-6
 
 
 class TokenBucket:
-    """At most `per_hour` takes in any hour: `burst` at once, the rest spread evenly."""
+    """At most `per_hour` takes in any hour: up to `burst` at once, else spread at the hourly rate."""
 
     def __init__(self, per_hour: int, *, burst: int | None = None, clock: Clock = time.monotonic) -> None:
         if per_hour < 1:
@@ -28,8 +30,8 @@ class TokenBucket:
             raise ValueError("burst must be between 1 and the hourly budget")
         self.per_hour = per_hour
         self.capacity = float(burst)
-        # Refill so that burst + one hour of refill is exactly the budget.
-        self.rate = (per_hour - burst) / HOUR
+        self.rate = per_hour / HOUR
+        self._window = SlidingWindow(per_hour, clock=clock)
         self._clock = clock
         self._tokens = float(burst)
         self._stamp = clock()
@@ -44,17 +46,15 @@ class TokenBucket:
     def delay(self) -> float:
         """Seconds until a token is free (0 when one is free now)."""
         self._refill()
-        if self._tokens >= 1.0:
-            return 0.0
-        if self.rate <= 0:
-            return HOUR
-        return (1.0 - self._tokens) / self.rate
+        paced = 0.0 if self._tokens >= 1.0 - _EPSILON else (1.0 - self._tokens) / self.rate
+        return max(paced, self._window.delay())
 
     def try_take(self) -> bool:
         """Take a token if one is free now."""
         if self.delay() > 0:
             return False
-        self._tokens -= 1.0
+        self._tokens = max(0.0, self._tokens - 1.0)
+        self._window.record()
         return True
 
     async def take(self, sleep: Sleep = asyncio.sleep) -> float:

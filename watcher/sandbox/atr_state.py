@@ -658,7 +658,7 @@ def _with_footer(body: str, uid: str) -> str:
 
 
 def _mail(uid: str, to: str, subject: str, message_id: str, when: float) -> email.message.EmailMessage:
-    mail = email.message.EmailMessage(policy=email.policy.SMTP)
+    mail = email.message.EmailMessage(policy=email.policy.default)
     mail["From"] = f"{uid}@apache.org"
     mail["To"] = to
     mail["Subject"] = subject
