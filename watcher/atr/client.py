@@ -77,7 +77,7 @@ class AtrClient:
         max_retries: int = 4,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
-        max_rate_limit_wait: float = 900.0,
+        max_rate_limit_wait: float = 3600.0,
         renew_margin: float = DEFAULT_RENEW_MARGIN,
         clock: budget.Clock = time.monotonic,
         sleep: budget.Sleep = asyncio.sleep,

@@ -40,6 +40,8 @@ import watcher.sandbox.atr_state as atr_state
 import watcher.sandbox.clock as sandbox_clock
 
 BEARER_PATHS: Final = frozenset({"/api/vote/tabulate", "/api/vote/cast", "/api/vote/resolve"})
+UID: Final = web.RequestKey("uid", str)
+CLIENT_CLOSED: Final = 499
 
 log = structlog.get_logger("watcher.sandbox.atr")
 
@@ -191,12 +193,18 @@ class AtrSandbox:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         now = self.clock()
-        response = await self._answer(request, handler, now)
-        uid = request.get("uid")
-        agent = request.headers.get("User-Agent", "")
-        record = RequestRecord(now, request.method, request.path, request.query_string, response.status, uid, agent)
-        self.requests.append(record)
-        return response
+        status = CLIENT_CLOSED
+        try:
+            response = await self._answer(request, handler, now)
+            status = response.status
+            return response
+        finally:
+            # Logged even when the client went away mid-request: it still reached "ATR".
+            agent = request.headers.get("User-Agent", "")
+            record = RequestRecord(
+                now, request.method, request.path, request.query_string, status, request.get(UID), agent
+            )
+            self.requests.append(record)
 
     async def _answer(self, request: web.Request, handler: Handler, now: float) -> web.StreamResponse:
         api = request.path.startswith("/api/")
@@ -211,7 +219,7 @@ class AtrSandbox:
             if api:
                 self.state.limit("api", self.state.settings.api_per_hour, now)
             if request.path in BEARER_PATHS:
-                request["uid"] = self.state.verify_jwt(request.headers.get("Authorization", ""), now)
+                request[UID] = self.state.verify_jwt(request.headers.get("Authorization", ""), now)
             return await handler(request)
         except atr_state.RefusalError as refusal:
             return _error(refusal.status, refusal.error, refusal.retry_after)
@@ -227,7 +235,7 @@ class AtrSandbox:
         now = self.clock()
         self.state.limit("jwt", self.state.settings.jwt_per_hour, now)
         jwt = self.state.issue_jwt(body["asfuid"], body["pat"], now)
-        request["uid"] = body["asfuid"]
+        request[UID] = body["asfuid"]
         return web.json_response({"endpoint": "/jwt/create", "asfuid": body["asfuid"], "jwt": jwt})
 
     async def _releases_list(self, request: web.Request) -> web.Response:
@@ -264,7 +272,7 @@ class AtrSandbox:
         now = self.clock()
         self.state.limit("vote/cast", self.state.settings.cast_per_hour, now)
         receipt = self.state.cast(
-            request["uid"],
+            request[UID],
             body["project"],
             body["version"],
             choice=body["choice"],
@@ -281,7 +289,7 @@ class AtrSandbox:
         now = self.clock()
         self.state.limit("vote/resolve", self.state.settings.resolve_per_hour, now)
         mails = self.state.resolve(
-            request["uid"], body["project"], body["version"], resolution=body["resolution"], now=now
+            request[UID], body["project"], body["version"], resolution=body["resolution"], now=now
         )
         await self._post(mails)
         return web.json_response({"endpoint": "/vote/resolve", "success": True})

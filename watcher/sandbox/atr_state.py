@@ -130,6 +130,8 @@ class AtrState:
         self.projects = dict(scenario.projects)
         self.pats = dict(scenario.settings.pats)
         self._jwt_key = secrets.token_bytes(32)
+        # Kept so that tests can check no token leaks into logs or errors.
+        self.issued_jwts: list[str] = []
         self._windows: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         self.releases: dict[str, Release] = {}
         self.ballots: list[Ballot] = []
@@ -215,7 +217,9 @@ class AtrState:
         header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
         payload = _b64(json.dumps(claims).encode())
         signature = _b64(hmac.new(self._jwt_key, f"{header}.{payload}".encode(), hashlib.sha256).digest())
-        return f"{header}.{payload}.{signature}"
+        jwt = f"{header}.{payload}.{signature}"
+        self.issued_jwts.append(jwt)
+        return jwt
 
     def verify_jwt(self, authorization: str, now: float) -> str:
         """The uid behind an `Authorization: Bearer` header; 401 otherwise."""

@@ -1,0 +1,244 @@
+"""The ATR client against the sandbox ATR over real HTTP: tokens, limits, retries, errors, secrets."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+
+import pytest
+import structlog
+import trustme
+
+import watcher
+import watcher.atr.errors as errors
+import watcher.sandbox.atr as sandbox_atr
+import watcher.sandbox.atr_scenario as atr_scenario
+import watcher.sandbox.clock as sandbox_clock
+from tests.fixtures import atr as fixtures
+from tests.fixtures.atr import StartAtr, client_for, scenario_data
+
+MINUTE = 60.0
+
+
+def paths(atr: sandbox_atr.AtrSandbox) -> list[tuple[str, int]]:
+    """(path, status) of every request the sandbox logged."""
+    return [(r.path, r.status) for r in atr.requests]
+
+
+async def test_running_votes_are_read_page_by_page(start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock) -> None:
+    data = atr_scenario.synthetic(50, uid=fixtures.UID, pat=fixtures.PAT)
+    async with start_atr(data) as atr, client_for(atr, atr_clock) as client:
+        releases = await client.releases_list(page_size=7)
+    assert len(releases) == 50
+    assert len({r.key for r in releases}) == 50
+    assert paths(atr) == [("/api/releases/list", 200)] * 8
+    assert atr.requests[0].user_agent.startswith(f"vote-watcher/{watcher.__version__} ")
+
+
+async def test_the_token_is_renewed_before_it_expires(
+    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+) -> None:
+    async with start_atr() as atr, client_for(atr, atr_clock) as client:
+        await client.vote_tabulate("example", "1.2.0")
+        atr_clock.advance(20 * MINUTE)
+        await client.vote_tabulate("example", "1.2.0")
+        atr_clock.advance(6 * MINUTE)
+        await client.vote_tabulate("example", "1.2.0")
+    assert paths(atr) == [
+        ("/api/jwt/create", 200),
+        ("/api/vote/tabulate", 200),
+        ("/api/vote/tabulate", 200),
+        ("/api/jwt/create", 200),
+        ("/api/vote/tabulate", 200),
+    ]
+
+
+async def test_an_expired_token_is_renewed_once_on_401(
+    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+) -> None:
+    # The client's own clock stands still, so only ATR's 401 tells it the token expired.
+    client_clock = sandbox_clock.ManualClock(fixtures.START)
+    async with start_atr() as atr, client_for(atr, client_clock) as client:
+        await client.vote_tabulate("example", "1.2.0")
+        atr_clock.advance(31 * MINUTE)
+        result = await client.vote_tabulate("example", "1.2.0")
+    assert result.vote_mode == "trusted"
+    assert paths(atr) == [
+        ("/api/jwt/create", 200),
+        ("/api/vote/tabulate", 200),
+        ("/api/vote/tabulate", 401),
+        ("/api/jwt/create", 200),
+        ("/api/vote/tabulate", 200),
+    ]
+
+
+async def test_a_revoked_token_is_renewed_once_then_the_call_retried(
+    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+) -> None:
+    async with start_atr() as atr, client_for(atr, atr_clock) as client:
+        await client.vote_tabulate("example", "1.2.0")
+        atr.invalidate_tokens()
+        await client.vote_tabulate("example", "1.2.0")
+    assert [status for _, status in paths(atr)] == [200, 200, 401, 200, 200]
+
+
+async def test_a_revoked_pat_fails_after_one_renewal(start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock) -> None:
+    async with start_atr() as atr, client_for(atr, atr_clock) as client:
+        await client.vote_tabulate("example", "1.2.0")
+        atr.state.pats[fixtures.UID] = "a-new-pat"
+        with pytest.raises(errors.UnauthorizedError, match="Invalid PAT or user"):
+            await client.vote_tabulate("example", "1.2.0")
+    assert paths(atr)[1:] == [("/api/vote/tabulate", 200), ("/api/vote/tabulate", 401), ("/api/jwt/create", 401)]
+
+
+async def test_the_older_jwt_path_is_used_when_jwt_create_is_missing(
+    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+) -> None:
+    async with start_atr(scenario_data(jwt_paths=["/api/jwt"])) as atr, client_for(atr, atr_clock) as client:
+        await client.vote_tabulate("example", "1.2.0")
+        atr.invalidate_tokens()
+        await client.vote_tabulate("example", "1.2.0")
+    assert paths(atr) == [
+        ("/api/jwt/create", 404),
+        ("/api/jwt", 200),
+        ("/api/vote/tabulate", 200),
+        ("/api/vote/tabulate", 401),
+        ("/api/jwt", 200),
+        ("/api/vote/tabulate", 200),
+    ]
+
+
+async def test_never_more_than_ten_exchanges_an_hour(start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock) -> None:
+    async with start_atr() as atr, client_for(atr, atr_clock) as client:
+        for _ in range(10):
+            await client.vote_tabulate("example", "1.2.0")
+            atr.invalidate_tokens()
+            atr_clock.advance(MINUTE)
+        with pytest.raises(errors.AuthLimitError, match="10 PAT exchanges"):
+            await client.vote_tabulate("example", "1.2.0")
+        assert atr.count("/api/jwt") == 10
+        atr_clock.advance(60 * MINUTE)
+        await client.vote_tabulate("example", "1.2.0")
+    assert atr.count("/api/jwt") == 11
+    assert all(status != 429 for _, status in paths(atr))
+
+
+async def test_a_429_waits_for_retry_after_then_succeeds(
+    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+) -> None:
+    async with start_atr(scenario_data(api_per_hour=5)) as atr, client_for(atr, atr_clock) as client:
+        for _ in range(5):
+            await client.committee_get("example")
+            atr_clock.advance(MINUTE)
+        started = atr_clock()
+        committee = await client.committee_get("example")
+    assert committee.key == "example"
+    assert [status for _, status in paths(atr)] == [200] * 5 + [429, 200]
+    # The window frees when the first request is an hour old: 55 minutes after the sixth call.
+    assert atr_clock() - started == pytest.approx(55 * MINUTE, abs=2)
+
+
+async def test_a_429_longer_than_the_client_may_wait_raises(
+    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+) -> None:
+    async with (
+        start_atr(scenario_data(api_per_hour=1)) as atr,
+        client_for(atr, atr_clock, max_rate_limit_wait=5 * MINUTE) as client,
+    ):
+        await client.committee_get("example")
+        with pytest.raises(errors.RateLimitedError) as raised:
+            await client.committee_get("example")
+    assert raised.value.retry_after == pytest.approx(60 * MINUTE, abs=2)
+    assert "Rate limit exceeded" in raised.value.error
+
+
+async def test_server_errors_are_retried_with_backoff_then_given_up(
+    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+) -> None:
+    async with start_atr() as atr, client_for(atr, atr_clock, max_retries=3) as client:
+        atr.fail_next(2, 503)
+        policy = await client.policy_get("example")
+        assert policy.policy_vote_mode == "trusted"
+        assert atr_clock.slept > 0
+        atr.fail_next(10, 500)
+        with pytest.raises(errors.ServerError, match="injected failure"):
+            await client.policy_get("example")
+    assert [status for _, status in paths(atr)] == [503, 503, 200, 500, 500, 500, 500]
+
+
+async def test_timeouts_are_retried(start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock) -> None:
+    async with start_atr() as atr, client_for(atr, atr_clock, timeout=0.2) as client:
+        atr.delay_next(1, 1.0)
+        project = await client.project_get("example")
+    assert project.committee_key == "example"
+    assert atr.count("/api/project/get/example") == 2
+
+
+async def test_a_resolve_that_reached_atr_is_never_sent_twice(
+    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+) -> None:
+    async with start_atr() as atr, client_for(atr, atr_clock, uid=fixtures.RM_UID, pat=fixtures.RM_PAT) as client:
+        atr_clock.advance(80 * 3600)
+        atr.fail_next(1, 500, prefix="/api/vote/resolve")
+        with pytest.raises(errors.ServerError):
+            await client.vote_resolve("example", "1.2.0", "cancelled")
+        atr.delay_next(1, 1.0, prefix="/api/vote/resolve")
+        client_short = client_for(atr, atr_clock, uid=fixtures.RM_UID, pat=fixtures.RM_PAT, timeout=0.2)
+        async with client_short:
+            with pytest.raises(errors.TransportError, match="ReadTimeout"):
+                await client_short.vote_resolve("example", "1.2.0", "cancelled")
+    assert atr.count("/api/vote/resolve") == 2
+
+
+async def test_errors_keep_atrs_own_text(start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock) -> None:
+    async with start_atr() as atr, client_for(atr, atr_clock, uid=fixtures.RM_UID, pat=fixtures.RM_PAT) as client:
+        with pytest.raises(errors.NotFoundError, match="Project nope not found"):
+            await client.policy_get("nope")
+        with pytest.raises(errors.ConflictError, match="The vote is still open"):
+            await client.vote_resolve("example", "1.2.0", "passed")
+
+
+async def test_no_secret_appears_in_logs_errors_or_reprs(
+    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    shown: list[str] = []
+    with structlog.testing.capture_logs() as events:
+        async with start_atr() as atr:
+            async with client_for(atr, atr_clock) as client:
+                await client.vote_tabulate("example", "1.2.0")
+                atr.invalidate_tokens()
+                await client.vote_tabulate("example", "1.2.0")
+                atr.fail_next(5, 500)
+                try:
+                    await client.vote_tabulate("example", "1.2.0")
+                except errors.AtrError as exc:
+                    shown += [str(exc), repr(exc)]
+                shown.append(repr(client))
+            async with client_for(atr, atr_clock, pat="pat-wrong-but-secret-91b3") as wrong:
+                try:
+                    await wrong.vote_tabulate("example", "1.2.0")
+                except errors.AtrError as exc:
+                    shown += [str(exc), repr(exc), repr(exc.__cause__), repr(exc.__context__)]
+    text = "\n".join([*shown, *map(repr, events), caplog.text])
+    assert len(atr.state.issued_jwts) == 2
+    for secret in [fixtures.PAT, "pat-wrong-but-secret-91b3", *atr.state.issued_jwts]:
+        assert secret not in text
+    assert "atr.jwt_renewed" in text
+
+
+async def test_tls_is_verified_against_the_given_ca(
+    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, tmp_path: object
+) -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    ca_file = f"{tmp_path}/ca.pem"
+    ca.cert_pem.write_to_path(ca_file)
+    async with start_atr(ssl_context=server_context) as atr:
+        assert atr.url.startswith("https://")
+        async with client_for(atr, atr_clock, ca_file=ca_file) as trusted:
+            assert (await trusted.committee_get("example")).key == "example"
+        async with client_for(atr, atr_clock, max_retries=0) as untrusted:
+            with pytest.raises(errors.TransportError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+                await untrusted.committee_get("example")
