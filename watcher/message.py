@@ -36,6 +36,7 @@ _LIST_ID_RE: Final = re.compile(r"<([^<>]+)>")
 _NOT_IN_ID_RE: Final = re.compile(r"[<>\s]")
 _HEADER_END_RE: Final = re.compile(rb"\r?\n\r?\n")
 _TRACE_HEADERS: Final = ("Received", "Delivered-To", "X-Original-To", "Return-Path")
+_HEADER_LINE_RE: Final = re.compile(r"[\x21-\x39\x3b-\x7e]*:")
 _ROUTING_HEADERS: Final = frozenset({"message-id", "in-reply-to", "references", "list-id", "subject", "date"})
 _HTML_BREAKS: Final = ("br", "p", "div", "li", "tr", "blockquote", "h1", "h2", "h3", "h4", "pre")
 _FALLBACK_CHARSET: Final = "utf-8"
@@ -129,7 +130,9 @@ def peek(raw: bytes) -> Envelope:
     """Read only the routing headers; fast (only the header block is scanned), and never raises."""
     end = _HEADER_END_RE.search(raw)
     try:
-        headers = _scan_headers(raw[: end.start()] if end else raw)
+        scanned = _scan_headers(raw[: end.start()] if end else raw)
+        # Decoded exactly as parse() decodes them, so that both give the same key and links.
+        headers = {name: _decode_header(value) for name, value in scanned.items()}
         message_id = normalise_message_id(headers.get("message-id"))
         return Envelope(
             key=message_id or content_key(normalise_newlines(raw), ""),
@@ -137,7 +140,7 @@ def peek(raw: bytes) -> Envelope:
             in_reply_to=normalise_message_id(headers.get("in-reply-to")),
             references=message_ids(headers.get("references")),
             list_id=_list_id(headers.get("list-id", "")),
-            subject=_decode_header(headers.get("subject")),
+            subject=headers.get("subject", ""),
             date=_parse_date(headers.get("date", "")),
         )
     except Exception:
@@ -157,9 +160,13 @@ def _scan_headers(head: bytes) -> dict[str, str]:
             if current is not None:
                 found[current] += " " + line.strip()
             continue
-        name, colon, value = line.partition(":")
+        if line.startswith("From "):
+            continue  # an mbox separator or a misplaced envelope line, skipped as the stdlib does
+        if not _HEADER_LINE_RE.match(line):
+            break  # like the stdlib parser: a line that is not a header ends the header block
+        name, _, value = line.partition(":")
         name = name.strip().lower()
-        current = name if colon and name in _ROUTING_HEADERS and name not in found else None
+        current = name if name in _ROUTING_HEADERS and name not in found else None
         if current is not None:
             found[current] = value.strip()
     return found
@@ -171,7 +178,7 @@ def parse(raw: bytes) -> Message:
     defects: list[str] = []
     stdlib = _stdlib_parse(raw, defects)
     defects.extend(_mailparser_defects(stdlib))
-    return _from_stdlib(raw, stdlib, defects)
+    return _from_stdlib(raw, peek(raw), stdlib, defects)
 
 
 def _stdlib_parse(raw: bytes, defects: list[str]) -> email.message.Message:
@@ -182,23 +189,24 @@ def _stdlib_parse(raw: bytes, defects: list[str]) -> email.message.Message:
         return email.message.Message()
 
 
-def _from_stdlib(raw: bytes, msg: email.message.Message, defects: list[str]) -> Message:
-    message_id = normalise_message_id(_safe_header(msg, "Message-ID", defects))
+def _from_stdlib(raw: bytes, env: Envelope, msg: email.message.Message, defects: list[str]) -> Message:
+    """The routing headers come from the envelope, so that peek() and parse() always agree on them."""
+    message_id = env.message_id
     from_raw = _decode_header(msg.get("From"))
     from_name, from_address = _parse_address(from_raw)
     text, source = _body_text(msg, defects)
     date_raw = _safe_header(msg, "Date", defects)
-    date = _parse_date(date_raw)
+    date = env.date
     if date is None:
         defects.append("no usable Date header")
     if not message_id:
         defects.append("no Message-ID header")
     return Message(
-        key=content_key(raw, message_id),
+        key=env.key,
         message_id=message_id,
-        in_reply_to=normalise_message_id(_safe_header(msg, "In-Reply-To", defects)),
-        references=message_ids(_safe_header(msg, "References", defects)),
-        list_id=_list_id(_safe_header(msg, "List-Id", defects)),
+        in_reply_to=env.in_reply_to,
+        references=env.references,
+        list_id=env.list_id,
         from_raw=from_raw,
         from_name=from_name,
         from_address=from_address,
@@ -206,7 +214,7 @@ def _from_stdlib(raw: bytes, msg: email.message.Message, defects: list[str]) -> 
         received_spf=tuple(_all_headers(msg, "Received-SPF")),
         date=date,
         date_raw=date_raw,
-        subject=_decode_header(msg.get("Subject")),
+        subject=env.subject,
         text=text,
         text_source=source,
         defects=tuple(dict.fromkeys(defects)),
