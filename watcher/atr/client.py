@@ -32,6 +32,7 @@ import watcher
 import watcher.atr.budget as budget
 import watcher.atr.errors as errors
 import watcher.atr.models as models
+import watcher.log as log_setup
 
 PROJECT_URL: Final = "https://github.com/apache/vote-watcher"
 USER_AGENT: Final = f"vote-watcher/{watcher.__version__} (+{PROJECT_URL})"
@@ -86,6 +87,9 @@ class AtrClient:
         self.base_url = checked_base_url(base_url)
         self.uid = uid
         self._pat = pydantic.SecretStr(reveal(pat)) if pat is not None else None
+        if self._pat is not None:
+            # A second guard: the log pipeline masks it too, should it ever reach a message.
+            log_setup.register_secret(self._pat.get_secret_value())
         self._clock = clock
         self._sleep = sleep
         self._jitter = jitter
