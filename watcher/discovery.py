@@ -355,6 +355,10 @@ class Discovery:
                 changes.append(change)
         return changes
 
+    async def is_binding(self, vote: TrackedVote, uid: str) -> bool:
+        """Whether `uid` is binding on this vote (PMC; PPMC in round 1; IPMC in round 2)."""
+        return await self.rosters.is_binding(uid, vote.committee_key, vote.round)
+
     async def run(
         self,
         on_changes: OnChanges,

@@ -165,7 +165,7 @@ async def test_both_rounds_of_a_podling_vote(
             atr_clock.advance(72 * HOUR)
             await rm.vote_resolve("fooling", "0.3.0", "passed")
             change = by_release(await finder.poll())["fooling-0.3.0"]
-            round_two_binding = [await finder.rosters.is_binding(u, "fooling", 2) for u in ("pat", "ivy", "ian")]
+            round_two_binding = [await finder.is_binding(change.vote, u) for u in ("pat", "ivy", "ian")]
     assert (first.round, first.binding_committee_key, first.list_address) == (1, "fooling", "dev@fooling.apache.org")
     assert first.thread is not None
     assert round_one_binding == [True, False, False]
