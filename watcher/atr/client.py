@@ -251,7 +251,7 @@ class AtrClient:
             # Unsafe calls retry only what never reached ATR; a read timeout may have acted.
             unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
             if failures >= self._max_retries or not (safe or unsent):
-                raise errors.TransportError(path, None, f"{type(exc).__name__}: {exc}") from None
+                raise errors.TransportError(path, None, self.redact(f"{type(exc).__name__}: {exc}")) from None
             log.warning("atr.transport_error", path=path, error=type(exc).__name__, attempt=failures + 1)
             return None
         log.debug("atr.request", method=method, path=path, status=response.status_code)
