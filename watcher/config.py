@@ -183,6 +183,7 @@ class WatcherSection(Section):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     instance_name: str = ""
+    check_interval: Interval = datetime.timedelta(minutes=1)
 
     @pydantic.field_validator("database_url")
     @classmethod

@@ -120,6 +120,9 @@ class Delivery:
     result: DeliveryResult
     detail: str
     next_at: datetime.datetime | None = None
+    kind: str = "reminder"
+    release_key: str = ""
+    vote_seq: int | None = None
 
 
 class Outbox:
@@ -324,7 +327,9 @@ class MemoryOutboxStore:
 def _delivery(
     row: OutboxRow, result: DeliveryResult, detail: str, next_at: datetime.datetime | None = None
 ) -> Delivery:
-    return Delivery(row.id, row.recipient, row.message_id, result, detail, next_at)
+    return Delivery(
+        row.id, row.recipient, row.message_id, result, detail, next_at, row.kind, row.release_key, row.vote_seq
+    )
 
 
 def _utcnow() -> datetime.datetime:

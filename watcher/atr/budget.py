@@ -49,6 +49,10 @@ class TokenBucket:
         paced = 0.0 if self._tokens >= 1.0 - _EPSILON else (1.0 - self._tokens) / self.rate
         return max(paced, self._window.delay())
 
+    def remaining(self) -> int:
+        """Requests still allowed in the current sliding hour."""
+        return max(0, self.per_hour - len(self._window))
+
     def try_take(self) -> bool:
         """Take a token if one is free now."""
         if self.delay() > 0:

@@ -1,17 +1,58 @@
-"""Placeholder until this command is built."""
+"""`vote-watcher run --config PATH [--once] [--dry-run]`: the daemon."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+from typing import Final
+
+import structlog
+
+import watcher.config as config
+import watcher.daemon as daemon
+import watcher.log as log_setup
+import watcher.store as store_api
+
+EXIT_CONFIG: Final = 2
+EXIT_FAILURE: Final = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of this command."""
-    parser.add_argument("--config", help="path to the TOML configuration")
+    """Options of `run`."""
+    parser.add_argument("--config", required=True, metavar="PATH", help="path to the TOML configuration")
+    parser.add_argument("--once", action="store_true", help="run one full cycle, then exit")
+    parser.add_argument("--dry-run", action="store_true", help="send no mail and resolve nothing; write .eml files")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Not built yet."""
-    print(f"vote-watcher: {args.command} is not available yet", file=sys.stderr)
-    return 2
+    """Load the configuration and run the daemon; 2 on a configuration error, 1 on a fatal error."""
+    try:
+        cfg = config.load(args.config)
+    except config.ConfigError as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        return EXIT_CONFIG
+    if args.dry_run:
+        cfg = cfg.model_copy(update={"watcher": cfg.watcher.model_copy(update={"dry_run": True})})
+    log_setup.configure(cfg.watcher.log_format, cfg.watcher.log_level)
+    register_secrets(cfg)
+    log = structlog.get_logger("watcher")
+    try:
+        return asyncio.run(daemon.run(cfg, once=args.once))
+    except store_api.StoreError as exc:
+        log.error("daemon.store_unusable", error=str(exc))
+        print(f"vote-watcher: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def register_secrets(cfg: config.Config) -> None:
+    """Every secret the configuration holds is masked wherever it might reach a log line."""
+    found = [cfg.atr.pat, cfg.smtp.password]
+    for source in cfg.sources:
+        found += [getattr(source, "password", None), getattr(source, "token", None)]
+    for secret in found:
+        if secret is not None:
+            log_setup.register_secret(secret.reveal())
+
+

@@ -288,6 +288,20 @@ class Store:
         async with self._db.connect() as conn:
             return [bytes(raw) for raw in (await conn.execute(statement)).scalars()]
 
+    async def kept_since(self, since: datetime.datetime) -> list[tuple[str, bytes]]:
+        """(key, raw) of every message kept with its bytes and stored at or after `since`, oldest first.
+
+        Used when a vote starts being tracked, to link the thread messages that arrived before it.
+        """
+        table = schema.messages
+        statement = (
+            sa.select(table.c.key, table.c.raw)
+            .where(table.c.raw.is_not(None), table.c.stored_at >= since)
+            .order_by(table.c.stored_at, table.c.key)
+        )
+        async with self._db.connect() as conn:
+            return [(row.key, bytes(row.raw)) for row in await conn.execute(statement)]
+
     async def votes_containing(self, keys: Iterable[str]) -> dict[str, list[int]]:
         """For each of these message keys that is in a tracked vote's thread, the ids of those votes."""
         table = schema.vote_messages

@@ -1,0 +1,378 @@
+"""The vote desk: for each tracked vote, keep the tally current and act on the decisions.
+
+Everything here is driven by the daemon (jobs and pushes); the rules themselves are in
+`tally` and `decide`, which are pure. ATR is read only when a decision needs it fresh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
+
+import structlog
+
+import watcher.atr.client as atr_client
+import watcher.atr.errors as atr_errors
+import watcher.atr.models as models
+import watcher.atrstate as atrstate
+import watcher.decide as decide
+import watcher.events as events
+import watcher.identity as identity
+import watcher.message as message
+import watcher.outbox as outbox
+import watcher.render as render
+import watcher.roster as roster
+import watcher.store as store_api
+import watcher.store.records as records
+import watcher.tally as tally
+
+log = structlog.get_logger("watcher.desk")
+
+Clock = Callable[[], datetime.datetime]
+RosterFor = Callable[[records.TrackedVote], Awaitable[roster.Roster]]
+PreviousRound = Callable[[records.TrackedVote], Awaitable[Sequence[bytes]]]
+STALE_PENDING: Final = datetime.timedelta(minutes=2)
+MAIL_DOMAIN: Final = "vote-watcher.apache.org"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    """What the desk needs from the configuration."""
+
+    atr_host: str
+    sender: str
+    reply_to: str | None
+    reminders_enabled: bool
+    reminder: decide.ReminderConfig
+    resolve_enabled: bool
+    resolve: decide.ResolveConfig
+    dry_run: bool
+
+
+@dataclasses.dataclass
+class _Known:
+    """What the desk remembers of one vote between checks."""
+
+    result: tally.Tally | None = None
+    seen_at: dict[str, datetime.datetime] = dataclasses.field(default_factory=dict)
+    excluded: frozenset[str] = frozenset()
+    atr: decide.AtrState | None = None
+
+
+class Desk:
+    """Keeps every tracked vote's tally and sends its reminders, notices and resolution."""
+
+    def __init__(
+        self,
+        store: store_api.Store,
+        atr: atr_client.AtrClient,
+        templates: render.Templates,
+        settings: Settings,
+        *,
+        roster_for: RosterFor,
+        previous_round: PreviousRound,
+        sink: events.Sink = events.ignore,
+        clock: Clock,
+    ) -> None:
+        self.store = store
+        self.atr = atr
+        self.templates = templates
+        self.settings = settings
+        self._roster_for = roster_for
+        self._previous_round = previous_round
+        self._sink = sink
+        self._clock = clock
+        self._known: dict[int, _Known] = {}
+
+    def forget(self, vote_id: int) -> None:
+        """Drop what is remembered of a vote that ended."""
+        self._known.pop(vote_id, None)
+
+    def emit(self, kind: events.Kind, vote: records.TrackedVote | None, text: str, **data: object) -> None:
+        """Hand an event to the sink (the demo's timeline; tests)."""
+        release = vote.release_key if vote else ""
+        seq = vote.vote_seq if vote else None
+        self._sink(events.Event(kind, self._clock(), release, seq, text, dict(data)))
+
+    async def retally(self, vote: records.TrackedVote) -> tally.Tally:
+        """Tally the vote's stored thread again and record every voter's latest vote."""
+        known = self._known.setdefault(vote.id, _Known())
+        raws = await self.store.thread_messages(vote.id)
+        messages = [message.parse(raw) for raw in raws]
+        for msg in messages:
+            known.seen_at.setdefault(msg.message_id, self._clock())
+        people = await self._roster_for(vote)
+        previous = [message.parse(raw) for raw in await self._previous_round(vote)] if vote.vote_round == 2 else []
+        options = tally.Options(
+            committee=str(vote.extra.get("committee_key") or vote.committee) or None,
+            vote_round=vote.vote_round,
+            excluded_message_ids=known.excluded,
+            previous_round=previous,
+        )
+        result = tally.tally(messages, people, options)
+        await self.store.replace_voter_votes(vote.id, [_voter_vote(v) for v in result.votes], self._clock())
+        if known.result is None or known.result.votes != result.votes:
+            summary = result.summary.binding
+            self.emit(
+                "tally",
+                vote,
+                f"binding +1: {summary.yes}, 0: {summary.abstain}, -1: {summary.no}; "
+                + ", ".join(f"{v.voter} {v.vote}{' (carried)' if v.carried else ''}" for v in result.votes),
+                votes=[v.voter for v in result.votes],
+            )
+        known.result = result
+        return result
+
+    async def check(self, vote: records.TrackedVote) -> None:
+        """Reminders and resolution for one vote; ATR is read only when something may be due."""
+        if vote.mode != "trusted":
+            await self.retally(vote)
+            return
+        known = self._known.setdefault(vote.id, _Known())
+        if known.result is None:
+            await self.retally(vote)
+        if self.settings.reminders_enabled and await self._reminder_candidates(vote):
+            await self._remind(vote)
+        if self.settings.resolve_enabled and self._resolution_time(vote):
+            await self._resolve(vote)
+
+    # Reminders ----------------------------------------------------------------------------------------------
+
+    async def _reminded(self, vote: records.TrackedVote) -> set[decide.ReminderKey]:
+        mails = await self.store.mails(vote.release_key, vote.vote_seq)
+        return {decide.ReminderKey(m.release_key, m.vote_seq, m.voter) for m in mails if m.kind == "reminder"}
+
+    async def _reminder_candidates(self, vote: records.TrackedVote) -> bool:
+        """Cheap pre-check with what is known: is any reminder possibly due, so that ATR is worth asking?"""
+        known = self._known[vote.id]
+        if known.result is None:
+            return False
+        reminded = {key.voter for key in await self._reminded(vote)}
+        ballots = known.atr.ballots if known.atr else {}
+        now = self._clock()
+        for voted in known.result.votes:
+            if voted.status != "binding" or voted.vote not in tally.COUNTED or voted.voter in reminded:
+                continue
+            if voted.voter in ballots and known.atr is not None and known.atr.vote_seq == vote.vote_seq:
+                continue
+            seen = known.seen_at.get(voted.message_id, now)
+            since = max(filter(None, (voted.date, seen)))
+            if since + self.settings.reminder.delay <= now:
+                return True
+        return False
+
+    async def _fresh_atr(self, vote: records.TrackedVote) -> decide.AtrState | None:
+        """A fresh `vote/tabulate`; the tally is redone when ATR's receipts changed."""
+        try:
+            result = await self.atr.vote_tabulate(vote.project, vote.version)
+        except atr_errors.AtrError as exc:
+            log.warning("desk.tabulate_failed", release=vote.release_key, error=str(exc))
+            return None
+        known = self._known.setdefault(vote.id, _Known())
+        state = atrstate.atr_state(result, self._clock())
+        known.atr = state
+        receipts = result.receipt_message_ids()
+        if receipts != known.excluded:
+            known.excluded = receipts
+            await self.retally(vote)
+        return state
+
+    async def _remind(self, vote: records.TrackedVote) -> None:
+        atr = await self._fresh_atr(vote)
+        known = self._known[vote.id]
+        if atr is None or known.result is None:
+            return
+        decisions = decide.reminders_due(
+            atrstate.vote_state(vote),
+            known.result.votes,
+            atr,
+            config=self.settings.reminder,
+            reminded=await self._reminded(vote),
+            now=self._clock(),
+            seen_at=known.seen_at,
+        )
+        by_voter = {v.voter: v for v in known.result.votes}
+        for emailed, decision in decisions:
+            if not decision.due:
+                log.debug(
+                    "desk.no_reminder", release=vote.release_key, voter=emailed.voter, reason=str(decision.reason)
+                )
+                continue
+            await self._queue_reminder(vote, by_voter[emailed.voter])
+
+    async def _queue_reminder(self, vote: records.TrackedVote, voted: tally.Vote) -> None:
+        now = self._clock()
+        message_id = outbox.new_message_id(MAIL_DOMAIN)
+        context = render.ReminderContext(
+            voter_uid=voted.voter,
+            project=vote.project,
+            version=vote.version,
+            release_key=vote.release_key,
+            vote_seq=vote.vote_seq,
+            vote_value=voted.vote,
+            atr_host=self.settings.atr_host,
+            voter_name=voted.name,
+            quotation=voted.quotation,
+            vote_subject=vote.subject,
+            vote_date=voted.date,
+            vote_end=vote.vote_end,
+            vote_round=vote.vote_round,
+            carried=voted.carried,
+        )
+        headers = render.Headers(self.settings.sender, voted.voter, message_id, now, voted.name, self.settings.reply_to)
+        mail = self.templates.reminder(context, headers)
+        row, created = await self.store.enqueue_reminder(
+            release_key=vote.release_key,
+            vote_seq=vote.vote_seq,
+            voter=voted.voter,
+            raw=mail.as_bytes(),
+            message_id=message_id,
+            now=now,
+        )
+        if created:
+            self.emit(
+                "reminder_queued", vote, f"reminder to {row.recipient} ({voted.vote} by email)", voter=voted.voter
+            )
+
+    # Resolution ---------------------------------------------------------------------------------------------
+
+    def _resolution_time(self, vote: records.TrackedVote) -> bool:
+        if vote.vote_end is None or vote.status != "open":
+            return False
+        return self._clock() >= vote.vote_end + self.settings.resolve.grace
+
+    async def _resolve(self, vote: records.TrackedVote) -> None:
+        atr = await self._fresh_atr(vote)
+        known = self._known[vote.id]
+        if atr is None or known.result is None:
+            return
+        decision = decide.resolution_due(
+            atrstate.vote_state(vote), atr, known.result.votes, config=self.settings.resolve, now=self._clock()
+        )
+        log.info("desk.resolution", release=vote.release_key, action=decision.action, reason=str(decision.reason))
+        if decision.action == "resolve" and decision.resolution is not None:
+            await self._signal(vote, decision.resolution)
+        elif decision.action in ("hold", "manual"):
+            await self._hold(vote, decision)
+        elif decision.action in ("drop", "never"):
+            await self.store.set_vote_status(vote.id, "done", self._clock())
+
+    async def _signal(self, vote: records.TrackedVote, resolution: decide.Resolution) -> None:
+        if self.settings.dry_run:
+            self.emit("resolved", vote, f"would resolve as {resolution} (dry run)", resolution=resolution, dry_run=True)
+            await self.store.set_vote_status(vote.id, "done", self._clock())
+            return
+        record, go = await self.store.begin_resolution(vote.release_key, vote.vote_seq, resolution, self._clock())
+        if not go and not await self._retake_stale(vote, record):
+            return
+        try:
+            await self.atr.vote_resolve(vote.project, vote.version, resolution)
+        except atr_errors.ConflictError as exc:
+            await self._after_conflict(vote, record, str(exc))
+            return
+        except (atr_errors.ServerError, atr_errors.TransportError, atr_errors.RateLimitedError) as exc:
+            # Transient: the pending row stays; the next check (after STALE_PENDING) tries again.
+            log.warning("desk.resolve_retry", release=vote.release_key, error=str(exc))
+            return
+        except atr_errors.AtrError as exc:
+            await self.store.mark_resolution_failed(record.id, str(exc), self._clock())
+            self.emit("resolve_failed", vote, f"ATR refused to resolve: {exc}")
+            return
+        await self.store.mark_resolution_called(record.id, resolution, self._clock())
+        await self.store.mark_resolution_done(record.id, resolution, self._clock())
+        await self.store.set_vote_status(vote.id, "resolved", self._clock())
+        self.emit("resolved", vote, f"resolved as {resolution} through ATR's API", resolution=resolution)
+
+    async def _retake_stale(self, vote: records.TrackedVote, record: records.Resolution) -> bool:
+        """A `pending` row left by a crash before the call may be taken up again; anything else may not."""
+        if record.state != "pending" or self._clock() - record.updated_at < STALE_PENDING:
+            return False
+        try:
+            release = await self.atr.release_get(vote.project, vote.version)
+        except atr_errors.AtrError:
+            return False
+        return release.phase == models.PHASE_CANDIDATE and release.current_vote_seq == vote.vote_seq
+
+    async def _after_conflict(self, vote: records.TrackedVote, record: records.Resolution, error: str) -> None:
+        """409: resolved already (by someone, or by our own earlier call), or not resolvable yet."""
+        try:
+            release = await self.atr.release_get(vote.project, vote.version)
+        except atr_errors.AtrError:
+            return
+        if release.phase != models.PHASE_CANDIDATE or release.current_vote_seq != vote.vote_seq:
+            await self.store.mark_resolution_done(record.id, f"resolved elsewhere: {error}", self._clock())
+            await self.store.set_vote_status(vote.id, "resolved", self._clock())
+            return
+        await self.store.mark_resolution_held(record.id, f"ATR said: {error}", self._clock())
+
+    async def _hold(self, vote: records.TrackedVote, decision: decide.ResolutionDecision) -> None:
+        record, go = await self.store.begin_resolution(vote.release_key, vote.vote_seq, "held", self._clock())
+        if go:
+            await self.store.mark_resolution_held(record.id, decision.detail, self._clock())
+        elif record.state != "held":
+            return
+        await self._notify_manager(vote, decision)
+
+    async def _notify_manager(self, vote: records.TrackedVote, decision: decide.ResolutionDecision) -> None:
+        manager = await self._manager_uid(vote)
+        if manager is None:
+            log.warning("desk.no_release_manager", release=vote.release_key)
+            return
+        mails = await self.store.mails(vote.release_key, vote.vote_seq)
+        sent = [render.ReminderSent(m.voter, m.message_id, m.state, m.sent_at) for m in mails if m.kind == "reminder"]
+        now = self._clock()
+        message_id = outbox.new_message_id(MAIL_DOMAIN)
+        context = render.NoticeContext(
+            rm_uid=manager,
+            project=vote.project,
+            version=vote.version,
+            release_key=vote.release_key,
+            vote_seq=vote.vote_seq,
+            atr_host=self.settings.atr_host,
+            decision=decision,
+            vote_subject=vote.subject,
+            vote_end=vote.vote_end,
+            reminders=sent,
+        )
+        headers = render.Headers(self.settings.sender, manager, message_id, now, "", self.settings.reply_to)
+        mail = self.templates.held_notice(context, headers)
+        row, created = await self.store.enqueue(
+            kind="held_notice",
+            release_key=vote.release_key,
+            vote_seq=vote.vote_seq,
+            recipient=render.recipient(manager),
+            raw=mail.as_bytes(),
+            message_id=message_id,
+            voter=manager,
+            now=now,
+        )
+        if created:
+            self.emit("held", vote, f"held: {decision.detail}", reason=str(decision.reason))
+            self.emit("notice_queued", vote, f"notice to the release manager {row.recipient}", to=row.recipient)
+
+    async def _manager_uid(self, vote: records.TrackedVote) -> str | None:
+        """The release manager: the uid that sent the [VOTE] (ATR sends it from `{uid}@apache.org`)."""
+        keys = await self.store.thread_keys(vote.id)
+        if not keys:
+            return None
+        raw = await self.store.get_raw(keys[0])
+        if raw is None:
+            return None
+        opener = message.parse(raw)
+        return identity.uid_from_address(opener.from_address)
+
+
+def _voter_vote(vote: tally.Vote) -> records.VoterVote:
+    return records.VoterVote(
+        voter=vote.voter,
+        value=vote.vote,
+        status=vote.status,
+        message_key=vote.message_id,
+        date=vote.date,
+        quotation=vote.quotation,
+        confidence=vote.confidence,
+        reasons=vote.reasons,
+        updated=vote.updated,
+    )
