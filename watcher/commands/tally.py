@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Final
 
 import watcher.message as message
+import watcher.progress as progress
 import watcher.report as report
 import watcher.roster as roster
 import watcher.sources.archive as archive
@@ -87,21 +88,32 @@ def read_thread(sources: Sequence[str], selector: str | None, archive_url: str) 
         if not path.exists():
             raise InputError(f"{path}: no such file or directory")
     raws = _fetch_urls(urls, archive_url) if urls else []
+    total = _archive_total(paths)
     if selector is None:
-        return [message.parse(raw) for raw in (*raws, *archive.iter_sources(paths))]
-    return _select(raws, paths, selector)
+        read = progress.track(archive.iter_sources(paths), "reading", total)
+        return [message.parse(raw) for raw in (*raws, *read)]
+    return _select(raws, paths, selector, total)
 
 
-def _select(raws: list[bytes], paths: list[pathlib.Path], selector: str) -> list[message.Message]:
+def _select(raws: list[bytes], paths: list[pathlib.Path], selector: str, total: int | None) -> list[message.Message]:
     """Route on headers first (cheap), then parse only the messages of the chosen thread."""
     envelopes = [message.peek(raw) for raw in raws]
-    envelopes += [message.peek(raw) for raw in archive.iter_sources(paths)]
+    scan = progress.track(archive.iter_sources(paths), "scanning", total)
+    envelopes += [message.peek(raw) for raw in scan]
     wanted = {env.key for env in threads.select_thread(envelopes, selector)}
     chosen = [raw for raw in raws if message.peek(raw).key in wanted]
-    chosen += [raw for raw in archive.iter_sources(paths) if message.peek(raw).key in wanted]
+    pick = progress.track(archive.iter_sources(paths), "reading", total)
+    chosen += [raw for raw in pick if message.peek(raw).key in wanted]
     order = {env.key: index for index, env in enumerate(envelopes)}
     parsed = [message.parse(raw) for raw in chosen]
     return sorted(parsed, key=lambda m: order.get(m.key, 0))
+
+
+def _archive_total(paths: Sequence[pathlib.Path]) -> int | None:
+    """How many messages the archives hold, counted only when a progress bar will show it."""
+    if not paths or not progress.shown():
+        return None
+    return sum(archive.count_messages(path) for path in paths)
 
 
 def _is_url(source: str) -> bool:
