@@ -121,7 +121,9 @@ class Daemon:
         stored = await self.store.upsert_vote(atrstate.stored_vote(vote), self.clock())
         kind: events.Kind = "vote_restarted" if change.kind == "restarted" else "vote_tracked"
         if change.kind in ("started", "restarted", "next_round"):
-            self.desk.emit(kind, stored, f"{vote.mode} vote, round {vote.round or '-'}, ends {stored.vote_end}")
+            ends = stored.vote_end.strftime("%Y-%m-%d %H:%M UTC") if stored.vote_end else "unknown"
+            rounds = f", podling round {vote.round}" if vote.round else ""
+            self.desk.emit(kind, stored, f"{vote.mode} vote{rounds} on {vote.list_address}, ends {ends}")
         await self._follow(stored)
 
     async def _follow(self, vote: records.TrackedVote) -> None:
@@ -203,11 +205,12 @@ class Daemon:
         result = delivery.result
         if row.kind == "reminder" and result in ("sent", "failed", "skipped"):
             self.metrics.reminder("sent" if result == "sent" else "failed" if result == "failed" else "skipped")
+        to = row.recipient if "@" in row.recipient else render.recipient(row.recipient)
         kind: events.Kind | None = None
         if result == "sent":
             kind = "reminder_sent" if row.kind == "reminder" else "notice_sent"
-        elif result == "failed" and row.kind == "reminder":
-            kind = "reminder_failed"
+        elif result == "failed":
+            kind = "reminder_failed" if row.kind == "reminder" else "notice_failed"
         elif result == "skipped" and row.kind == "reminder":
             kind = "reminder_skipped"
         if kind is None:
@@ -218,8 +221,8 @@ class Daemon:
                 self.clock(),
                 row.release_key,
                 row.vote_seq,
-                f"{row.kind} {result} to {row.recipient}",
-                {"to": row.recipient, "message_id": row.message_id, "kind": row.kind},
+                f"{row.kind.replace('_', ' ')} {result} to {to}",
+                {"to": to, "message_id": row.message_id, "kind": row.kind},
             )
         )
 
@@ -343,7 +346,9 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         desk=desk,
         intake=intake_api.Intake(db, vote_changed, metrics=metrics, clock=clock),
         discovering=found,
-        sender=outbox.Outbox(db, _mailer(cfg), _policy(cfg), owner=f"{cfg.watcher.instance_name}:{os.getpid()}"),
+        sender=outbox.Outbox(
+            db, _mailer(cfg), _policy(cfg), owner=f"{cfg.watcher.instance_name}:{os.getpid()}", clock=clock
+        ),
         metrics=metrics,
         sink=sink,
         clock=clock,

@@ -22,6 +22,7 @@ import watcher.events as events
 import watcher.identity as identity
 import watcher.message as message
 import watcher.outbox as outbox
+import watcher.receipts as receipts
 import watcher.render as render
 import watcher.roster as roster
 import watcher.store as store_api
@@ -97,14 +98,23 @@ class Desk:
         self._sink(events.Event(kind, self._clock(), release, seq, text, dict(data)))
 
     async def retally(self, vote: records.TrackedVote) -> tally.Tally:
-        """Tally the vote's stored thread again and record every voter's latest vote."""
+        """Tally the vote's stored thread again and record every voter's latest vote.
+
+        In a Trusted Vote, ATR's ballot receipts are left out by Message-ID; a receipt-shaped
+        message that ATR has not named yet makes the desk ask ATR again first.
+        """
         known = self._known.setdefault(vote.id, _Known())
         raws = await self.store.thread_messages(vote.id)
         messages = [message.parse(raw) for raw in raws]
         for msg in messages:
             known.seen_at.setdefault(msg.message_id, self._clock())
+        unnamed = [m for m in messages if m.message_id not in known.excluded and receipts.looks_like_receipt(m)]
+        if vote.mode == "trusted" and (known.atr is None or unnamed):
+            await self._load_atr(vote)
         people = await self._roster_for(vote)
         previous = [message.parse(raw) for raw in await self._previous_round(vote)] if vote.vote_round == 2 else []
+        for msg in previous:
+            known.seen_at.setdefault(msg.message_id, self._clock())
         options = tally.Options(
             committee=str(vote.extra.get("committee_key") or vote.committee) or None,
             vote_round=vote.vote_round,
@@ -114,14 +124,8 @@ class Desk:
         result = tally.tally(messages, people, options)
         await self.store.replace_voter_votes(vote.id, [_voter_vote(v) for v in result.votes], self._clock())
         if known.result is None or known.result.votes != result.votes:
-            summary = result.summary.binding
-            self.emit(
-                "tally",
-                vote,
-                f"binding +1: {summary.yes}, 0: {summary.abstain}, -1: {summary.no}; "
-                + ", ".join(f"{v.voter} {v.vote}{' (carried)' if v.carried else ''}" for v in result.votes),
-                votes=[v.voter for v in result.votes],
-            )
+            listed = ", ".join(f"{v.voter} {v.vote}{' (carried)' if v.carried else ''}" for v in result.votes)
+            self.emit("tally", vote, f"emailed votes: {listed or 'none'}", votes=[v.voter for v in result.votes])
         known.result = result
         return result
 
@@ -131,6 +135,9 @@ class Desk:
             await self.retally(vote)
             return
         known = self._known.setdefault(vote.id, _Known())
+        if known.atr is None:
+            # ATR's receipts are left out of the tally from the first look on.
+            await self._fresh_atr(vote)
         if known.result is None:
             await self.retally(vote)
         if self.settings.reminders_enabled and await self._reminder_candidates(vote):
@@ -163,21 +170,27 @@ class Desk:
                 return True
         return False
 
-    async def _fresh_atr(self, vote: records.TrackedVote) -> decide.AtrState | None:
-        """A fresh `vote/tabulate`; the tally is redone when ATR's receipts changed."""
+    async def _load_atr(self, vote: records.TrackedVote) -> bool:
+        """Read `vote/tabulate`; True when ATR's set of receipts changed."""
         try:
             result = await self.atr.vote_tabulate(vote.project, vote.version)
         except atr_errors.AtrError as exc:
             log.warning("desk.tabulate_failed", release=vote.release_key, error=str(exc))
-            return None
+            return False
         known = self._known.setdefault(vote.id, _Known())
-        state = atrstate.atr_state(result, self._clock())
-        known.atr = state
+        known.atr = atrstate.atr_state(result, self._clock())
         receipts = result.receipt_message_ids()
-        if receipts != known.excluded:
-            known.excluded = receipts
+        changed = receipts != known.excluded
+        known.excluded = receipts
+        return changed
+
+    async def _fresh_atr(self, vote: records.TrackedVote) -> decide.AtrState | None:
+        """A fresh `vote/tabulate`; the tally is redone when ATR's receipts changed."""
+        known = self._known.setdefault(vote.id, _Known())
+        before = known.atr
+        if await self._load_atr(vote):
             await self.retally(vote)
-        return state
+        return known.atr if known.atr is not before else None
 
     async def _remind(self, vote: records.TrackedVote) -> None:
         atr = await self._fresh_atr(vote)
@@ -342,15 +355,16 @@ class Desk:
             kind="held_notice",
             release_key=vote.release_key,
             vote_seq=vote.vote_seq,
-            recipient=render.recipient(manager),
+            recipient=manager,
             raw=mail.as_bytes(),
             message_id=message_id,
             voter=manager,
             now=now,
         )
         if created:
-            self.emit("held", vote, f"held: {decision.detail}", reason=str(decision.reason))
-            self.emit("notice_queued", vote, f"notice to the release manager {row.recipient}", to=row.recipient)
+            self.emit("held", vote, decision.detail, reason=str(decision.reason))
+            to = render.recipient(row.recipient)
+            self.emit("notice_queued", vote, f"notice to the release manager {to}", to=to)
 
     async def _manager_uid(self, vote: records.TrackedVote) -> str | None:
         """The release manager: the uid that sent the [VOTE] (ATR sends it from `{uid}@apache.org`)."""

@@ -19,6 +19,7 @@ Kind = Literal[
     "reminder_skipped",
     "notice_queued",
     "notice_sent",
+    "notice_failed",
     "resolved",
     "held",
     "resolve_failed",

@@ -1,36 +1,33 @@
-"""`vote-watcher demo`: show what vote-watcher does, with no setup and no network."""
+"""`vote-watcher demo [--scenario PATH] [--report PATH]`: the daemon against local stand-ins."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.resources
 import pathlib
+import sys
+from typing import Final
 
-import watcher.commands.tally as tally_command
+import watcher.demo as demo
+
+EXIT_SCENARIO: Final = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `demo`."""
     parser.add_argument("--scenario", type=pathlib.Path, help="scenario TOML (default: the bundled one)")
-    parser.add_argument("--report", type=pathlib.Path, help="write a JSON report here")
+    parser.add_argument("--report", type=pathlib.Path, help="write a JSON report of what happened here")
+    parser.add_argument("--verbose", action="store_true", help="also print the daemon's log on stderr")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Tally the bundled example thread and print it as text."""
-    examples = importlib.resources.files("watcher") / "examples"
-    with importlib.resources.as_file(examples) as folder:
-        thread = folder / "example-vote.mbox"
-        roster_file = folder / "example-roster.toml"
-        print(f"Tallying the bundled example thread {thread.name} with roster {roster_file.name}:\n")
-        tally_args = argparse.Namespace(
-            sources=[str(thread)],
-            roster=roster_file,
-            committee=None,
-            vote_round=None,
-            previous_round=None,
-            exclude_message_id=[],
-            thread=None,
-            format="text",
-            archive_url=tally_command.DEFAULT_ARCHIVE_URL,
-        )
-        return tally_command.run(tally_args)
+    """Run the bundled (or given) scenario and print its timeline."""
+    bundled = importlib.resources.files("watcher") / "examples" / "demo-scenario.toml"
+    with importlib.resources.as_file(bundled) as default:
+        scenario = args.scenario or default
+        try:
+            return asyncio.run(demo.run(scenario, args.report, verbose=args.verbose))
+        except demo.DemoError as exc:
+            print(f"vote-watcher demo: {exc}", file=sys.stderr)
+            return EXIT_SCENARIO

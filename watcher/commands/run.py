@@ -54,5 +54,3 @@ def register_secrets(cfg: config.Config) -> None:
     for secret in found:
         if secret is not None:
             log_setup.register_secret(secret.reveal())
-
-
