@@ -62,6 +62,7 @@ POLL_LISTS = 20
 IDLE_POLLS = 5
 REPLAY_MIB = 1024
 REPLAY_BATCH = 1000
+RUNNING_VOTES = 50
 
 Line = tuple[str, float | int, str]
 
@@ -371,7 +372,7 @@ async def replay_into_store(path: pathlib.Path, database: str) -> tuple[int, flo
         for raw in archive.iter_raw(path):
             env = message.peek(raw)
             if threads.is_vote_call(env):
-                matcher.track(env.message_id, env.subject)
+                track_running(matcher, env)
             if matcher.match(env) is None:
                 headers_only.append(raw)
             else:
@@ -379,19 +380,32 @@ async def replay_into_store(path: pathlib.Path, database: str) -> tuple[int, flo
                 castings.read(msg.text)
                 identity.identify(msg, people)
                 whole.append(raw)
-            if len(whole) + len(headers_only) >= REPLAY_BATCH:
-                stored += await store_batch(db, whole, headers_only)
-        stored += await store_batch(db, whole, headers_only)
+            for batch, keep_raw in ((whole, True), (headers_only, False)):
+                if len(batch) >= REPLAY_BATCH:
+                    stored += await store_batch(db, batch, keep_raw)
+        for batch, keep_raw in ((whole, True), (headers_only, False)):
+            stored += await store_batch(db, batch, keep_raw)
         return stored, time.perf_counter() - started
     finally:
         await db.close()
 
 
-async def store_batch(db: store.Store, whole: list[bytes], headers_only: list[bytes]) -> int:
-    """Store and empty both lists; returns how many were new."""
-    new = len(await db.add_messages(whole, "mbox")) + len(await db.add_messages(headers_only, "mbox", keep_raw=False))
-    whole.clear()
-    headers_only.clear()
+def track_running(matcher: threads.ThreadMatcher, env: message.Envelope) -> None:
+    """Follow a new vote; votes end, so only the latest RUNNING_VOTES are followed (the daemon follows open ones)."""
+    matcher.track(env.message_id, env.subject)
+    for root in matcher.roots[:-RUNNING_VOTES]:
+        matcher.forget(root)
+
+
+async def store_batch(db: store.Store, batch: list[bytes], keep_raw: bool) -> int:
+    """Store a batch and empty it; returns how many were new.
+
+    Batches have one size (but the last): SQLAlchemy renders a multi-row INSERT per row count
+    and Python's sqlite3 caches up to 128 prepared statements by their text, so batches of ever
+    different sizes hold tens of MB of statements (measured: +36 MB, 5 MB with the cache off).
+    """
+    new = len(await db.add_messages(batch, "mbox", keep_raw=keep_raw)) if batch else 0
+    batch.clear()
     return new
 
 
