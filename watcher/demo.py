@@ -118,7 +118,7 @@ def load_steps(data: Mapping[str, Any]) -> list[Step]:
     return sorted(steps, key=lambda s: s.at)
 
 
-def reply(vote_subject: str, vote_message_id: str, to: str, sender: str, body: str, when: float) -> bytes:
+def reply(vote_subject: str, vote_message_id: str, *, to: str, sender: str, body: str, when: float) -> bytes:
     """A reply on a vote thread, as a list member would send it."""
     msg = email.message.EmailMessage()
     msg["From"] = sender
@@ -202,11 +202,21 @@ async def run(
         log_setup.configure("console", "info", stream=sys.stderr) if verbose else log_setup.configure(
             "json", "error", stream=quiet
         )
-        return await _run(pathlib.Path(tmp), data, demo, steps, speed, length, report_path, out)
+        return await _run(
+            pathlib.Path(tmp),
+            data=data,
+            demo=demo,
+            steps=steps,
+            speed=speed,
+            length=length,
+            report_path=report_path,
+            out=out,
+        )
 
 
 async def _run(
     folder: pathlib.Path,
+    *,
     data: dict[str, Any],
     demo: Mapping[str, Any],
     steps: list[Step],
@@ -221,7 +231,7 @@ async def _run(
     archive_url = await archive.start()
     _round_one(data, demo, archive, clock())
     scenario = atr_scenario.from_mapping(data, clock(), "demo scenario")
-    atr = atr_sandbox.AtrSandbox(scenario, clock=clock, on_receipt=lambda raw, to: archive.add(raw, to))
+    atr = atr_sandbox.AtrSandbox(scenario, clock=clock, on_receipt=archive.add)
     atr_url = await atr.start()
     sink = Sink()
     smtp_port = _free_port()
@@ -241,7 +251,17 @@ async def _run(
         await db.close()
         stop = asyncio.Event()
         running = asyncio.ensure_future(daemon.run(cfg, stop=stop, sink=timeline, clock=clock.now))
-        await _play(steps, clock, start, atr, atr_url, archive, timeline, length, running)
+        await _play(
+            steps,
+            clock=clock,
+            start=start,
+            atr=atr,
+            atr_url=atr_url,
+            archive=archive,
+            timeline=timeline,
+            length=length,
+            running=running,
+        )
         stop.set()
         status = await running
     finally:
@@ -279,13 +299,14 @@ def _round_one(
         archive.add(opener.as_bytes(), to, epoch=int(now - 4 * 86400))
         for index, item in enumerate(replies):
             when = now - (3 - index * 0.1) * 86400
-            raw = reply(subject, root, to, str(item["from"]), str(item["body"]), when)
+            raw = reply(subject, root, to=to, sender=str(item["from"]), body=str(item["body"]), when=when)
             archive.add(raw, to, epoch=int(when))
         spec["podling_thread_id"] = ponymail_sandbox.archive_id(root, to.replace("@", "."))
 
 
 async def _play(
     steps: list[Step],
+    *,
     clock: clocks.ScaledClock,
     start: datetime.datetime,
     atr: atr_sandbox.AtrSandbox,
@@ -296,7 +317,7 @@ async def _play(
     running: asyncio.Future[int],
 ) -> None:
     """Carry out the steps at their scenario times, then wait for the end."""
-    pats = atr.state.settings.pats if hasattr(atr.state.settings, "pats") else {}
+    pats = atr.state.settings.pats
     for step in steps:
         await _until(clock, start + step.at, running)
         timeline.line(clock.now(), step.release, f"» {step.say}")
@@ -305,7 +326,12 @@ async def _play(
         else:
             release = atr.state.releases[step.release]
             raw = reply(
-                release.vote_subject, release.vote_message_id, release.email_to, step.sender, step.body, clock()
+                release.vote_subject,
+                release.vote_message_id,
+                to=release.email_to,
+                sender=step.sender,
+                body=step.body,
+                when=clock(),
             )
             archive.add(raw, release.email_to)
     await _until(clock, start + length, running)
