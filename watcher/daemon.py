@@ -164,7 +164,7 @@ class Daemon:
         """Catch what a lost IDLE push missed."""
         for mailbox in self.mailboxes:
             await mailbox.sweep_once()
-            self.metrics.polled(mailbox.config.name, self.clock())
+            self.metrics.polled(mailbox.config.source_name, self.clock())
 
     async def check_votes(self) -> None:
         """Reminders and resolutions of every open vote."""
@@ -356,7 +356,7 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
     )
     holder.append(daemon)
     daemon.mailboxes = [
-        imap.ImapSource(_imap_config(s), db, daemon.take_imap)
+        imap.ImapSource(imap.from_settings(s), db, daemon.take_imap)
         for s in cfg.sources
         if isinstance(s, config_api.ImapSource)
     ]
@@ -378,23 +378,6 @@ def _archive(
     )
     client = ponymail.ArchiveClient(settings)
     return ponymail.PonyMailSource(client, source.lists, cursors=db, name=_source_name(source)), client
-
-
-def _imap_config(source: config_api.ImapSource) -> imap.ImapConfig:
-    if source.password is None:
-        raise config_api.ConfigError([f"sources: {source.name}: no IMAP password"])
-    return imap.ImapConfig(
-        host=source.host,
-        user=source.user,
-        password=source.password,
-        folders=tuple(source.folders),
-        port=source.port,
-        tls=source.tls == "implicit",
-        ca_file=str(source.ca_file) if source.ca_file else None,
-        idle_renew_s=source.idle_timeout.total_seconds(),
-        sweep_interval_s=source.sweep_interval.total_seconds(),
-        name=_source_name(source),
-    )
 
 
 def _mailer(cfg: config_api.Config) -> mailer.Mailer:
