@@ -35,6 +35,8 @@ Clock = Callable[[], datetime.datetime]
 RosterFor = Callable[[records.TrackedVote], Awaitable[roster.Roster]]
 PreviousRound = Callable[[records.TrackedVote], Awaitable[Sequence[bytes]]]
 STALE_PENDING: Final = datetime.timedelta(minutes=2)
+RECHECK_HELD: Final = datetime.timedelta(minutes=10)
+RETRY_RESOLVE: Final = datetime.timedelta(seconds=20)
 MAIL_DOMAIN: Final = "vote-watcher.apache.org"
 
 
@@ -60,6 +62,7 @@ class _Known:
     seen_at: dict[str, datetime.datetime] = dataclasses.field(default_factory=dict)
     excluded: frozenset[str] = frozenset()
     atr: decide.AtrState | None = None
+    next_resolve_check: datetime.datetime | None = None
 
 
 class Desk:
@@ -254,7 +257,11 @@ class Desk:
     def _resolution_time(self, vote: records.TrackedVote) -> bool:
         if vote.vote_end is None or vote.status != "open":
             return False
-        return self._clock() >= vote.vote_end + self.settings.resolve.grace
+        now = self._clock()
+        later = self._known[vote.id].next_resolve_check
+        if later is not None and now < later:
+            return False
+        return now >= vote.vote_end + self.settings.resolve.grace
 
     async def _resolve(self, vote: records.TrackedVote) -> None:
         atr = await self._fresh_atr(vote)
@@ -265,6 +272,8 @@ class Desk:
             atrstate.vote_state(vote), atr, known.result.votes, config=self.settings.resolve, now=self._clock()
         )
         log.info("desk.resolution", release=vote.release_key, action=decision.action, reason=str(decision.reason))
+        # A held or waiting vote is looked at again later, not at every check: ATR's budget is shared.
+        known.next_resolve_check = self._clock() + RECHECK_HELD
         if decision.action == "resolve" and decision.resolution is not None:
             await self._signal(vote, decision.resolution)
         elif decision.action in ("hold", "manual"):
@@ -286,8 +295,11 @@ class Desk:
             await self._after_conflict(vote, record, str(exc))
             return
         except (atr_errors.ServerError, atr_errors.TransportError, atr_errors.RateLimitedError) as exc:
-            # Transient: the pending row stays; the next check (after STALE_PENDING) tries again.
+            # Transient, and perhaps applied: the row is released for a retry soon. Should ATR have
+            # resolved it after all, the retry gets a 409 and finds the vote resolved.
             log.warning("desk.resolve_retry", release=vote.release_key, error=str(exc))
+            await self.store.mark_resolution_held(record.id, f"ATR error, retrying: {exc}", self._clock())
+            self._known[vote.id].next_resolve_check = self._clock() + RETRY_RESOLVE
             return
         except atr_errors.AtrError as exc:
             await self.store.mark_resolution_failed(record.id, str(exc), self._clock())
