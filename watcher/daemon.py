@@ -81,6 +81,7 @@ class Daemon:
     mailboxes: list[imap.ImapSource] = dataclasses.field(default_factory=list)
     ready: bool = False
     _pending_checks: set[int] = dataclasses.field(default_factory=set)
+    _changed_again: set[int] = dataclasses.field(default_factory=set)
     _tasks: set[asyncio.Task[Any]] = dataclasses.field(default_factory=set)
     _stopping: bool = False
 
@@ -180,7 +181,11 @@ class Daemon:
 
     async def on_vote_changed(self, vote_id: int) -> None:
         """New mail in a thread: re-tally and check at once (pushes are coalesced per vote)."""
-        if vote_id in self._pending_checks or self._stopping:
+        if self._stopping:
+            return
+        if vote_id in self._pending_checks:
+            # The running re-tally may have read the thread before this message: it runs once more.
+            self._changed_again.add(vote_id)
             return
         self._pending_checks.add(vote_id)
         self._spawn(self._changed(vote_id), f"check:{vote_id}")
@@ -188,12 +193,18 @@ class Daemon:
     async def _changed(self, vote_id: int) -> None:
         try:
             await asyncio.sleep(0)
-            vote = await self.store.vote_by_id(vote_id)
-            if vote is not None:
+            again = True
+            while again:
+                self._changed_again.discard(vote_id)
+                vote = await self.store.vote_by_id(vote_id)
+                if vote is None:
+                    return
                 await self.desk.retally(vote)
                 await self._check(vote_id)
+                again = vote_id in self._changed_again and not self._stopping
         finally:
             self._pending_checks.discard(vote_id)
+            self._changed_again.discard(vote_id)
 
     async def send_mail(self) -> None:
         """Deliver what the outbox holds."""
