@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.smtp",
     "tests.fixtures.atr",
     "tests.fixtures.postgres",
+    "tests.fixtures.e2e",
 ]
