@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
-import os
+import functools
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
@@ -30,6 +30,7 @@ import watcher.desk as desk_api
 import watcher.discovery as discovery
 import watcher.events as events
 import watcher.intake as intake_api
+import watcher.leases as leases
 import watcher.mailer as mailer
 import watcher.metrics as metrics_api
 import watcher.notify as notify
@@ -79,8 +80,10 @@ class Daemon:
     clock: Clock
     archives: list[tuple[ponymail.PonyMailSource, ponymail.ArchiveClient]] = dataclasses.field(default_factory=list)
     mailboxes: list[imap.ImapSource] = dataclasses.field(default_factory=list)
+    keeper: leases.LeaseKeeper = dataclasses.field(default_factory=leases.LeaseKeeper.solo)
     ready: bool = False
     _pending_checks: set[int] = dataclasses.field(default_factory=set)
+    _thread_sizes: dict[int, int] = dataclasses.field(default_factory=dict)
     _changed_again: set[int] = dataclasses.field(default_factory=set)
     _tasks: set[asyncio.Task[Any]] = dataclasses.field(default_factory=set)
     _stopping: bool = False
@@ -88,7 +91,10 @@ class Daemon:
     # Jobs -----------------------------------------------------------------------------------------------------
 
     async def discover(self) -> None:
-        """Ask ATR for running votes; track new and restarted ones, close finished ones."""
+        """Ask ATR for running votes; track new and restarted ones, close finished ones (under its lease)."""
+        await self.keeper.run_under(leases.DISCOVERY, self._discover)
+
+    async def _discover(self) -> None:
         changes = await self.discovering.poll()
         for change in changes:
             await self._apply(change)
@@ -150,8 +156,9 @@ class Daemon:
     async def poll_archives(self) -> None:
         """One poll of every archive source (one request per list when nothing changed)."""
         for source, _ in self.archives:
-            report = await source.poll(self.intake.seen, self._deliver_archived)
-            if report.ok:
+            poll = functools.partial(source.poll, self.intake.seen, self._deliver_archived)
+            report = await self.keeper.run_under(leases.archive(source.name), poll)
+            if report is not None and report.ok:
                 self.metrics.polled(source.name, self.clock())
 
     async def _deliver_archived(self, archived: ponymail.ArchivedMessage) -> None:
@@ -164,13 +171,23 @@ class Daemon:
     async def sweep_mailboxes(self) -> None:
         """Catch what a lost IDLE push missed."""
         for mailbox in self.mailboxes:
-            await mailbox.sweep_once()
-            self.metrics.polled(mailbox.config.source_name, self.clock())
+            if await self.keeper.run_under(leases.mailbox(mailbox.config.source_name), mailbox.sweep_once) is not None:
+                self.metrics.polled(mailbox.config.source_name, self.clock())
 
     async def check_votes(self) -> None:
         """Reminders and resolutions of every open vote."""
         for vote in await self.store.votes(open_only=True):
+            if self.keeper.shared:
+                await self._catch_up(vote)
             await self._check(vote.id)
+
+    async def _catch_up(self, vote: records.TrackedVote) -> None:
+        """Several instances: another may run discovery and the sources, so follow the vote and tally what it stored."""
+        await self._follow(vote)
+        size = len(await self.store.thread_keys(vote.id))
+        if self._thread_sizes.get(vote.id) != size:
+            self._thread_sizes[vote.id] = size
+            await self.desk.retally(vote)
 
     async def _check(self, vote_id: int) -> None:
         vote = await self.store.vote_by_id(vote_id)
@@ -292,7 +309,8 @@ class Daemon:
             task.cancel()
 
     async def close(self) -> None:
-        """Close connections."""
+        """Give the leases up and close connections."""
+        await self.keeper.release_all()
         for _, client in self.archives:
             await client.__aexit__(None, None, None)
         await self.atr.aclose()
@@ -346,6 +364,7 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         db, atr, templates, settings, roster_for=roster_for, previous_round=previous_round, sink=sink, clock=clock
     )
     holder: list[Daemon] = []
+    owner = leases.owner_id(cfg.watcher.instance_name)
 
     async def vote_changed(vote_id: int) -> None:
         await holder[0].on_vote_changed(vote_id)
@@ -357,9 +376,7 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         desk=desk,
         intake=intake_api.Intake(db, vote_changed, metrics=metrics, clock=clock),
         discovering=found,
-        sender=outbox.Outbox(
-            db, _mailer(cfg), _policy(cfg), owner=f"{cfg.watcher.instance_name}:{os.getpid()}", clock=clock
-        ),
+        sender=outbox.Outbox(db, _mailer(cfg), _policy(cfg), owner=owner, clock=clock),
         metrics=metrics,
         sink=sink,
         clock=clock,
@@ -371,6 +388,11 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         for s in cfg.sources
         if isinstance(s, config_api.ImapSource)
     ]
+    if db.backend != "sqlite":
+        # Several instances may share this database: singleton work runs under leases.
+        names = [leases.DISCOVERY, *(leases.archive(s.name) for s, _ in archives)]
+        names += [leases.mailbox(m.config.source_name) for m in daemon.mailboxes]
+        daemon.keeper = leases.LeaseKeeper(db, owner, names, ttl=cfg.leases.ttl, heartbeat=cfg.leases.heartbeat)
     return daemon
 
 
@@ -425,6 +447,10 @@ async def run(
     stop = stop or asyncio.Event()
     daemon = await build(cfg, sink=sink, clock=clock)
     endpoint = daemon.metrics.start(cfg.metrics.listen) if cfg.metrics.listen else None
+    # Leases are renewed beside everything else, until the work in flight has been drained.
+    await daemon.keeper.tick()
+    heartbeat_stop = asyncio.Event()
+    heartbeat = asyncio.ensure_future(daemon.keeper.run(heartbeat_stop))
     try:
         if once:
             await daemon.cycle()
@@ -434,6 +460,8 @@ async def run(
     finally:
         notify.stopping("stopping")
         await daemon.drain()
+        heartbeat_stop.set()
+        await heartbeat
         if endpoint is not None:
             endpoint.stop()
         await daemon.close()
@@ -447,7 +475,12 @@ async def _serve(daemon: Daemon, stop: asyncio.Event) -> int:
     await daemon.cycle()
     scheduler = _scheduler(daemon)
     scheduler.start()
-    mailbox_tasks = [asyncio.ensure_future(m.run(stop)) for m in daemon.mailboxes]
+    mailbox_tasks = [
+        asyncio.ensure_future(
+            daemon.keeper.hold(leases.mailbox(m.config.source_name), functools.partial(m.run, stop), stop)
+        )
+        for m in daemon.mailboxes
+    ]
     notify.ready(_status(daemon))
     log.info("daemon.ready", sources=len(daemon.cfg.sources), votes=len(daemon.discovering.votes))
     try:
