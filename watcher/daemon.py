@@ -325,6 +325,10 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
     except Exception:
         await db.close()
         raise
+    if db.backend == "sqlite":
+        # This process holds the SQLite lock: a claim left on an outbox row is that of a process that
+        # died while sending (kill -9). Waiting for it to expire would hold that mail back for minutes.
+        await db.release_claims()
     metrics = metrics_api.Metrics(watcher.__version__, [_source_name(s) for s in cfg.sources], clock=clock)
     atr = atr_client.AtrClient(
         cfg.atr.base_url,

@@ -488,6 +488,21 @@ class Store:
         rows.sort(key=lambda row: (row.next_attempt_at, row.id))
         return [_outbox_row(row) for row in rows]
 
+    async def release_claims(self) -> int:
+        """Release every outbox claim; returns how many there were.
+
+        Only for a database no other live instance uses: a SQLite file, whose lock this process
+        holds, so that any claim left is that of a process that died (kill -9) while sending.
+        """
+        table = schema.outbox
+        statement = (
+            sa.update(table)
+            .where(table.c.state == _PENDING, table.c.claimed_until.is_not(None))
+            .values(claimed_by="", claimed_until=None)
+        )
+        async with self._db.begin() as conn:
+            return (await conn.execute(statement)).rowcount
+
     async def mark_sent(self, id: int, now: datetime.datetime) -> None:
         """The relay accepted the mail."""
         await self._settle(id, state=outbox.Status.SENT.value, sent_at=now)
