@@ -109,8 +109,10 @@ class Desk:
         known = self._known.setdefault(vote.id, _Known())
         raws = await self.store.thread_messages(vote.id)
         messages = [message.parse(raw) for raw in raws]
+        # Seen when first stored, so that a restart does not start every pending reminder's delay again.
+        stored_at = await self.store.thread_stored_at(vote.id)
         for msg in messages:
-            known.seen_at.setdefault(msg.message_id, self._clock())
+            known.seen_at.setdefault(msg.message_id, stored_at.get(msg.key) or self._clock())
         unnamed = [m for m in messages if m.message_id not in known.excluded and receipts.looks_like_receipt(m)]
         if vote.mode == "trusted" and (known.atr is None or unnamed):
             await self._load_atr(vote)

@@ -288,6 +288,17 @@ class Store:
         async with self._db.connect() as conn:
             return [bytes(raw) for raw in (await conn.execute(statement)).scalars()]
 
+    async def thread_stored_at(self, vote_id: int) -> dict[str, datetime.datetime]:
+        """When each message of a vote's thread was first stored, by key: since when the daemon has known it."""
+        links, messages = schema.vote_messages, schema.messages
+        statement = (
+            sa.select(messages.c.key, messages.c.stored_at)
+            .join(links, links.c.message_key == messages.c.key)
+            .where(links.c.vote_id == vote_id)
+        )
+        async with self._db.connect() as conn:
+            return {row.key: row.stored_at for row in await conn.execute(statement)}
+
     async def kept_since(self, since: datetime.datetime) -> list[tuple[str, bytes]]:
         """(key, raw) of every message kept with its bytes and stored at or after `since`, oldest first.
 
