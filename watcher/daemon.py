@@ -387,6 +387,10 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         archives=archives,
     )
     holder.append(daemon)
+    # Threads of votes that ended or restarted before this start: a late reply there is no other vote's.
+    for known in await db.votes(open_only=False):
+        if known.status != "open":
+            daemon.intake.retire(known.root_message_id)
     daemon.mailboxes = [
         imap.ImapSource(imap.from_settings(s), db, daemon.take_imap)
         for s in cfg.sources

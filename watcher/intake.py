@@ -40,6 +40,7 @@ class Intake:
         self.store = store
         self.matcher = threads.ThreadMatcher()
         self._votes_by_root: dict[str, int] = {}
+        self._retired: set[str] = set()
         self._known: set[str] = set()
         self._on_vote_changed = on_vote_changed
         self._metrics = metrics
@@ -59,6 +60,7 @@ class Intake:
         if not root or self._votes_by_root.get(root) == vote.id:
             return
         self._votes_by_root[root] = vote.id
+        self._retired.discard(root)
         self.matcher.track(root, vote.subject)
         for key in await self.store.thread_keys(vote.id):
             self.matcher.remember(key, root)
@@ -67,18 +69,35 @@ class Intake:
         linked = 0
         for key, raw in await self.store.kept_since(since):
             env = message.peek(raw)
-            if self.matcher.match(env) == root and await self.store.link_message_to_vote(vote.id, key):
+            if self._route(env) == root and await self.store.link_message_to_vote(vote.id, key):
                 linked += 1
         if linked:
             log.info("intake.backlinked", release=vote.release_key, messages=linked)
         await self._on_vote_changed(vote.id)
 
     def untrack(self, vote: records.TrackedVote) -> None:
-        """Stop following a vote's thread."""
+        """Stop following a vote's thread; late replies to it are not taken for another vote's."""
         root = message.normalise_message_id(vote.root_message_id)
         if self._votes_by_root.get(root) == vote.id:
             del self._votes_by_root[root]
             self.matcher.forget(root)
+        self.retire(root)
+
+    def retire(self, root_message_id: str) -> None:
+        """A [VOTE] root whose vote ended or was restarted (at start: those the store knows as such).
+
+        A restarted vote usually keeps its subject, so the matcher's subject fallback would adopt a
+        late reply on the old thread (or ATR's [RESULT] of the old vote) into the new one.
+        """
+        root = message.normalise_message_id(root_message_id)
+        if root and root not in self._votes_by_root:
+            self._retired.add(root)
+
+    def _route(self, env: message.Envelope) -> str | None:
+        """The tracked root a message belongs to; None for a reply into a retired thread."""
+        if self._retired and not self._retired.isdisjoint(threads.parents(env)):
+            return None
+        return self.matcher.match(env)
 
     async def take(self, raw: bytes, source: str) -> bool:
         """Store one message; True when it was new. A bad message is logged, never raised."""
@@ -92,7 +111,7 @@ class Intake:
 
     async def _take(self, raw: bytes, source: str) -> bool:
         env = message.peek(raw)
-        root = self.matcher.match(env)
+        root = self._route(env)
         keep = root is not None or bool(_VOTE_WORDS_RE.search(env.subject))
         if keep:
             self._known.add(env.key)
