@@ -48,6 +48,8 @@ STOP_TIMEOUT_S: Final = 8.0
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 Clock = Callable[[], datetime.datetime]
+# Vote statuses whose pending mails are skipped, and the reason recorded (as `_apply` records it).
+_ENDED: Final = {"closed": "vote closed", "replaced": "vote restarted"}
 
 
 def utcnow() -> datetime.datetime:
@@ -227,6 +229,20 @@ class Daemon:
         """Deliver what the outbox holds."""
         for delivery in await self.sender.run_once():
             self._record_delivery(delivery)
+            if delivery.result in ("retry", "deferred"):
+                await self._skip_if_vote_ended(delivery)
+
+    async def _skip_if_vote_ended(self, delivery: outbox.Delivery) -> None:
+        """A mail put back for later whose vote closed or restarted meanwhile is skipped now.
+
+        When the vote ended, the row was claimed by this very send, so `skip_pending` left it.
+        """
+        if delivery.vote_seq is None:
+            return
+        vote = await self.store.get_vote(delivery.release_key, delivery.vote_seq)
+        if vote is None or vote.status not in _ENDED:
+            return
+        await self.store.skip_pending(vote.release_key, vote.vote_seq, _ENDED[vote.status], self.clock())
 
     def _record_delivery(self, delivery: outbox.Delivery) -> None:
         row = delivery
