@@ -49,6 +49,8 @@ _DEMOTED_TO_DEBUG: Final = ("mailparser",)
 # Per-request and per-job chatter, shown only when debugging; httpcore's wire trace never.
 _QUIET_UNLESS_DEBUG: Final = ("httpx", "apscheduler.executors")
 _ALWAYS_QUIET: Final = ("httpcore", "hpack")
+# aioimaplib's debug trace of what the server sends carries whole messages, bodies and all.
+_MAIL_ON_THE_WIRE: Final = (("aioimaplib", "Received"),)
 
 
 class _Secrets:
@@ -104,6 +106,7 @@ def configure(format: Format = "auto", level: str = "info", stream: TextIO | Non
         )
     )
     handler.addFilter(_DemoteFilter(threshold))
+    handler.addFilter(_drop_mail_on_the_wire)
 
     root = logging.getLogger()
     for old in [existing for existing in root.handlers if isinstance(existing, _Handler)]:
@@ -171,6 +174,13 @@ class _DemoteFilter(logging.Filter):
         record.levelno = logging.DEBUG
         record.levelname = "DEBUG"
         return self.threshold <= logging.DEBUG
+
+
+def _drop_mail_on_the_wire(record: logging.LogRecord) -> bool:
+    """False for a library's trace of mail it received: message bodies are never logged."""
+    return not any(
+        record.name.startswith(name) and str(record.msg).startswith(prefix) for name, prefix in _MAIL_ON_THE_WIRE
+    )
 
 
 def _shared_processors() -> list[Processor]:
