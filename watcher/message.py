@@ -30,13 +30,12 @@ TextSource = Literal["plain", "html", "none"]
 # mail-parser logs a warning for every part it does not handle (signatures, attachments).
 logging.getLogger("mailparser").setLevel(logging.ERROR)
 
-_HEADER_PARSER: Final = email.parser.BytesHeaderParser(policy=email.policy.compat32)
 _MID_RE: Final = re.compile(r"<([^<>\s]+)>")
 _LIST_ID_RE: Final = re.compile(r"<([^<>]+)>")
 _NOT_IN_ID_RE: Final = re.compile(r"[<>\s]")
 _HEADER_END_RE: Final = re.compile(rb"\r?\n\r?\n")
 _TRACE_HEADERS: Final = ("Received", "Delivered-To", "X-Original-To", "Return-Path")
-_HEADER_LINE_RE: Final = re.compile(r"[\x21-\x39\x3b-\x7e]*:")
+_BAD_NAME_RE: Final = re.compile(rb"[^\x21-\x39\x3b-\x7e]")
 _ROUTING_HEADERS: Final = frozenset({"message-id", "in-reply-to", "references", "list-id", "subject", "date"})
 _HTML_BREAKS: Final = ("br", "p", "div", "li", "tr", "blockquote", "h1", "h2", "h3", "h4", "pre")
 _FALLBACK_CHARSET: Final = "utf-8"
@@ -151,25 +150,26 @@ def _scan_headers(head: bytes) -> dict[str, str]:
     """The first occurrence of each routing header, unfolded; the rest of the header block is skipped.
 
     A full header parse of list mail (dozens of Received and DKIM lines) costs more than
-    everything else the router does, and routing needs only these few headers.
+    everything else the router does, and routing needs only these few headers. Lines are
+    looked at as bytes; only the wanted values are decoded.
     """
-    found: dict[str, str] = {}
+    found: dict[str, bytes] = {}
     current: str | None = None
-    for line in head.decode("ascii", "surrogateescape").splitlines():
-        if line[:1] in (" ", "\t"):
+    for line in head.replace(b"\r", b"").split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
             if current is not None:
-                found[current] += " " + line.strip()
+                found[current] += b" " + line.strip()
             continue
-        if line.startswith("From "):
+        if line.startswith(b"From "):
             continue  # an mbox separator or a misplaced envelope line, skipped as the stdlib does
-        if not _HEADER_LINE_RE.match(line):
+        colon = line.find(b":")
+        if colon < 0 or _BAD_NAME_RE.search(line, 0, colon):
             break  # like the stdlib parser: a line that is not a header ends the header block
-        name, _, value = line.partition(":")
-        name = name.strip().lower()
+        name = line[:colon].lower().decode("ascii")
         current = name if name in _ROUTING_HEADERS and name not in found else None
         if current is not None:
-            found[current] = value.strip()
-    return found
+            found[current] = line[colon + 1 :].strip()
+    return {name: value.decode("ascii", "surrogateescape") for name, value in found.items()}
 
 
 def parse(raw: bytes) -> Message:
@@ -235,10 +235,6 @@ def _mailparser_defects(msg: email.message.Message) -> list[str]:
         return [str(category) for category in parsed.defects_categories]
     except Exception as exc:
         return [f"mail-parser failed: {type(exc).__name__}"]
-
-
-def _header_text(value: object) -> str:
-    return "" if value is None else str(value)
 
 
 def _safe_header(msg: email.message.Message, name: str, defects: list[str]) -> str:

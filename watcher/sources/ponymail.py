@@ -16,7 +16,6 @@ import asyncio
 import dataclasses
 import datetime
 import ipaddress
-import logging
 import math
 import pathlib
 import random
@@ -27,6 +26,7 @@ from collections.abc import Awaitable, Callable, Container, Iterable, Mapping, S
 from typing import Any, Final
 
 import httpx
+import structlog
 
 import watcher.discovery as discovery
 import watcher.message as message
@@ -45,7 +45,7 @@ _WORD: Final = re.compile(r"[0-9a-z]+")
 _RETRY_STATUS: Final = frozenset({429})
 _LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost.localdomain"})
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 Seen = Callable[[str], bool] | Container[str]
 """What is stored already: a predicate or a set, asked with Message-IDs (no `<>`) and archive ids."""
@@ -289,7 +289,7 @@ class ArchiveClient:
                 problem = f"HTTP {status}"
             if attempt + 1 < attempts:
                 delay = self._backoff(attempt)
-                log.warning("archive request failed, retrying", extra={"url": url, "problem": problem, "delay": delay})
+                log.warning("archive.request_retry", url=url, problem=problem, delay=delay)
                 await self._sleep(delay)
         raise ArchiveFetchError(f"{endpoint}: {problem} after {attempts} attempts", url)
 
@@ -392,10 +392,10 @@ class PonyMailSource:
             try:
                 report = await self.poll(seen, deliver)
             except Exception:
-                log.exception("archive poll failed", extra={"source": self.name})
+                log.exception("archive.poll_failed", source=self.name)
             else:
                 for problem in report.failures:
-                    log.warning("archive poll incomplete", extra={"source": self.name, "problem": problem})
+                    log.warning("archive.poll_incomplete", source=self.name, problem=problem)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
             except TimeoutError:
