@@ -1,0 +1,579 @@
+"""The daemon: builds the parts from the configuration and runs them.
+
+APScheduler (AsyncIOScheduler) runs discovery, archive polls and sweeps, the vote checks and
+the outbox on intervals; IMAP IDLE pushes and new archive messages trigger a vote check at
+once. A failing job is logged and runs again at its next turn; it never stops the daemon.
+SIGTERM or SIGINT lets in-flight work finish, closes connections and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import functools
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+import watcher
+import watcher.atr.client as atr_client
+import watcher.atr.rosters as atr_rosters
+import watcher.atrstate as atrstate
+import watcher.config as config_api
+import watcher.decide as decide
+import watcher.desk as desk_api
+import watcher.discovery as discovery
+import watcher.events as events
+import watcher.intake as intake_api
+import watcher.leases as leases
+import watcher.mailer as mailer
+import watcher.message as message
+import watcher.metrics as metrics_api
+import watcher.notify as notify
+import watcher.outbox as outbox
+import watcher.render as render
+import watcher.roster as roster
+import watcher.sources.imap as imap
+import watcher.sources.ponymail as ponymail
+import watcher.store as store_api
+import watcher.store.records as records
+import watcher.threads as threads
+
+log = structlog.get_logger("watcher.daemon")
+
+STOP_TIMEOUT_S: Final = 8.0
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+Clock = Callable[[], datetime.datetime]
+# How long before a vote's start a mailbox may have stored its [VOTE] (clocks differ; mail is not early by more).
+STORED_SLACK: Final = datetime.timedelta(days=1)
+# Vote statuses whose pending mails are skipped, and the reason recorded (as `_apply` records it).
+_ENDED: Final = {"closed": "vote closed", "replaced": "vote restarted"}
+
+
+def utcnow() -> datetime.datetime:
+    """The wall clock, in UTC (the edge: the core never reads it)."""
+    return datetime.datetime.now(datetime.UTC)
+
+
+class _StoredThreads:
+    """A ThreadFinder for configurations without an archive: the [VOTE] among the messages the sources stored.
+
+    The intake keeps every message with [VOTE] in its subject, so a mailbox's copy of the [VOTE] is there.
+    """
+
+    def __init__(self, store: store_api.Store) -> None:
+        self.store = store
+
+    async def find_vote_thread(
+        self, list_address: str, subject: str, project: str, version: str, since: datetime.datetime
+    ) -> discovery.FoundThread | None:
+        """The earliest [VOTE] opener on the list dated at or after `since`, with the subject or naming the release."""
+        list_id = list_address.lower().replace("@", ".")
+        found: list[tuple[datetime.datetime, bytes]] = []
+        for _, raw in await self.store.kept_since(since - STORED_SLACK):
+            env = message.peek(raw)
+            if env.date is None or env.date < since or threads.is_reply(env):
+                continue
+            if env.list_id and env.list_id.lower() != list_id:
+                continue
+            if ponymail.vote_subject_matches(env.subject, subject, project, version):
+                found.append((env.date, raw))
+        if not found:
+            return None
+        first = message.parse(min(found, key=lambda item: item[0])[1])
+        return discovery.FoundThread(first.message_id, first.subject, first.text, first.date)
+
+
+@dataclasses.dataclass
+class Daemon:
+    """The running parts, wired together."""
+
+    cfg: config_api.Config
+    store: store_api.Store
+    atr: atr_client.AtrClient
+    desk: desk_api.Desk
+    intake: intake_api.Intake
+    discovering: discovery.Discovery
+    sender: outbox.Outbox
+    metrics: metrics_api.Metrics
+    sink: events.Sink
+    clock: Clock
+    archives: list[tuple[ponymail.PonyMailSource, ponymail.ArchiveClient]] = dataclasses.field(default_factory=list)
+    mailboxes: list[imap.ImapSource] = dataclasses.field(default_factory=list)
+    keeper: leases.LeaseKeeper = dataclasses.field(default_factory=leases.LeaseKeeper.solo)
+    ready: bool = False
+    _pending_checks: set[int] = dataclasses.field(default_factory=set)
+    _thread_sizes: dict[int, int] = dataclasses.field(default_factory=dict)
+    _changed_again: set[int] = dataclasses.field(default_factory=set)
+    _tasks: set[asyncio.Task[Any]] = dataclasses.field(default_factory=set)
+    _stopping: bool = False
+
+    # Jobs -----------------------------------------------------------------------------------------------------
+
+    async def discover(self) -> None:
+        """Ask ATR for running votes; track new and restarted ones, close finished ones (under its lease)."""
+        await self.keeper.run_under(leases.DISCOVERY, self._discover)
+
+    async def _discover(self) -> None:
+        changes = await self.discovering.poll()
+        for change in changes:
+            await self._apply(change)
+        votes = await self.store.votes(open_only=True)
+        for mode in ("trusted", "email", "manual"):
+            self.metrics.set_votes_tracked(mode, sum(1 for v in votes if v.mode == mode))
+        for vote in votes:
+            if not vote.root_message_id:
+                await self._find_root(vote)
+        self.metrics.set_budget(int(self.atr.budget.remaining()))
+
+    async def _apply(self, change: discovery.Change) -> None:
+        vote = change.vote
+        if change.kind == "closed":
+            stored = await self.store.get_vote(vote.release_key, vote.vote_seq)
+            if stored is not None:
+                await self.store.set_vote_status(stored.id, "closed", self.clock())
+                await self.store.skip_pending(vote.release_key, vote.vote_seq, "vote closed", self.clock())
+                self.intake.untrack(stored)
+                self.desk.forget(stored.id)
+                self._untrack_archive(stored)
+            self.desk.emit("vote_closed", stored, f"vote closed in ATR ({change.phase or 'no longer listed'})")
+            return
+        if change.previous is not None and change.previous.vote_seq != vote.vote_seq:
+            old = await self.store.get_vote(change.previous.release_key, change.previous.vote_seq)
+            if old is not None:
+                await self.store.set_vote_status(old.id, "replaced", self.clock())
+                await self.store.skip_pending(old.release_key, old.vote_seq, "vote restarted", self.clock())
+                self.intake.untrack(old)
+                self.desk.forget(old.id)
+        stored = await self.store.upsert_vote(atrstate.stored_vote(vote), self.clock())
+        kind: events.Kind = "vote_restarted" if change.kind == "restarted" else "vote_tracked"
+        if change.kind in ("started", "restarted", "next_round"):
+            ends = stored.vote_end.strftime("%Y-%m-%d %H:%M UTC") if stored.vote_end else "unknown"
+            rounds = f", podling round {vote.round}" if vote.round else ""
+            self.desk.emit(kind, stored, f"{vote.mode} vote{rounds} on {vote.list_address}, ends {ends}")
+        await self._follow(stored)
+
+    async def _follow(self, vote: records.TrackedVote) -> None:
+        if not vote.root_message_id:
+            return
+        for source, _ in self.archives:
+            if vote.list_address.lower() in source.lists:
+                source.track(vote.list_address, message_id=vote.root_message_id)
+        await self.intake.track(vote)
+
+    async def _find_root(self, vote: records.TrackedVote) -> None:
+        """Without an archive, the [VOTE] is found among stored messages by the rendered subject."""
+        known = self.discovering.votes.get(vote.release_key)
+        if known is None or known.thread is None:
+            return
+        stored = await self.store.upsert_vote(atrstate.stored_vote(known), self.clock())
+        await self._follow(stored)
+
+    def _untrack_archive(self, vote: records.TrackedVote) -> None:
+        for source, _ in self.archives:
+            source.untrack(message_id=vote.root_message_id)
+
+    async def poll_archives(self) -> None:
+        """One poll of every archive source (one request per list when nothing changed)."""
+        for source, _ in self.archives:
+            poll = functools.partial(source.poll, self.intake.seen, self._deliver_archived)
+            report = await self.keeper.run_under(leases.archive(source.name), poll)
+            if report is not None and report.ok:
+                self.metrics.polled(source.name, self.clock())
+
+    async def _deliver_archived(self, archived: ponymail.ArchivedMessage) -> None:
+        await self.intake.take(archived.raw, "ponymail")
+
+    async def take_imap(self, folder: str, uid: int, raw: bytes) -> None:
+        """An IMAP message, pushed by IDLE or found by a sweep."""
+        await self.intake.take(raw, "imap")
+
+    async def sweep_mailboxes(self) -> None:
+        """Catch what a lost IDLE push missed."""
+        for mailbox in self.mailboxes:
+            if await self.keeper.run_under(leases.mailbox(mailbox.config.source_name), mailbox.sweep_once) is not None:
+                self.metrics.polled(mailbox.config.source_name, self.clock())
+
+    async def check_votes(self) -> None:
+        """Reminders and resolutions of every open vote."""
+        for vote in await self.store.votes(open_only=True):
+            if self.keeper.shared:
+                await self._catch_up(vote)
+            await self._check(vote.id)
+
+    async def _catch_up(self, vote: records.TrackedVote) -> None:
+        """Several instances: another may run discovery and the sources, so follow the vote and tally what it stored."""
+        await self._follow(vote)
+        size = len(await self.store.thread_keys(vote.id))
+        if self._thread_sizes.get(vote.id) != size:
+            self._thread_sizes[vote.id] = size
+            await self.desk.retally(vote)
+
+    async def _check(self, vote_id: int) -> None:
+        vote = await self.store.vote_by_id(vote_id)
+        if vote is None or vote.status != "open":
+            return
+        with structlog.contextvars.bound_contextvars(release=vote.release_key, vote_seq=vote.vote_seq):
+            await self.desk.check(vote)
+
+    async def on_vote_changed(self, vote_id: int) -> None:
+        """New mail in a thread: re-tally and check at once (pushes are coalesced per vote)."""
+        if self._stopping:
+            return
+        if vote_id in self._pending_checks:
+            # The running re-tally may have read the thread before this message: it runs once more.
+            self._changed_again.add(vote_id)
+            return
+        self._pending_checks.add(vote_id)
+        self._spawn(self._changed(vote_id), f"check:{vote_id}")
+
+    async def _changed(self, vote_id: int) -> None:
+        try:
+            await asyncio.sleep(0)
+            again = True
+            while again:
+                self._changed_again.discard(vote_id)
+                vote = await self.store.vote_by_id(vote_id)
+                if vote is None:
+                    return
+                await self.desk.retally(vote)
+                await self._check(vote_id)
+                again = vote_id in self._changed_again and not self._stopping
+        finally:
+            self._pending_checks.discard(vote_id)
+            self._changed_again.discard(vote_id)
+
+    async def send_mail(self) -> None:
+        """Deliver what the outbox holds."""
+        for delivery in await self.sender.run_once():
+            self._record_delivery(delivery)
+            if delivery.result in ("retry", "deferred"):
+                await self._skip_if_vote_ended(delivery)
+
+    async def _skip_if_vote_ended(self, delivery: outbox.Delivery) -> None:
+        """A mail put back for later whose vote closed or restarted meanwhile is skipped now.
+
+        When the vote ended, the row was claimed by this very send, so `skip_pending` left it.
+        """
+        if delivery.vote_seq is None:
+            return
+        vote = await self.store.get_vote(delivery.release_key, delivery.vote_seq)
+        if vote is None or vote.status not in _ENDED:
+            return
+        await self.store.skip_pending(vote.release_key, vote.vote_seq, _ENDED[vote.status], self.clock())
+
+    def _record_delivery(self, delivery: outbox.Delivery) -> None:
+        row = delivery
+        result = delivery.result
+        if row.kind == "reminder" and result in ("sent", "failed", "skipped"):
+            self.metrics.reminder("sent" if result == "sent" else "failed" if result == "failed" else "skipped")
+        to = row.recipient if "@" in row.recipient else render.recipient(row.recipient)
+        kind: events.Kind | None = None
+        if result == "sent":
+            kind = "reminder_sent" if row.kind == "reminder" else "notice_sent"
+        elif result == "failed":
+            kind = "reminder_failed" if row.kind == "reminder" else "notice_failed"
+        elif result == "skipped" and row.kind == "reminder":
+            kind = "reminder_skipped"
+        if kind is None:
+            return
+        self.sink(
+            events.Event(
+                kind,
+                self.clock(),
+                row.release_key,
+                row.vote_seq,
+                f"{row.kind.replace('_', ' ')} {result} to {to}",
+                {"to": to, "message_id": row.message_id, "kind": row.kind},
+            )
+        )
+
+    # Running ----------------------------------------------------------------------------------------------------
+
+    def _spawn(self, work: Awaitable[None], name: str) -> None:
+        task = asyncio.ensure_future(self._guarded(work, name))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guarded(self, work: Awaitable[None], name: str) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("daemon.job_failed", job=name)
+
+    def job(self, work: Callable[[], Awaitable[None]], name: str) -> Callable[[], Awaitable[None]]:
+        """A scheduler job that logs failures and is tracked, so shutdown can wait for it."""
+
+        async def run() -> None:
+            if self._stopping:
+                return
+            task = asyncio.ensure_future(self._guarded(work(), name))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            await asyncio.shield(task)
+
+        return run
+
+    async def cycle(self) -> None:
+        """One full cycle: discovery, archives, mailboxes, checks, mail (`run --once`)."""
+        for work, name in (
+            (self.discover, "discovery"),
+            (self.poll_archives, "archives"),
+            (self.sweep_mailboxes, "mailboxes"),
+        ):
+            await self._guarded(work(), name)
+        await self.settle()
+        await self._guarded(self.check_votes(), "checks")
+        await self._guarded(self.send_mail(), "outbox")
+
+    async def settle(self) -> None:
+        """Wait for the checks that pushes started."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def drain(self) -> None:
+        """Stop taking work and let what is in flight finish (bounded)."""
+        self._stopping = True
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(list(self._tasks), timeout=STOP_TIMEOUT_S)
+        for task in pending:
+            task.cancel()
+
+    async def close(self) -> None:
+        """Give the leases up and close connections."""
+        await self.keeper.release_all()
+        for _, client in self.archives:
+            await client.__aexit__(None, None, None)
+        await self.atr.aclose()
+        await self.store.close()
+
+
+async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, clock: Clock = utcnow) -> Daemon:
+    """Open the store (checking its schema) and build every part from the configuration."""
+    db = await store_api.open(cfg.watcher.database_url)
+    try:
+        await db.check_current()
+    except Exception:
+        await db.close()
+        raise
+    if db.backend == "sqlite":
+        # This process holds the SQLite lock: a claim left on an outbox row is that of a process that
+        # died while sending (kill -9). Waiting for it to expire would hold that mail back for minutes.
+        await db.release_claims()
+    metrics = metrics_api.Metrics(watcher.__version__, [_source_name(s) for s in cfg.sources], clock=clock)
+    atr = atr_client.AtrClient(
+        cfg.atr.base_url,
+        cfg.atr.uid,
+        cfg.atr.pat,
+        budget_per_hour=cfg.atr.request_budget,
+        ca_file=cfg.atr.ca_file,
+    )
+    aliases = roster.load(cfg.roster.aliases_file) if cfg.roster.aliases_file else roster.Roster()
+    rosters = atr_rosters.AtrRosters(atr, ttl=cfg.roster.committee_ttl.total_seconds())
+    archives = [_archive(source, db) for source in cfg.sources if isinstance(source, config_api.PonymailSource)]
+    finder: discovery.ThreadFinder = ponymail.ThreadFinder(archives[0][1]) if archives else _StoredThreads(db)
+    found = discovery.Discovery(atr, finder, atr_rosters=rosters)
+    templates = render.Templates(cfg.reminders.templates_dir)
+    settings = desk_api.Settings(
+        atr_host=cfg.atr.host,
+        sender=cfg.reminders.from_ or f"vote-watcher <{cfg.atr.uid}@apache.org>",
+        reply_to=cfg.reminders.reply_to or None,
+        reminders_enabled=cfg.reminders.enabled,
+        reminder=decide.ReminderConfig(cfg.reminders.delay),
+        resolve_enabled=cfg.resolve.enabled,
+        resolve=decide.ResolveConfig(cfg.resolve.grace, cfg.resolve.failed),
+        dry_run=cfg.watcher.dry_run,
+    )
+
+    async def roster_for(vote: records.TrackedVote) -> roster.Roster:
+        committee = str(vote.extra.get("committee_key") or vote.committee)
+        return aliases.merged(await rosters.for_vote(committee, vote.vote_round))
+
+    async def previous_round(vote: records.TrackedVote) -> Sequence[bytes]:
+        thread_id = str(vote.extra.get("podling_thread_id") or "")
+        if not thread_id or not archives:
+            return []
+        return await archives[0][1].thread_raw(thread_id)
+
+    desk = desk_api.Desk(
+        db, atr, templates, settings, roster_for=roster_for, previous_round=previous_round, sink=sink, clock=clock
+    )
+    holder: list[Daemon] = []
+    owner = leases.owner_id(cfg.watcher.instance_name)
+
+    async def vote_changed(vote_id: int) -> None:
+        await holder[0].on_vote_changed(vote_id)
+
+    daemon = Daemon(
+        cfg=cfg,
+        store=db,
+        atr=atr,
+        desk=desk,
+        intake=intake_api.Intake(db, vote_changed, metrics=metrics, clock=clock),
+        discovering=found,
+        sender=outbox.Outbox(db, _mailer(cfg), _policy(cfg), owner=owner, clock=clock),
+        metrics=metrics,
+        sink=sink,
+        clock=clock,
+        archives=archives,
+    )
+    holder.append(daemon)
+    # Threads of votes that ended or restarted before this start: a late reply there is no other vote's.
+    for known in await db.votes(open_only=False):
+        if known.status != "open":
+            daemon.intake.retire(known.root_message_id)
+    daemon.mailboxes = [
+        imap.ImapSource(imap.from_settings(s), db, daemon.take_imap)
+        for s in cfg.sources
+        if isinstance(s, config_api.ImapSource)
+    ]
+    if db.backend != "sqlite":
+        # Several instances may share this database: singleton work runs under leases.
+        names = [leases.DISCOVERY, *(leases.archive(s.name) for s, _ in archives)]
+        names += [leases.mailbox(m.config.source_name) for m in daemon.mailboxes]
+        daemon.keeper = leases.LeaseKeeper(db, owner, names, ttl=cfg.leases.ttl, heartbeat=cfg.leases.heartbeat)
+    return daemon
+
+
+def _source_name(source: config_api.Source) -> str:
+    return source.name or source.kind
+
+
+def _archive(
+    source: config_api.PonymailSource, db: store_api.Store
+) -> tuple[ponymail.PonyMailSource, ponymail.ArchiveClient]:
+    settings = ponymail.Settings(
+        base_url=source.base_url,
+        token_file=source.token_file,
+        total_timeout_s=source.timeout.total_seconds(),
+        concurrency=source.concurrency,
+    )
+    client = ponymail.ArchiveClient(settings)
+    return ponymail.PonyMailSource(client, source.lists, cursors=db, name=_source_name(source)), client
+
+
+def _mailer(cfg: config_api.Config) -> mailer.Mailer:
+    if cfg.watcher.dry_run or not cfg.smtp.host:
+        folder = cfg.reminders.dry_run_dir or cfg.watcher.state_dir / "dry-run"
+        return mailer.DryRunMailer(folder)
+    return mailer.SmtpMailer(
+        mailer.SmtpSettings(
+            host=cfg.smtp.host,
+            port=cfg.smtp.port,
+            tls=cfg.smtp.tls,
+            user=cfg.smtp.user,
+            password=cfg.smtp.password,
+            ca_file=cfg.smtp.ca_file,
+            timeout=cfg.smtp.timeout,
+        )
+    )
+
+
+def _policy(cfg: config_api.Config) -> outbox.OutboxPolicy:
+    cap = cfg.reminders.daily_cap_per_recipient
+    return outbox.OutboxPolicy(daily_cap=cap or None, opt_out=frozenset(cfg.reminders.opt_out_uids()))
+
+
+async def run(
+    cfg: config_api.Config,
+    *,
+    stop: asyncio.Event | None = None,
+    once: bool = False,
+    sink: events.Sink = events.ignore,
+    clock: Clock = utcnow,
+) -> int:
+    """Run the daemon until `stop` is set or a signal arrives (or one cycle with `once`); returns the exit status."""
+    stop = stop or asyncio.Event()
+    daemon = await build(cfg, sink=sink, clock=clock)
+    endpoint = daemon.metrics.start(cfg.metrics.listen) if cfg.metrics.listen else None
+    # Leases are renewed beside everything else, until the work in flight has been drained.
+    await daemon.keeper.tick()
+    heartbeat_stop = asyncio.Event()
+    heartbeat = asyncio.ensure_future(daemon.keeper.run(heartbeat_stop))
+    try:
+        if once:
+            await daemon.cycle()
+            await daemon.settle()
+            return EXIT_OK
+        return await _serve(daemon, stop)
+    finally:
+        notify.stopping("stopping")
+        await daemon.drain()
+        heartbeat_stop.set()
+        await heartbeat
+        if endpoint is not None:
+            endpoint.stop()
+        await daemon.close()
+
+
+async def _serve(daemon: Daemon, stop: asyncio.Event) -> int:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    await daemon.cycle()
+    scheduler = _scheduler(daemon)
+    scheduler.start()
+    mailbox_tasks = [
+        asyncio.ensure_future(
+            daemon.keeper.hold(leases.mailbox(m.config.source_name), functools.partial(m.run, stop), stop)
+        )
+        for m in daemon.mailboxes
+    ]
+    notify.ready(_status(daemon))
+    log.info("daemon.ready", sources=len(daemon.cfg.sources), votes=len(daemon.discovering.votes))
+    try:
+        await _until_stopped(daemon, stop)
+    finally:
+        scheduler.shutdown(wait=False)
+        for task in mailbox_tasks:
+            task.cancel()
+        await asyncio.gather(*mailbox_tasks, return_exceptions=True)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signum)
+    log.info("daemon.stopped")
+    return EXIT_OK
+
+
+async def _until_stopped(daemon: Daemon, stop: asyncio.Event) -> None:
+    """Wait for the stop signal, pinging systemd's watchdog and updating the status line."""
+    interval = notify.watchdog_interval() or 30.0
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        notify.watchdog()
+        notify.status(_status(daemon))
+
+
+def _status(daemon: Daemon) -> str:
+    return f"{len(daemon.discovering.votes)} votes tracked"
+
+
+def _scheduler(daemon: Daemon) -> AsyncIOScheduler:
+    cfg = daemon.cfg
+    scheduler = AsyncIOScheduler(timezone=datetime.UTC)
+    options: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+    jobs: list[tuple[Callable[[], Awaitable[None]], str, float]] = [
+        (daemon.discover, "discovery", cfg.atr.poll_interval.total_seconds()),
+        (daemon.check_votes, "checks", cfg.watcher.check_interval.total_seconds()),
+        (daemon.send_mail, "outbox", min(cfg.watcher.check_interval.total_seconds(), 30.0)),
+    ]
+    archives = [s for s in cfg.sources if isinstance(s, config_api.PonymailSource)]
+    if archives:
+        jobs.append((daemon.poll_archives, "archives", min(s.poll_interval.total_seconds() for s in archives)))
+    mailboxes = [s for s in cfg.sources if isinstance(s, config_api.ImapSource)]
+    if mailboxes:
+        jobs.append((daemon.sweep_mailboxes, "mailboxes", min(s.sweep_interval.total_seconds() for s in mailboxes)))
+    for work, name, seconds in jobs:
+        scheduler.add_job(daemon.job(work, name), "interval", seconds=seconds, id=name, name=name, **options)
+    return scheduler
