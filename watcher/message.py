@@ -33,7 +33,6 @@ logging.getLogger("mailparser").setLevel(logging.ERROR)
 _MID_RE: Final = re.compile(r"<([^<>\s]+)>")
 _LIST_ID_RE: Final = re.compile(r"<([^<>]+)>")
 _NOT_IN_ID_RE: Final = re.compile(r"[<>\s]")
-_HEADER_END_RE: Final = re.compile(rb"\r?\n\r?\n")
 _TRACE_HEADERS: Final = ("Received", "Delivered-To", "X-Original-To", "Return-Path")
 _BAD_NAME_RE: Final = re.compile(rb"[^\x21-\x39\x3b-\x7e]")
 _ROUTING_HEADERS: Final = frozenset({"message-id", "in-reply-to", "references", "list-id", "subject", "date"})
@@ -127,14 +126,15 @@ def normalise_newlines(raw: bytes) -> bytes:
 
 def peek(raw: bytes) -> Envelope:
     """Read only the routing headers; fast (only the header block is scanned), and never raises."""
-    end = _HEADER_END_RE.search(raw)
+    raw = normalise_newlines(raw)
+    end = raw.find(b"\n\n")
     try:
-        scanned = _scan_headers(raw[: end.start()] if end else raw)
+        scanned = _scan_headers(raw[:end] if end >= 0 else raw)
         # Decoded exactly as parse() decodes them, so that both give the same key and links.
         headers = {name: _decode_header(value) for name, value in scanned.items()}
         message_id = normalise_message_id(headers.get("message-id"))
         return Envelope(
-            key=message_id or content_key(normalise_newlines(raw), ""),
+            key=message_id or content_key(raw, ""),
             message_id=message_id,
             in_reply_to=normalise_message_id(headers.get("in-reply-to")),
             references=message_ids(headers.get("references")),
@@ -143,7 +143,7 @@ def peek(raw: bytes) -> Envelope:
             date=_parse_date(headers.get("date", "")),
         )
     except Exception:
-        return Envelope(content_key(normalise_newlines(raw), ""), "", "", (), "", "", None)
+        return Envelope(content_key(raw, ""), "", "", (), "", "", None)
 
 
 def _scan_headers(head: bytes) -> dict[str, str]:
@@ -155,7 +155,7 @@ def _scan_headers(head: bytes) -> dict[str, str]:
     """
     found: dict[str, bytes] = {}
     current: str | None = None
-    for line in head.replace(b"\r", b"").split(b"\n"):
+    for line in head.split(b"\n"):
         if line[:1] in (b" ", b"\t"):
             if current is not None:
                 found[current] += b" " + line.strip()
