@@ -108,6 +108,7 @@ class Daemon:
     mailboxes: list[imap.ImapSource] = dataclasses.field(default_factory=list)
     keeper: leases.LeaseKeeper = dataclasses.field(default_factory=leases.LeaseKeeper.solo)
     ready: bool = False
+    last_poll: datetime.datetime | None = None
     _pending_checks: set[int] = dataclasses.field(default_factory=set)
     _thread_sizes: dict[int, int] = dataclasses.field(default_factory=dict)
     _changed_again: set[int] = dataclasses.field(default_factory=set)
@@ -186,6 +187,7 @@ class Daemon:
             report = await self.keeper.run_under(leases.archive(source.name), poll)
             if report is not None and report.ok:
                 self.metrics.polled(source.name, self.clock())
+                self.last_poll = self.clock()
 
     async def _deliver_archived(self, archived: ponymail.ArchivedMessage) -> None:
         await self.intake.take(archived.raw, "ponymail")
@@ -199,6 +201,7 @@ class Daemon:
         for mailbox in self.mailboxes:
             if await self.keeper.run_under(leases.mailbox(mailbox.config.source_name), mailbox.sweep_once) is not None:
                 self.metrics.polled(mailbox.config.source_name, self.clock())
+                self.last_poll = self.clock()
 
     async def check_votes(self) -> None:
         """Reminders and resolutions of every open vote."""
@@ -556,7 +559,12 @@ async def _until_stopped(daemon: Daemon, stop: asyncio.Event) -> None:
 
 
 def _status(daemon: Daemon) -> str:
-    return f"{len(daemon.discovering.votes)} votes tracked"
+    """systemd's status line: the votes tracked and the last successful poll of a source."""
+    count = len(daemon.discovering.votes)
+    text = f"{count} vote{'' if count == 1 else 's'} tracked"
+    if daemon.last_poll is None:
+        return f"{text}, no source polled yet"
+    return f"{text}, last poll {daemon.last_poll:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _scheduler(daemon: Daemon) -> AsyncIOScheduler:
