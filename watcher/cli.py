@@ -21,8 +21,8 @@ COMMANDS: Final = {
 EXIT_USAGE: Final = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every command's options."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with `only`, just that command's module is imported (the others load slowly)."""
     parser = argparse.ArgumentParser(
         prog="vote-watcher",
         description="Watches ASF release-vote threads, reminds binding email voters to vote in ATR, "
@@ -31,21 +31,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vote-watcher {watcher.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(f"watcher.commands.{module_name}")
         sub = commands.add_parser(name, help=help_text, description=help_text)
+        if only is not None and name != only:
+            continue
+        module = importlib.import_module(f"watcher.commands.{module_name}")
         module.add_arguments(sub)
         sub.set_defaults(_module=module)
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command named on the command line, if any (options come before it only as --help/--version)."""
+    for arg in argv:
+        if arg in COMMANDS:
+            return arg
+        if not arg.startswith("-"):
+            return None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the chosen command; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_in(arguments) or "")
+    args = parser.parse_args(arguments)
     try:
         status: int = args._module.run(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as command-line tools do.
+        sys.stderr.close()
+        return 0
     return status
 
 

@@ -524,6 +524,9 @@ async def _serve(daemon: Daemon, stop: asyncio.Event) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
     await daemon.cycle()
+    if stop.is_set():
+        # Stopped during the first cycle: never announce readiness.
+        return EXIT_OK
     scheduler = _scheduler(daemon)
     scheduler.start()
     mailbox_tasks = [

@@ -47,7 +47,13 @@ _LEADING_KEYS: Final = ("timestamp", "level", "logger", "event")
 # message): facts about a message, not about the service, so all of it is debug for us.
 _DEMOTED_TO_DEBUG: Final = ("mailparser",)
 # Per-request and per-job chatter, shown only when debugging; httpcore's wire trace never.
-_QUIET_UNLESS_DEBUG: Final = ("httpx", "apscheduler.executors")
+_QUIET_UNLESS_DEBUG: Final = (
+    "httpx",
+    "apscheduler.executors",
+    "apscheduler.scheduler",
+    "alembic.runtime.migration",
+    "mail.log",
+)
 _ALWAYS_QUIET: Final = ("httpcore", "hpack")
 # aioimaplib's debug trace of what the server sends carries whole messages, bodies and all.
 _MAIL_ON_THE_WIRE: Final = (("aioimaplib", "Received"),)
