@@ -14,6 +14,8 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from typing import Final, Literal, Protocol
 
+import watcher.tally as tally
+
 Mode = Literal["trusted", "email", "manual"]
 Choice = Literal["+1", "0", "-1"]
 Action = Literal["resolve", "wait", "hold", "manual", "drop", "never"]
@@ -269,8 +271,8 @@ class ResolutionDecision:
 
 
 def binding_passes(yes: int, no: int) -> bool:
-    """ATR's pass rule: binding +1 >= 3 and binding +1 > binding -1."""
-    return yes >= 3 and yes > no
+    """ATR's pass rule (the one rule, kept in `tally`): binding +1 >= 3 and binding +1 > binding -1."""
+    return tally.passes(yes, no)
 
 
 def reminder_due(
