@@ -8,10 +8,13 @@ asked, and what the store recorded.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+from collections.abc import Callable
 
 import tests.fixtures.e2e as e2e
 import tests.fixtures.smtp as smtp_fixtures
+import watcher.testing.dovecot as dovecot
 
 RELEASE = "lantern-2.0.0"
 
@@ -172,3 +175,79 @@ async def test_restarted_vote_skips_the_old_reminder(start_e2e: e2e.StartE2E) ->
     assert (new.voter, new.state) == ("chen", "sent")
     assert str(env.smtp.received[0].message["Message-ID"]) == new.message_id
     assert replaced is not None and replaced.status == "replaced"
+
+
+async def test_vote_cancelled_in_atr_is_closed_without_reminders_or_resolution(start_e2e: e2e.StartE2E) -> None:
+    """The RM cancels the vote in ATR: a reminder waiting for a retry is skipped, no other is queued, no resolution."""
+    slow = {"reminders": {"delay": "2h"}}
+    async with start_e2e(e2e.lantern_scenario(hours=6), settings=slow) as env:
+        env.smtp.fail("451 4.3.0 Try again later", times=4)
+        async with env.daemon():
+            await env.until(lambda: env.of("vote_tracked", RELEASE), "the vote tracked")
+            await env.vote_by_email(RELEASE, "Chen Wei <chen@apache.org>", "+1 (binding)\n")
+            await env.until(lambda: env.smtp.handler.refused, "a first, refused, reminder to chen")
+            # dolores votes by email just before the cancel: her reminder would be due two hours later.
+            await env.vote_by_email(RELEASE, "Dolores Ruiz <dolores@apache.org>", "+1\n")
+            await env.resolve_as("amira", RELEASE, "cancelled")
+            await env.until(lambda: env.of("vote_closed", RELEASE), "the vote closed")
+            # Past dolores's delay and past the vote's end (six hours after its start).
+            await env.wait_scenario(6)
+    assert env.vote_of(RELEASE).phase == "release_candidate_draft"
+    assert env.smtp.received == []
+    assert [e.data["voter"] for e in env.of("reminder_queued", RELEASE)] == ["chen"]
+    assert not env.of("resolved") and not env.of("held") and not env.of("notice_queued")
+    assert [(r.uid, r.status) for r in env.resolve_calls()] == [("amira", 200)]
+    async with env.store() as db:
+        vote = await db.get_vote(RELEASE, 1)
+        mails = await db.mails(RELEASE, 1)
+        resolution = await db.get_resolution(RELEASE, 1)
+    assert vote is not None and vote.status == "closed"
+    assert [(m.voter, m.state) for m in mails] == [("chen", "skipped")]
+    assert resolution is None
+
+
+async def test_reminder_and_resolution_on_postgresql(
+    start_e2e: e2e.StartE2E, make_postgres_database: Callable[[], str]
+) -> None:
+    """The demo's Trusted Vote on PostgreSQL: one reminder (none to the voter who cast within the delay), resolved."""
+    ballots = [e2e.ballot(RELEASE, uid) for uid in ("amira", "bjorn")]
+    world = start_e2e(e2e.lantern_scenario(hours=6, ballots=ballots), database_url=make_postgres_database())
+    async with world as env, env.daemon():
+        await env.until(lambda: env.of("vote_tracked", RELEASE), "the vote tracked")
+        await env.vote_by_email(RELEASE, "Chen Wei <chen@apache.org>", "+1 (binding)\n\nBuilt from source.\n")
+        await env.vote_by_email(RELEASE, "Dolores Ruiz <dolores@apache.org>", "+1\n\nI'll cast it in ATR too.\n")
+        await env.cast("dolores", RELEASE)
+        await env.until(lambda: env.smtp.received, "the reminder to chen")
+        await env.cast("chen", RELEASE)
+        await env.until(lambda: env.of("resolved", RELEASE), "the resolution", timeout=30)
+        await env.wait_scenario(2)
+        # PostgreSQL serves the test beside the running daemon (a SQLite file is locked by it).
+        async with env.store() as db:
+            assert db.backend == "postgresql"
+            [row] = await db.mails(RELEASE, 1)
+    assert (row.voter, row.state) == ("chen", "sent")
+    assert recipients(env.smtp) == ["chen@apache.org"]
+    assert [e.data["resolution"] for e in env.of("resolved", RELEASE)] == ["passed"]
+    assert [r.status for r in env.resolve_calls()] == [200]
+    assert env.vote_of(RELEASE).phase == "release_preview"
+    async with env.store() as db:
+        resolution = await db.get_resolution(RELEASE, 1)
+    assert resolution is not None and (resolution.state, resolution.resolution) == ("done", "passed")
+
+
+async def test_imap_idle_push_brings_a_reminder(
+    start_e2e: e2e.StartE2E, dovecot_server: dovecot.DovecotServer, imap_folder: str
+) -> None:
+    """Lists delivered by IMAP only (no archive): the [VOTE] is found among stored mail; an emailed vote pushed by
+    IDLE (the sweep is ten minutes away) brings the reminder."""
+    async with start_e2e(e2e.lantern_scenario(), imap=(dovecot_server, imap_folder)) as env, env.daemon():
+        await env.until(lambda: env.of("vote_tracked", RELEASE), "the vote tracked")
+        # The mailbox's first sweep and catch-up are done and its IDLE session is up well within a second.
+        await asyncio.sleep(1)
+        await env.vote_by_email(RELEASE, "Chen Wei <chen@apache.org>", "+1 (binding)\n")
+        await env.until(lambda: env.smtp.received, "the reminder")
+    assert recipients(env.smtp) == ["chen@apache.org"]
+    assert env.archive.request_counts() == {}
+    async with env.store() as db:
+        vote = await db.get_vote(RELEASE, 1)
+    assert vote is not None and vote.root_message_id == env.vote_of(RELEASE).vote_message_id
