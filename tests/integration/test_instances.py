@@ -312,11 +312,12 @@ async def test_one_keeper_holds_a_lease_and_another_takes_it_over_within_the_ttl
     first = leases.LeaseKeeper(first_db, leases.owner_id("a"), ["discovery"], ttl=ttl, heartbeat=heartbeat)
     second = leases.LeaseKeeper(second_db, leases.owner_id("b"), ["discovery"], ttl=ttl, heartbeat=heartbeat)
     stop_first, stop_second = asyncio.Event(), asyncio.Event()
+    beating: list[asyncio.Future[None]] = []
     try:
         await first.tick()
         await second.tick()
         assert (first.holds("discovery"), second.holds("discovery")) == (True, False)
-        beating = [asyncio.ensure_future(first.run(stop_first)), asyncio.ensure_future(second.run(stop_second))]
+        beating += [asyncio.ensure_future(first.run(stop_first)), asyncio.ensure_future(second.run(stop_second))]
         await asyncio.sleep(3 * ttl.total_seconds())
         # The holder renews: the other never gets it while it lives.
         assert (first.holds("discovery"), second.holds("discovery")) == (True, False)
@@ -347,6 +348,7 @@ async def test_work_under_a_lease_is_cancelled_the_moment_the_lease_passes_to_an
     stop = asyncio.Event()
     started = asyncio.Event()
     cancelled = asyncio.Event()
+    beating = asyncio.ensure_future(keeper.run(stop))
 
     async def idle() -> str:
         started.set()
@@ -359,7 +361,6 @@ async def test_work_under_a_lease_is_cancelled_the_moment_the_lease_passes_to_an
 
     try:
         await keeper.tick()
-        beating = asyncio.ensure_future(keeper.run(stop))
         working = asyncio.ensure_future(keeper.run_under("imap:box", idle))
         await started.wait()
         # Another instance takes the lease (as if ours had expired while we were away).
