@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import email.utils
 import os
@@ -172,6 +173,7 @@ class Run:
     mode: str = ""
     delay: float = 0.0
     first_contact: float | None = None
+    left_claimed: int = 0
 
 
 class Daemon:
@@ -242,8 +244,14 @@ class Daemon:
 
 
 def outbox_rows(database: pathlib.Path) -> list[tuple[str, str, str]]:
-    with sqlite3.connect(database) as db:
+    with contextlib.closing(sqlite3.connect(database)) as db:
         return list(db.execute("SELECT recipient, message_id, state FROM outbox WHERE kind = 'reminder'"))
+
+
+def claimed_rows(database: pathlib.Path) -> int:
+    """Mails a dead daemon had claimed and not settled: it was killed in the middle of a batch."""
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        return int(db.execute("SELECT count(*) FROM outbox WHERE state = 'pending' AND claimed_by != ''").fetchone()[0])
 
 
 async def test_sigkill_while_sending_loses_no_reminder_and_sends_none_twice(tmp_path: pathlib.Path) -> None:
@@ -285,6 +293,7 @@ async def test_sigkill_while_sending_loses_no_reminder_and_sends_none_twice(tmp_
                 await daemon.first_mail(run, timeout=3.0)
             await asyncio.sleep(run.delay)
             await daemon.kill(run)
+            run.left_claimed = claimed_rows(tmp_path / "state" / "vote-watcher.db")
 
         last = await daemon.start()
         await daemon.first_contact(last)
@@ -316,7 +325,7 @@ async def test_sigkill_while_sending_loses_no_reminder_and_sends_none_twice(tmp_
     recipients = {to.partition("@")[0] for to in per_recipient}
     runs = "; ".join(
         f"run {r.number}: {r.mode} {r.delay:.2f} s, start {(r.first_contact or r.started) - r.started:.1f} s, "
-        f"{len(by_run[r.number])} mails"
+        f"{len(by_run[r.number])} mails, {r.left_claimed} left claimed"
         for r in daemon.runs
     )
     context = f"seed {seed}; {len(mails)} mails; {runs}"
@@ -339,10 +348,13 @@ async def test_sigkill_while_sending_loses_no_reminder_and_sends_none_twice(tmp_
     assert sorted(recipient for recipient, _, _ in rows) == sorted(expected)
     assert all(state == "sent" for _, _, state in rows), rows
     assert {f"{r}@apache.org": mid for r, mid, _ in rows} == {to: c[0].message_id for to, c in per_recipient.items()}
-    # The kills did land while mail was going out, in a good share of the runs.
+    # The kills did land while mail was going out, in a good share of the runs, and some in mid-batch.
     assert len(runs_that_sent) >= KILLS // 4, context
+    mid_batch = sum(1 for run in killed if run.left_claimed)
+    assert mid_batch >= 1, context
     print(
         f"\n{len(killed)} kills, {len(daemon.runs)} runs, {len(expected)} voters reminded, {len(mails)} mails, "
         f"{repeats} re-sent in the crash window, {len(runs_that_sent)} killed runs had sent mail, "
+        f"{mid_batch} killed in mid-batch, "
         f"{elapsed:.1f} s (seed {seed})\n{runs.replace('; ', chr(10))}"
     )
