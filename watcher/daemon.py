@@ -56,6 +56,12 @@ STORED_SLACK: Final = datetime.timedelta(days=1)
 _ENDED: Final = {"closed": "vote closed", "replaced": "vote restarted"}
 
 
+def claim_ttl(cfg: config_api.Config) -> datetime.timedelta:
+    """How long an outbox claim lasts: long enough for a send to finish, short enough that mails a
+    killed instance had claimed go out soon after another takes over."""
+    return max(2 * cfg.leases.ttl, 2 * cfg.smtp.timeout + datetime.timedelta(seconds=30))
+
+
 def utcnow() -> datetime.datetime:
     """The wall clock, in UTC (the edge: the core never reads it)."""
     return datetime.datetime.now(datetime.UTC)
@@ -362,7 +368,7 @@ class Daemon:
 
 async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, clock: Clock = utcnow) -> Daemon:
     """Open the store (checking its schema) and build every part from the configuration."""
-    db = await store_api.open(cfg.watcher.database_url)
+    db = await store_api.open(cfg.watcher.database_url, claim_ttl=claim_ttl(cfg))
     try:
         await db.check_current()
     except Exception:

@@ -227,7 +227,7 @@ async def _run(
 ) -> int:
     clock = clocks.ScaledClock(datetime.datetime.now(datetime.UTC), speed)
     start = clock.now()
-    archive = ponymail_sandbox.PonyMailSandbox()
+    archive = ponymail_sandbox.PonyMailSandbox(clock=clock)
     archive_url = await archive.start()
     _round_one(data, demo, archive, clock())
     scenario = atr_scenario.from_mapping(data, clock(), "demo scenario")
