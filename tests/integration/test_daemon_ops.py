@@ -491,7 +491,7 @@ enabled = false
     assert "Traceback" not in stderr
 
 
-async def test_a_database_without_the_current_schema_exits_1_saying_to_upgrade(tmp_path: pathlib.Path) -> None:
+async def test_a_database_without_the_current_schema_exits_3_saying_to_upgrade(tmp_path: pathlib.Path) -> None:
     async with serve.StandIns(scenario(time.time())) as stand_ins:
         config = write_config(tmp_path, stand_ins)
         (tmp_path / "state").mkdir()
@@ -502,7 +502,7 @@ async def test_a_database_without_the_current_schema_exits_1_saying_to_upgrade(t
         behind = await asyncio.to_thread(command, "run", "--config", str(config))
         requests = len(stand_ins.atr.requests)
     for code, stderr in (empty, behind):
-        assert code == 1, stderr
+        assert code == 3, stderr
         assert "vote-watcher db upgrade" in stderr
         assert "Traceback" not in stderr
     assert "0001" in behind[1]

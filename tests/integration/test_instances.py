@@ -557,7 +557,7 @@ enabled = false
         second.start()
         assert second.process is not None
         status = await asyncio.get_running_loop().run_in_executor(None, second.process.wait, 30)
-        assert status == 1
+        assert status == 3
         text = second.log_path.read_text()
         assert f"another vote-watcher (process {first.pid}) is using" in text
         assert "use PostgreSQL (watcher.database_url) to run several" in text

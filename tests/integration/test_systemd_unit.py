@@ -102,7 +102,7 @@ def test_unit_runs_the_daemon_as_a_notify_service_with_a_watchdog() -> None:
     assert unit["Service.TimeoutStopSec"] == ["15"]
     assert unit["Service.WatchdogSec"] and unit["Service.WatchdogSec"][0]
     # A configuration error (exit 2) is not retried in a loop.
-    assert unit["Service.RestartPreventExitStatus"] == ["2"]
+    assert unit["Service.RestartPreventExitStatus"] == ["2 3"]
     assert unit["Service.CapabilityBoundingSet"] == [""]
     assert unit["Service.StateDirectory"] == ["vote-watcher"]
     assert unit["Service.ConfigurationDirectory"] == ["vote-watcher"]

@@ -16,6 +16,8 @@ import watcher.store as store_api
 
 EXIT_CONFIG: Final = 2
 EXIT_FAILURE: Final = 1
+# The database needs the operator (`db upgrade`, or the other instance stopped): restarting cannot help.
+EXIT_NEEDS_OPERATOR: Final = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the configuration and run the daemon; 2 on a configuration error, 1 on a fatal error."""
+    """Load the configuration and run the daemon.
+
+    Exit 2 on a configuration error, 3 when the database needs the operator (schema not current, SQLite
+    file in use by another instance), 1 on another fatal error (a database that cannot be reached).
+    """
     try:
         cfg = config.load(args.config)
     except config.ConfigError as exc:
@@ -40,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
     log = structlog.get_logger("watcher")
     try:
         return asyncio.run(daemon.run(cfg, once=args.once))
+    except (store_api.SchemaNotCurrentError, store_api.StoreLockedError) as exc:
+        log.error("daemon.store_needs_operator", error=str(exc))
+        print(f"vote-watcher: {exc}", file=sys.stderr)
+        return EXIT_NEEDS_OPERATOR
     except store_api.StoreError as exc:
         log.error("daemon.store_unusable", error=str(exc))
         print(f"vote-watcher: {exc}", file=sys.stderr)
