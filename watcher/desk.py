@@ -37,6 +37,8 @@ PreviousRound = Callable[[records.TrackedVote], Awaitable[Sequence[bytes]]]
 STALE_PENDING: Final = datetime.timedelta(minutes=2)
 RECHECK_HELD: Final = datetime.timedelta(minutes=10)
 RETRY_RESOLVE: Final = datetime.timedelta(seconds=20)
+# Reminder refusals that may change by themselves; any other refusal stands until the voter writes again.
+TEMPORARY: Final = frozenset({decide.Reason.TOO_SOON, decide.Reason.STALE_ATR_STATE})
 MAIL_DOMAIN: Final = "vote-watcher.apache.org"
 
 
@@ -63,6 +65,8 @@ class _Known:
     excluded: frozenset[str] = frozenset()
     atr: decide.AtrState | None = None
     next_resolve_check: datetime.datetime | None = None
+    declined: dict[str, str] = dataclasses.field(default_factory=dict)
+    """voter -> Message-ID of an emailed vote ruled out for a reminder for good (not worth asking ATR again)."""
 
 
 class Desk:
@@ -161,11 +165,15 @@ class Desk:
         known = self._known[vote.id]
         if known.result is None:
             return False
+        now = self._clock()
+        if vote.vote_end is not None and now >= vote.vote_end:
+            return False
         reminded = {key.voter for key in await self._reminded(vote)}
         ballots = known.atr.ballots if known.atr else {}
-        now = self._clock()
         for voted in known.result.votes:
             if voted.status != "binding" or voted.vote not in tally.COUNTED or voted.voter in reminded:
+                continue
+            if known.declined.get(voted.voter) == voted.message_id:
                 continue
             if voted.voter in ballots and known.atr is not None and known.atr.vote_seq == vote.vote_seq:
                 continue
@@ -217,6 +225,8 @@ class Desk:
                 log.debug(
                     "desk.no_reminder", release=vote.release_key, voter=emailed.voter, reason=str(decision.reason)
                 )
+                if decision.reason not in TEMPORARY:
+                    known.declined[emailed.voter] = emailed.message_id
                 continue
             await self._queue_reminder(vote, by_voter[emailed.voter])
 

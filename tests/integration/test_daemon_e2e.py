@@ -251,3 +251,21 @@ async def test_imap_idle_push_brings_a_reminder(
     async with env.store() as db:
         vote = await db.get_vote(RELEASE, 1)
     assert vote is not None and vote.root_message_id == env.vote_of(RELEASE).vote_message_id
+
+
+async def test_a_quiet_vote_costs_no_tabulate_calls(start_e2e: e2e.StartE2E) -> None:
+    """ATR's budget is shared: once a reminder is out and nothing changes, checks ask ATR nothing more."""
+    ballots = [e2e.ballot(RELEASE, uid) for uid in ("amira", "bjorn")]
+    world = start_e2e(e2e.lantern_scenario(hours=40, ballots=ballots))
+    async with world as env, env.daemon():
+        await env.until(lambda: env.of("vote_tracked", RELEASE), "the vote tracked")
+        await env.vote_by_email(RELEASE, "Chen Wei <chen@apache.org>", "+1 (binding)\n")
+        await env.vote_by_email(RELEASE, "Someone <someone@example.org>", "+1 (non-binding)\n")
+        await env.until(lambda: env.smtp.received, "the reminder to chen")
+        await env.wait_scenario(2)
+        before = env.atr.count("/api/vote/tabulate")
+        # About fifteen checks (one a real second) with nothing new in the thread or in ATR.
+        await env.wait_scenario(15)
+        after = env.atr.count("/api/vote/tabulate")
+    assert recipients(env.smtp) == ["chen@apache.org"]
+    assert after == before
