@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import datetime
 import functools
+import pathlib
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
@@ -38,6 +39,8 @@ import watcher.notify as notify
 import watcher.outbox as outbox
 import watcher.render as render
 import watcher.roster as roster
+import watcher.sources.archive as archive
+import watcher.sources.cursor as cursor
 import watcher.sources.imap as imap
 import watcher.sources.ponymail as ponymail
 import watcher.store as store_api
@@ -47,6 +50,9 @@ import watcher.threads as threads
 log = structlog.get_logger("watcher.daemon")
 
 STOP_TIMEOUT_S: Final = 8.0
+FILES_INTERVAL: Final = datetime.timedelta(minutes=10)
+FILE_BATCH: Final = 500
+FILE_FOLDER: Final = ""
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 Clock = Callable[[], datetime.datetime]
@@ -112,6 +118,8 @@ class Daemon:
     clock: Clock
     archives: list[tuple[ponymail.PonyMailSource, ponymail.ArchiveClient]] = dataclasses.field(default_factory=list)
     mailboxes: list[imap.ImapSource] = dataclasses.field(default_factory=list)
+    files: list[tuple[str, pathlib.Path, bool]] = dataclasses.field(default_factory=list)
+    """Local sources: (name, path, is_mbox)."""
     keeper: leases.LeaseKeeper = dataclasses.field(default_factory=leases.LeaseKeeper.solo)
     ready: bool = False
     last_poll: datetime.datetime | None = None
@@ -134,10 +142,14 @@ class Daemon:
         votes = await self.store.votes(open_only=True)
         for mode in ("trusted", "email", "manual"):
             self.metrics.set_votes_tracked(mode, sum(1 for v in votes if v.mode == mode))
-        for vote in votes:
+        await self.find_roots()
+        self.metrics.set_budget(int(self.atr.budget.remaining()))
+
+    async def find_roots(self) -> None:
+        """Votes whose [VOTE] message was not found yet: look again (new mail may have brought it)."""
+        for vote in await self.store.votes(open_only=True):
             if not vote.root_message_id:
                 await self._find_root(vote)
-        self.metrics.set_budget(int(self.atr.budget.remaining()))
 
     async def _apply(self, change: discovery.Change) -> None:
         vote = change.vote
@@ -208,6 +220,35 @@ class Daemon:
             if await self.keeper.run_under(leases.mailbox(mailbox.config.source_name), mailbox.sweep_once) is not None:
                 self.metrics.polled(mailbox.config.source_name, self.clock())
                 self.last_poll = self.clock()
+
+    async def read_files(self) -> None:
+        """Backfill and replay from local mbox files and Maildirs (each under a lease, like an archive)."""
+        for name, path, is_mbox in self.files:
+            work = functools.partial(self._read_file, name, path, is_mbox)
+            if await self.keeper.run_under(leases.archive(name), work) is not None:
+                self.metrics.polled(name, self.clock())
+                self.last_poll = self.clock()
+
+    async def _read_file(self, name: str, path: pathlib.Path, is_mbox: bool) -> int:
+        """Take every message not taken yet; returns how many the source holds.
+
+        An mbox only grows, so its cursor is the count already read; a Maildir is read whole (the store
+        keeps each message once).
+        """
+        saved = await self.store.get_cursor(name, FILE_FOLDER)
+        done = saved.position if saved is not None and is_mbox else 0
+        count = 0
+        for raw in archive.iter_raw(path):
+            count += 1
+            if count <= done:
+                if count % FILE_BATCH == 0:
+                    await asyncio.sleep(0)  # a long skip must not hold up the other jobs
+                continue
+            await self.intake.take(raw, name)
+            if count % FILE_BATCH == 0:
+                await self.store.set_cursor(name, FILE_FOLDER, cursor.Cursor(0, count))
+        await self.store.set_cursor(name, FILE_FOLDER, cursor.Cursor(0, count))
+        return count
 
     async def check_votes(self) -> None:
         """Reminders and resolutions of every open vote."""
@@ -337,6 +378,8 @@ class Daemon:
             (self.discover, "discovery"),
             (self.poll_archives, "archives"),
             (self.sweep_mailboxes, "mailboxes"),
+            (self.read_files, "files"),
+            (self.find_roots, "roots"),
         ):
             await self._guarded(work(), name)
         await self.settle()
@@ -445,10 +488,16 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         for s in cfg.sources
         if isinstance(s, config_api.ImapSource)
     ]
+    daemon.files = [
+        (_source_name(s), s.path, isinstance(s, config_api.MboxSource))
+        for s in cfg.sources
+        if isinstance(s, config_api.MboxSource | config_api.MaildirSource)
+    ]
     if db.backend != "sqlite":
         # Several instances may share this database: singleton work runs under leases.
         names = [leases.DISCOVERY, *(leases.archive(s.name) for s, _ in archives)]
         names += [leases.mailbox(m.config.source_name) for m in daemon.mailboxes]
+        names += [leases.archive(name) for name, _, _ in daemon.files]
         daemon.keeper = leases.LeaseKeeper(db, owner, names, ttl=cfg.leases.ttl, heartbeat=cfg.leases.heartbeat)
     return daemon
 
@@ -591,6 +640,8 @@ def _scheduler(daemon: Daemon) -> AsyncIOScheduler:
     mailboxes = [s for s in cfg.sources if isinstance(s, config_api.ImapSource)]
     if mailboxes:
         jobs.append((daemon.sweep_mailboxes, "mailboxes", min(s.sweep_interval.total_seconds() for s in mailboxes)))
+    if daemon.files:
+        jobs.append((daemon.read_files, "files", FILES_INTERVAL.total_seconds()))
     for work, name, seconds in jobs:
         scheduler.add_job(daemon.job(work, name), "interval", seconds=seconds, id=name, name=name, **options)
     return scheduler
