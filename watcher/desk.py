@@ -65,6 +65,8 @@ class _Known:
     excluded: frozenset[str] = frozenset()
     atr: decide.AtrState | None = None
     next_resolve_check: datetime.datetime | None = None
+    previous: list[message.Message] | None = None
+    """A podling's round-1 thread: finished, so read once."""
     declined: dict[str, str] = dataclasses.field(default_factory=dict)
     """voter -> Message-ID of an emailed vote ruled out for a reminder for good (not worth asking ATR again)."""
 
@@ -121,9 +123,7 @@ class Desk:
         if vote.mode == "trusted" and (known.atr is None or unnamed):
             await self._load_atr(vote)
         people = await self._roster_for(vote)
-        previous = [message.parse(raw) for raw in await self._previous_round(vote)] if vote.vote_round == 2 else []
-        for msg in previous:
-            known.seen_at.setdefault(msg.message_id, self._clock())
+        previous = await self._round_one(vote, known)
         options = tally.Options(
             committee=str(vote.extra.get("committee_key") or vote.committee) or None,
             vote_round=vote.vote_round,
@@ -138,10 +138,22 @@ class Desk:
         known.result = result
         return result
 
+    async def _round_one(self, vote: records.TrackedVote, known: _Known) -> list[message.Message]:
+        """The round-1 thread whose IPMC votes are carried into a podling's round 2 (empty otherwise)."""
+        if vote.vote_round != 2:
+            return []
+        if known.previous is None:
+            known.previous = [message.parse(raw) for raw in await self._previous_round(vote)]
+            for msg in known.previous:
+                known.seen_at.setdefault(msg.message_id, self._clock())
+        return known.previous
+
     async def check(self, vote: records.TrackedVote) -> None:
         """Reminders and resolution for one vote; ATR is read only when something may be due."""
         if vote.mode != "trusted":
-            await self.retally(vote)
+            # Tallied for the record only; new mail re-tallies it (`Daemon.on_vote_changed`).
+            if vote.id not in self._known:
+                await self.retally(vote)
             return
         known = self._known.setdefault(vote.id, _Known())
         if known.atr is None:
