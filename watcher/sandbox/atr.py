@@ -38,6 +38,7 @@ import structlog
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.atr_state as atr_state
 import watcher.sandbox.clock as sandbox_clock
+import watcher.sandbox.site as site
 
 BEARER_PATHS: Final = frozenset({"/api/vote/tabulate", "/api/vote/cast", "/api/vote/resolve"})
 UID: Final = web.RequestKey("uid", str)
@@ -113,7 +114,7 @@ class AtrSandbox:
         self.requests: list[RequestRecord] = []
         self.posted: list[atr_state.Outgoing] = []
         self._faults = _Faults()
-        self._runner: web.AppRunner | None = None
+        self._site = site.LoopbackSite()
 
     def __repr__(self) -> str:
         return f"AtrSandbox(url={self.url!r}, releases={len(self.state.releases)})"
@@ -168,19 +169,12 @@ class AtrSandbox:
         app.router.add_post("/api/vote/resolve", self._vote_resolve)
         app.router.add_get("/_sandbox/requests", self._sandbox_requests)
         app.router.add_post("/_sandbox/restart/{key}", self._sandbox_restart)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
-        await site.start()
-        if self.port == 0:
-            self.port = int(self._runner.addresses[0][1])
+        self.port = await self._site.start(app, self.host, self.port, self.ssl_context)
         return self.url
 
     async def stop(self) -> None:
         """Stop listening."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._site.stop()
 
     async def __aenter__(self) -> str:
         return await self.start()

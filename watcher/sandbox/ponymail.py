@@ -41,6 +41,7 @@ from typing import Any, Final
 import aiohttp.web as web
 
 import watcher.message as message
+import watcher.sandbox.site as site
 import watcher.sources.archive as archive
 
 ARCHIVE_ID_LENGTH: Final = 32
@@ -295,7 +296,7 @@ class PonyMailSandbox:
         self._clock = clock
         self._counts: collections.Counter[str] = collections.Counter()
         self._faults = _Faults()
-        self._runner: web.AppRunner | None = None
+        self._site = site.LoopbackSite()
         if mbox is not None:
             self.load(pathlib.Path(mbox))
 
@@ -344,19 +345,12 @@ class PonyMailSandbox:
         app.router.add_route("*", r"/api/{name:[a-z]+}.{ext:json|lua}", self._api)
         app.router.add_post("/_sandbox/messages", self._post_message)
         app.router.add_get("/_sandbox/stats", self._get_stats)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        if self.port == 0:
-            self.port = int(self._runner.addresses[0][1])
+        self.port = await self._site.start(app, self.host, self.port)
         return self.url
 
     async def stop(self) -> None:
         """Stop listening."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._site.stop()
 
     async def __aenter__(self) -> str:
         return await self.start()
