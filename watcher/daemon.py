@@ -290,8 +290,8 @@ class Daemon:
             while again:
                 self._changed_again.discard(vote_id)
                 vote = await self.store.vote_by_id(vote_id)
-                if vote is None:
-                    return
+                if vote is None or vote.status != "open":
+                    return  # mail after the end (the [RESULT], late replies) changes nothing
                 await self.desk.retally(vote)
                 await self._check(vote_id)
                 again = vote_id in self._changed_again and not self._stopping
