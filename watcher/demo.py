@@ -14,15 +14,12 @@ import email.utils
 import json
 import os
 import pathlib
-import socket
 import sys
 import tempfile
 import tomllib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, TextIO
-
-import aiosmtpd.controller
 
 import watcher.atr.client as atr_client
 import watcher.config as config_api
@@ -34,6 +31,7 @@ import watcher.sandbox.atr as atr_sandbox
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.clock as clocks
 import watcher.sandbox.ponymail as ponymail_sandbox
+import watcher.sandbox.serve as serve
 import watcher.store as store_api
 
 ROUND_TWO_LIST: Final = "general@incubator.apache.org"
@@ -56,18 +54,6 @@ class Step:
     choice: str = ""
     sender: str = ""
     body: str = ""
-
-
-@dataclasses.dataclass
-class Sink:
-    """The SMTP sink: keeps every mail it accepts."""
-
-    mails: list[tuple[list[str], bytes]] = dataclasses.field(default_factory=list)
-
-    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
-        """aiosmtpd's hook for a message."""
-        self.mails.append((list(envelope.rcpt_tos), bytes(envelope.content)))
-        return "250 OK"
 
 
 @dataclasses.dataclass
@@ -130,13 +116,6 @@ def reply(vote_subject: str, vote_message_id: str, *, to: str, sender: str, body
     msg["List-Id"] = f"<{to.replace('@', '.')}>"
     msg.set_content(body)
     return msg.as_bytes()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def write_config(
@@ -228,24 +207,18 @@ async def _run(
     clock = clocks.ScaledClock(datetime.datetime.now(datetime.UTC), speed)
     start = clock.now()
     archive = ponymail_sandbox.PonyMailSandbox(clock=clock)
-    archive_url = await archive.start()
     _round_one(data, demo, archive, clock())
     scenario = atr_scenario.from_mapping(data, clock(), "demo scenario")
-    atr = atr_sandbox.AtrSandbox(scenario, clock=clock, on_receipt=archive.add)
-    atr_url = await atr.start()
-    sink = Sink()
-    smtp_port = _free_port()
-    controller = aiosmtpd.controller.Controller(sink, hostname="127.0.0.1", port=smtp_port)
-    controller.start()
+    stand_ins = serve.StandIns(scenario, clock=clock, archive=archive)
     timeline = Timeline(start, out)
-    out.write(
-        f"vote-watcher demo: sandbox ATR {atr_url}, sandbox lists.apache.org {archive_url}, "
-        f"SMTP sink 127.0.0.1:{smtp_port}\n"
-    )
-    out.write(f"Scenario time runs {speed:.0f}x faster than real time; every vote lasts 72 hours.\n\n")
-    try:
-        await atr.announce_votes()
-        cfg = config_api.load(write_config(folder, atr_url, archive_url, smtp_port, demo))
+    async with stand_ins:
+        atr_url, archive_url = stand_ins.atr.url, archive.url
+        out.write(
+            f"vote-watcher demo: sandbox ATR {atr_url}, sandbox lists.apache.org {archive_url}, "
+            f"SMTP sink 127.0.0.1:{stand_ins.smtp_port}\n"
+        )
+        out.write(f"Scenario time runs {speed:.0f}x faster than real time; every vote lasts 72 hours.\n\n")
+        cfg = config_api.load(write_config(folder, atr_url, archive_url, stand_ins.smtp_port, demo))
         db = await store_api.open(cfg.watcher.database_url)
         await db.upgrade()
         await db.close()
@@ -255,7 +228,7 @@ async def _run(
             steps,
             clock=clock,
             start=start,
-            atr=atr,
+            atr=stand_ins.atr,
             atr_url=atr_url,
             archive=archive,
             timeline=timeline,
@@ -264,10 +237,7 @@ async def _run(
         )
         stop.set()
         status = await running
-    finally:
-        controller.stop()
-        await atr.stop()
-        await archive.stop()
+    sink = stand_ins.mails
     report = build_report(timeline.seen, sink)
     _summary(report, sink, out)
     if report_path is not None:
@@ -366,7 +336,7 @@ class _Plain:
         return self.value
 
 
-def build_report(seen: list[events.Event], sink: Sink) -> dict[str, Any]:
+def build_report(seen: list[events.Event], sink: Sequence[serve.SinkMail]) -> dict[str, Any]:
     """The `--report` JSON: reminders, resolutions, held votes and notices."""
     reminders = [
         {
@@ -389,11 +359,11 @@ def build_report(seen: list[events.Event], sink: Sink) -> dict[str, Any]:
         "carried": [
             {"release": e.release, "votes": e.text} for e in seen if e.kind == "tally" and "(carried)" in e.text
         ][-1:],
-        "smtp_sink": {"messages": len(sink.mails), "recipients": sorted({to for tos, _ in sink.mails for to in tos})},
+        "smtp_sink": {"messages": len(sink), "recipients": sorted({to for mail in sink for to in mail.rcpt_tos})},
     }
 
 
-def _summary(report: Mapping[str, Any], sink: Sink, out: TextIO) -> None:
+def _summary(report: Mapping[str, Any], sink: Sequence[serve.SinkMail], out: TextIO) -> None:
     out.write("\nWhat happened:\n")
     for item in report["reminders"]:
         out.write(f"  reminder    {item['release']}#{item['vote_seq']} to {item['to']}\n")
@@ -403,4 +373,4 @@ def _summary(report: Mapping[str, Any], sink: Sink, out: TextIO) -> None:
         out.write(f"  held        {item['release']}: {item['reason']}\n")
     for item in report["notices"]:
         out.write(f"  notice      {item['release']} to the release manager {item['to']}\n")
-    out.write(f"  SMTP sink   {len(sink.mails)} mails received\n")
+    out.write(f"  SMTP sink   {len(sink)} mails received\n")

@@ -88,9 +88,13 @@ class StandIns:
         rcpt_delay: float = 0.0,
         mail_dir: pathlib.Path | None = None,
         announce: bool = True,
+        archive: ponymail_sandbox.PonyMailSandbox | None = None,
     ) -> None:
-        """`clock` is the sandbox ATR's; `announce` posts the [VOTE] of every running vote to the archive."""
-        self.archive = ponymail_sandbox.PonyMailSandbox()
+        """`clock` is the sandbox ATR's; `announce` posts the [VOTE] of every running vote to the archive.
+
+        `archive` is a sandbox archive prepared beforehand (loaded with older threads, on the same clock).
+        """
+        self.archive = archive or ponymail_sandbox.PonyMailSandbox()
         self.atr = atr_sandbox.AtrSandbox(scenario, clock=clock, on_receipt=self.archive.add)
         self.sink = SinkHandler(rcpt_delay=rcpt_delay, mail_dir=mail_dir)
         self.smtp_host = "127.0.0.1"
