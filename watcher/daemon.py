@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import datetime
 import functools
-import pathlib
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
@@ -39,8 +38,7 @@ import watcher.notify as notify
 import watcher.outbox as outbox
 import watcher.render as render
 import watcher.roster as roster
-import watcher.sources.archive as archive
-import watcher.sources.cursor as cursor
+import watcher.sources.files as files_source
 import watcher.sources.imap as imap
 import watcher.sources.ponymail as ponymail
 import watcher.store as store_api
@@ -51,8 +49,6 @@ log = structlog.get_logger("watcher.daemon")
 
 STOP_TIMEOUT_S: Final = 8.0
 FILES_INTERVAL: Final = datetime.timedelta(minutes=10)
-FILE_BATCH: Final = 500
-FILE_FOLDER: Final = ""
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 Clock = Callable[[], datetime.datetime]
@@ -63,9 +59,11 @@ _ENDED: Final = {"closed": "vote closed", "replaced": "vote restarted"}
 
 
 def claim_ttl(cfg: config_api.Config) -> datetime.timedelta:
-    """How long an outbox claim lasts: long enough for a send to finish, short enough that mails a
-    killed instance had claimed go out soon after another takes over."""
-    return max(2 * cfg.leases.ttl, 2 * cfg.smtp.timeout + datetime.timedelta(seconds=30))
+    """How long an outbox claim lasts: long enough for a send to finish (its end-of-DATA wait included,
+    or a slow relay's answer would let another instance send the mail again), short enough that mails
+    a killed instance had claimed go out soon after another takes over."""
+    send = 2 * cfg.smtp.timeout + cfg.smtp.data_timeout + datetime.timedelta(seconds=30)
+    return max(2 * cfg.leases.ttl, send)
 
 
 def utcnow() -> datetime.datetime:
@@ -118,16 +116,22 @@ class Daemon:
     clock: Clock
     archives: list[tuple[ponymail.PonyMailSource, ponymail.ArchiveClient]] = dataclasses.field(default_factory=list)
     mailboxes: list[imap.ImapSource] = dataclasses.field(default_factory=list)
-    files: list[tuple[str, pathlib.Path, bool]] = dataclasses.field(default_factory=list)
-    """Local sources: (name, path, is_mbox)."""
+    files: list[files_source.FileSource] = dataclasses.field(default_factory=list)
+    """Local sources: mbox files and Maildirs."""
     keeper: leases.LeaseKeeper = dataclasses.field(default_factory=leases.LeaseKeeper.solo)
     ready: bool = False
+    waiting_on_relay: int = 0
     last_poll: datetime.datetime | None = None
     _pending_checks: set[int] = dataclasses.field(default_factory=set)
     _thread_sizes: dict[int, int] = dataclasses.field(default_factory=dict)
     _changed_again: set[int] = dataclasses.field(default_factory=set)
     _tasks: set[asyncio.Task[Any]] = dataclasses.field(default_factory=set)
     _stopping: bool = False
+    store_down_since: datetime.datetime | None = None
+    """When the database last started failing (None while it works): the outage the status line shows."""
+    _store_failed_jobs: set[str] = dataclasses.field(default_factory=set)
+    _stale_votes: set[int] = dataclasses.field(default_factory=set)
+    _job_locks: dict[str, asyncio.Lock] = dataclasses.field(default_factory=dict)
 
     # Jobs -----------------------------------------------------------------------------------------------------
 
@@ -223,38 +227,20 @@ class Daemon:
 
     async def read_files(self) -> None:
         """Backfill and replay from local mbox files and Maildirs (each under a lease, like an archive)."""
-        for name, path, is_mbox in self.files:
-            work = functools.partial(self._read_file, name, path, is_mbox)
-            if await self.keeper.run_under(leases.archive(name), work) is not None:
-                self.metrics.polled(name, self.clock())
+        for source in self.files:
+            if await self.keeper.run_under(leases.archive(source.name), source.read) is not None:
+                self.metrics.polled(source.name, self.clock())
                 self.last_poll = self.clock()
-
-    async def _read_file(self, name: str, path: pathlib.Path, is_mbox: bool) -> int:
-        """Take every message not taken yet; returns how many the source holds.
-
-        An mbox only grows, so its cursor is the count already read; a Maildir is read whole (the store
-        keeps each message once).
-        """
-        saved = await self.store.get_cursor(name, FILE_FOLDER)
-        done = saved.position if saved is not None and is_mbox else 0
-        count = 0
-        for raw in archive.iter_raw(path):
-            count += 1
-            if count <= done:
-                if count % FILE_BATCH == 0:
-                    await asyncio.sleep(0)  # a long skip must not hold up the other jobs
-                continue
-            await self.intake.take(raw, name)
-            if count % FILE_BATCH == 0:
-                await self.store.set_cursor(name, FILE_FOLDER, cursor.Cursor(0, count))
-        await self.store.set_cursor(name, FILE_FOLDER, cursor.Cursor(0, count))
-        return count
 
     async def check_votes(self) -> None:
         """Reminders and resolutions of every open vote."""
         for vote in await self.store.votes(open_only=True):
             if self.keeper.shared:
                 await self._catch_up(vote)
+            if vote.id in self._stale_votes:
+                # Its re-tally failed on the database: the thread changed since the stored tally.
+                await self.desk.retally(vote)
+                self._stale_votes.discard(vote.id)
             await self._check(vote.id)
 
     async def _catch_up(self, vote: records.TrackedVote) -> None:
@@ -295,6 +281,9 @@ class Daemon:
                 await self.desk.retally(vote)
                 await self._check(vote_id)
                 again = vote_id in self._changed_again and not self._stopping
+        except store_api.StoreError:
+            self._stale_votes.add(vote_id)
+            raise
         finally:
             self._pending_checks.discard(vote_id)
             self._changed_again.discard(vote_id)
@@ -305,6 +294,9 @@ class Daemon:
             self._record_delivery(delivery)
             if delivery.result in ("retry", "deferred"):
                 await self._skip_if_vote_ended(delivery)
+        waiting = await self.store.waiting_on_relay()
+        self.waiting_on_relay = sum(waiting.values())
+        self.metrics.set_waiting(waiting)
 
     async def _skip_if_vote_ended(self, delivery: outbox.Delivery) -> None:
         """A mail put back for later whose vote closed or restarted meanwhile is skipped now.
@@ -321,6 +313,9 @@ class Daemon:
     def _record_delivery(self, delivery: outbox.Delivery) -> None:
         row = delivery
         result = delivery.result
+        if delivery.answer_lost:
+            self.metrics.answer_lost()
+            log.warning("outbox.answer_lost", to=row.recipient, message_id=row.message_id, kind=row.kind)
         if row.kind == "reminder" and result in ("sent", "failed", "skipped"):
             self.metrics.reminder("sent" if result == "sent" else "failed" if result == "failed" else "skipped")
         to = row.recipient if "@" in row.recipient else render.recipient(row.recipient)
@@ -356,21 +351,62 @@ class Daemon:
             await work
         except asyncio.CancelledError:
             raise
+        except store_api.StoreError as exc:
+            self._store_failed(name, exc)
         except Exception:
+            self.metrics.job_failed(name, "error")
             log.exception("daemon.job_failed", job=name)
+        else:
+            self._store_worked(name)
+
+    def _store_failed(self, name: str, exc: store_api.StoreError) -> None:
+        """An outage, not a bug: one clear line when it starts, a count for every job it stops."""
+        self.metrics.job_failed(name, "store")
+        self._store_failed_jobs.add(name)
+        if self.store_down_since is not None:
+            log.debug("daemon.store_still_unavailable", job=name, error=str(exc))
+            return
+        self.store_down_since = self.clock()
+        log.error(
+            "daemon.store_unavailable",
+            job=name,
+            error=str(exc),
+            action="nothing is acknowledged to the sources until the database works again; "
+            f"retrying every {self.cfg.watcher.store_retry.total_seconds():g} s",
+        )
+
+    def _store_worked(self, name: str) -> None:
+        self._store_failed_jobs.discard(name)
+        if self.store_down_since is None or self._store_failed_jobs:
+            return
+        log.info("daemon.store_recovered", job=name, down_since=self.store_down_since.isoformat())
+        self.store_down_since = None
 
     def job(self, work: Callable[[], Awaitable[None]], name: str) -> Callable[[], Awaitable[None]]:
-        """A scheduler job that logs failures and is tracked, so shutdown can wait for it."""
+        """A scheduler job that logs failures and is tracked, so shutdown can wait for it.
+
+        A job the database failed runs again after `watcher.store_retry` rather than at its next
+        turn (files are read every 10 minutes), so what was offered meanwhile is stored soon.
+        """
+        lock = self._job_locks.setdefault(name, asyncio.Lock())
 
         async def run() -> None:
-            if self._stopping:
+            if self._stopping or lock.locked():
                 return
-            task = asyncio.ensure_future(self._guarded(work(), name))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            await asyncio.shield(task)
+            async with lock:
+                task = asyncio.ensure_future(self._guarded(work(), name))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                await asyncio.shield(task)
+            if name in self._store_failed_jobs and not self._stopping:
+                loop = asyncio.get_running_loop()
+                loop.call_later(self.cfg.watcher.store_retry.total_seconds(), self._retry_job, run, name)
 
         return run
+
+    def _retry_job(self, run: Callable[[], Awaitable[None]], name: str) -> None:
+        if not self._stopping:
+            self._spawn(run(), f"{name}:retry")
 
     async def cycle(self) -> None:
         """One full cycle: discovery, archives, mailboxes, checks, mail (`run --once`)."""
@@ -489,7 +525,7 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         if isinstance(s, config_api.ImapSource)
     ]
     daemon.files = [
-        (_source_name(s), s.path, isinstance(s, config_api.MboxSource))
+        files_source.FileSource(_source_name(s), s.path, isinstance(s, config_api.MboxSource), db, daemon.intake.take)
         for s in cfg.sources
         if isinstance(s, config_api.MboxSource | config_api.MaildirSource)
     ]
@@ -497,7 +533,7 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         # Several instances may share this database: singleton work runs under leases.
         names = [leases.DISCOVERY, *(leases.archive(s.name) for s, _ in archives)]
         names += [leases.mailbox(m.config.source_name) for m in daemon.mailboxes]
-        names += [leases.archive(name) for name, _, _ in daemon.files]
+        names += [leases.archive(source.name) for source in daemon.files]
         daemon.keeper = leases.LeaseKeeper(db, owner, names, ttl=cfg.leases.ttl, heartbeat=cfg.leases.heartbeat)
     return daemon
 
@@ -532,6 +568,7 @@ def _mailer(cfg: config_api.Config) -> mailer.Mailer:
             password=cfg.smtp.password,
             ca_file=cfg.smtp.ca_file,
             timeout=cfg.smtp.timeout,
+            data_timeout=cfg.smtp.data_timeout,
         )
     )
 
@@ -584,6 +621,10 @@ async def _serve(daemon: Daemon, stop: asyncio.Event) -> int:
         return EXIT_OK
     scheduler = _scheduler(daemon)
     scheduler.start()
+    for job in scheduler.get_jobs():
+        if job.id in daemon._store_failed_jobs:
+            # The first cycle failed on the database: try again soon, not at the job's next turn.
+            job.modify(next_run_time=utcnow() + daemon.cfg.watcher.store_retry)
     mailbox_tasks = [
         asyncio.ensure_future(
             daemon.keeper.hold(leases.mailbox(m.config.source_name), functools.partial(m.run, stop), stop)
@@ -620,6 +661,10 @@ def _status(daemon: Daemon) -> str:
     """systemd's status line: the votes tracked and the last successful poll of a source."""
     count = len(daemon.discovering.votes)
     text = f"{count} vote{'' if count == 1 else 's'} tracked"
+    if daemon.store_down_since is not None:
+        text += f", DATABASE UNAVAILABLE since {daemon.store_down_since:%Y-%m-%d %H:%M:%S} UTC"
+    if daemon.waiting_on_relay:
+        text += f", {daemon.waiting_on_relay} mail{'' if daemon.waiting_on_relay == 1 else 's'} waiting on the relay"
     if daemon.last_poll is None:
         return f"{text}, no source polled yet"
     return f"{text}, last poll {daemon.last_poll:%Y-%m-%d %H:%M:%S} UTC"

@@ -46,6 +46,7 @@ tls = "none"
 def write(folder: pathlib.Path, text: str, *, mode: int = 0o600, name: str = "config.toml") -> pathlib.Path:
     """A config file (and the PAT file it points to), owner-only unless told."""
     (folder / "pat").write_text(PAT + "\n")
+    (folder / "pat").chmod(0o600)
     path = folder / name
     path.write_text(textwrap.dedent(text))
     path.chmod(mode)

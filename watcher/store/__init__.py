@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime
 
-from watcher.store.engine import StoreError, StoreLockedError
+from watcher.store.engine import StoreError, StoreLockedError, StoreUnavailableError
 from watcher.store.migrate import SchemaNotCurrentError
 from watcher.store.records import Lease, MailRecord, Resolution, StoredMessage, TrackedVote, VoterVote
 from watcher.store.store import DEFAULT_CLAIM_TTL, Store
@@ -21,6 +21,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreLockedError",
+    "StoreUnavailableError",
     "StoredMessage",
     "TrackedVote",
     "VoterVote",
