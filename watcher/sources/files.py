@@ -2,7 +2,7 @@
 
 An mbox only grows, so its cursor is the count of messages already taken. The count is only
 meaningful for the same file: the cursor's `validity` is the file's identity (device, inode and
-its first line, the separator of its first message). A rotated, replaced or truncated file gets
+the head of its first message). A rotated, replaced or truncated file gets
 a new identity, or fewer messages than the count, and is read from its start with a warning;
 the store keeps each message once, so nothing is doubled and nothing is skipped.
 
@@ -21,7 +21,7 @@ import hashlib
 import os
 import pathlib
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import BinaryIO, Final
 
 import structlog
 
@@ -32,7 +32,7 @@ log = structlog.get_logger("watcher.sources.files")
 
 FOLDER: Final = ""
 BATCH: Final = 500
-_FIRST_LINE_BYTES: Final = 1024
+_HEAD_BYTES: Final = 4096
 # 56 bits: a positive value in the store's signed 64-bit column.
 _IDENTITY_BYTES: Final = 7
 
@@ -40,17 +40,35 @@ Take = Callable[[bytes, str], Awaitable[bool]]
 
 
 def identity(path: pathlib.Path) -> int:
-    """The file's identity for its cursor: device, inode and first line, hashed; 0 for an empty file."""
+    """The file's identity for its cursor: device, inode and the head of its first message, hashed.
+
+    The head (up to 4 KiB, ending before the second separator) does not change as the file grows;
+    a freed inode is soon reused and mbox writers stamp the separator with the current time only,
+    so neither alone tells a new file from the old one. 0 for an empty file.
+    """
     try:
         status = path.stat()
         with path.open("rb") as handle:
-            first = handle.readline(_FIRST_LINE_BYTES)
+            head = _first_message_head(handle)
     except OSError as exc:
         raise archive.ArchiveError(f"{path}: {exc.strerror or type(exc).__name__}") from exc
-    if not first:
+    if not head:
         return 0
-    digest = hashlib.sha256(f"{status.st_dev}:{status.st_ino}:".encode() + first).digest()
+    digest = hashlib.sha256(f"{status.st_dev}:{status.st_ino}:".encode() + head).digest()
     return int.from_bytes(digest[:_IDENTITY_BYTES], "big")
+
+
+def _first_message_head(handle: BinaryIO) -> bytes:
+    lines: list[bytes] = []
+    size = 0
+    for line in handle:
+        if lines and archive.is_separator(line):
+            break
+        lines.append(line)
+        size += len(line)
+        if size >= _HEAD_BYTES:
+            break
+    return b"".join(lines)[:_HEAD_BYTES]
 
 
 class FileSource:
