@@ -574,7 +574,7 @@ def _set(text: str, section: str, line: str) -> str:
         ("smtp", 'timeout = "9999999999999d"', "smtp.timeout"),
         ("atr", "request_budget = 9223372036854775807", "atr.request_budget"),
         ("reminders", "daily_cap_per_recipient = 99999999999", "reminders.daily_cap_per_recipient"),
-        ("metrics", "listen = \"127.0.0.1:70000\"", "metrics.listen"),
+        ("metrics", 'listen = "127.0.0.1:70000"', "metrics.listen"),
         ("leases", 'ttl = "99999999999d"', "leases.ttl"),
     ],
 )
@@ -614,7 +614,9 @@ def test_secret_file_others_can_read_is_refused(tmp_path: pathlib.Path) -> None:
     assert has_line(problems(path), "atr.pat_file", "mode 0640")
 
 
-def test_readable_secret_file_allowed_with_a_warning(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_readable_secret_file_allowed_with_a_warning(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write(tmp_path, MINIMAL)
     (tmp_path / "pat").chmod(0o644)
     warnings: list[str] = []
