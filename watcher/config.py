@@ -286,6 +286,7 @@ class MboxSource(Section):
     kind: Literal["mbox"]
     name: str = ""
     path: ExistingFile
+    poll_interval: Interval = datetime.timedelta(minutes=10)
 
     @pydantic.model_validator(mode="after")
     def _defaults(self) -> MboxSource:
@@ -300,6 +301,7 @@ class MaildirSource(Section):
     kind: Literal["maildir"]
     name: str = ""
     path: ExistingDir
+    poll_interval: Interval = datetime.timedelta(minutes=10)
 
     @pydantic.model_validator(mode="after")
     def _defaults(self) -> MaildirSource:

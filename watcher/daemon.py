@@ -48,7 +48,6 @@ import watcher.threads as threads
 log = structlog.get_logger("watcher.daemon")
 
 STOP_TIMEOUT_S: Final = 8.0
-FILES_INTERVAL: Final = datetime.timedelta(minutes=10)
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 Clock = Callable[[], datetime.datetime]
@@ -351,9 +350,11 @@ class Daemon:
             await work
         except asyncio.CancelledError:
             raise
-        except store_api.StoreError as exc:
-            self._store_failed(name, exc)
-        except Exception:
+        except Exception as exc:
+            outage = _store_error(exc)
+            if outage is not None:
+                self._store_failed(name, outage)
+                return
             self.metrics.job_failed(name, "error")
             log.exception("daemon.job_failed", job=name)
         else:
@@ -538,6 +539,18 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
     return daemon
 
 
+def _store_error(exc: BaseException) -> store_api.StoreError | None:
+    """The store error behind `exc` (a source may wrap what its consumer raised), if there is one."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, store_api.StoreError):
+            return seen
+        seen = seen.__cause__
+    return None
+
+
 def _source_name(source: config_api.Source) -> str:
     return source.name or source.kind
 
@@ -685,8 +698,9 @@ def _scheduler(daemon: Daemon) -> AsyncIOScheduler:
     mailboxes = [s for s in cfg.sources if isinstance(s, config_api.ImapSource)]
     if mailboxes:
         jobs.append((daemon.sweep_mailboxes, "mailboxes", min(s.sweep_interval.total_seconds() for s in mailboxes)))
-    if daemon.files:
-        jobs.append((daemon.read_files, "files", FILES_INTERVAL.total_seconds()))
+    local = [s for s in cfg.sources if isinstance(s, config_api.MboxSource | config_api.MaildirSource)]
+    if local:
+        jobs.append((daemon.read_files, "files", min(s.poll_interval.total_seconds() for s in local)))
     for work, name, seconds in jobs:
         scheduler.add_job(daemon.job(work, name), "interval", seconds=seconds, id=name, name=name, **options)
     return scheduler

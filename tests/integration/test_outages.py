@@ -1,0 +1,101 @@
+"""Outages, with the daemon as a process against real servers: a full disk, a stopped PostgreSQL.
+
+Each test counts what the issue asks for: messages offered, stored, lost; reminders due, sent,
+doubled, failed for good (only an answer about the recipient may fail one). Run with `-s` to see
+the FIGURES lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import time
+
+import pytest
+
+import tests.fixtures.outages as world
+import watcher.config as config_api
+import watcher.sandbox.serve as serve
+import watcher.store as store_api
+import watcher.testing.dovecot as dovecot
+
+VOTERS = 8
+# Big enough that the messages cannot hide in the free pages of SQLite's WAL file.
+PADDING_LINES = 600
+
+
+async def upgrade(config: pathlib.Path) -> str:
+    url = config_api.load(config).watcher.database_url
+    db = await store_api.open(url)
+    try:
+        await db.upgrade()
+    finally:
+        await db.close()
+    return url
+
+
+def stored_ids(database: pathlib.Path, message_ids: list[str]) -> int:
+    keys = {key for (key,) in world.sqlite_rows(database, "SELECT key FROM messages")}
+    return sum(1 for mid in message_ids if mid in keys)
+
+
+def tracked(database: pathlib.Path) -> bool:
+    rows = world.sqlite_rows(database, "SELECT root_message_id FROM votes WHERE status = 'open'")
+    return bool(rows) and all(root for (root,) in rows)
+
+
+@pytest.mark.parametrize("fill", ["full", "nearly-full"])
+@pytest.mark.parametrize("kind", ["ponymail", "imap", "mbox", "maildir"])
+async def test_disk_full_loses_no_message_and_no_reminder(
+    tmp_path: pathlib.Path, dovecot_server: dovecot.DovecotServer, kind: str, fill: str
+) -> None:
+    async with serve.StandIns(world.scenario(time.time(), VOTERS)) as stand_ins:
+        with world.small_filesystem(tmp_path / "state", "6m") as disk:
+            source = world.source(kind, tmp_path, stand_ins, dovecot_server if kind == "imap" else None)
+            config = world.write_config(
+                tmp_path, stand_ins, [source], state_dir=disk.path, smtp_port=stand_ins.smtp_port
+            )
+            await upgrade(config)
+            database = disk.path / "vote-watcher.db"
+            daemon = world.Daemon(config, tmp_path / "daemon.log")
+            await daemon.start()
+            try:
+                await daemon.until(lambda: tracked(database), "the vote to be tracked", timeout=world.START_TIMEOUT_S)
+                # Full: not a byte left. Nearly full: room for small writes (a cursor, a lease), none for mail.
+                left = disk.fill(0 if fill == "full" else 24 * 1024)
+                offered = [
+                    world.email_vote(stand_ins, uid, padding_lines=PADDING_LINES) for uid in world.voters(VOTERS)
+                ]
+                for _, raw in offered:
+                    await asyncio.to_thread(source.offer, raw)
+                await daemon.until(lambda: daemon.events("daemon.store_unavailable"), "the outage to be noticed")
+                await asyncio.sleep(4)  # several retries (store_retry = 1 s) while the disk stays full
+                daemon.alive()
+                during = stored_ids(database, [mid for mid, _ in offered])
+                assert len(daemon.events("daemon.store_unavailable")) == 1, "one clear line per outage"
+                mails_during = len(stand_ins.mails)
+
+                disk.free()
+                ids = [mid for mid, _ in offered]
+                await daemon.until(lambda: stored_ids(database, ids) == VOTERS, "every message stored", timeout=60)
+                due = world.voters(VOTERS)
+                await daemon.until(
+                    lambda: world.mail_counts([t for m in stand_ins.mails for t in m.rcpt_tos], due)[0] == VOTERS,
+                    "every reminder sent",
+                    timeout=60,
+                )
+                await asyncio.sleep(3)  # a double would go out at the next outbox turns
+                assert daemon.events("daemon.store_recovered")
+                assert await daemon.stop() == 0
+            finally:
+                daemon.kill()
+            sent, doubled = world.mail_counts([t for m in stand_ins.mails for t in m.rcpt_tos], due)
+            failed = world.sqlite_rows(database, "SELECT count(*) FROM outbox WHERE state = 'failed'")[0][0]
+            counts = world.Counts(VOTERS, stored_ids(database, ids), VOTERS, sent, doubled, failed)
+            print(
+                counts.line(f"SQLite disk {fill} via {kind}")
+                + f" (free while full: {left} B; stored during the outage: {during}; mails during: {mails_during})"
+            )
+            assert counts.lost == 0
+            assert (counts.sent, counts.doubled, counts.failed) == (VOTERS, 0, 0)
+            assert len(stand_ins.mails) == VOTERS
