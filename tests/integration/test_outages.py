@@ -18,6 +18,7 @@ import watcher.config as config_api
 import watcher.sandbox.serve as serve
 import watcher.store as store_api
 import watcher.testing.dovecot as dovecot
+import watcher.testing.postgres as postgres
 
 VOTERS = 8
 # Big enough that the messages cannot hide in the free pages of SQLite's WAL file.
@@ -99,3 +100,76 @@ async def test_disk_full_loses_no_message_and_no_reminder(
             assert counts.lost == 0
             assert (counts.sent, counts.doubled, counts.failed) == (VOTERS, 0, 0)
             assert len(stand_ins.mails) == VOTERS
+
+
+async def test_postgresql_stopped_mid_insert_loses_no_message_and_no_reminder(tmp_path: pathlib.Path) -> None:
+    # A throwaway cluster of this test's own: the shared server on 127.0.0.1:5432 is never stopped.
+    cluster = await asyncio.to_thread(postgres.start_cluster)
+    try:
+        url = cluster.create_database("vw_outage")
+        name = url.rsplit("/", 1)[1]
+        async with serve.StandIns(world.scenario(time.time(), VOTERS)) as stand_ins:
+            source = world.source("ponymail", tmp_path, stand_ins, None)
+            config = world.write_config(
+                tmp_path,
+                stand_ins,
+                [source],
+                state_dir=tmp_path / "state",
+                smtp_port=stand_ins.smtp_port,
+                database_url=url,
+            )
+            await upgrade(config)
+
+            def rows(sql: str) -> list[str]:
+                return cluster.psql(sql, name).split()
+
+            def stored(ids: list[str]) -> int:
+                try:
+                    keys = set(rows("SELECT key FROM messages"))
+                except postgres.PostgresError:
+                    return -1
+                return sum(1 for mid in ids if mid in keys)
+
+            daemon = world.Daemon(config, tmp_path / "daemon.log")
+            await daemon.start()
+            try:
+                await daemon.until(
+                    lambda: rows("SELECT count(*) FROM votes WHERE root_message_id != ''") == ["1"],
+                    "the vote to be tracked",
+                    timeout=world.START_TIMEOUT_S,
+                )
+                uids = world.voters(VOTERS)
+                offered = [world.email_vote(stand_ins, uid, padding_lines=PADDING_LINES) for uid in uids]
+                ids = [mid for mid, _ in offered]
+                half = VOTERS // 2
+                for _, raw in offered[:half]:
+                    source.offer(raw)
+                # Stopped while the daemon may be taking the first half (it polls every second).
+                await asyncio.sleep(0.8)
+                before = stored(ids)
+                await asyncio.to_thread(cluster.stop)
+                for _, raw in offered[half:]:
+                    source.offer(raw)
+                await daemon.until(lambda: daemon.events("daemon.store_unavailable"), "the outage to be noticed")
+                await asyncio.sleep(4)
+                daemon.alive()
+                await asyncio.to_thread(cluster.start)
+                await daemon.until(lambda: stored(ids) == VOTERS, "every message stored", timeout=60)
+                await daemon.until(
+                    lambda: world.mail_counts([t for m in stand_ins.mails for t in m.rcpt_tos], uids)[0] == VOTERS,
+                    "every reminder sent",
+                    timeout=60,
+                )
+                await asyncio.sleep(3)
+                assert daemon.events("daemon.store_recovered")
+                assert await daemon.stop() == 0
+            finally:
+                daemon.kill()
+            sent, doubled = world.mail_counts([t for m in stand_ins.mails for t in m.rcpt_tos], uids)
+            failed = int(rows("SELECT count(*) FROM outbox WHERE state = 'failed'")[0])
+            counts = world.Counts(VOTERS, stored(ids), VOTERS, sent, doubled, failed)
+            print(counts.line("PostgreSQL stopped mid-insert") + f" (stored before the stop: {before} of {half})")
+            assert counts.lost == 0
+            assert (counts.sent, counts.doubled, counts.failed) == (VOTERS, 0, 0)
+    finally:
+        await asyncio.to_thread(postgres.cleanup, cluster)
