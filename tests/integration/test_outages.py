@@ -8,6 +8,7 @@ the FIGURES lines.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import pathlib
 import time
 
@@ -173,3 +174,91 @@ async def test_postgresql_stopped_mid_insert_loses_no_message_and_no_reminder(tm
             assert (counts.sent, counts.doubled, counts.failed) == (VOTERS, 0, 0)
     finally:
         await asyncio.to_thread(postgres.cleanup, cluster)
+
+
+async def test_broken_maildir_file_blocks_nothing(tmp_path: pathlib.Path) -> None:
+    async with serve.StandIns(world.scenario(time.time(), VOTERS)) as stand_ins:
+        source = world.source("maildir", tmp_path, stand_ins, None)
+        uids = world.voters(VOTERS)
+        offered = [world.email_vote(stand_ins, uid) for uid in uids]
+        half = VOTERS // 2
+        for _, raw in offered[:half]:
+            source.offer(raw)
+        # A file whose Date puts it before the votes (Maildirs are read in Date order), broken below it.
+        broken = tmp_path / "Maildir" / "new" / f"{int(time.time())}.broken.host"
+        date = email.utils.formatdate(time.time() - 600).encode()
+        broken.write_bytes(b"Date: " + date + b"\nSubject: Re: [VOTE]\nthis line is no header field\n\n\xff\xfe")
+        for _, raw in offered[half:]:
+            source.offer(raw)
+        config = world.write_config(
+            tmp_path, stand_ins, [source], state_dir=tmp_path / "state", smtp_port=stand_ins.smtp_port
+        )
+        await upgrade(config)
+        database = tmp_path / "state" / "vote-watcher.db"
+        ids = [mid for mid, _ in offered]
+        daemon = world.Daemon(config, tmp_path / "daemon.log")
+        await daemon.start()
+        try:
+            await daemon.until(lambda: stored_ids(database, ids) == VOTERS, "every vote stored", timeout=60)
+            await daemon.until(
+                lambda: world.mail_counts([t for m in stand_ins.mails for t in m.rcpt_tos], uids)[0] == VOTERS,
+                "every reminder sent",
+                timeout=60,
+            )
+            await asyncio.sleep(3)  # three more reads of the Maildir: the broken file is recorded once
+            skipped = daemon.events("files.message_unreadable")
+            assert await daemon.stop() == 0
+        finally:
+            daemon.kill()
+        sent, doubled = world.mail_counts([t for m in stand_ins.mails for t in m.rcpt_tos], uids)
+        failed = world.sqlite_rows(database, "SELECT count(*) FROM outbox WHERE state = 'failed'")[0][0]
+        counts = world.Counts(VOTERS, stored_ids(database, ids), VOTERS, sent, doubled, failed)
+    print(counts.line("a broken Maildir file among the votes") + f"; recorded: {skipped}")
+    assert [entry["path"] for entry in skipped] == [str(broken)]
+    assert "not an RFC 822 message" in skipped[0]["reason"]
+    assert counts.lost == 0
+    assert (counts.sent, counts.doubled, counts.failed) == (VOTERS, 0, 0)
+
+
+async def test_rotated_mbox_is_read_from_its_start(tmp_path: pathlib.Path) -> None:
+    async with serve.StandIns(world.scenario(time.time(), VOTERS)) as stand_ins:
+        source = world.source("mbox", tmp_path, stand_ins, None)
+        uids = world.voters(VOTERS)
+        offered = [world.email_vote(stand_ins, uid) for uid in uids]
+        half = VOTERS // 2
+        for _, raw in offered[:half]:
+            source.offer(raw)
+        config = world.write_config(
+            tmp_path, stand_ins, [source], state_dir=tmp_path / "state", smtp_port=stand_ins.smtp_port
+        )
+        await upgrade(config)
+        database = tmp_path / "state" / "vote-watcher.db"
+        ids = [mid for mid, _ in offered]
+        daemon = world.Daemon(config, tmp_path / "daemon.log")
+        await daemon.start()
+        try:
+            await daemon.until(lambda: stored_ids(database, ids[:half]) == half, "the first votes stored", 60)
+            # logrotate: the file moves away and a new one begins, with fewer messages than were read
+            # (the [VOTE] and the first votes): its first messages must not be taken as read.
+            mbox = tmp_path / "dev.mbox"
+            mbox.rename(tmp_path / "dev.mbox.1")
+            for _, raw in offered[half:]:
+                source.offer(raw)
+            await daemon.until(lambda: stored_ids(database, ids) == VOTERS, "every vote stored", timeout=60)
+            await daemon.until(
+                lambda: world.mail_counts([t for m in stand_ins.mails for t in m.rcpt_tos], uids)[0] == VOTERS,
+                "every reminder sent",
+                timeout=60,
+            )
+            await asyncio.sleep(3)
+            replaced = daemon.events("files.mbox_replaced")
+            assert await daemon.stop() == 0
+        finally:
+            daemon.kill()
+        sent, doubled = world.mail_counts([t for m in stand_ins.mails for t in m.rcpt_tos], uids)
+        failed = world.sqlite_rows(database, "SELECT count(*) FROM outbox WHERE state = 'failed'")[0][0]
+        counts = world.Counts(VOTERS, stored_ids(database, ids), VOTERS, sent, doubled, failed)
+    print(counts.line("an mbox rotated") + f"; warnings: {len(replaced)}")
+    assert len(replaced) == 1
+    assert counts.lost == 0
+    assert (counts.sent, counts.doubled, counts.failed) == (VOTERS, 0, 0)
