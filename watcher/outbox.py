@@ -35,7 +35,7 @@ from typing import Final, Literal, Protocol
 
 import watcher.mailer as mailer
 
-DeliveryResult = Literal["sent", "retry", "failed", "skipped", "deferred"]
+DeliveryResult = Literal["sent", "retry", "failed", "skipped", "deferred", "claim_lost"]
 DAY: Final = datetime.timedelta(days=1)
 _EPOCH: Final = datetime.datetime.min.replace(tzinfo=datetime.UTC)
 
@@ -72,6 +72,14 @@ class OutboxStore(Protocol):
 
     async def claim_due(self, now: datetime.datetime, limit: int, owner: str) -> list[OutboxRow]:
         """Pending rows due at `now` (not claimed, or their claim expired), claimed for `owner`, oldest first."""
+        ...
+
+    async def renew_claim(self, id: int, owner: str, now: datetime.datetime) -> bool:
+        """Extend `owner`'s live claim on a pending row from `now`; False when it expired or passed to another.
+
+        Called just before each send, so that a batch claimed at once never outlives its claims while
+        earlier mails of it wait on a slow relay (another instance could then send the same row).
+        """
         ...
 
     async def mark_sent(self, id: int, now: datetime.datetime) -> None:
@@ -169,6 +177,8 @@ class Outbox:
         if isinstance(msg, str):
             await self.store.mark_failed(row.id, msg, now)
             return _delivery(row, "failed", msg)
+        if not await self.store.renew_claim(row.id, self.owner, self._clock()):
+            return _delivery(row, "claim_lost", "the claim ran out before the send; another instance may have it")
         result = await self._send(msg)
         return await self._record(row, result)
 
@@ -284,6 +294,15 @@ class MemoryOutboxStore:
             entry.owner = owner
             entry.claimed_until = now + self.lease
         return [entry.row for entry in due[:limit]]
+
+    async def renew_claim(self, id: int, owner: str, now: datetime.datetime) -> bool:
+        """Extend a live claim of `owner` by the lease."""
+        entry = self._rows[id]
+        live = entry.claimed_until is not None and entry.claimed_until > now
+        if entry.status != Status.PENDING or entry.owner != owner or not live:
+            return False
+        entry.claimed_until = now + self.lease
+        return True
 
     async def mark_sent(self, id: int, now: datetime.datetime) -> None:
         """Sent."""

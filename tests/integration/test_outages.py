@@ -8,6 +8,7 @@ the FIGURES lines.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import email.utils
 import pathlib
 import time
@@ -16,6 +17,7 @@ import pytest
 
 import tests.fixtures.outages as world
 import watcher.config as config_api
+import watcher.intake as intake_api
 import watcher.sandbox.serve as serve
 import watcher.store as store_api
 import watcher.testing.dovecot as dovecot
@@ -262,3 +264,31 @@ async def test_rotated_mbox_is_read_from_its_start(tmp_path: pathlib.Path) -> No
     assert len(replaced) == 1
     assert counts.lost == 0
     assert (counts.sent, counts.doubled, counts.failed) == (VOTERS, 0, 0)
+
+
+async def test_full_sqlite_disk_is_a_store_error_and_the_intake_acknowledges_nothing(tmp_path: pathlib.Path) -> None:
+    changed: list[int] = []
+
+    async def on_changed(vote_id: int) -> None:
+        changed.append(vote_id)
+
+    with world.small_filesystem(tmp_path / "state", "3m") as disk:
+        db = await store_api.open(f"sqlite:///{disk.path / 'state.db'}")
+        try:
+            await db.upgrade()
+            intake = intake_api.Intake(db, on_changed, clock=lambda: datetime.datetime.now(datetime.UTC))
+            raws = [
+                f"Message-ID: <full{n}@x>\nSubject: [VOTE] Release foo {n}\n\n".encode() + b"y" * 20_000
+                for n in range(20)
+            ]
+            disk.fill()
+            for raw in raws:
+                with pytest.raises(store_api.StoreUnavailableError, match="database or disk is full"):
+                    await intake.take(raw, "test")
+            assert not any(intake.seen(f"full{n}@x") for n in range(20))
+            disk.free()
+            assert [await intake.take(raw, "test") for raw in raws] == [True] * 20
+            assert all(intake.seen(f"full{n}@x") for n in range(20))
+            assert len(await db.known_keys([f"full{n}@x" for n in range(20)])) == 20
+        finally:
+            await db.close()

@@ -500,6 +500,23 @@ class Store:
         rows.sort(key=lambda row: (row.next_attempt_at, row.id))
         return [_outbox_row(row) for row in rows]
 
+    async def renew_claim(self, id: int, owner: str, now: datetime.datetime) -> bool:
+        """Extend `owner`'s live claim on a pending row to `now + claim_ttl`; False when it is no longer theirs."""
+        table = schema.outbox
+        statement = (
+            sa.update(table)
+            .where(
+                table.c.id == id,
+                table.c.state == _PENDING,
+                table.c.claimed_by == owner,
+                table.c.claimed_until > now,
+            )
+            .values(claimed_until=now + self.claim_ttl)
+            .returning(table.c.id)
+        )
+        async with self._write() as conn:
+            return (await conn.execute(statement)).first() is not None
+
     async def release_claims(self) -> int:
         """Release every outbox claim; returns how many there were.
 
