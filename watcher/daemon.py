@@ -53,6 +53,9 @@ EXIT_FAILURE: Final = 1
 Clock = Callable[[], datetime.datetime]
 # How long before a vote's start a mailbox may have stored its [VOTE] (clocks differ; mail is not early by more).
 STORED_SLACK: Final = datetime.timedelta(days=1)
+# The scheduler's jobs: one of them that the database failed is run again soon, and the outage is over
+# once each of them that failed has worked again.
+SCHEDULED_JOBS: Final = frozenset({"discovery", "checks", "outbox", "archives", "mailboxes", "files"})
 # Vote statuses whose pending mails are skipped, and the reason recorded (as `_apply` records it).
 _ENDED: Final = {"closed": "vote closed", "replaced": "vote restarted"}
 
@@ -363,7 +366,8 @@ class Daemon:
     def _store_failed(self, name: str, exc: store_api.StoreError) -> None:
         """An outage, not a bug: one clear line when it starts, a count for every job it stops."""
         self.metrics.job_failed(name, "store")
-        self._store_failed_jobs.add(name)
+        if name in SCHEDULED_JOBS:
+            self._store_failed_jobs.add(name)
         if self.store_down_since is not None:
             log.debug("daemon.store_still_unavailable", job=name, error=str(exc))
             return
