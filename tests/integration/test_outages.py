@@ -26,6 +26,7 @@ import watcher.testing.postgres as postgres
 VOTERS = 8
 # Big enough that the messages cannot hide in the free pages of SQLite's WAL file.
 PADDING_LINES = 600
+BIG_PADDING_LINES = 18_000
 
 
 async def upgrade(config: pathlib.Path) -> str:
@@ -142,13 +143,16 @@ async def test_postgresql_stopped_mid_insert_loses_no_message_and_no_reminder(tm
                     timeout=world.START_TIMEOUT_S,
                 )
                 uids = world.voters(VOTERS)
-                offered = [world.email_vote(stand_ins, uid, padding_lines=PADDING_LINES) for uid in uids]
-                ids = [mid for mid, _ in offered]
                 half = VOTERS // 2
+                # The first half large (about 2 MB each), so that the stop lands while they are being stored.
+                offered = [
+                    world.email_vote(stand_ins, uid, padding_lines=BIG_PADDING_LINES if n < half else PADDING_LINES)
+                    for n, uid in enumerate(uids)
+                ]
+                ids = [mid for mid, _ in offered]
                 for _, raw in offered[:half]:
                     source.offer(raw)
-                # Stopped while the daemon may be taking the first half (it polls every second).
-                await asyncio.sleep(0.8)
+                await daemon.until(lambda: stored(ids) >= 1, "the first message stored", timeout=30)
                 before = stored(ids)
                 await asyncio.to_thread(cluster.stop)
                 for _, raw in offered[half:]:
