@@ -91,6 +91,8 @@ class _Known:
     """voter -> the decision last written to the store (written again only when it changes)."""
     told: set[tuple[str, str]] = dataclasses.field(default_factory=set)
     """(voter, Message-ID) whose "not reminded, and why" was logged."""
+    loaded: bool = False
+    """`recorded` and `told` were read from the store (a restart neither overwrites nor repeats them)."""
 
 
 class Desk:
@@ -244,6 +246,12 @@ class Desk:
         atr: decide.AtrState,
     ) -> None:
         now = self._clock()
+        if not known.loaded:
+            for stored in await self.store.decisions(vote.release_key, vote.vote_seq):
+                known.recorded[stored.voter] = _summary(stored)
+                if stored.decision == "not_due" and stored.reason not in TEMPORARY:
+                    known.told.add((stored.voter, stored.email_message_id))
+            known.loaded = True
         for emailed, decision in decisions:
             if decision.reason in VOTE_LEVEL and emailed.voter in known.recorded:
                 continue
@@ -263,12 +271,12 @@ class Desk:
                 ballot=ballot.choice if ballot is not None else "",
                 atr_read_at=atr.fetched_at,
             )
-            summary = (row.decision, row.reason, row.detail, row.email_message_id, row.ballot)
+            summary = _summary(row)
             if known.recorded.get(emailed.voter) == summary:
                 continue
             known.recorded[emailed.voter] = summary
             await self.store.record_decision(row)
-            if decision.due or decision.reason in TEMPORARY:
+            if decision.due or decision.reason in TEMPORARY or decision.reason == decide.Reason.ALREADY_REMINDED:
                 continue
             told = (emailed.voter, emailed.message_id)
             if told in known.told:
@@ -581,6 +589,10 @@ class Desk:
             return None
         opener = message.parse(raw)
         return identity.uid_from_address(opener.from_address)
+
+
+def _summary(decision: records.Decision) -> tuple[str, ...]:
+    return (decision.decision, decision.reason, decision.detail, decision.email_message_id, decision.ballot)
 
 
 def _voter_vote(vote: tally.Vote) -> records.VoterVote:

@@ -145,8 +145,20 @@ def context(**values: object) -> contextlib.AbstractContextManager[None]:
 _EVENT_FIELDS: Final = ("voter", "to", "message_id", "reason", "resolution", "kind", "phase")
 
 
+_EVENT_NAMES: Final = {
+    "not_reminded": "reminder.not_due",
+    "tally": "vote.tallied",
+    "held": "resolution.held",
+    "resolved": "resolution.signalled",
+    "resolved_elsewhere": "resolution.elsewhere",
+    "resolve_failed": "resolution.failed",
+}
+
+
 def event_name(kind: str) -> str:
-    """`reminder_sent` -> `reminder.sent`; `vote_tracked` -> `vote.tracked`."""
+    """The log event of an event kind: `reminder_sent` -> `reminder.sent`, `held` -> `resolution.held`."""
+    if kind in _EVENT_NAMES:
+        return _EVENT_NAMES[kind]
     head, _, tail = kind.partition("_")
     return f"{head}.{tail}" if tail else kind
 
