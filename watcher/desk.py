@@ -321,11 +321,23 @@ class Desk:
             log.warning("desk.tabulate_failed", release=vote.release_key, error=str(exc))
             return False
         known = self._known.setdefault(vote.id, _Known())
+        previous = known.atr
         known.atr = atrstate.atr_state(result, self._clock())
+        if previous is None or previous.ballots != known.atr.ballots:
+            await self._note_ballots(vote, known.atr)
         receipts = result.receipt_message_ids()
         changed = receipts != known.excluded
         known.excluded = receipts
         return changed
+
+    async def _note_ballots(self, vote: records.TrackedVote, atr: decide.AtrState) -> None:
+        """ATR's ballots as last seen, for `vote-watcher explain`."""
+        ballots = {
+            uid: {"choice": one.choice, "binding": one.is_binding, "carried": one.is_carried}
+            for uid, one in atr.ballots.items()
+        }
+        value = {"vote_seq": atr.vote_seq, "read_at": atr.fetched_at.isoformat(), "ballots": ballots}
+        await self.store.observe(f"ballots:{vote.release_key}#{vote.vote_seq}", "", value, self._clock())
 
     async def _fresh_atr(self, vote: records.TrackedVote) -> decide.AtrState | None:
         """A fresh `vote/tabulate`; the tally is redone when ATR's receipts changed."""
