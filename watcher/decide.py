@@ -304,7 +304,7 @@ def reminder_due(
     since = _latest(_maybe_aware(vote.date), _maybe_aware(seen_at))
     ballot = atr.ballots.get(vote.voter)
     if ballot is not None:
-        return _no(Reason.HAS_BALLOT, _ballot_text(vote.voter, ballot, since, config.delay))
+        return _no(Reason.HAS_BALLOT, _ballot_text(vote, ballot, since, config.delay))
     if ReminderKey(state.release_key, state.vote_seq, vote.voter) in reminded:
         return _no(Reason.ALREADY_REMINDED, f"{vote.voter} was reminded already for vote_seq {state.vote_seq}")
     if since is None:
@@ -318,14 +318,19 @@ def reminder_due(
     return ReminderDecision(True, Reason.DUE, f"{vote.voter} voted {vote.vote} by email and has no ballot in ATR")
 
 
-def _ballot_text(voter: str, ballot: Ballot, since: datetime.datetime | None, delay: datetime.timedelta) -> str:
+def _ballot_text(vote: EmailVote, ballot: Ballot, since: datetime.datetime | None, delay: datetime.timedelta) -> str:
     """Why a ballot makes a reminder needless, in words."""
+    voter = vote.voter
     if ballot.is_carried:
         return f"{voter} has a ballot in ATR ({ballot.choice}, carried from round 1)"
     if ballot.cast_at is None:
         return f"{voter} has a ballot in ATR ({ballot.choice})"
-    cast = _iso(ballot.cast_at)
-    if since is not None and _aware(ballot.cast_at) >= since and _aware(ballot.cast_at) <= since + delay:
+    cast_at = _aware(ballot.cast_at)
+    cast = _iso(cast_at)
+    emailed = _maybe_aware(vote.date) or since
+    if emailed is not None and cast_at < emailed:
+        return f"{voter} has a ballot in ATR ({ballot.choice}, cast {cast}, before the email)"
+    if since is not None and cast_at <= since + delay:
         return f"{voter} cast a ballot in ATR ({ballot.choice}, {cast}) within the reminder delay after the email"
     return f"{voter} has a ballot in ATR ({ballot.choice}, cast {cast})"
 
