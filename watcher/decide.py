@@ -320,6 +320,11 @@ def reminder_due(
 
 def _ballot_text(vote: EmailVote, ballot: Ballot, since: datetime.datetime | None, delay: datetime.timedelta) -> str:
     """Why a ballot makes a reminder needless, in words."""
+    differs = f"; the email says {vote.vote}, which ATR does not count" if vote.vote != ballot.choice else ""
+    return f"{_ballot_words(vote, ballot, since, delay)}{differs}"
+
+
+def _ballot_words(vote: EmailVote, ballot: Ballot, since: datetime.datetime | None, delay: datetime.timedelta) -> str:
     voter = vote.voter
     if ballot.is_carried:
         return f"{voter} has a ballot in ATR ({ballot.choice}, carried from round 1)"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import email.message
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Final
 
 import structlog
@@ -226,17 +226,18 @@ class Desk:
         known = self._known.get(vote.id)
         if known is None or known.result is None or known.atr is None:
             return
+        reminded = await self._reminded(vote)
         decisions = decide.reminders_due(
             atrstate.vote_state(vote),
             known.result.votes,
             known.atr,
             config=self.settings.reminder,
-            reminded=await self._reminded(vote),
+            reminded=reminded,
             now=self._clock(),
             seen_at=known.seen_at,
         )
         fresh = [(emailed, decision) for emailed, decision in decisions if decision.reason not in FRESH_ONLY]
-        await self._record_decisions(vote, known, fresh, known.atr)
+        await self._record_decisions(vote, known, fresh, known.atr, reminded)
 
     async def _record_decisions(
         self,
@@ -244,6 +245,7 @@ class Desk:
         known: _Known,
         decisions: Sequence[tuple[decide.EmailVote, decide.ReminderDecision]],
         atr: decide.AtrState,
+        reminded: Collection[decide.ReminderKey],
     ) -> None:
         now = self._clock()
         if not known.loaded:
@@ -276,7 +278,8 @@ class Desk:
                 continue
             known.recorded[emailed.voter] = summary
             await self.store.record_decision(row)
-            if decision.due or decision.reason in TEMPORARY or decision.reason == decide.Reason.ALREADY_REMINDED:
+            key = decide.ReminderKey(vote.release_key, vote.vote_seq, emailed.voter)
+            if decision.due or decision.reason in TEMPORARY or key in reminded:
                 continue
             told = (emailed.voter, emailed.message_id)
             if told in known.told:
@@ -352,17 +355,18 @@ class Desk:
         known = self._known[vote.id]
         if atr is None or known.result is None:
             return
+        reminded = await self._reminded(vote)
         decisions = decide.reminders_due(
             atrstate.vote_state(vote),
             known.result.votes,
             atr,
             config=self.settings.reminder,
-            reminded=await self._reminded(vote),
+            reminded=reminded,
             now=self._clock(),
             seen_at=known.seen_at,
         )
         by_voter = {v.voter: v for v in known.result.votes}
-        await self._record_decisions(vote, known, decisions, atr)
+        await self._record_decisions(vote, known, decisions, atr, reminded)
         for emailed, decision in decisions:
             if not decision.due:
                 if decision.reason not in TEMPORARY:
