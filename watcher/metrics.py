@@ -31,7 +31,6 @@ _MAX_PORT: Final = 65535
 Clock = Callable[[], datetime.datetime]
 # /readyz's check: ready or not, and what each part said.
 Readiness = Callable[[], tuple[bool, dict[str, Any]]]
-_JSON: Final = [("Content-Type", "application/json")]
 
 
 def _utcnow() -> datetime.datetime:
@@ -192,8 +191,10 @@ class _App:
 
 
 def _answer(start_response: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
-    start_response(status, _JSON)
-    return [json.dumps(body).encode() + b"\n"]
+    data = json.dumps(body).encode() + b"\n"
+    # A fresh list each time: the server adds its own headers to the list it is given.
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
