@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import pathlib
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -122,12 +123,8 @@ async def test_run_once_fails_with_a_reason_when_it_reaches_nothing(tmp_path: pa
 
 
 def _unreachable_config(folder: pathlib.Path) -> pathlib.Path:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     # Nothing listens on `port` once the probe is closed: every connection is refused at once.
+    port = _closed_port()
     pat = folder / "atr-pat"
     pat.write_text("pat\n")
     pat.chmod(0o600)
@@ -251,3 +248,26 @@ async def _run_command(env: e2e.E2E, *args: str) -> str:
     done = await _process([sys.executable, "-m", "watcher", *args, "--config", str(env.config_path)])
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+async def test_run_once_fails_when_the_relay_takes_no_mail(start_e2e: e2e.StartE2E) -> None:
+    """A reminder is due but nothing listens on the SMTP port: the cycle fails, saying the relay took no mail."""
+    settings = {"smtp": {"port": _closed_port()}}
+    async with start_e2e(two_votes(), settings=settings) as env:
+        await env.vote_by_email(LANTERN, "Chen Wei <chen@apache.org>", "+1 (binding)\n")
+        cfg = env.load_config()
+        assert await daemon.run(cfg, once=True, sink=env.sink, clock=env.clock.now) == daemon.EXIT_OK
+        await env.wait_scenario(1.5)
+        with pytest.raises(daemon.CycleFailedError, match=r"could not hand mail to the relay: .*"):
+            await daemon.run(cfg, once=True, sink=env.sink, clock=env.clock.now)
+        async with env.store() as db:
+            [row] = await db.mails(LANTERN, 1)
+    # The reminder waits for the relay; nothing is lost.
+    assert (row.voter, row.state, row.attempts) == ("chen", "pending", 1)
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
