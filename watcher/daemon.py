@@ -457,7 +457,13 @@ class Daemon:
                 row.release_key,
                 row.vote_seq,
                 text,
-                {"to": to, "voter": row.recipient, "message_id": row.message_id, "kind": row.kind},
+                {
+                    "to": to,
+                    "voter": row.recipient,
+                    "message_id": row.message_id,
+                    "kind": row.kind,
+                    "error": "" if result == "sent" else delivery.detail,
+                },
             )
         )
 

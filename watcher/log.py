@@ -142,7 +142,7 @@ def context(**values: object) -> contextlib.AbstractContextManager[None]:
 
 
 # Event data logged as fields of their own (the rest stays in the event's text).
-_EVENT_FIELDS: Final = ("voter", "to", "message_id", "reason", "resolution", "kind", "phase")
+_EVENT_FIELDS: Final = ("voter", "to", "message_id", "reason", "resolution", "kind", "phase", "error")
 
 
 _EVENT_NAMES: Final = {

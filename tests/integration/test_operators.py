@@ -203,6 +203,13 @@ async def test_explain_and_status_answer_beside_the_running_daemon(
         assert skipped["to"] == "gina@apache.org"
         cancelled = await _process(_argv(env, "outbox", "cancel", str(skipped["id"])))
         assert cancelled.returncode == 1 and "cannot be cancelled" in cancelled.stderr
+        shown = await _command(env, "outbox", "show", str(skipped["id"]))
+        assert shown["mail"]["message_id"] in shown["raw"] and "To: " in shown["raw"]
+        retried = await _command(env, "outbox", "retry", str(skipped["id"]))
+        assert (retried["mail"]["state"], retried["mail"]["attempts"]) == ("pending", 0)
+        # Sent again now: still opted out, so the outbox skips it again (and the journal says why).
+        await env.until(lambda: len(env.of("reminder_skipped")) == 2, "the retried reminder skipped again")
+        assert env.of("reminder_skipped")[-1].data["error"] == "recipient opted out"
 
 
 async def _gina_skipped(db: store_api.Store) -> bool:
