@@ -751,28 +751,34 @@ def _readiness(daemon: Daemon, loop: asyncio.AbstractEventLoop) -> Callable[[], 
         except Exception as exc:
             checks["database"] = f"unreachable: {type(exc).__name__}"
         now = daemon.clock()
-        for name, interval in _poll_intervals(daemon.cfg).items():
+        for name, (lease, interval) in _poll_intervals(daemon.cfg).items():
+            if not daemon.keeper.holds(lease):
+                checks[f"source:{name}"] = "ok"  # another instance holds its lease and polls it
+                continue
             age = daemon.metrics.poll_age(name, now)
             fine = age is not None and age <= 2 * interval.total_seconds()
             checks[f"source:{name}"] = "ok" if fine else f"last good poll {age:.0f} s ago" if age else "never polled"
         atr_interval = 2 * daemon.cfg.atr.poll_interval.total_seconds()
         atr_ok = daemon.atr_ok_at is not None and (now - daemon.atr_ok_at).total_seconds() <= atr_interval
+        if not daemon.keeper.holds(leases.DISCOVERY):
+            atr_ok = True  # discovery runs in the instance that holds its lease
         checks["atr"] = "ok" if atr_ok else "not reached within twice its poll interval"
         return all(value == "ok" for value in checks.values()), checks
 
     return ready
 
 
-def _poll_intervals(cfg: config_api.Config) -> dict[str, datetime.timedelta]:
-    """How often each source is polled (an IMAP mailbox: its sweep; a file: every 10 minutes)."""
-    intervals: dict[str, datetime.timedelta] = {}
+def _poll_intervals(cfg: config_api.Config) -> dict[str, tuple[str, datetime.timedelta]]:
+    """Each source's lease, and how often it is polled (an IMAP mailbox: its sweep; a file: every 10 minutes)."""
+    intervals: dict[str, tuple[str, datetime.timedelta]] = {}
     for source in cfg.sources:
+        name = _source_name(source)
         if isinstance(source, config_api.PonymailSource):
-            intervals[_source_name(source)] = source.poll_interval
+            intervals[name] = (leases.archive(name), source.poll_interval)
         elif isinstance(source, config_api.ImapSource):
-            intervals[_source_name(source)] = source.sweep_interval
+            intervals[name] = (leases.mailbox(name), source.sweep_interval)
         else:
-            intervals[_source_name(source)] = FILES_INTERVAL
+            intervals[name] = (leases.archive(name), FILES_INTERVAL)
     return intervals
 
 
