@@ -84,10 +84,13 @@ class CycleReport:
     source_errors: list[str] = dataclasses.field(default_factory=list)
     mails_sent: int = 0
     relay_errors: list[str] = dataclasses.field(default_factory=list)
+    elsewhere: bool = False
+    """Some of that work is another instance's: it holds the lease (several instances on PostgreSQL)."""
 
     def failure(self, sources: int) -> str | None:
         """The one-line reason a one-shot run failed, or None."""
-        if not self.atr_reached and (sources == 0 or self.sources_reached == 0):
+        reached_nothing = not self.atr_reached and (sources == 0 or self.sources_reached == 0)
+        if reached_nothing and not self.elsewhere:
             reached = f"ATR ({self.atr_error or 'not reached'})"
             if sources:
                 reached += f" nor any source ({'; '.join(self.source_errors) or 'not reached'})"
@@ -175,6 +178,8 @@ class Daemon:
 
     async def discover(self) -> None:
         """Ask ATR for running votes; track new and restarted ones, close finished ones (under its lease)."""
+        if not self.keeper.holds(leases.DISCOVERY):
+            self.report.elsewhere = True
         await self.keeper.run_under(leases.DISCOVERY, self._discover)
 
     async def _discover(self) -> None:
@@ -256,6 +261,7 @@ class Daemon:
             poll = functools.partial(source.poll, self.intake.seen, self._deliver_archived)
             report = await self.keeper.run_under(leases.archive(source.name), poll)
             if report is None:
+                self.report.elsewhere = True
                 continue
             if report.ok:
                 await self._polled(source.name)
@@ -278,7 +284,9 @@ class Daemon:
             except EXPECTED_OUTAGES as exc:
                 await self._poll_failed(name, f"{type(exc).__name__}: {exc}")
                 raise
-            if swept is not None:
+            if swept is None:
+                self.report.elsewhere = True
+            else:
                 await self._polled(name)
 
     async def read_files(self) -> None:
@@ -290,7 +298,9 @@ class Daemon:
             except (OSError, archive.ArchiveError) as exc:
                 await self._poll_failed(name, f"{type(exc).__name__}: {exc}")
                 raise
-            if read is not None:
+            if read is None:
+                self.report.elsewhere = True
+            else:
                 await self._polled(name)
 
     async def _polled(self, name: str) -> None:
@@ -523,6 +533,10 @@ class Daemon:
         """Wait for the checks that pushes started."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def begin_stop(self) -> None:
+        """Take no new work from now on."""
+        self._stopping = True
 
     async def drain(self) -> None:
         """Stop taking work and let what is in flight finish (bounded)."""
@@ -804,6 +818,8 @@ async def _serve(daemon: Daemon, stop: asyncio.Event) -> int:
     try:
         await _until_stopped(daemon, stop)
     finally:
+        # Stopping first: a job the scheduler cancels now ends quietly (`job`), not as a failure.
+        daemon.begin_stop()
         scheduler.shutdown(wait=False)
         for task in mailbox_tasks:
             task.cancel()
