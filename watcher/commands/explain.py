@@ -71,6 +71,7 @@ async def collect(db: store_api.Store, cfg: config.Config, release: str, voter: 
         )
     if voter is not None and not voters:
         raise reading.NotFoundError(f"{voter} sent no vote by email in {vote.release_key}#{vote.vote_seq}")
+    resolution = await db.get_resolution(vote.release_key, vote.vote_seq)
     return {
         "release": vote.release_key,
         "vote_seq": vote.vote_seq,
@@ -80,6 +81,9 @@ async def collect(db: store_api.Store, cfg: config.Config, release: str, voter: 
         "vote_end": reading.iso(vote.vote_end),
         "atr_ballots": ballots,
         "voters": voters,
+        "resolution": None
+        if resolution is None
+        else {"state": resolution.state, "resolution": resolution.resolution, "detail": resolution.detail},
     }
 
 
@@ -155,6 +159,12 @@ def to_text(data: dict[str, Any]) -> list[str]:
     lines += ["", "Reminders:"]
     for voter in data["voters"]:
         lines.append(f"  {voter['voter']}: {voter['why']}")
+    resolution = data["resolution"]
+    if resolution is not None:
+        detail = f": {resolution['detail']}" if resolution["detail"] else ""
+        outcome = resolution["resolution"]
+        named = f" ({outcome})" if outcome and outcome != resolution["state"] else ""
+        lines += ["", f"Resolution: {resolution['state']}{named}{detail}"]
     return lines
 
 
