@@ -65,7 +65,18 @@ async def test_a_dry_run_leaves_every_reminder_and_resolution_to_the_live_run(st
         # The first dry run stores the thread; the reminder's delay (1 h) runs from then.
         assert await daemon.run(dry(cfg), once=True, sink=env.sink, clock=env.clock.now) == daemon.EXIT_OK
         await env.wait_scenario(1.5)
-        assert await daemon.run(dry(cfg), once=True, sink=env.sink, clock=env.clock.now) == daemon.EXIT_OK
+        # The second dry run's cycle, with its metrics at hand: a dry run's reminder counts as skipped, not sent.
+        shadow = await daemon.build(dry(cfg), sink=env.sink, clock=env.clock.now)
+        try:
+            await shadow.cycle()
+            await shadow.settle()
+            samples = {
+                outcome: shadow.metrics.registry.get_sample_value("vote_watcher_reminders_total", {"outcome": outcome})
+                for outcome in ("sent", "skipped")
+            }
+        finally:
+            await shadow.close()
+        assert samples == {"sent": 0, "skipped": 1}
 
         shadow_reminders = {(e.release, e.data["voter"]) for e in env.of("reminder_dry_run")}
         shadow_resolutions = {e.release for e in env.of("resolution_dry_run")}

@@ -161,7 +161,7 @@ def to_text(data: dict[str, Any]) -> list[str]:
         lines.append(f"  {voter['voter']}: {voter['why']}")
     resolution = data["resolution"]
     if resolution is not None:
-        detail = f": {resolution['detail']}" if resolution["detail"] else ""
+        detail = f": {resolution['detail']}" if resolution["detail"] not in ("", resolution["resolution"]) else ""
         outcome = resolution["resolution"]
         named = f" ({outcome})" if outcome and outcome != resolution["state"] else ""
         lines += ["", f"Resolution: {resolution['state']}{named}{detail}"]
