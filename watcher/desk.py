@@ -236,8 +236,8 @@ class Desk:
             now=self._clock(),
             seen_at=known.seen_at,
         )
-        fresh = [(emailed, decision) for emailed, decision in decisions if decision.reason not in FRESH_ONLY]
-        await self._record_decisions(vote, known, fresh, known.atr, reminded)
+        settled = [(emailed, decision) for emailed, decision in decisions if decision.reason not in FRESH_ONLY]
+        await self._record_decisions(vote, known, settled, known.atr, reminded)
 
     async def _record_decisions(
         self,
