@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email
+import json
 import pathlib
 import socket
 import sqlite3
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -85,6 +87,19 @@ async def test_relay_down_for_six_hours_then_every_reminder_once(
         assert min(attempts for _, _, attempts in waited) > 8, waited
         waiting = scrape(f"http://127.0.0.1:{metrics_port}/metrics", 'vote_watcher_outbox_waiting{kind="reminder"}')
         assert waiting == len(VOTERS)
+        status = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "watcher",
+            "status",
+            "--config",
+            str(env.config_path),
+            "--format",
+            "json",
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await status.communicate()
+        assert json.loads(out)["waiting_on_relay"] == {"reminder": len(VOTERS)}
         hours = (env.now() - started).total_seconds() / 3600
         with smtp_fixtures.running_sink(port=port, handler=handler) as relay:
             await env.until(lambda: len({m.rcpt_tos for m in relay.received}) == len(VOTERS), "every reminder", 30)
