@@ -881,13 +881,13 @@ class Store:
     @contextlib.asynccontextmanager
     async def _write(self) -> AsyncIterator[sa_async.AsyncConnection]:
         """A transaction; a database failure in it (disk full, server gone) is a `StoreUnavailableError`."""
-        async with engine.translated("database write failed"), self._write() as conn:
+        async with engine.translated("database write failed"), self._db.begin() as conn:
             yield conn
 
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[sa_async.AsyncConnection]:
         """A connection for reading; failures as in `_write`."""
-        async with engine.translated("database read failed"), self._read() as conn:
+        async with engine.translated("database read failed"), self._db.connect() as conn:
             yield conn
 
     def _insert(self, table: sa.Table) -> Insert:
