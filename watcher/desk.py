@@ -34,6 +34,8 @@ log = structlog.get_logger("watcher.desk")
 Clock = Callable[[], datetime.datetime]
 RosterFor = Callable[[records.TrackedVote], Awaitable[roster.Roster]]
 PreviousRound = Callable[[records.TrackedVote], Awaitable[Sequence[bytes]]]
+Reread = Callable[[records.TrackedVote], Awaitable[int]]
+"""Reads a vote's thread at its source again; returns how many messages were new."""
 STALE_PENDING: Final = datetime.timedelta(minutes=2)
 RECHECK_HELD: Final = datetime.timedelta(minutes=10)
 RETRY_RESOLVE: Final = datetime.timedelta(seconds=20)
@@ -85,6 +87,7 @@ class Desk:
         previous_round: PreviousRound,
         sink: events.Sink = events.ignore,
         clock: Clock,
+        reread: Reread | None = None,
     ) -> None:
         self.store = store
         self.atr = atr
@@ -94,6 +97,7 @@ class Desk:
         self._previous_round = previous_round
         self._sink = sink
         self._clock = clock
+        self._reread = reread
         self._known: dict[int, _Known] = {}
 
     def forget(self, vote_id: int) -> None:
@@ -217,7 +221,13 @@ class Desk:
             await self.retally(vote)
         return known.atr if known.atr is not before else None
 
+    async def _read_thread_again(self, vote: records.TrackedVote) -> None:
+        """Before a decision: the archive's dates are senders' (a reply held in moderation is back-dated)."""
+        if self._reread is not None and await self._reread(vote):
+            await self.retally(vote)
+
     async def _remind(self, vote: records.TrackedVote) -> None:
+        await self._read_thread_again(vote)
         atr = await self._fresh_atr(vote)
         known = self._known[vote.id]
         if atr is None or known.result is None:
@@ -288,6 +298,7 @@ class Desk:
         return now >= vote.vote_end + self.settings.resolve.grace
 
     async def _resolve(self, vote: records.TrackedVote) -> None:
+        await self._read_thread_again(vote)
         atr = await self._fresh_atr(vote)
         known = self._known[vote.id]
         if atr is None or known.result is None:
