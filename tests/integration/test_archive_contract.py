@@ -19,9 +19,13 @@ import pathlib
 import sys
 import uuid
 
+import pytest
+
 import tests.fixtures.e2e as e2e
+import watcher.cli as cli
 import watcher.daemon as daemon_api
 import watcher.sandbox.ponymail as sandbox_ponymail
+from tests.fixtures.ponymail import mail
 
 RELEASE = "lantern-2.0.0"
 LIST = "dev@lantern.apache.org"
@@ -121,3 +125,28 @@ async def test_tally_of_the_thread_url_gives_the_right_votes(start_e2e: e2e.Star
     for result in results:
         votes = {v["voter"]: v["vote"] for v in result["votes"]}
         assert votes == {"gina": "+1", "iris": "+1", "hank": "-1"}, result
+
+
+async def test_check_config_probe_names_a_mistyped_and_a_private_list(
+    tmp_path: pathlib.Path, ponymail_sandbox: sandbox_ponymail.PonyMailSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Foal answers an unknown list with 200 and no mail, never 404 (§6.5); private lists show the same
+    # face to an anonymous client (§3).
+    ponymail_sandbox.add(mail("x@example.org", "[DISCUSS] something"))
+    (tmp_path / "pat").write_text("pat-secret\n")
+    (tmp_path / "pat").chmod(0o600)
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[atr]\nuid = "alice"\npat_file = "pat"\n\n'
+        f'[[sources]]\nkind = "ponymail"\nbase_url = "{ponymail_sandbox.url}"\n'
+        'lists = ["dev@maven.apache.org", "dev@mavne.apache.org", "private@maven.apache.org"]\n\n'
+        '[reminders]\nfrom = "Vote Watcher <vote-watcher@apache.org>"\n\n[smtp]\nhost = "127.0.0.1"\n'
+    )
+    path.chmod(0o600)
+    status = await asyncio.to_thread(cli.main, ["check-config", "--config", str(path), "--probe"])
+    out = capsys.readouterr().out
+    assert status == 2
+    assert "dev@maven.apache.org: OK, archived since" in out
+    assert "dev@mavne.apache.org: the archive has no mail for this list at all: is the address mistyped?" in out
+    assert "private@maven.apache.org: a private list" in out
+    assert ponymail_sandbox.request_counts() == {"stats": 3}

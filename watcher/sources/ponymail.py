@@ -639,12 +639,8 @@ class PonyMailSource:
         self._checked_lists.add(address)
         if is_unknown_list(probe):
             self.unknown_lists.add(address)
-            log.warning(
-                "archive.unknown_list",
-                source=self.name,
-                list=address,
-                problem="the archive has no mail for this list at all: is the address mistyped, or a private list?",
-            )
+            problem = PRIVATE_HINT if is_private_list(address) else "the archive has no mail for this list: mistyped?"
+            log.warning("archive.unknown_list", source=self.name, list=address, problem=problem)
 
     async def _sync(
         self, tracked: _Tracked, seen: Seen, deliver: Deliver | None, found: list[ArchivedMessage], problems: list[str]
@@ -737,6 +733,51 @@ class ThreadFinder:
         return discovery.FoundThread(
             message_id=message_id, subject=parsed.subject or found.subject, body=parsed.text, date=parsed.date
         )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ListProbe:
+    """What the archive says about one configured list."""
+
+    list_address: str
+    ok: bool
+    text: str
+
+
+# Lists the archive never serves to an anonymous client (Foal has no API tokens, §3).
+PRIVATE_LIST_NAMES: Final = frozenset({"private", "security"})
+PRIVATE_HINT: Final = (
+    "a private list: lists.apache.org serves it only to a browser login (no API tokens), "
+    'so read it through an IMAP subscription ([[sources]] kind = "imap")'
+)
+
+
+def is_private_list(list_address: str) -> bool:
+    """Whether a list's name says it is private (private@, security@)."""
+    return list_address.partition("@")[0].strip().lower() in PRIVATE_LIST_NAMES
+
+
+async def probe_lists(client: ArchiveClient, lists: Iterable[str]) -> list[ListProbe]:
+    """One cheap request per list (`stats` with `quick`): is it known to the archive, and readable?
+
+    Foal answers a mistyped list with 200, 0 hits and firstYear 1970, never 404 (§6.5).
+    """
+    probes: list[ListProbe] = []
+    for address in lists:
+        try:
+            found = await client.stats(address, quick=1, d="lte=1d")
+        except (ArchiveFetchError, ValueError) as exc:
+            probes.append(ListProbe(address, False, f"cannot be read: {exc}"))
+            continue
+        if is_unknown_list(found) and is_private_list(address):
+            probes.append(ListProbe(address, False, PRIVATE_HINT))
+        elif is_unknown_list(found):
+            probes.append(
+                ListProbe(address, False, "the archive has no mail for this list at all: is the address mistyped?")
+            )
+        else:
+            probes.append(ListProbe(address, True, f"archived since {_int(found.get('firstYear'))}"))
+    return probes
 
 
 async def fetch_thread_raw(url_or_id: str, *, archive_url: str = DEFAULT_ARCHIVE_URL) -> list[bytes]:
