@@ -455,6 +455,19 @@ async def test_a_vote_worded_unlike_the_template_is_found_and_the_managers_wins(
     assert manager is not None and manager.message_id == "rm@x.org"
 
 
+async def test_atrs_vote_thread_url_wins(ponymail_sandbox: Sandbox) -> None:
+    started = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
+    ident = ponymail_sandbox.add(mail("named@x.org", "Please vote on our release", date=started.timestamp() + 60))
+    wanted = votesubject.release("foo", "1.2.0", "[VOTE] Release Foo 1.2.0")
+    async with client(ponymail_sandbox.url) as archive_client:
+        named = await archive_client.find_vote_thread(
+            LIST, wanted, started, thread_url=f"https://lists.apache.org/thread/{ident}"
+        )
+        unnamed = await archive_client.find_vote_thread(LIST, wanted, started)
+    assert named is not None and named.message_id == "named@x.org"
+    assert unnamed is None
+
+
 async def test_retry_after_is_honoured(ponymail_sandbox: Sandbox) -> None:
     add_vote_thread(ponymail_sandbox)
     slept: list[float] = []
