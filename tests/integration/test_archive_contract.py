@@ -25,6 +25,7 @@ import tests.fixtures.e2e as e2e
 import watcher.cli as cli
 import watcher.daemon as daemon_api
 import watcher.sandbox.ponymail as sandbox_ponymail
+import watcher.testing.dovecot as dovecot
 from tests.fixtures.ponymail import mail
 
 RELEASE = "lantern-2.0.0"
@@ -150,3 +151,18 @@ async def test_check_config_probe_names_a_mistyped_and_a_private_list(
     assert "dev@mavne.apache.org: the archive has no mail for this list at all: is the address mistyped?" in out
     assert "private@maven.apache.org: a private list" in out
     assert ponymail_sandbox.request_counts() == {"stats": 3}
+
+
+async def test_imap_only_discovery_finds_the_differently_worded_vote_by_the_same_rule(
+    start_e2e: e2e.StartE2E, dovecot_server: dovecot.DovecotServer, imap_folder: str
+) -> None:
+    # No archive: the [VOTE] is found among stored mail by watcher.votesubject, as the archive client finds it.
+    async with start_e2e(scenario(), imap=(dovecot_server, imap_folder)) as env, env.daemon():
+        await env.until(lambda: env.of("vote_tracked", RELEASE), "the vote tracked")
+        await asyncio.sleep(1)
+        await env.vote_by_email(RELEASE, "Gina Gomez <gina@apache.org>", "+1 (binding)\n")
+        await env.until(lambda: env.smtp.received, "the reminder")
+    assert recipients(env) == ["gina@apache.org"]
+    async with env.store() as db:
+        vote = await db.get_vote(RELEASE, 1)
+    assert vote is not None and vote.root_message_id == env.vote_of(RELEASE).vote_message_id
