@@ -14,7 +14,8 @@ so that neither disturbs the other and drift affects both alike. Dovecot itself 
 
 lists.apache.org: requests the sandbox served per list per poll where nothing changed, with the
 probe alone (no re-reads due) and with T tracked votes per list re-read every K polls (the
-default K); a re-read of an unchanged thread is one `thread.json`, so the cost is 1 + T/K.
+default K); a re-read of an unchanged thread is one `thread.json`, so the cost is 1 + T/K. Also the
+KiB read per list per poll: the probe lists every mail since the list's earliest running vote began.
 
 Replay: a generated mbox of at least 1 GiB (list traffic with vote threads among it) is read
 as the daemon reads a backfill: every message routed on its headers, vote-thread messages
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import datetime
 import email.utils
 import pathlib
 import random
@@ -247,18 +249,19 @@ async def with_dovecot(bench: Callable[[dovecot.DovecotServer, str], Awaitable[l
 
 async def ponymail_benchmarks() -> list[Line]:
     """Requests per list per poll where nothing changed: probe only, and with T tracked votes re-read every K polls."""
-    lines: list[Line] = [
-        ("ponymail_idle_probe_only_requests_per_list_per_poll", await idle_cost(1, IDLE_POLLS_NEVER), "requests")
-    ]
+    requests, _ = await idle_cost(1, IDLE_POLLS_NEVER)
+    lines: list[Line] = [("ponymail_idle_probe_only_requests_per_list_per_poll", requests, "requests")]
     for tracked in TRACKED_PER_LIST:
-        cost = await idle_cost(tracked, ponymail.DEFAULT_REREAD_EVERY)
-        name = f"ponymail_idle_requests_per_list_per_poll_T{tracked}_K{ponymail.DEFAULT_REREAD_EVERY}"
-        lines.append((name, cost, "requests"))
+        requests, received = await idle_cost(tracked, ponymail.DEFAULT_REREAD_EVERY)
+        suffix = f"T{tracked}_K{ponymail.DEFAULT_REREAD_EVERY}"
+        lines.append((f"ponymail_idle_requests_per_list_per_poll_{suffix}", requests, "requests"))
+        # The probe lists the list's mail since its earliest running vote began (10 + 6T messages here).
+        lines.append((f"ponymail_idle_kib_per_list_per_poll_{suffix}", received / 1024, "KiB"))
     return lines
 
 
-async def idle_cost(tracked: int, reread_every: int) -> float:
-    """Requests the sandbox served per list per poll over IDLE_POLLS polls after the first (nothing new).
+async def idle_cost(tracked: int, reread_every: int) -> tuple[float, float]:
+    """Requests the sandbox served, and bytes read, per list per poll over IDLE_POLLS polls after the first.
 
     Every list carries list traffic and `tracked` vote threads (a [VOTE] and five replies each),
     all followed; the source re-reads each thread every `reread_every` polls.
@@ -284,16 +287,20 @@ async def idle_cost(tracked: int, reread_every: int) -> float:
         settings = ponymail.Settings(base_url=sandbox.url)
         async with ponymail.ArchiveClient(settings) as client:
             source = ponymail.PonyMailSource(client, lists, reread_every=reread_every)
+            started = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=2)
             for address, root in roots:
-                source.track(address, message_id=root)
+                source.track(address, message_id=root, started=started)
             first = await source.poll(stored, deliver)
             if not first.ok or len(stored) != len(roots) * 6:
                 raise RuntimeError(f"first poll stored {len(stored)} messages: {first.failures}")
             sandbox.reset_counts()
+            before = client.received_bytes
             for _ in range(IDLE_POLLS):
                 await source.poll(stored, deliver)
             served = sum(sandbox.request_counts().values())
-    return served / (POLL_LISTS * IDLE_POLLS)
+            received = client.received_bytes - before
+    polls = POLL_LISTS * IDLE_POLLS
+    return served / polls, received / polls
 
 
 def list_mail(address: str, mid: str, subject: str, parent: str | None) -> bytes:

@@ -162,6 +162,8 @@ class ArchiveClient:
         self.settings = settings or Settings()
         self.base_url = check_url(self.settings.base_url)
         self.requests = 0
+        self.received_bytes = 0
+        """Response bodies read, in bytes (for the benchmarks)."""
         self._sleep = sleep
         self._jitter = jitter
         self._semaphore = asyncio.Semaphore(max(1, self.settings.concurrency))
@@ -423,7 +425,9 @@ class ArchiveClient:
         async with self._semaphore:
             self.requests += 1
             async with asyncio.timeout(self.settings.total_timeout_s):
-                return await self._http.get(url, params=dict(params))
+                response = await self._http.get(url, params=dict(params))
+            self.received_bytes += len(response.content)
+            return response
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.settings.backoff_max_s, self.settings.backoff_s * 2.0**attempt)
