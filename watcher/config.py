@@ -184,6 +184,10 @@ class WatcherSection(Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     instance_name: str = ""
     check_interval: Interval = datetime.timedelta(minutes=1)
+    # Hostile mail: a vote-related message over this size is stored unread and flagged; one whose reading passes
+    # read_timeout in the worker process is flagged unreadable (watcher/intake.py says why these values).
+    max_message_bytes: int = pydantic.Field(default=2_000_000, ge=10_000)
+    read_timeout: Interval = datetime.timedelta(seconds=10)
 
     @pydantic.field_validator("database_url")
     @classmethod
@@ -334,6 +338,7 @@ class RemindersSection(Section):
     opt_out_file: ExistingFile | None = None
     templates_dir: ExistingDir | None = None
     dry_run_dir: ConfigPath | None = None
+    contact: Address = ""
 
     def opt_out_uids(self) -> frozenset[str]:
         """`opt_out` and the uids in `opt_out_file` (one a line, `#` starts a comment), read now (edits apply)."""

@@ -46,6 +46,7 @@ import watcher.sources.ponymail as ponymail
 import watcher.store as store_api
 import watcher.store.records as records
 import watcher.threads as threads
+import watcher.worker as worker_api
 
 log = structlog.get_logger("watcher.daemon")
 
@@ -79,8 +80,9 @@ class _StoredThreads:
     The intake keeps every message with [VOTE] in its subject, so a mailbox's copy of the [VOTE] is there.
     """
 
-    def __init__(self, store: store_api.Store) -> None:
+    def __init__(self, store: store_api.Store, worker: worker_api.Worker) -> None:
         self.store = store
+        self.worker = worker
 
     async def find_vote_thread(
         self, list_address: str, subject: str, project: str, version: str, since: datetime.datetime
@@ -98,7 +100,7 @@ class _StoredThreads:
                 found.append((env.date, raw))
         if not found:
             return None
-        first = message.parse(min(found, key=lambda item: item[0])[1])
+        first = await self.worker.parse(min(found, key=lambda item: item[0])[1])
         return discovery.FoundThread(first.message_id, first.subject, first.text, first.date)
 
 
@@ -407,6 +409,7 @@ class Daemon:
             await client.__aexit__(None, None, None)
         await self.atr.aclose()
         await self.store.close()
+        self.desk.worker.close()
 
 
 async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, clock: Clock = utcnow) -> Daemon:
@@ -432,7 +435,8 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
     aliases = roster.load(cfg.roster.aliases_file) if cfg.roster.aliases_file else roster.Roster()
     rosters = atr_rosters.AtrRosters(atr, ttl=cfg.roster.committee_ttl.total_seconds())
     archives = [_archive(source, db) for source in cfg.sources if isinstance(source, config_api.PonymailSource)]
-    finder: discovery.ThreadFinder = ponymail.ThreadFinder(archives[0][1]) if archives else _StoredThreads(db)
+    worker = worker_api.Worker(check_timeout=cfg.watcher.read_timeout.total_seconds())
+    finder: discovery.ThreadFinder = ponymail.ThreadFinder(archives[0][1]) if archives else _StoredThreads(db, worker)
     found = discovery.Discovery(atr, finder, atr_rosters=rosters)
     templates = render.Templates(cfg.reminders.templates_dir)
     settings = desk_api.Settings(
@@ -456,21 +460,34 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
             return []
         return await archives[0][1].thread_raw(thread_id)
 
-    desk = desk_api.Desk(
-        db, atr, templates, settings, roster_for=roster_for, previous_round=previous_round, sink=sink, clock=clock
-    )
     holder: list[Daemon] = []
     owner = leases.owner_id(cfg.watcher.instance_name)
 
     async def vote_changed(vote_id: int) -> None:
         await holder[0].on_vote_changed(vote_id)
 
+    intake = intake_api.Intake(
+        db, vote_changed, metrics=metrics, clock=clock, worker=worker, max_bytes=cfg.watcher.max_message_bytes
+    )
+
+    desk = desk_api.Desk(
+        db,
+        atr,
+        templates,
+        settings,
+        roster_for=roster_for,
+        previous_round=previous_round,
+        sink=sink,
+        clock=clock,
+        worker=worker,
+        screen=intake.screen,
+    )
     daemon = Daemon(
         cfg=cfg,
         store=db,
         atr=atr,
         desk=desk,
-        intake=intake_api.Intake(db, vote_changed, metrics=metrics, clock=clock),
+        intake=intake,
         discovering=found,
         sender=outbox.Outbox(db, _mailer(cfg), _policy(cfg), owner=owner, clock=clock),
         metrics=metrics,

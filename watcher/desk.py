@@ -20,20 +20,22 @@ import watcher.atrstate as atrstate
 import watcher.decide as decide
 import watcher.events as events
 import watcher.identity as identity
+import watcher.intake as intake_api
 import watcher.message as message
 import watcher.outbox as outbox
-import watcher.receipts as receipts
 import watcher.render as render
 import watcher.roster as roster
 import watcher.store as store_api
 import watcher.store.records as records
 import watcher.tally as tally
+import watcher.worker as worker_api
 
 log = structlog.get_logger("watcher.desk")
 
 Clock = Callable[[], datetime.datetime]
 RosterFor = Callable[[records.TrackedVote], Awaitable[roster.Roster]]
 PreviousRound = Callable[[records.TrackedVote], Awaitable[Sequence[bytes]]]
+Screen = Callable[[str, bytes], Awaitable[bool]]
 STALE_PENDING: Final = datetime.timedelta(minutes=2)
 RECHECK_HELD: Final = datetime.timedelta(minutes=10)
 RETRY_RESOLVE: Final = datetime.timedelta(seconds=20)
@@ -65,8 +67,10 @@ class _Known:
     excluded: frozenset[str] = frozenset()
     atr: decide.AtrState | None = None
     next_resolve_check: datetime.datetime | None = None
-    previous: list[message.Message] | None = None
-    """A podling's round-1 thread: finished, so read once."""
+    previous: list[bytes] | None = None
+    """A podling's round-1 thread: finished, so fetched once."""
+    failed_thread: tuple[str, ...] | None = None
+    """The thread (keys) whose tally the worker could not finish: not tried again until the thread changes."""
     declined: dict[str, str] = dataclasses.field(default_factory=dict)
     """voter -> Message-ID of an emailed vote ruled out for a reminder for good (not worth asking ATR again)."""
 
@@ -85,8 +89,12 @@ class Desk:
         previous_round: PreviousRound,
         sink: events.Sink = events.ignore,
         clock: Clock,
+        worker: worker_api.Worker | None = None,
+        screen: Screen | None = None,
     ) -> None:
         self.store = store
+        self.worker = worker or worker_api.Worker()
+        self._screen = screen
         self.atr = atr
         self.templates = templates
         self.settings = settings
@@ -106,31 +114,31 @@ class Desk:
         seq = vote.vote_seq if vote else None
         self._sink(events.Event(kind, self._clock(), release, seq, text, dict(data)))
 
-    async def retally(self, vote: records.TrackedVote) -> tally.Tally:
-        """Tally the vote's stored thread again and record every voter's latest vote.
+    async def retally(self, vote: records.TrackedVote) -> tally.Tally | None:
+        """Tally the vote's stored thread again (in the worker) and record every voter's latest vote.
 
         In a Trusted Vote, ATR's ballot receipts are left out by Message-ID; a receipt-shaped
-        message that ATR has not named yet makes the desk ask ATR again first.
+        message that ATR has not named yet makes the desk ask ATR again, and tally again.
+        None when the worker could not tally this thread (it is not tried again until the thread changes).
         """
         known = self._known.setdefault(vote.id, _Known())
-        raws = await self.store.thread_messages(vote.id)
-        messages = [message.parse(raw) for raw in raws]
-        # Seen when first stored, so that a restart does not start every pending reminder's delay again.
-        stored_at = await self.store.thread_stored_at(vote.id)
-        for msg in messages:
-            known.seen_at.setdefault(msg.message_id, stored_at.get(msg.key) or self._clock())
-        unnamed = [m for m in messages if m.message_id not in known.excluded and receipts.looks_like_receipt(m)]
-        if vote.mode == "trusted" and (known.atr is None or unnamed):
+        if vote.mode == "trusted" and known.atr is None:
             await self._load_atr(vote)
+        raws = await self.store.thread_messages(vote.id)
         people = await self._roster_for(vote)
         previous = await self._round_one(vote, known)
-        options = tally.Options(
-            committee=str(vote.extra.get("committee_key") or vote.committee) or None,
-            vote_round=vote.vote_round,
-            excluded_message_ids=known.excluded,
-            previous_round=previous,
-        )
-        result = tally.tally(messages, people, options)
+        analysis = await self._analyse(vote, known, raws, people, previous)
+        if analysis is None:
+            return known.result
+        if vote.mode == "trusted" and analysis.receipts - known.excluded and await self._load_atr(vote):
+            analysis = await self._analyse(vote, known, raws, people, previous) or analysis
+        # Seen when first stored, so that a restart does not start every pending reminder's delay again.
+        stored_at = await self.store.thread_stored_at(vote.id)
+        for key, message_id in analysis.messages:
+            known.seen_at.setdefault(message_id, stored_at.get(key) or self._clock())
+        for message_id in analysis.previous:
+            known.seen_at.setdefault(message_id, self._clock())
+        result = analysis.result
         await self.store.replace_voter_votes(vote.id, [_voter_vote(v) for v in result.votes], self._clock())
         if known.result is None or known.result.votes != result.votes:
             listed = ", ".join(f"{v.voter} {v.vote}{' (carried)' if v.carried else ''}" for v in result.votes)
@@ -138,14 +146,45 @@ class Desk:
         known.result = result
         return result
 
-    async def _round_one(self, vote: records.TrackedVote, known: _Known) -> list[message.Message]:
+    async def _analyse(
+        self,
+        vote: records.TrackedVote,
+        known: _Known,
+        raws: Sequence[bytes],
+        people: roster.Roster,
+        previous: Sequence[bytes],
+    ) -> worker_api.Analysis | None:
+        """The worker's tally; on failure each message is screened alone (culprits are flagged), then once more."""
+        thread = tuple(message.peek(raw).key for raw in raws)
+        if known.failed_thread == thread:
+            return None
+        options = tally.Options(
+            committee=str(vote.extra.get("committee_key") or vote.committee) or None,
+            vote_round=vote.vote_round,
+            excluded_message_ids=known.excluded,
+        )
+        try:
+            return await self.worker.analyse(raws, people, options, previous)
+        except worker_api.WorkerError as exc:
+            log.warning("desk.tally_failed", release=vote.release_key, messages=len(raws), error=str(exc))
+        flagged: set[str] = set()
+        if self._screen is not None:
+            flagged = {key for key, raw in zip(thread, raws, strict=True) if await self._screen(key, raw)}
+        if flagged:
+            readable = [raw for key, raw in zip(thread, raws, strict=True) if key not in flagged]
+            try:
+                return await self.worker.analyse(readable, people, options, previous)
+            except worker_api.WorkerError as exc:
+                log.warning("desk.tally_failed", release=vote.release_key, messages=len(readable), error=str(exc))
+        known.failed_thread = thread
+        return None
+
+    async def _round_one(self, vote: records.TrackedVote, known: _Known) -> list[bytes]:
         """The round-1 thread whose IPMC votes are carried into a podling's round 2 (empty otherwise)."""
         if vote.vote_round != 2:
             return []
         if known.previous is None:
-            known.previous = [message.parse(raw) for raw in await self._previous_round(vote)]
-            for msg in known.previous:
-                known.seen_at.setdefault(msg.message_id, self._clock())
+            known.previous = list(await self._previous_round(vote))
         return known.previous
 
     async def check(self, vote: records.TrackedVote) -> None:
@@ -410,8 +449,7 @@ class Desk:
         raw = await self.store.get_raw(keys[0])
         if raw is None:
             return None
-        opener = message.parse(raw)
-        return identity.uid_from_address(opener.from_address)
+        return identity.uid_from_address(intake_api.sender_address(raw))
 
 
 def _voter_vote(vote: tally.Vote) -> records.VoterVote:
