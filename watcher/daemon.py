@@ -448,6 +448,7 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         resolve_enabled=cfg.resolve.enabled,
         resolve=decide.ResolveConfig(cfg.resolve.grace, cfg.resolve.failed),
         dry_run=cfg.watcher.dry_run,
+        contact=cfg.reminders.contact,
     )
 
     async def roster_for(vote: records.TrackedVote) -> roster.Roster:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import email.message
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
@@ -42,6 +43,7 @@ RETRY_RESOLVE: Final = datetime.timedelta(seconds=20)
 # Reminder refusals that may change by themselves; any other refusal stands until the voter writes again.
 TEMPORARY: Final = frozenset({decide.Reason.TOO_SOON, decide.Reason.STALE_ATR_STATE})
 MAIL_DOMAIN: Final = "vote-watcher.apache.org"
+BALLOT_NOTE: Final = "ballot_note"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -56,6 +58,8 @@ class Settings:
     resolve_enabled: bool
     resolve: decide.ResolveConfig
     dry_run: bool
+    contact: str = ""
+    opt_out: str = render.DEFAULT_OPT_OUT
 
 
 @dataclasses.dataclass
@@ -207,9 +211,9 @@ class Desk:
 
     # Reminders ----------------------------------------------------------------------------------------------
 
-    async def _reminded(self, vote: records.TrackedVote) -> set[decide.ReminderKey]:
+    async def _reminded(self, vote: records.TrackedVote, kind: str = "reminder") -> set[decide.ReminderKey]:
         mails = await self.store.mails(vote.release_key, vote.vote_seq)
-        return {decide.ReminderKey(m.release_key, m.vote_seq, m.voter) for m in mails if m.kind == "reminder"}
+        return {decide.ReminderKey(m.release_key, m.vote_seq, m.voter) for m in mails if m.kind == kind}
 
     async def _reminder_candidates(self, vote: records.TrackedVote) -> bool:
         """Cheap pre-check with what is known: is any reminder possibly due, so that ATR is worth asking?"""
@@ -220,13 +224,16 @@ class Desk:
         if vote.vote_end is not None and now >= vote.vote_end:
             return False
         reminded = {key.voter for key in await self._reminded(vote)}
+        noted = {key.voter for key in await self._reminded(vote, BALLOT_NOTE)}
         ballots = known.atr.ballots if known.atr else {}
         for voted in known.result.votes:
             if voted.status != "binding" or voted.vote not in tally.COUNTED or voted.voter in reminded:
                 continue
             if known.declined.get(voted.voter) == voted.message_id:
                 continue
-            if voted.voter in ballots and known.atr is not None and known.atr.vote_seq == vote.vote_seq:
+            ballot = ballots.get(voted.voter)
+            current = known.atr is not None and known.atr.vote_seq == vote.vote_seq
+            if ballot is not None and current and (ballot.choice == voted.vote or voted.voter in noted):
                 continue
             seen = known.seen_at.get(voted.message_id, now)
             since = max(filter(None, (voted.date, seen)))
@@ -271,7 +278,25 @@ class Desk:
             seen_at=known.seen_at,
         )
         by_voter = {v.voter: v for v in known.result.votes}
-        for emailed, decision in decisions:
+        noted = await self._reminded(vote, BALLOT_NOTE)
+        now = self._clock()
+        for emailed, reminder in decisions:
+            decision = reminder
+            if reminder.reason == decide.Reason.HAS_BALLOT:
+                # Has a ballot: is it the one the email says? If not, they are told once.
+                seen = known.seen_at.get(emailed.message_id)
+                decision = decide.ballot_note_due(
+                    atrstate.vote_state(vote),
+                    emailed,
+                    atr,
+                    config=self.settings.reminder,
+                    noted=noted,
+                    now=now,
+                    seen_at=seen,
+                )
+                if decision.due:
+                    await self._queue_note(vote, by_voter[emailed.voter], atr.ballots[emailed.voter].choice)
+                    continue
             if not decision.due:
                 log.debug(
                     "desk.no_reminder", release=vote.release_key, voter=emailed.voter, reason=str(decision.reason)
@@ -282,26 +307,7 @@ class Desk:
             await self._queue_reminder(vote, by_voter[emailed.voter])
 
     async def _queue_reminder(self, vote: records.TrackedVote, voted: tally.Vote) -> None:
-        now = self._clock()
-        message_id = outbox.new_message_id(MAIL_DOMAIN)
-        context = render.ReminderContext(
-            voter_uid=voted.voter,
-            project=vote.project,
-            version=vote.version,
-            release_key=vote.release_key,
-            vote_seq=vote.vote_seq,
-            vote_value=voted.vote,
-            atr_host=self.settings.atr_host,
-            voter_name=voted.name,
-            quotation=voted.quotation,
-            vote_subject=vote.subject,
-            vote_date=voted.date,
-            vote_end=vote.vote_end,
-            vote_round=vote.vote_round,
-            carried=voted.carried,
-        )
-        headers = render.Headers(self.settings.sender, voted.voter, message_id, now, voted.name, self.settings.reply_to)
-        mail = self.templates.reminder(context, headers)
+        mail, message_id, now = await self._voter_mail(vote, voted, "")
         row, created = await self.store.enqueue_reminder(
             release_key=vote.release_key,
             vote_seq=vote.vote_seq,
@@ -314,6 +320,55 @@ class Desk:
             self.emit(
                 "reminder_queued", vote, f"reminder to {row.recipient} ({voted.vote} by email)", voter=voted.voter
             )
+
+    async def _queue_note(self, vote: records.TrackedVote, voted: tally.Vote, ballot_choice: str) -> None:
+        """The one note to a voter whose emailed vote differs from their ballot in ATR."""
+        mail, message_id, now = await self._voter_mail(vote, voted, ballot_choice)
+        _, created = await self.store.enqueue(
+            kind=BALLOT_NOTE,
+            release_key=vote.release_key,
+            vote_seq=vote.vote_seq,
+            recipient=voted.voter,
+            voter=voted.voter,
+            raw=mail.as_bytes(),
+            message_id=message_id,
+            now=now,
+        )
+        if created:
+            log.info("desk.ballot_note_queued", release=vote.release_key, voter=voted.voter, ballot=ballot_choice)
+
+    async def _voter_mail(
+        self, vote: records.TrackedVote, voted: tally.Vote, ballot_choice: str
+    ) -> tuple[email.message.EmailMessage, str, datetime.datetime]:
+        """A reminder (or, with `ballot_choice`, a ballot note), named with the roster's name for the uid."""
+        now = self._clock()
+        message_id = outbox.new_message_id(MAIL_DOMAIN)
+        # Never the From header's name: anyone can write one, and it would be the greeting.
+        name = (await self._roster_for(vote)).name_of(voted.voter)
+        context = render.ReminderContext(
+            voter_uid=voted.voter,
+            project=vote.project,
+            version=vote.version,
+            release_key=vote.release_key,
+            vote_seq=vote.vote_seq,
+            vote_value=voted.vote,
+            atr_host=self.settings.atr_host,
+            voter_name=name,
+            project_name=str(vote.extra.get("project_name") or ""),
+            quotation=voted.quotation,
+            vote_subject=vote.subject,
+            vote_date=voted.date,
+            vote_end=vote.vote_end,
+            vote_round=vote.vote_round,
+            carried=voted.carried,
+            opt_out=self.settings.opt_out,
+            contact=self.settings.contact,
+            ballot_choice=ballot_choice,
+        )
+        headers = render.Headers(self.settings.sender, voted.voter, message_id, now, name, self.settings.reply_to)
+        if ballot_choice:
+            return self.templates.ballot_note(context, headers), message_id, now
+        return self.templates.reminder(context, headers), message_id, now
 
     # Resolution ---------------------------------------------------------------------------------------------
 
@@ -410,6 +465,8 @@ class Desk:
             return
         mails = await self.store.mails(vote.release_key, vote.vote_seq)
         sent = [render.ReminderSent(m.voter, m.message_id, m.state, m.sent_at) for m in mails if m.kind == "reminder"]
+        people = await self._roster_for(vote)
+        names = {uid: people.name_of(uid) for uid in {manager, *(u.voter for u in decision.unrecorded)}}
         now = self._clock()
         message_id = outbox.new_message_id(MAIL_DOMAIN)
         context = render.NoticeContext(
@@ -423,8 +480,13 @@ class Desk:
             vote_subject=vote.subject,
             vote_end=vote.vote_end,
             reminders=sent,
+            rm_name=names[manager],
+            project_name=str(vote.extra.get("project_name") or ""),
+            contact=self.settings.contact,
+            names=names,
+            flagged=[_flagged(item, people) for item in await self.store.flagged_messages(vote.id)],
         )
-        headers = render.Headers(self.settings.sender, manager, message_id, now, "", self.settings.reply_to)
+        headers = render.Headers(self.settings.sender, manager, message_id, now, names[manager], self.settings.reply_to)
         mail = self.templates.held_notice(context, headers)
         row, created = await self.store.enqueue(
             kind="held_notice",
@@ -464,3 +526,8 @@ def _voter_vote(vote: tally.Vote) -> records.VoterVote:
         reasons=vote.reasons,
         updated=vote.updated,
     )
+
+
+def _flagged(item: records.FlaggedMessage, people: roster.Roster) -> render.Flagged:
+    uid = identity.uid_from_address(item.sender) or people.uid_for_address(item.sender) or ""
+    return render.Flagged(item.message_id, item.sender, item.flag, item.detail, item.date, uid)
