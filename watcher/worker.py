@@ -84,14 +84,14 @@ class Worker:
     async def check(self, raw: bytes) -> str | None:
         """None when the message reads within the check's time limit, else why it cannot be read."""
         try:
-            await self._run(check, (raw,), self.check_timeout)
+            await self.run(check, (raw,), self.check_timeout)
         except WorkerError as exc:
             return str(exc)
         return None
 
     async def parse(self, raw: bytes) -> message.Message:
         """`message.parse` in the worker; raises WorkerError."""
-        return await self._run(message.parse, (raw,), self.check_timeout)
+        return await self.run(message.parse, (raw,), self.check_timeout)
 
     async def analyse(
         self,
@@ -102,9 +102,10 @@ class Worker:
     ) -> Analysis:
         """The thread's tally, computed in the worker; raises WorkerError."""
         bare = dataclasses.replace(options, previous_round=())
-        return await self._run(analyse, (list(raws), list(previous_raws), people, bare), self.tally_timeout)
+        return await self.run(analyse, (list(raws), list(previous_raws), people, bare), self.tally_timeout)
 
-    async def _run(self, function: Callable[..., T], args: tuple[object, ...], timeout: float) -> T:
+    async def run(self, function: Callable[..., T], args: tuple[object, ...], timeout: float) -> T:
+        """`function(*args)` in the worker process, stopped after `timeout` seconds; raises WorkerError."""
         pool = self._ensure_pool()
         future = pool.schedule(function, args=args, timeout=timeout)
         try:
