@@ -490,7 +490,7 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         desk=desk,
         intake=intake,
         discovering=found,
-        sender=outbox.Outbox(db, _mailer(cfg), _policy(cfg), owner=owner, clock=clock),
+        sender=outbox.Outbox(db, _mailer(cfg), _policy(cfg, aliases), owner=owner, clock=clock),
         metrics=metrics,
         sink=sink,
         clock=clock,
@@ -554,9 +554,9 @@ def _mailer(cfg: config_api.Config) -> mailer.Mailer:
     )
 
 
-def _policy(cfg: config_api.Config) -> outbox.OutboxPolicy:
+def _policy(cfg: config_api.Config, people: roster.Roster) -> outbox.OutboxPolicy:
     cap = cfg.reminders.daily_cap_per_recipient
-    return outbox.OutboxPolicy(daily_cap=cap or None, opt_out=frozenset(cfg.reminders.opt_out_uids()))
+    return outbox.OutboxPolicy(daily_cap=cap or None, opt_out=cfg.reminders.opt_out_uids(people))
 
 
 async def run(
