@@ -502,7 +502,7 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         if known.status != "open":
             daemon.intake.retire(known.root_message_id)
     daemon.mailboxes = [
-        imap.ImapSource(imap.from_settings(s), db, daemon.take_imap)
+        imap.ImapSource(imap.from_settings(s, cfg.watcher.max_message_bytes + 1), db, daemon.take_imap)
         for s in cfg.sources
         if isinstance(s, config_api.ImapSource)
     ]

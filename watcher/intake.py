@@ -140,7 +140,7 @@ class Intake:
             raw, source, envelope=env, keep_raw=keep and not too_large, now=self._clock()
         )
         if too_large:
-            await self._flag(env.key, TOO_LARGE, f"{len(raw):,} bytes, over the limit of {self.max_bytes:,}", raw)
+            await self._flag(env.key, TOO_LARGE, f"larger than the limit of {self.max_bytes:,} bytes", raw)
         elif not new and keep:
             await self.store.attach_raw(env.key, raw)
         if not new and root is None:
@@ -164,7 +164,7 @@ class Intake:
         if await self.store.message_flag(key):
             return True
         if len(raw) > self.max_bytes:
-            return await self._flag(key, TOO_LARGE, f"{len(raw):,} bytes, over the limit of {self.max_bytes:,}", raw)
+            return await self._flag(key, TOO_LARGE, f"larger than the limit of {self.max_bytes:,} bytes", raw)
         if self.worker is None:
             return False
         reason = await self.worker.check(raw)
