@@ -15,7 +15,7 @@ import datetime
 import functools
 import pathlib
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final
 
 import structlog
@@ -348,6 +348,13 @@ class Daemon:
 
     # Running ----------------------------------------------------------------------------------------------------
 
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `work` beside the jobs (failures logged); shutdown waits for it."""
+        if self._stopping:
+            work.close()
+            return
+        self._spawn(work, name)
+
     def _spawn(self, work: Awaitable[None], name: str) -> None:
         task = asyncio.ensure_future(self._guarded(work, name))
         self._tasks.add(task)
@@ -467,8 +474,17 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
     async def vote_changed(vote_id: int) -> None:
         await holder[0].on_vote_changed(vote_id)
 
+    def spawn(work: Coroutine[Any, Any, None], name: str) -> None:
+        holder[0].spawn(work, name)
+
     intake = intake_api.Intake(
-        db, vote_changed, metrics=metrics, clock=clock, worker=worker, max_bytes=cfg.watcher.max_message_bytes
+        db,
+        vote_changed,
+        metrics=metrics,
+        clock=clock,
+        worker=worker,
+        max_bytes=cfg.watcher.max_message_bytes,
+        spawn=spawn,
     )
 
     desk = desk_api.Desk(

@@ -17,8 +17,8 @@ import email.parser
 import email.policy
 import email.utils
 import re
-from collections.abc import Awaitable, Callable
-from typing import Final
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Final
 
 import structlog
 
@@ -33,6 +33,7 @@ log = structlog.get_logger("watcher.intake")
 
 OnVoteChanged = Callable[[int], Awaitable[None]]
 Clock = Callable[[], datetime.datetime]
+Spawn = Callable[[Coroutine[Any, Any, None], str], None]
 _VOTE_WORDS_RE: Final = re.compile(r"\[\s*(vote|result|cancel|cancell?ed)\s*\]", re.IGNORECASE)
 # Vote replies are a few KB, 200 KB with a long quoted thread; past this it is an attachment or an attack.
 MAX_MESSAGE_BYTES: Final = 2_000_000
@@ -53,8 +54,10 @@ class Intake:
         clock: Clock,
         worker: worker_api.Worker | None = None,
         max_bytes: int = MAX_MESSAGE_BYTES,
+        spawn: Spawn | None = None,
     ) -> None:
         self.store = store
+        self._spawn = spawn
         self.worker = worker
         self.max_bytes = max_bytes
         self.matcher = threads.ThreadMatcher()
@@ -85,15 +88,24 @@ class Intake:
             self.matcher.remember(key, root)
             self._known.add(key)
         since = (vote.vote_started or self._clock()) - datetime.timedelta(days=1)
-        linked = 0
+        linked: list[tuple[str, bytes]] = []
         for key, raw in await self.store.kept_since(since):
             env = message.peek(raw)
             if self._route(env) == root and await self.store.link_message_to_vote(vote.id, key):
-                linked += 1
-                await self.screen(key, raw)
+                linked.append((key, raw))
         if linked:
-            log.info("intake.backlinked", release=vote.release_key, messages=linked)
-        await self._on_vote_changed(vote.id)
+            log.info("intake.backlinked", release=vote.release_key, messages=len(linked))
+        work = self._screen_then_tally(vote.id, linked)
+        if self._spawn is None or not linked:
+            await work
+            return
+        # Read in the background, so that a hostile message here does not hold up tracking the other votes.
+        self._spawn(work, f"screen:{vote.id}")
+
+    async def _screen_then_tally(self, vote_id: int, linked: list[tuple[str, bytes]]) -> None:
+        for key, raw in linked:
+            await self.screen(key, raw)
+        await self._on_vote_changed(vote_id)
 
     def untrack(self, vote: records.TrackedVote) -> None:
         """Stop following a vote's thread; late replies to it are not taken for another vote's."""
