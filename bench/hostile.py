@@ -12,13 +12,10 @@ what was flagged, and the peak RSS of the daemon and of its worker process. `nam
 from __future__ import annotations
 
 import asyncio
-import os
 import pathlib
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from typing import Final
 
@@ -33,35 +30,50 @@ HEADERS: Final = (
 )
 
 
+# The child reports its own VmHWM: ru_maxrss of a child counts the parent's pages from before its exec.
+_TALLY_CHILD: Final = """
+import sys, watcher.cli as cli
+try:
+    code = cli.main(sys.argv[1:])
+finally:
+    peak = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+    sys.stderr.write(peak[0] if peak else "")
+sys.exit(code)
+"""
+
+
 def tally_once(path: pathlib.Path) -> tuple[float | None, float]:
     """Seconds (None when stopped at the limit) and peak RSS in MB of one `vote-watcher tally`."""
     started = time.monotonic()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "watcher", "tally", str(path), "--format", "json"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    timer = threading.Timer(TALLY_LIMIT_S, lambda: process.send_signal(signal.SIGKILL))
-    timer.start()
-    _, status, usage = os.wait4(process.pid, 0)
-    timer.cancel()
-    process.returncode = os.waitstatus_to_exitcode(status)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _TALLY_CHILD, "tally", str(path), "--format", "json"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=TALLY_LIMIT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return None, 0.0
     seconds = time.monotonic() - started
-    stopped = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
-    return (None if stopped else seconds), usage.ru_maxrss / 1024
+    peak = [line for line in done.stderr.decode(errors="replace").splitlines() if line.startswith("VmHWM:")]
+    return seconds, int(peak[-1].split()[1]) / 1024 if peak else 0.0
 
 
 def tally_figures(folder: pathlib.Path) -> None:
-    """One line per shape and size."""
-    bodies = {f"{name}_{label}": body for label, size in SIZES.items() for name, body in hostile.shapes(size).items()}
-    bodies["huge_50MB"] = "+1\n" + "x" * 50_000_000
-    for name, body in bodies.items():
-        path = folder / f"{name}.eml"
-        path.write_text(HEADERS + body)
+    """One line per shape and size (the files are written first, so that this process stays small)."""
+    paths: list[pathlib.Path] = []
+    for label, size in SIZES.items():
+        for name, body in hostile.shapes(size).items():
+            paths.append(folder / f"{name}_{label}.eml")
+            paths[-1].write_text(HEADERS + body)
+    paths.append(folder / "huge_50MB.eml")
+    paths[-1].write_text(HEADERS + "+1\n" + "x" * 50_000_000)
+    for path in paths:
         seconds, rss = tally_once(path)
         shown = f">{TALLY_LIMIT_S:g} s (stopped)" if seconds is None else f"{seconds:.2f} s"
-        print(f"tally_{name}_seconds: {shown}", flush=True)
-        print(f"tally_{name}_peak_rss: {rss:.0f} MB", flush=True)
+        print(f"tally_{path.stem}_seconds: {shown}", flush=True)
+        print(f"tally_{path.stem}_peak_rss: {'-' if seconds is None else f'{rss:.0f}'} MB", flush=True)
         path.unlink()
 
 
