@@ -363,6 +363,14 @@ class Discovery:
                 changes.append(change)
         return changes
 
+    async def look_for_threads(self) -> list[Change]:
+        """Look again for the [VOTE] of every vote whose thread is not found yet (no ATR call).
+
+        `run --once` reads its sources after discovery: a mailbox or an mbox may have just brought it.
+        """
+        changes = [await self._look_for_thread(vote) for vote in list(self.votes.values()) if vote.thread is None]
+        return [change for change in changes if change is not None]
+
     async def is_binding(self, vote: TrackedVote, uid: str) -> bool:
         """Whether `uid` is binding on this vote (PMC; PPMC in round 1; IPMC in round 2)."""
         return await self.rosters.is_binding(uid, vote.committee_key, vote.round)

@@ -3,7 +3,7 @@ worker's time limit, or the worker died on it), with the reason and the sender's
 the release manager and never read again (a restart does not redo it).
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0005 (written on 0002; chained after 0005 when main was merged)
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0002"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
