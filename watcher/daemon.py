@@ -48,6 +48,7 @@ import watcher.sources.ponymail as ponymail
 import watcher.store as store_api
 import watcher.store.records as records
 import watcher.threads as threads
+import watcher.votesubject as votesubject
 import watcher.worker as worker_api
 
 log = structlog.get_logger("watcher.daemon")
@@ -123,9 +124,16 @@ class _StoredThreads:
         self.worker = worker
 
     async def find_vote_thread(
-        self, list_address: str, subject: str, project: str, version: str, since: datetime.datetime
+        self,
+        list_address: str,
+        subject: str,
+        project: str,
+        version: str,
+        since: datetime.datetime,
+        **hints: object,
     ) -> discovery.FoundThread | None:
-        """The earliest [VOTE] opener on the list dated at or after `since`, with the subject or naming the release."""
+        """The earliest [VOTE] opener on the list dated at or after `since` naming the release (by votesubject)."""
+        wanted = votesubject.release(project, version, subject)
         list_id = list_address.lower().replace("@", ".")
         found: list[tuple[datetime.datetime, bytes]] = []
         for _, raw in await self.store.kept_since(since - STORED_SLACK):
@@ -134,7 +142,7 @@ class _StoredThreads:
                 continue
             if env.list_id and env.list_id.lower() != list_id:
                 continue
-            if ponymail.vote_subject_matches(env.subject, subject, project, version):
+            if votesubject.is_vote_call(env.subject, wanted):
                 found.append((env.date, raw))
         if not found:
             return None
@@ -242,7 +250,9 @@ class Daemon:
             return
         for source, _ in self.archives:
             if vote.list_address.lower() in source.lists:
-                source.track(vote.list_address, message_id=vote.root_message_id)
+                source.track(
+                    vote.list_address, message_id=vote.root_message_id, started=vote.vote_started, ends=vote.vote_end
+                )
         await self.intake.track(vote)
 
     async def _find_root(self, vote: records.TrackedVote) -> None:
@@ -272,6 +282,15 @@ class Daemon:
 
     async def _deliver_archived(self, archived: ponymail.ArchivedMessage) -> None:
         await self.intake.take(archived.raw, "ponymail")
+
+    async def reread_thread(self, vote: records.TrackedVote) -> int:
+        """Read a vote's archived thread again before a decision (a back-dated reply may be there); new messages."""
+        if not vote.root_message_id:
+            return 0
+        found = 0
+        for source, _ in self.archives:
+            found += await source.refresh(vote.root_message_id, self.intake.seen, self._deliver_archived)
+        return found
 
     async def take_imap(self, folder: str, uid: int, raw: bytes) -> None:
         """An IMAP message, pushed by IDLE or found by a sweep."""
@@ -592,7 +611,7 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
     )
     aliases = roster.load(cfg.roster.aliases_file) if cfg.roster.aliases_file else roster.Roster()
     rosters = atr_rosters.AtrRosters(atr, ttl=cfg.roster.committee_ttl.total_seconds())
-    archives = [_archive(source, db) for source in cfg.sources if isinstance(source, config_api.PonymailSource)]
+    archives = [_archive(source, db, clock) for source in cfg.sources if isinstance(source, config_api.PonymailSource)]
     worker = worker_api.Worker(check_timeout=cfg.watcher.read_timeout.total_seconds())
     finder: discovery.ThreadFinder = ponymail.ThreadFinder(archives[0][1]) if archives else _StoredThreads(db, worker)
     found = discovery.Discovery(atr, finder, atr_rosters=rosters)
@@ -639,6 +658,9 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         spawn=spawn,
     )
 
+    async def reread(vote: records.TrackedVote) -> int:
+        return await holder[0].reread_thread(vote)
+
     desk = desk_api.Desk(
         db,
         atr,
@@ -652,6 +674,7 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         screen=intake.screen,
         shadow=mailer.DryRunMailer(dry_run_dir(cfg)) if cfg.watcher.dry_run else None,
         metrics=metrics,
+        reread=reread,
     )
     daemon = Daemon(
         cfg=cfg,
@@ -695,16 +718,24 @@ def _source_name(source: config_api.Source) -> str:
 
 
 def _archive(
-    source: config_api.PonymailSource, db: store_api.Store
+    source: config_api.PonymailSource, db: store_api.Store, clock: Clock
 ) -> tuple[ponymail.PonyMailSource, ponymail.ArchiveClient]:
     settings = ponymail.Settings(
         base_url=source.base_url,
-        token_file=source.token_file,
         total_timeout_s=source.timeout.total_seconds(),
         concurrency=source.concurrency,
     )
     client = ponymail.ArchiveClient(settings)
-    return ponymail.PonyMailSource(client, source.lists, cursors=db, name=_source_name(source)), client
+    polled = ponymail.PonyMailSource(
+        client,
+        source.lists,
+        cursors=db,
+        name=_source_name(source),
+        lookback_s=int(source.lookback.total_seconds()),
+        reread_every=source.reread_every,
+        clock=lambda: clock().timestamp(),
+    )
+    return polled, client
 
 
 def dry_run_dir(cfg: config_api.Config) -> pathlib.Path:

@@ -39,6 +39,8 @@ Clock = Callable[[], datetime.datetime]
 RosterFor = Callable[[records.TrackedVote], Awaitable[roster.Roster]]
 PreviousRound = Callable[[records.TrackedVote], Awaitable[Sequence[bytes]]]
 Screen = Callable[[str, bytes], Awaitable[bool]]
+Reread = Callable[[records.TrackedVote], Awaitable[int]]
+"""Reads a vote's thread at its source again; returns how many messages were new."""
 STALE_PENDING: Final = datetime.timedelta(minutes=2)
 RECHECK_HELD: Final = datetime.timedelta(minutes=10)
 RETRY_RESOLVE: Final = datetime.timedelta(seconds=20)
@@ -120,6 +122,7 @@ class Desk:
         screen: Screen | None = None,
         shadow: mailer.Mailer | None = None,
         metrics: metrics_api.Metrics | None = None,
+        reread: Reread | None = None,
     ) -> None:
         """`shadow` writes a dry run's mails (.eml files); `metrics` counts classifications and outcomes."""
         self.store = store
@@ -132,6 +135,7 @@ class Desk:
         self._previous_round = previous_round
         self._sink = sink
         self._clock = clock
+        self._reread = reread
         self._known: dict[int, _Known] = {}
         self._shadow = shadow
         self._metrics = metrics
@@ -395,7 +399,13 @@ class Desk:
             await self.retally(vote)
         return known.atr if known.atr is not before else None
 
+    async def _read_thread_again(self, vote: records.TrackedVote) -> None:
+        """Before a decision: the archive's dates are senders' (a reply held in moderation is back-dated)."""
+        if self._reread is not None and await self._reread(vote):
+            await self.retally(vote)
+
     async def _remind(self, vote: records.TrackedVote) -> None:
+        await self._read_thread_again(vote)
         atr = await self._fresh_atr(vote)
         known = self._known[vote.id]
         if atr is None or known.result is None:
@@ -546,6 +556,7 @@ class Desk:
         return now >= vote.vote_end + self.settings.resolve.grace
 
     async def _resolve(self, vote: records.TrackedVote) -> None:
+        await self._read_thread_again(vote)
         atr = await self._fresh_atr(vote)
         known = self._known[vote.id]
         if atr is None or known.result is None:
