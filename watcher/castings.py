@@ -19,6 +19,19 @@ ATR's line rules (reference/atr.md §5.2) are the floor. Beyond them this module
   ("I'd +1 Bob's point"), numbers, versions, dates, diff hunks and phone numbers;
 - records fractions ("+0.5", "-0,9") without counting them, and reports approval wording
   without a token ("works well for me", "LGTM") as a possible vote.
+
+The work one message can cause is bounded, whatever its shape (anyone can post to a vote thread):
+
+- only the first 1,000,000 characters of the body are looked at (a vote sits at the top of a
+  reply, or below a quote; no reply on the ASF lists comes near that size); quoted blocks inside
+  them are skipped by one regex at C speed;
+- of the voter's own (unquoted) text, at most 1,000 non-blank lines or 64 KiB are read, the first
+  2,000 characters of a line, and at most 10 tokens a line. The longest vote in the corpus sits
+  on the second line of the voter's text; a long review with its vote at the bottom is some
+  50 lines. Text past a bound is not read and the reading says so in its reasons;
+- every regex is linear on its input (possessive quantifiers, no nested repeats, no retrying a
+  run of spaces from each of its positions), so the cost is linear in the text read, and the
+  text read is bounded.
 """
 
 from __future__ import annotations
@@ -58,6 +71,8 @@ class Reading:
     fraction: str | None
     possible: str | None
     self_label: str | None
+    lines_read: int = 0
+    """How many lines of the voter's own text the rules looked at (bounded: see the module docstring)."""
 
 
 # --- Where the voter's own text ends ------------------------------------------------------
@@ -125,8 +140,14 @@ _LOG_LINE: Final = re.compile(r"\[(?:INFO|WARN|WARNING|ERROR|DEBUG|TRACE|FATAL)\
 # --- Tokens -------------------------------------------------------------------------------
 
 _TOKEN: Final = re.compile(r"(?<![\w.+\-/\\=<>@#$%&|~^])([+-]?)([01])(?:([.,])(\d+))?(?![\w%/@])")
-_LINE_CHARS: Final = 2000
-_LINE_TOKENS: Final = 10
+LINE_CHARS: Final = 2000
+LINE_TOKENS: Final = 10
+TEXT_CHARS: Final = 1_000_000
+OWN_LINES: Final = 1000
+OWN_CHARS: Final = 65_536
+QUOTATION_CHARS: Final = 500
+TEXT_CUT: Final = "text after the first 1,000,000 characters not read"
+OWN_CUT: Final = "voter's text after its first 1,000 lines or 64 KiB not read"
 _DASHES: Final = str.maketrans({"\u2212": "-", "\u2013": "-", "\uff0b": "+"})
 
 # What follows the token.
@@ -154,8 +175,10 @@ _BARE_ZERO_AFTER: Final = re.compile(
 _RESULT_COLON: Final = re.compile(r"\s*+(?:\([^)]*+\))?\s*+[:=]")
 _TALLY_LINE: Final = re.compile(r"(?:[-*•]\s+)?[+-]?[01]\b")
 _RESULT_COUNT: Final = re.compile(r"\s*+(?:\([^)]*+\))?\s*+[:=]\s*+\d+\b")
-_LIST_SPLIT: Final = re.compile(r"\s*+(?:,|;|&|\band\b)\s*+")
-_PAREN: Final = re.compile(r"\([^)]*\)")
+# No \s* around the separators: split would retry a run of spaces from each of its positions (n²).
+_LIST_SPLIT: Final = re.compile(r"[,;&]|\band\b")
+# [^()] and not [^)]: from each of a million "(" the scan for ")" would run to the end of the line.
+_PAREN: Final = re.compile(r"\([^()]*+\)")
 
 # What precedes the token.
 _START_BEFORE: Final = re.compile(
@@ -283,14 +306,23 @@ class _Scan:
     found: list[_Found]
     own: list[str]
     ignored: list[str]
+    lines_read: int = 0
 
 
 def read(text: str) -> Reading:
-    """Find the vote cast in a message body (already decoded, LF line endings)."""
+    """Find the vote cast in a message body (already decoded, LF line endings).
+
+    Linear in the text, and reads a bounded prefix of it (see the module docstring).
+    """
+    cut = len(text) > TEXT_CHARS
+    if cut:
+        text = text[:TEXT_CHARS]
     if "\u2212" in text or "\u2013" in text or "\uff0b" in text:
         text = text.translate(_DASHES)
     lines = text.split("\n")
     scan = _scan(text, lines)
+    if cut:
+        scan.ignored.append(TEXT_CUT)
     found = _drop_template_runs(scan.found, scan.ignored)
     return _reading(found, scan, lines)
 
@@ -305,6 +337,7 @@ def _scan(text: str, lines: list[str]) -> _Scan:
     own = scan.own
     below_quote = tally = False
     previous = ""
+    own_chars = 0
     index = -1
     offset = 0  # where lines[index + 1] starts in text
     count = len(lines)
@@ -313,7 +346,7 @@ def _scan(text: str, lines: list[str]) -> _Scan:
         raw = lines[index]
         start = offset
         offset += len(raw) + 1
-        line = raw.strip()
+        line = raw.strip()[:LINE_CHARS]
         if not line:
             if own and own[-1]:
                 own.append("")  # a paragraph break, for the excerpt of a possible vote
@@ -334,6 +367,12 @@ def _scan(text: str, lines: list[str]) -> _Scan:
                 offset += sum(len(extra) + 1 for extra in lines[index + 1 : index + span])
                 index += span - 1
                 continue
+        scan.lines_read += 1
+        own_chars += len(line)
+        if scan.lines_read > OWN_LINES or own_chars > OWN_CHARS:
+            scan.lines_read -= 1
+            scan.ignored.append(OWN_CUT)
+            break
         if ("1" in line or "0" in line) and _has_token(line, first):
             tally = _in_tally(line, previous, tally)
             _read_line(scan, line, index, below_quote, tally)
@@ -449,8 +488,9 @@ def _has_signed_token(line: str) -> bool:
 
 def _next_text(lines: list[str], index: int) -> str | None:
     """The next non-blank line from `index`, stripped."""
-    for line in lines[index:]:
-        stripped = line.strip()
+    # Indexes, not a slice: a slice copies the rest of the list on every call (n² on "+1" per line).
+    for position in range(index, len(lines)):
+        stripped = lines[position].strip()
         if stripped:
             return stripped
     return None
@@ -460,7 +500,7 @@ def _castings(line: str, tally: bool, ignored: list[str]) -> list[tuple[Casting,
     """The castings in one line of the voter's own text, each with whether it fills a template box."""
     result: list[tuple[Casting, bool]] = []
     # A vote is cast near the start of a short line; the caps keep a hostile line from costing n².
-    for match in itertools.islice(_TOKEN.finditer(line, 0, _LINE_CHARS), _LINE_TOKENS):
+    for match in itertools.islice(_TOKEN.finditer(line, 0, LINE_CHARS), LINE_TOKENS):
         position = _position(line, match, tally, ignored)
         if position is None:
             continue
@@ -550,7 +590,7 @@ def _is_result_list(after: str) -> bool:
     if colon is None:
         return False
     rest = _PAREN.sub("", after[colon.end() :])
-    items = _LIST_SPLIT.split(rest.strip())
+    items = [item.strip() for item in _LIST_SPLIT.split(rest.strip())]
     trailing = bool(items) and items[-1] == ""
     names = [item for item in items if item]
     if len(names) < 2 and not (names and trailing):
@@ -602,14 +642,16 @@ def _reading(found: list[_Found], scan: _Scan, lines: list[str]) -> Reading:
     castings = tuple(item.casting for item in found)
     counted = [item for item in found if not item.casting.fractional]
     fraction = next((c.value for c in castings if c.fractional), None)
-    quotation = " // ".join(dict.fromkeys(c.line for c in castings))
+    quotation = _quotation(castings)
     reasons: list[str] = []
     if not counted:
         possible = None if castings else _possible(scan.own)
         label = _possible_label(possible)
         reasons.extend(scan.ignored)
         confidence: Confidence = "low" if possible or fraction else "high"
-        return Reading(None, castings, quotation, confidence, _unique(reasons), fraction, possible, label)
+        return Reading(
+            None, castings, quotation, confidence, _unique(reasons), fraction, possible, label, scan.lines_read
+        )
     values = {item.casting.value for item in counted}
     vote: VoteValue
     if len(values) > 1:
@@ -631,7 +673,17 @@ def _reading(found: list[_Found], scan: _Scan, lines: list[str]) -> Reading:
     reasons.extend(scan.ignored)
     high = vote != "?" and any(item.casting.position == "start" for item in counted)
     confidence = "high" if high else "low"
-    return Reading(vote, castings, quotation, confidence, _unique(reasons), fraction, None, label)
+    return Reading(vote, castings, quotation, confidence, _unique(reasons), fraction, None, label, scan.lines_read)
+
+
+def _quotation(castings: tuple[Casting, ...]) -> str:
+    """The casting lines, each once, joined; cut at a fixed length (a hostile reply may cast on every line)."""
+    quotation = ""
+    for line in dict.fromkeys(casting.line for casting in castings):
+        quotation = f"{quotation} // {line}" if quotation else line
+        if len(quotation) > QUOTATION_CHARS:
+            return quotation[: QUOTATION_CHARS - 1] + "…"
+    return quotation
 
 
 def _as_vote(value: str) -> VoteValue:

@@ -43,6 +43,12 @@ _BOUNDARY_LINE: Final = re.compile(rb"(?m)^--([!#-~]{1,200})[ \t]*\r?$")
 _ENRICHED_PARAM: Final = re.compile(r"(?<!<)<param>.*?</param>", re.IGNORECASE | re.DOTALL)
 _ENRICHED_TOKEN: Final = re.compile(r"<<|</?[A-Za-z0-9-]{1,60}>")
 _NEWLINE_RUN: Final = re.compile(r"\n+")
+# The stdlib parser keeps a string per line, some 25 times the bytes; past this many bytes of
+# body only the first are parsed. The classifier reads at most 1,000,000 characters anyway.
+PARSE_BODY_BYTES: Final = 1 << 20
+_HEAD_PROBE: Final = 1 << 16
+_HASH_PIECE: Final = 1 << 20
+_CR: Final = ord("\r")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -121,20 +127,20 @@ def normalise_newlines(raw: bytes) -> bytes:
     """CRLF and lone CR to LF, so that line rules see the same text from IMAP and mbox."""
     if b"\r" not in raw:
         return raw
-    return raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    unified = raw.replace(b"\r\n", b"\n")
+    # A second copy only for lone CRs (rare), so that a 50 MB mail usually costs one copy, not two.
+    return unified.replace(b"\r", b"\n") if b"\r" in unified else unified
 
 
 def peek(raw: bytes) -> Envelope:
     """Read only the routing headers; fast (only the header block is scanned), and never raises."""
-    raw = normalise_newlines(raw)
-    end = raw.find(b"\n\n")
     try:
-        scanned = _scan_headers(raw[:end] if end >= 0 else raw)
+        scanned = _scan_headers(_header_block(raw))
         # Decoded exactly as parse() decodes them, so that both give the same key and links.
         headers = {name: _decode_header(value) for name, value in scanned.items()}
         message_id = normalise_message_id(headers.get("message-id"))
         return Envelope(
-            key=message_id or content_key(raw, ""),
+            key=message_id or _hashed_key(raw),
             message_id=message_id,
             in_reply_to=normalise_message_id(headers.get("in-reply-to")),
             references=message_ids(headers.get("references")),
@@ -143,7 +149,36 @@ def peek(raw: bytes) -> Envelope:
             date=_parse_date(headers.get("date", "")),
         )
     except Exception:
-        return Envelope(content_key(raw, ""), "", "", (), "", "", None)
+        return Envelope(_hashed_key(raw), "", "", (), "", "", None)
+
+
+def _header_block(raw: bytes) -> bytes:
+    """The header block, line endings normalised, without copying the body (a mail may be 50 MB)."""
+    probe = raw[:_HEAD_PROBE]
+    if len(raw) > _HEAD_PROBE and probe.endswith(b"\r"):
+        probe = probe[:-1]  # half of a CRLF: the blank line is not found by cutting it in two
+    head = normalise_newlines(probe)
+    end = head.find(b"\n\n")
+    if end >= 0:
+        return head[:end]
+    if len(raw) <= _HEAD_PROBE:
+        return head
+    whole = normalise_newlines(raw)
+    end = whole.find(b"\n\n")
+    return whole[:end] if end >= 0 else whole
+
+
+def _hashed_key(raw: bytes) -> str:
+    """`content_key` of the normalised bytes, hashed piece by piece rather than from a normalised copy."""
+    digest = hashlib.sha256()
+    start = 0
+    while start < len(raw):
+        stop = min(len(raw), start + _HASH_PIECE)
+        if stop < len(raw) and raw[stop - 1] == _CR:
+            stop += 1  # keep a CRLF in one piece
+        digest.update(normalise_newlines(raw[start:stop]))
+        start = stop
+    return "sha256:" + digest.hexdigest()
 
 
 def _scan_headers(head: bytes) -> dict[str, str]:
@@ -174,11 +209,28 @@ def _scan_headers(head: bytes) -> dict[str, str]:
 
 def parse(raw: bytes) -> Message:
     """Parse raw message bytes; never raises, recording what was wrong in `defects`."""
-    raw = normalise_newlines(raw)
     defects: list[str] = []
-    stdlib = _stdlib_parse(raw, defects)
+    size = len(raw) - raw.count(b"\r\n")  # the normalised size, without making the normalised copy
+    stdlib = _stdlib_parse(_bounded(raw, size, defects), defects)
     defects.extend(_mailparser_defects(stdlib))
-    return _from_stdlib(raw, peek(raw), stdlib, defects)
+    return _from_stdlib(size, peek(raw), stdlib, defects)
+
+
+def _bounded(raw: bytes, size: int, defects: list[str]) -> bytes:
+    """The header block and at most PARSE_BODY_BYTES of body, normalised: a 50 MB mail must not cost 1 GB."""
+    if size <= PARSE_BODY_BYTES:
+        return normalise_newlines(raw)
+    head = _header_block(raw)
+    # The raw header block is at most twice the normalised one (every LF may have been a CRLF).
+    prefix = raw[: 2 * len(head) + 2 + 2 * PARSE_BODY_BYTES]
+    if len(prefix) < len(raw) and prefix.endswith(b"\r"):
+        prefix = prefix[:-1]
+    normalised = normalise_newlines(prefix)
+    cut = len(head) + 2 + PARSE_BODY_BYTES
+    if len(normalised) <= cut:
+        return normalised
+    defects.append(f"message of {size} bytes: only the first {PARSE_BODY_BYTES} bytes of its body parsed")
+    return normalised[:cut]
 
 
 def _stdlib_parse(raw: bytes, defects: list[str]) -> email.message.Message:
@@ -189,7 +241,7 @@ def _stdlib_parse(raw: bytes, defects: list[str]) -> email.message.Message:
         return email.message.Message()
 
 
-def _from_stdlib(raw: bytes, env: Envelope, msg: email.message.Message, defects: list[str]) -> Message:
+def _from_stdlib(size: int, env: Envelope, msg: email.message.Message, defects: list[str]) -> Message:
     """The routing headers come from the envelope, so that peek() and parse() always agree on them."""
     message_id = env.message_id
     from_raw = _decode_header(msg.get("From"))
@@ -218,7 +270,7 @@ def _from_stdlib(raw: bytes, env: Envelope, msg: email.message.Message, defects:
         text=text,
         text_source=source,
         defects=tuple(dict.fromkeys(defects)),
-        size=len(raw),
+        size=size,
     )
 
 
