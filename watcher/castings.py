@@ -57,6 +57,8 @@ class Casting:
     fractional: bool
     position: Position = "start"
     """"start" when the token opens the line, "mid" when it sits in running text."""
+    condition: str | None = None
+    """The condition of a conditional vote ("if the CI run passes"), as written."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -73,6 +75,10 @@ class Reading:
     self_label: str | None
     lines_read: int = 0
     """How many lines of the voter's own text the rules looked at (bounded: see the module docstring)."""
+    withdrawn: bool = False
+    """The voter withdraws their earlier vote ("I retract my +1"); `vote` is the new one, if any."""
+    condition: str | None = None
+    """A conditional vote's condition ("as long as we fix the NOTICE year"): low confidence."""
 
 
 # --- Where the voter's own text ends ------------------------------------------------------
@@ -233,6 +239,41 @@ _CLAUSE_SPLIT: Final = re.compile(r"[.!?;:,()]")
 _SHORT_CLAUSE_WORDS: Final = 4
 _OTHERS_AFTER: Final = re.compile(r"\s*+(?:\([^)]*+\)\s*+)?from\s++(?!me\b|my\b|Me\b|My\b)[A-Z]")
 
+# The vote as meant: withdrawn, changed, conditional, aimed at a point, spelled "±0".
+# "±0" and "+/-0" are read as "+0" (same length, so that offsets into the line still hold).
+_ZERO_SPELLINGS: Final = (("+/-", "  +"), ("±", "+"))
+_RETRACT: Final = re.compile(
+    r"\b(?:retract(?:s|ed|ing)?|withdraw(?:s|n|ing)?|withdrew|rescind(?:s|ed|ing)?|revok(?:e|es|ed|ing)|"
+    r"take\s+back|taking\s+back|cancel(?:s|l?ed|l?ing)?|disregard|ignore|scratch)\s+"
+    r"(?:my\s+(?:earlier\s+|previous\s+|original\s+|own\s+)?(?:vote|[+-][01]|0)|[+-][01])",
+    re.IGNORECASE,
+)
+_CHANGE: Final = re.compile(
+    r"(?:\b(?:chang|switch|revis|updat|amend|turn|mov|flip)\w*+\s++(?:my\s++(?:vote\s++|[+-][01]\s++|0\s++)?|"
+    r"(?:the\s++|this\s++)?vote\s++)(?:from\s++\S++\s++)?(?:to|into)|\bswitch(?:ing)?\s++to|"
+    r"\bmake\s++(?:that|it|mine)|\bchanging\s++to|\bchange\s++to)\s++(?:an?\s++)?",
+    re.IGNORECASE,
+)
+_WITHDRAW_WORDS: Final = ("retract", "withdr", "rescind", "revok", "back", "cancel", "disregard", "ignore", "scratch")
+_CONDITIONAL_AFTER: Final = re.compile(
+    r"\s*+(?:\([^()]*+\)\s*+)?[,:;\-–—]?\s*+(?:but\s++)?(?:only\s++)?"
+    r"(?P<condition>if|as\s++long\s++as|provided|providing|assuming|once|on\s++condition|conditional|pending|"
+    r"subject\s++to|unless)\b",
+    re.IGNORECASE,
+)
+_CONDITION_CHARS: Final = 120
+_AIMED_AFTER: Final = re.compile(
+    r"\s*+(?:to|on|for|with)\s++(?:what\b|[A-Z][\w-]*+(?:'s|’s)\s|"
+    r"(?i:the|this|that|your|his|her|their|these|those|[a-z][\w-]*+(?:'s|’s))\s++(?:\w++\s++)?"
+    r"(?i:suggestion|proposal|idea|point|comment|approach|plan|fix|pr|patch|remark|option|question|concern|"
+    r"view|opinion|reply|message|mail|email|argument|reasoning|analysis|thought)s?\b)"
+)
+_ZERO_MID: Final = re.compile(
+    r"\b(?:i'?m|i\s+am|i\s+vote|put\s+me\s+(?:down\s+)?(?:as|at)|count\s+me\s+as)\s+(0)"
+    r"(?=\s+(?:on|for|here|about|regarding|from)\b|\s*+[.!,;]|\s*+$)",
+    re.IGNORECASE,
+)
+
 # --- Around the casting -------------------------------------------------------------------
 
 _TALLY_CONTEXT: Final = re.compile(
@@ -307,6 +348,7 @@ class _Scan:
     own: list[str]
     ignored: list[str]
     lines_read: int = 0
+    withdrawn: bool = False
 
 
 def read(text: str) -> Reading:
@@ -367,21 +409,28 @@ def _scan(text: str, lines: list[str]) -> _Scan:
                 offset += sum(len(extra) + 1 for extra in lines[index + 1 : index + span])
                 index += span - 1
                 continue
-        scan.lines_read += 1
         own_chars += len(line)
-        if scan.lines_read > OWN_LINES or own_chars > OWN_CHARS:
-            scan.lines_read -= 1
+        if scan.lines_read >= OWN_LINES or own_chars > OWN_CHARS:
             scan.ignored.append(OWN_CUT)
             break
-        if ("1" in line or "0" in line) and _has_token(line, first):
-            tally = _in_tally(line, previous, tally)
-            _read_line(scan, line, index, below_quote, tally)
-        else:
-            # Only lines without a token can hold a possible vote: "[ ] +1 Approve the release" must not.
-            own.append(line)
-            tally = False
+        scan.lines_read += 1
+        tally = _own_line(scan, line, index, below_quote, tally=tally, previous=previous)
         previous = line
     return scan
+
+
+def _own_line(scan: _Scan, line: str, index: int, below_quote: bool, *, tally: bool, previous: str) -> bool:
+    """Read one line of the voter's own text; returns whether a tally block goes on."""
+    if ("1" in line or "0" in line) and _has_token(line, line[0]):
+        tally = _in_tally(line, previous, tally)
+        _read_line(scan, line, index, below_quote, tally)
+        return tally
+    # Only lines without a token can hold a possible vote: "[ ] +1 Approve the release" must not.
+    scan.own.append(line)
+    if _may_withdraw(line):
+        scan.withdrawn = True
+        scan.ignored.append("earlier vote withdrawn")
+    return False
 
 
 def _quote_block(text: str, start: int, offset: int) -> tuple[int, int]:
@@ -394,7 +443,9 @@ def _quote_block(text: str, start: int, offset: int) -> tuple[int, int]:
 
 
 def _has_token(line: str, first: str) -> bool:
-    return "+1" in line or "-1" in line or "+0" in line or "-0" in line or first == "0"
+    if "+1" in line or "-1" in line or "+0" in line or "-0" in line or first == "0" or "±0" in line:
+        return True
+    return " 0" in line and _ZERO_MID.search(line) is not None
 
 
 def _attribution_span(line: str, lines: list[str], index: int) -> int:
@@ -429,8 +480,48 @@ def _read_line(scan: _Scan, line: str, index: int, below_quote: bool, tally: boo
         return
     if line[0] == "[" and _LOG_LINE.match(line):
         return
-    for casting, filled in _castings(line, tally, scan.ignored):
-        scan.found.append(_Found(casting, index, below_quote, filled))
+    written = line
+    for spelling, token in _ZERO_SPELLINGS:
+        if spelling in line:
+            line = line.replace(spelling, token)
+    changed = _changed_vote(line, written, scan.ignored)
+    if changed is not None:
+        scan.found.append(_Found(changed, index, below_quote, False))
+        return
+    start = 0
+    retract = _RETRACT.search(line)
+    if retract is not None:
+        scan.withdrawn = True
+        scan.ignored.append("earlier vote withdrawn")
+        start = retract.end()
+    for casting, filled in _castings(line, tally, scan.ignored, start):
+        scan.found.append(_Found(dataclasses.replace(casting, line=written), index, below_quote, filled))
+    zero = _ZERO_MID.search(line, start) if not scan.found or scan.found[-1].index != index else None
+    if zero is not None:
+        scan.found.append(_Found(Casting("0", written, False, "mid"), index, below_quote, False))
+
+
+def _may_withdraw(line: str) -> bool:
+    """ "I retract my vote" on a line without a token; substring tests first, as most lines have none."""
+    low = line.lower()
+    return any(word in low for word in _WITHDRAW_WORDS) and _RETRACT.search(line) is not None
+
+
+def _changed_vote(line: str, written: str, ignored: list[str]) -> Casting | None:
+    """The new value of a changed vote ("changing my -1 to a ±0", "make that a +1"), else None."""
+    change = _CHANGE.search(line)
+    if change is None:
+        return None
+    token = _TOKEN.match(line, change.end())
+    if token is None:
+        return None
+    sign, digit, separator, _decimals = token.groups()
+    if not sign and digit != "0":
+        return None
+    fractional = separator is not None
+    value = token.group(0) if fractional else _normal_value(sign, digit)
+    ignored.append(f"vote changed to {value}")
+    return Casting(value, written, fractional, "mid")
 
 
 def _ends_body(line: str, lines: list[str], index: int) -> bool:
@@ -496,11 +587,11 @@ def _next_text(lines: list[str], index: int) -> str | None:
     return None
 
 
-def _castings(line: str, tally: bool, ignored: list[str]) -> list[tuple[Casting, bool]]:
+def _castings(line: str, tally: bool, ignored: list[str], start: int = 0) -> list[tuple[Casting, bool]]:
     """The castings in one line of the voter's own text, each with whether it fills a template box."""
     result: list[tuple[Casting, bool]] = []
     # A vote is cast near the start of a short line; the caps keep a hostile line from costing n².
-    for match in itertools.islice(_TOKEN.finditer(line, 0, LINE_CHARS), LINE_TOKENS):
+    for match in itertools.islice(_TOKEN.finditer(line, start, LINE_CHARS), LINE_TOKENS):
         position = _position(line, match, tally, ignored)
         if position is None:
             continue
@@ -508,7 +599,12 @@ def _castings(line: str, tally: bool, ignored: list[str]) -> list[tuple[Casting,
         fractional = separator is not None
         value = match.group(0) if fractional else _normal_value(sign, digit)
         filled = bool(_FILLED_BOX_BEFORE.match(line[: match.start()]))
-        result.append((Casting(value, line, fractional, position), filled))
+        condition = _CONDITIONAL_AFTER.match(line, match.end())
+        written = None
+        if condition is not None:
+            begin = condition.start("condition")
+            written = line[begin : begin + _CONDITION_CHARS].strip()
+        result.append((Casting(value, line, fractional, position, written), filled))
     return result
 
 
@@ -534,6 +630,9 @@ def _position(line: str, match: re.Match[str], tally: bool, ignored: list[str]) 
         return None
     if _OTHERS_AFTER.match(after):
         ignored.append(f"{token} reported for someone else, not cast")
+        return None
+    if _AIMED_AFTER.match(after):
+        ignored.append(f"{token} on a proposal or point, not on the release")
         return None
     if start:
         if _is_result_list(after):
@@ -593,7 +692,9 @@ def _is_result_list(after: str) -> bool:
     items = [item.strip() for item in _LIST_SPLIT.split(rest.strip())]
     trailing = bool(items) and items[-1] == ""
     names = [item for item in items if item]
-    if len(names) < 2 and not (names and trailing):
+    # "+1 (non-binding): Vaquar Khan" lists someone's vote; "+1 (binding): LGTM" is one.
+    labelled = "(" in after[: colon.end()] and len(names) == 1 and not names[0].isupper()
+    if len(names) < 2 and not (names and (trailing or labelled)):
         return False
     return all(_is_name(item) for item in names)
 
@@ -650,7 +751,16 @@ def _reading(found: list[_Found], scan: _Scan, lines: list[str]) -> Reading:
         reasons.extend(scan.ignored)
         confidence: Confidence = "low" if possible or fraction else "high"
         return Reading(
-            None, castings, quotation, confidence, _unique(reasons), fraction, possible, label, scan.lines_read
+            None,
+            castings,
+            quotation,
+            confidence,
+            _unique(reasons),
+            fraction,
+            possible,
+            label,
+            scan.lines_read,
+            scan.withdrawn,
         )
     values = {item.casting.value for item in counted}
     vote: VoteValue
@@ -671,9 +781,24 @@ def _reading(found: list[_Found], scan: _Scan, lines: list[str]) -> Reading:
     if label is not None:
         reasons.append(f"self-labelled {label}")
     reasons.extend(scan.ignored)
-    high = vote != "?" and any(item.casting.position == "start" for item in counted)
+    condition = next((item.casting.condition for item in counted if item.casting.condition), None)
+    if condition is not None:
+        reasons.append(f"conditional vote: {condition}")
+    high = vote != "?" and condition is None and any(item.casting.position == "start" for item in counted)
     confidence = "high" if high else "low"
-    return Reading(vote, castings, quotation, confidence, _unique(reasons), fraction, None, label, scan.lines_read)
+    return Reading(
+        vote,
+        castings,
+        quotation,
+        confidence,
+        _unique(reasons),
+        fraction,
+        None,
+        label,
+        scan.lines_read,
+        scan.withdrawn,
+        condition,
+    )
 
 
 def _quotation(castings: tuple[Casting, ...]) -> str:

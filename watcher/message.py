@@ -31,6 +31,8 @@ TextSource = Literal["plain", "html", "none"]
 logging.getLogger("mailparser").setLevel(logging.ERROR)
 
 _MID_RE: Final = re.compile(r"<([^<>\s]+)>")
+# The last <addr-spec> of a header: the address, whatever the display name before it holds.
+_ANGLE_ADDRESS: Final = re.compile(r"<\s*([^<>\s]+@[^<>\s]+?)\s*>\s*$")
 _LIST_ID_RE: Final = re.compile(r"<([^<>]+)>")
 _NOT_IN_ID_RE: Final = re.compile(r"[<>\s]")
 _TRACE_HEADERS: Final = ("Received", "Delivered-To", "X-Original-To", "Return-Path")
@@ -245,7 +247,7 @@ def _from_stdlib(size: int, env: Envelope, msg: email.message.Message, defects: 
     """The routing headers come from the envelope, so that peek() and parse() always agree on them."""
     message_id = env.message_id
     from_raw = _decode_header(msg.get("From"))
-    from_name, from_address = _parse_address(from_raw)
+    from_name, from_address = parse_from(_raw_header(msg, "From"))
     text, source = _body_text(msg, defects)
     date_raw = _safe_header(msg, "Date", defects)
     date = env.date
@@ -348,16 +350,45 @@ def _list_id(value: str) -> str:
     return inner.strip().strip("<>").lower()
 
 
-def _parse_address(value: str) -> tuple[str, str]:
-    if not value:
-        return "", ""
+def _raw_header(msg: email.message.Message, name: str) -> str | None:
+    """The first header of that name as it was sent (encoded words and 8-bit bytes intact)."""
+    wanted = name.lower()
     try:
-        name, address = email.utils.parseaddr(value)
+        return next((str(value) for key, value in msg.raw_items() if key.lower() == wanted), None)
     except Exception:
+        return None
+
+
+def parse_from(value: object) -> tuple[str, str]:
+    """(display name, address) of a raw From header: the address is read before anything is decoded.
+
+    Decoding first would let an encoded display name speak for the address: `=?utf-8?Q?Doe,_John?=`
+    would become two addresses, and `=?utf-8?Q?chen@apache.org?= <attacker@evil.example>` would be
+    chen's. Only the display name is decoded (RFC 2047 allows encoded words only there).
+    """
+    if value is None:
         return "", ""
-    if "@" not in address:
-        address = ""
-    return name.strip().strip('"'), address.strip().lower()
+    raw = " ".join(str(value).split())
+    angle = _ANGLE_ADDRESS.search(raw)
+    if angle is not None:
+        name, address = raw[: angle.start()], angle.group(1)
+    else:
+        try:
+            name, address = email.utils.parseaddr(raw)
+        except Exception:
+            return "", ""
+    name = name.strip()
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = email.utils.unquote(name)
+    address = _recover_8bit(address).strip().lower()
+    return _decode_header(name).strip().strip('"'), address if "@" in address else ""
+
+
+def _recover_8bit(text: str) -> str:
+    # compat32 smuggles raw 8-bit header bytes as surrogates; recover them as UTF-8.
+    with contextlib.suppress(UnicodeError):
+        return text.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+    return text
 
 
 def _addresses(values: Iterable[str]) -> tuple[str, ...]:

@@ -73,6 +73,8 @@ def _vote_json(vote: tally.Vote) -> dict[str, Any]:
         data["carried"] = True
     if vote.fraction is not None:
         data["fraction"] = vote.fraction
+    if vote.condition is not None:
+        data["condition"] = vote.condition
     return data
 
 

@@ -53,6 +53,8 @@ class Vote:
     carried: bool = False
     fraction: str | None = None
     hint_uid: str | None = None
+    condition: str | None = None
+    """A conditional vote's condition: the release manager should check it."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -221,8 +223,12 @@ class _Collector:
         if sender is None:
             self.warnings.append(f"no sender address in <{msg.message_id or msg.key}>; message skipped")
             return
+        self.warnings.extend(warning for warning in sender.warnings if warning not in self.warnings)
         reading = castings.read(msg.text)
         if reading.vote is None and reading.fraction is None:
+            if reading.withdrawn and self.votes.pop(sender.key, None) is not None:
+                self.warnings.append(f"{sender.key} withdrew their vote in <{msg.message_id or msg.key}>")
+                return
             self._maybe_possible(msg, sender, reading)
             return
         self._record(msg, sender, reading)
@@ -257,6 +263,7 @@ class _Collector:
             reasons=tuple(dict.fromkeys(reasons)),
             fraction=reading.fraction,
             hint_uid=sender.hint_uid,
+            condition=reading.condition,
         )
 
 
