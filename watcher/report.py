@@ -53,7 +53,7 @@ def to_json(result: tally.Tally) -> dict[str, Any]:
         "passed": result.passed,
         "outcome": result.outcome,
         "stopped_at": _stopped_json(result.stopped_at),
-        "binding_unknown_because": result.unknown_because,
+        "no_verdict_because": result.no_verdict_because,
         "receipts": [_bracketed(mid) for mid in result.receipts],
         "warnings": list(result.warnings),
     }
@@ -149,8 +149,7 @@ def _outcome(result: tally.Tally) -> str:
         "passed": "The vote passes.",
         "failed": "The vote does not pass.",
         "cancelled": "The vote was cancelled.",
-        "unknown": "No verdict: without a roster for the committee, binding votes cannot be told apart "
-        "(give --roster, --roster-url or --atr).",
+        "unknown": f"No verdict: {result.no_verdict_because or 'binding status is unknown'}.",
     }[result.outcome]
     stopped = result.stopped_at
     if stopped is not None:

@@ -133,6 +133,8 @@ class Tally:
     """Message-IDs left out as ATR ballot receipts (recognised by their shape)."""
     unknown_because: str | None = None
     """Why binding status (and so the verdict) is unknown, when it is."""
+    no_verdict_because: str | None = None
+    """Why there is no verdict (`passed` is None): binding status unknown, or votes the roster cannot place."""
 
     @property
     def low_confidence(self) -> tuple[Vote, ...]:
@@ -164,6 +166,10 @@ def tally(messages: Sequence[message.Message], people: roster.Roster, options: O
     summary = summarise(votes)
     thread = state.thread_info(messages)
     passed = None if unknown_because else passes(summary.binding.yes, summary.binding.no)
+    no_verdict_because = unknown_because
+    if passed is not None:
+        no_verdict_because = _hinted_flip(votes, people, committee, summary, passed=passed)
+        passed = None if no_verdict_because else passed
     warnings = [*state.warnings, *_early_close(thread, state.stopped_at)]
     return Tally(
         thread=thread,
@@ -177,18 +183,46 @@ def tally(messages: Sequence[message.Message], people: roster.Roster, options: O
         stopped_at=state.stopped_at,
         receipts=tuple(state.receipts),
         unknown_because=unknown_because,
+        no_verdict_because=no_verdict_because,
     )
 
 
 def _unknown_because(people: roster.Roster, committee: str | None) -> str | None:
     """Why nobody's binding status can be told, or None when the roster has the committee."""
     if committee is None:
-        return "no committee is known (give --committee)"
+        return "no committee is known (give --committee), so binding votes cannot be told apart"
     if not people.committees:
-        return f"no roster was given for {committee!r}"
+        return f"no roster was given for {committee!r} (give --roster, --roster-url or --atr)"
     if committee not in people.committees:
-        return f"the roster has no committee {committee!r}"
+        return f"the roster has no committee {committee!r}, so binding votes cannot be told apart"
     return None
+
+
+def _hinted_flip(
+    votes: Sequence[Vote], people: roster.Roster, committee: str | None, summary: Summary, *, passed: bool
+) -> str | None:
+    """Why there is no verdict when votes whose display names match committee members would change it.
+
+    A display name is never enough to make a vote binding, but neither is it right to declare a
+    result those votes could overturn: the roster lacks their addresses.
+    """
+    hinted = [
+        vote
+        for vote in votes
+        if vote.status != "binding"
+        and vote.vote in ("+1", "-1")
+        and vote.hint_uid
+        and people.status(vote.hint_uid, committee) == "binding"
+    ]
+    yes = summary.binding.yes + sum(1 for vote in hinted if vote.vote == "+1")
+    no = summary.binding.no + sum(1 for vote in hinted if vote.vote == "-1")
+    if not hinted or passes(yes, no) == passed:
+        return None
+    named = ", ".join(f"{vote.email} ({vote.hint_uid}?)" for vote in hinted)
+    return (
+        f"votes from addresses the roster does not know carry committee members' names, {named}, "
+        "and would change the result; add the addresses as aliases (--roster)"
+    )
 
 
 def _outcome(passed: bool | None, stopped_at: StopAt | None) -> Outcome:
