@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Final
 
+import watcher.commands.tally_atr as tally_atr
 import watcher.message as message
 import watcher.progress as progress
 import watcher.report as report
@@ -41,7 +42,21 @@ class InputError(Exception):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `tally`."""
-    parser.add_argument("sources", nargs="+", metavar="SOURCE", help="mbox, Maildir, .eml file(s) or a thread URL")
+    parser.add_argument(
+        "sources",
+        nargs="*",
+        metavar="SOURCE",
+        help="mbox, Maildir, .eml file(s) or a thread URL (with --atr: the release's vote_thread_url by default)",
+    )
+    parser.add_argument(
+        "--atr",
+        nargs=3,
+        metavar=("BASE_URL", "PROJECT", "VERSION"),
+        help="the release in ATR: its committee (binding voters), ballots and receipts; ATR_UID and ATR_PAT "
+        "(or --atr-uid, --atr-pat-file) to read the ballots",
+    )
+    parser.add_argument("--atr-uid", metavar="UID", help="the ATR account whose token reads vote/tabulate")
+    parser.add_argument("--atr-pat-file", type=pathlib.Path, metavar="FILE", help="a file holding that account's PAT")
     parser.add_argument("--roster", type=pathlib.Path, help="roster TOML: committees and address aliases")
     parser.add_argument("--committee", help="committee whose members are binding (default: from the List-Id)")
     parser.add_argument("--round", type=int, choices=(1, 2), dest="vote_round", help="podling vote round")
@@ -73,23 +88,36 @@ def run(args: argparse.Namespace) -> int:
     """Tally and print; exit 2 with a clear message on unreadable or contradictory input."""
     try:
         _check_round(args)
+        from_atr = _from_atr(args)
         people, notes = _roster(args)
+        if from_atr is not None:
+            people = people.merged(from_atr.people)
+            notes.append(f"ATR {args.atr[0]} committee/get {from_atr.committee}")
         _check_committee(args, people)
-        messages = read_thread(args.sources, args.thread, args.archive_url, quiet=args.quiet)
+        sources = _sources(args, from_atr)
+        messages = read_thread(sources, args.thread, args.archive_url, quiet=args.quiet)
         previous = (
             read_thread([args.previous_round], None, args.archive_url, quiet=args.quiet) if args.previous_round else []
         )
-    except (InputError, roster.RosterError, archive.ArchiveError, threads.ThreadNotFound) as exc:
+    except (
+        InputError,
+        roster.RosterError,
+        archive.ArchiveError,
+        threads.ThreadNotFound,
+        tally_atr.AtrReadError,
+    ) as exc:
         print(f"vote-watcher tally: {exc}", file=sys.stderr)
         return EXIT_INPUT
     if not messages:
         print("vote-watcher tally: no messages in the given sources", file=sys.stderr)
         return EXIT_INPUT
-    vote_round = args.vote_round or (2 if previous else None)
+    vote_round = args.vote_round or (2 if previous else None) or (from_atr.vote_round if from_atr else None)
+    committee = args.committee or (from_atr.committee if from_atr else None)
+    receipts = from_atr.receipts if from_atr else frozenset()
     options = tally.Options(
-        committee=args.committee or committee_from_list(messages[0].list_id),
+        committee=committee or committee_from_list(messages[0].list_id),
         vote_round=vote_round,
-        excluded_message_ids=frozenset(args.exclude_message_id),
+        excluded_message_ids=frozenset(args.exclude_message_id) | receipts,
         previous_round=previous,
         leave_out_receipts=True,
     )
@@ -97,12 +125,40 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         data = report.to_json(result)
         data["roster"] = notes
+        if from_atr is not None:
+            data["atr"] = tally_atr.to_json(from_atr)
         print(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         sys.stdout.write(report.to_text(result))
         if notes:
             sys.stdout.write("\n" + "".join(f"Roster: {note}\n" for note in notes))
+        if from_atr is not None:
+            sys.stdout.write(tally_atr.to_text(from_atr))
     return 0
+
+
+def _from_atr(args: argparse.Namespace) -> tally_atr.FromAtr | None:
+    if not args.atr:
+        return None
+    import watcher.log as log_setup
+
+    # The ATR client logs each request; on the command line only warnings, and on stderr, never in the output.
+    log_setup.configure(level="warning")
+    base_url, project, version = args.atr
+    return tally_atr.read(base_url, project, version, uid=args.atr_uid, pat_file=args.atr_pat_file)
+
+
+def _sources(args: argparse.Namespace, from_atr: tally_atr.FromAtr | None) -> list[str]:
+    """The sources given, else the release's thread from ATR."""
+    if args.sources:
+        return list(args.sources)
+    if from_atr is None:
+        raise InputError("no SOURCE given (an mbox, a Maildir, .eml files or a thread URL; or --atr)")
+    if not from_atr.thread_url:
+        raise InputError(
+            f"ATR gives no vote_thread_url for {from_atr.project} {from_atr.version}: give the thread as SOURCE"
+        )
+    return [from_atr.thread_url]
 
 
 def _check_round(args: argparse.Namespace) -> None:
