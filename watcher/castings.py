@@ -257,7 +257,8 @@ _CHANGE: Final = re.compile(
 _WITHDRAW_WORDS: Final = ("retract", "withdr", "rescind", "revok", "back", "cancel", "disregard", "ignore", "scratch")
 _CONDITIONAL_AFTER: Final = re.compile(
     r"\s*+(?:\([^()]*+\)\s*+)?[,:;\-–—]?\s*+(?:but\s++)?(?:only\s++)?"
-    r"(?P<condition>if|as\s++long\s++as|provided|providing|assuming|once|on\s++condition|conditional|pending|"
+    r"(?P<condition>if|as\s++long\s++as|provided|providing|assuming|once(?!\s+(?:again|more))|on\s++condition|"
+    r"conditional|pending|"
     r"subject\s++to|unless)\b",
     re.IGNORECASE,
 )

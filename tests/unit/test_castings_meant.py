@@ -62,6 +62,7 @@ def case(case_id: str, body: str, vote: str | None, confidence: str, **extra: ob
             condition="assuming the checksums are fixed",
         ),
         case("once", "+1 once the staging repo is closed\n", "+1", "low", condition="once the staging repo is closed"),
+        case("once-again-is-no-condition", "+1, once again great work\n", "+1", "high"),
         # A +1 on someone's proposal or point is not a vote on the release.
         case("someones-suggestion", "+1 to Chris's suggestion\n", None, "high"),
         case("the-proposal", "+1 on the proposal to drop Java 8\n", None, "high"),
