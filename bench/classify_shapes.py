@@ -21,6 +21,15 @@ import watcher.castings as castings
 
 RUNS = 3
 SIZES = {"100KB": 100_000, "1MB": 1_000_000}
+SEPARATOR = "From jane@apache.org Mon Jan  1 00:00:00 2024\n"
+VOTE = (
+    "From: Rita Manager <rita@apache.org>\n"
+    "Subject: [VOTE] Release Apache Foo 1.0\n"
+    "Message-ID: <vote@example.org>\n"
+    "Date: Mon, 1 Jan 2024 00:00:00 +0000\n"
+    "List-Id: <dev.foo.apache.org>\n\n"
+    "Please vote.\n"
+)
 HEADERS = (
     "From: Jane Doe <jane@apache.org>\n"
     "To: dev@foo.apache.org\n"
@@ -29,7 +38,7 @@ HEADERS = (
     "In-Reply-To: <vote@example.org>\n"
     "Date: Mon, 1 Jan 2024 00:00:00 +0000\n"
     "List-Id: <dev.foo.apache.org>\n"
-    "Content-Type: text/plain; charset=utf-8\n\n"
+    "Content-Type: {content_type}; charset=utf-8\n\n"
 )
 # The child reports its own peak RSS (kB on Linux) on its last stderr line.
 CHILD = (
@@ -53,26 +62,41 @@ SHAPES: dict[str, Callable[[int], str]] = {
     "result_line": lambda size: repeat(": (", size, "+1 "),
     "attribution_lines": lambda size: repeat("\n\n 写道：", size, "> q\n"),
 }
+HTML_SHAPES: dict[str, Callable[[int], str]] = {
+    "html_nested_blockquotes": lambda size: "+1" + repeat("<blockquote>x", size),
+    "html_paragraphs": lambda size: repeat("<p>+1 (binding)</p>", size),
+}
 
 
-def tally_once(path: pathlib.Path) -> tuple[float, float]:
-    """Seconds and peak RSS (MB) of one `vote-watcher tally PATH` process."""
+def thread(reply_body: str, content_type: str = "text/plain") -> str:
+    """An mbox: the [VOTE] call, then one reply with this body."""
+    reply = HEADERS.format(content_type=content_type) + reply_body + "\n"
+    return f"{SEPARATOR}{VOTE}\n{SEPARATOR}{reply}"
+
+
+def tally_once(*paths: pathlib.Path) -> tuple[float, float]:
+    """Seconds and peak RSS (MB) of one `vote-watcher tally PATH...` process."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, "tally", "--format", "json", str(path)],
+        [sys.executable, "-c", CHILD, "tally", "--quiet", "--format", "json", *map(str, paths)],
         capture_output=True,
         text=True,
         check=False,
     )
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
-        raise RuntimeError(f"tally of {path} exited {done.returncode}: {done.stderr[-500:]}")
+        raise RuntimeError(f"tally of {paths} exited {done.returncode}: {done.stderr[-500:]}")
     return elapsed, int(done.stderr.strip().splitlines()[-1]) / 1024
 
 
 def measure(name: str, path: pathlib.Path) -> None:
     """Print the median seconds and the largest peak RSS of RUNS tallies."""
-    runs = [tally_once(path) for _ in range(RUNS)]
+    measure_sources(name, path)
+
+
+def measure_sources(name: str, *paths: pathlib.Path) -> None:
+    """Print the median seconds and the largest peak RSS of RUNS tallies of these sources."""
+    runs = [tally_once(*paths) for _ in range(RUNS)]
     print(f"{name}_seconds: {statistics.median(r[0] for r in runs):.2f} s")
     print(f"{name}_peak_rss: {max(r[1] for r in runs):.0f} MB")
 
@@ -81,24 +105,28 @@ def main() -> int:
     """Print the figures."""
     with tempfile.TemporaryDirectory() as scratch:
         folder = pathlib.Path(scratch)
-        baseline = folder / "baseline.eml"
-        baseline.write_text(HEADERS + "+1\n", encoding="utf-8")
+        baseline = folder / "baseline.mbox"
+        baseline.write_text(thread("+1"), encoding="utf-8")
         measure("one_line_vote", baseline)
-        for shape, make in SHAPES.items():
+        shapes = [(name, make, "text/plain") for name, make in SHAPES.items()]
+        shapes += [(name, make, "text/html") for name, make in HTML_SHAPES.items()]
+        for shape, make, content_type in shapes:
             for label, size in SIZES.items():
                 body = make(size)
-                path = folder / f"{shape}-{label}.eml"
-                path.write_text(HEADERS + body + "\n", encoding="utf-8")
+                path = folder / f"{shape}-{label}.mbox"
+                path.write_text(thread(body, content_type), encoding="utf-8")
                 measure(f"{shape}_{label}", path)
-                print(f"{shape}_{label}_lines_read: {castings.read(body).lines_read} lines")
+                if content_type == "text/plain":
+                    print(f"{shape}_{label}_lines_read: {castings.read(body).lines_read} lines")
+        big_body = "+1\n" * (50_000_000 // 3)
+        vote = folder / "vote.eml"
+        vote.write_text(VOTE, encoding="utf-8")
         big = folder / "big.eml"
-        big.write_text(HEADERS + "+1\n" * (50_000_000 // 3), encoding="utf-8")
-        measure("plus_one_lines_50MB_eml", big)
-        mbox = folder / "big.mbox"
-        with mbox.open("wb") as handle:
-            handle.write(b"From jane@apache.org Mon Jan  1 00:00:00 2024\n")
-            handle.write(big.read_bytes())
+        big.write_text(HEADERS.format(content_type="text/plain") + big_body, encoding="utf-8")
+        measure_sources("plus_one_lines_50MB_eml", vote, big)
         big.unlink()
+        mbox = folder / "big.mbox"
+        mbox.write_text(thread(big_body), encoding="utf-8")
         measure("plus_one_lines_50MB_mbox", mbox)
     return 0
 

@@ -17,12 +17,12 @@ import email.parser
 import email.policy
 import email.utils
 import hashlib
+import html.parser
 import logging
 import re
 from collections.abc import Iterable
 from typing import Final, Literal
 
-import bs4
 import mailparser
 
 TextSource = Literal["plain", "html", "none"]
@@ -38,7 +38,10 @@ _NOT_IN_ID_RE: Final = re.compile(r"[<>\s]")
 _TRACE_HEADERS: Final = ("Received", "Delivered-To", "X-Original-To", "Return-Path")
 _BAD_NAME_RE: Final = re.compile(rb"[^\x21-\x39\x3b-\x7e]")
 _ROUTING_HEADERS: Final = frozenset({"message-id", "in-reply-to", "references", "list-id", "subject", "date"})
-_HTML_BREAKS: Final = ("br", "p", "div", "li", "tr", "blockquote", "h1", "h2", "h3", "h4", "pre")
+_HTML_BREAKS: Final = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "pre"})
+_HTML_BLOCKS: Final = _HTML_BREAKS - {"br"}
+_HTML_SKIPPED: Final = frozenset({"script", "style", "head"})
+_QUOTE_LEVELS: Final = 8
 _FALLBACK_CHARSET: Final = "utf-8"
 _PGP_ARMOUR: Final = "-----BEGIN PGP MESSAGE-----"
 _BOUNDARY_LINE: Final = re.compile(rb"(?m)^--([!#-~]{1,200})[ \t]*\r?$")
@@ -536,19 +539,69 @@ def _clean_text(text: str) -> str:
 
 
 def _html_to_text(markup: str) -> str:
-    """Turn an HTML body into lines, keeping blockquotes as `>`-quoted lines."""
+    """Turn an HTML body into lines, keeping blockquotes as `>`-quoted lines; linear in the markup."""
+    reader = _HtmlText()
     try:
-        soup = bs4.BeautifulSoup(markup, "html.parser")
+        reader.feed(markup)
+        reader.close()
     except Exception:
         return ""
-    for dropped in soup(["script", "style", "head"]):
-        dropped.decompose()
-    # Innermost first, so that a quote inside a quote gets two markers.
-    for quote in reversed(soup.find_all("blockquote")):
-        inner = quote.get_text("\n")
-        quoted = "\n".join("> " + line for line in inner.splitlines() if line.strip())
-        quote.replace_with(soup.new_string("\n" + quoted + "\n"))
-    for tag in soup.find_all(_HTML_BREAKS):
-        tag.insert_before(soup.new_string("\n"))
-    lines = (line.strip() for line in soup.get_text().splitlines())
-    return "\n".join(line for line in lines if line)
+    return "\n".join(reader.finish())
+
+
+class _HtmlText(html.parser.HTMLParser):
+    """HTML to text lines in one pass (stdlib parser): a tree that is edited per element costs n².
+
+    Text inside a <blockquote> is prefixed "> " per level (at most _QUOTE_LEVELS: deeper is no more
+    quoted, and a 10,000-deep nesting must not cost 10,000 prefixes a line); block elements and <br>
+    break lines; script, style and head are dropped; inside a quote each text run is its own line.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self._lines: list[str] = []
+        self._current: list[str] = []
+        self._depth = 0
+        self._skipped = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "body":
+            self._skipped = 0  # a <head> never closed ends where the body starts
+        elif tag in _HTML_SKIPPED:
+            self._skipped += 1
+        elif tag == "blockquote":
+            self._break()
+            self._depth += 1
+        elif tag in _HTML_BREAKS:
+            self._break()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _HTML_SKIPPED:
+            self._skipped = max(0, self._skipped - 1)
+        elif tag == "blockquote":
+            self._break()
+            self._depth = max(0, self._depth - 1)
+        elif tag in _HTML_BLOCKS:
+            self._break()
+
+    def handle_data(self, data: str) -> None:
+        if self._skipped:
+            return
+        self._current.append(data)
+        if self._depth:
+            self._break()  # as get_text("\n") did: each text run of a quote on its own line
+
+    def finish(self) -> list[str]:
+        """The lines, stripped, blank ones dropped."""
+        self._break()
+        return self._lines
+
+    def _break(self) -> None:
+        if not self._current:
+            return
+        prefix = "> " * min(self._depth, _QUOTE_LEVELS)
+        for line in "".join(self._current).splitlines():
+            stripped = line.strip()
+            if stripped:
+                self._lines.append(prefix + stripped)
+        self._current = []

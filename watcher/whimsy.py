@@ -22,8 +22,6 @@ import pathlib
 from collections.abc import Mapping
 from typing import Any, Final
 
-import httpx
-
 import watcher.roster as roster
 
 DEFAULT_URL: Final = "https://whimsy.apache.org/public"
@@ -102,6 +100,8 @@ def load(
     verify: str | bool = True,
 ) -> tuple[roster.Roster, Source]:
     """The roster at `base_url` (a folder holding the two files), from the cache when fresh enough."""
+    import httpx  # here, not at the top: `tally` without --roster-url should not load it
+
     base = base_url.rstrip("/")
     where = (folder or cache_folder()) / hashlib.sha256(base.encode()).hexdigest()[:16]
     cached = _read_cache(where)
@@ -133,6 +133,8 @@ def _built(
 
 
 def _fetch(base: str, verify: str | bool) -> tuple[object, object]:
+    import httpx
+
     with httpx.Client(timeout=TIMEOUT_SECONDS, verify=verify, follow_redirects=True) as client:
         found = []
         for name in (PROJECTS_FILE, PEOPLE_FILE):
@@ -166,8 +168,9 @@ def _write_cache(where: pathlib.Path, projects: object, people: object, fetched:
 
 
 def _why(exc: Exception) -> str:
-    if isinstance(exc, httpx.HTTPStatusError):
-        return f"HTTP {exc.response.status_code}"
+    response = getattr(exc, "response", None)  # httpx.HTTPStatusError
+    if response is not None:
+        return f"HTTP {response.status_code}"
     return str(exc) or type(exc).__name__
 
 

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import watcher.castings as castings
+import watcher.message as message
 
 SMALL: int = 100_000
 LARGE: int = 1_000_000
@@ -118,3 +119,44 @@ def test_quotation_is_cut_at_a_fixed_length() -> None:
     assert reading.vote == "+1"
     assert len(reading.quotation) == castings.QUOTATION_CHARS
     assert reading.quotation.endswith("…")
+
+
+# --- The whole message: parse (HTML included) and read -------------------------------------------
+
+HTML_SHAPES: dict[str, Callable[[int], str]] = {
+    "nested-blockquotes": lambda size: "+1" + repeat("<blockquote>x", size),
+    "flat-blockquotes": lambda size: repeat("<blockquote>+1</blockquote>", size),
+    "paragraphs": lambda size: repeat("<p>+1 (binding)</p>", size),
+    "nested-divs": lambda size: repeat("<div>", size) + "+1",
+    "unclosed-comment": lambda size: "+1 <!--" + repeat("x", size),
+}
+
+
+def html_mail(body: str) -> bytes:
+    head = "From: Jane <jane@apache.org>\nSubject: Re: [VOTE] x\nMessage-ID: <h@x>\nContent-Type: text/html\n\n"
+    return (head + body).encode()
+
+
+def best_parse_time(raw: bytes, runs: int = 2) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        castings.read(message.parse(raw).text)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@pytest.mark.parametrize("shape", HTML_SHAPES)
+def test_html_shape_parses_and_reads_linearly(shape: str) -> None:
+    make = HTML_SHAPES[shape]
+    small, large = best_parse_time(html_mail(make(SMALL))), best_parse_time(html_mail(make(LARGE)))
+    assert large < TIME_BOX_SECONDS, f"{LARGE} characters took {large:.2f} s"
+    assert large <= MAX_RATIO * small + SLACK_SECONDS, f"{SMALL}: {small:.4f} s, {LARGE}: {large:.4f} s"
+
+
+def test_deep_blockquotes_are_quoted_at_a_bounded_depth() -> None:
+    text = message.parse(html_mail("+1" + "<blockquote>x" * 10_000)).text
+    lines = text.splitlines()
+    assert lines[0] == "+1"
+    assert max(len(line) for line in lines) == len("> " * 8 + "x")
+    assert castings.read(text).vote == "+1"

@@ -448,3 +448,9 @@ def test_hash_pieces_keep_a_crlf_that_falls_on_their_boundary() -> None:
     big = b"Subject: x\r\n\r\n" + b"a" * (piece - 15) + b"\r\n" + b"b\r" * 10
     assert big[piece - 1 : piece + 1] == b"\r\n"
     assert message.peek(big).key == message.content_key(message.normalise_newlines(big), "")
+
+
+def test_html_with_a_head_never_closed_still_reads_the_body() -> None:
+    html = b"<html><head><title>t</title><body><p>+1 (binding)</p></body></html>"
+    parsed = message.parse(raw(b"Subject: x", b"Content-Type: text/html; charset=utf-8", body=html))
+    assert parsed.text.splitlines() == ["+1 (binding)"]

@@ -15,15 +15,15 @@ import datetime
 import os
 import pathlib
 from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import pydantic
-
-import watcher.atr.client as client
-import watcher.atr.errors as errors
-import watcher.atr.models as models
-import watcher.atr.rosters as rosters
 import watcher.roster as roster
+
+if TYPE_CHECKING:
+    # The ATR client (httpx, pydantic, structlog) loads only when --atr is given: `tally` starts fast.
+    import pydantic
+
+    import watcher.atr.models as models
 
 
 class AtrReadError(Exception):
@@ -97,6 +97,9 @@ def to_text(found: FromAtr) -> str:
 
 
 async def _read(base_url: str, project: str, version: str, token: _Token | None) -> FromAtr:
+    import watcher.atr.client as client
+    import watcher.atr.rosters as rosters
+
     notes: list[str] = []
     async with client.AtrClient(base_url, token.uid if token else "", token.pat if token else None) as atr:
         release = await _call(atr.release_get(project, version), f"release/get {project} {version}")
@@ -130,6 +133,8 @@ async def _read(base_url: str, project: str, version: str, token: _Token | None)
 
 
 async def _call(pending: Awaitable[T], what: str) -> T:
+    import watcher.atr.errors as errors
+
     try:
         return await pending
     except errors.AtrError as exc:
@@ -149,6 +154,8 @@ def _token(uid: str | None, pat_file: pathlib.Path | None) -> _Token | None:
         return None
     if not uid:
         raise AtrReadError("an ATR token needs its account: give --atr-uid or ATR_UID")
+    import pydantic
+
     return _Token(uid, pydantic.SecretStr(pat))
 
 
