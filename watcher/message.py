@@ -51,6 +51,7 @@ _NEWLINE_RUN: Final = re.compile(r"\n+")
 # The stdlib parser keeps a string per line, some 25 times the bytes; past this many bytes of
 # body only the first are parsed. The classifier reads at most 1,000,000 characters anyway.
 PARSE_BODY_BYTES: Final = 1 << 20
+HEADER_BYTES: Final = 1 << 18
 _HEAD_PROBE: Final = 1 << 16
 _HASH_PIECE: Final = 1 << 20
 _CR: Final = ord("\r")
@@ -168,9 +169,17 @@ def _header_block(raw: bytes) -> bytes:
         return head[:end]
     if len(raw) <= _HEAD_PROBE:
         return head
-    whole = normalise_newlines(raw)
-    end = whole.find(b"\n\n")
-    return whole[:end] if end >= 0 else whole
+    # No mail has a header block this long: past HEADER_BYTES the rest is not headers worth reading.
+    probe = raw[: 2 * HEADER_BYTES]
+    if len(raw) > len(probe) and probe.endswith(b"\r"):
+        probe = probe[:-1]
+    longer = normalise_newlines(probe)
+    end = longer.find(b"\n\n", 0, HEADER_BYTES)
+    if end >= 0:
+        return longer[:end]
+    if len(longer) <= HEADER_BYTES:
+        return longer
+    return longer[: longer.rfind(b"\n", 0, HEADER_BYTES) + 1 or HEADER_BYTES]
 
 
 def _hashed_key(raw: bytes) -> str:
@@ -231,6 +240,10 @@ def _bounded(raw: bytes, size: int, defects: list[str]) -> bytes:
     if len(prefix) < len(raw) and prefix.endswith(b"\r"):
         prefix = prefix[:-1]
     normalised = normalise_newlines(prefix)
+    if not normalised.startswith(head + b"\n\n"):
+        # The header block was cut (HEADER_BYTES): parse only it, with no body.
+        defects.append(f"header block longer than {HEADER_BYTES} bytes: the rest of the message not parsed")
+        return head + b"\n"
     cut = len(head) + 2 + PARSE_BODY_BYTES
     if len(normalised) <= cut:
         return normalised

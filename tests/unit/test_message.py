@@ -454,3 +454,13 @@ def test_html_with_a_head_never_closed_still_reads_the_body() -> None:
     html = b"<html><head><title>t</title><body><p>+1 (binding)</p></body></html>"
     parsed = message.parse(raw(b"Subject: x", b"Content-Type: text/html; charset=utf-8", body=html))
     assert parsed.text.splitlines() == ["+1 (binding)"]
+
+
+def test_a_header_block_past_the_bound_is_cut_and_recorded() -> None:
+    big = b"From: Jane <jane@apache.org>\nSubject: x\nMessage-ID: <h@x>\n" + b"X-Padding: b\n" * 200_000
+    parsed = message.parse(big)
+    assert (parsed.key, parsed.subject, parsed.from_address) == ("h@x", "x", "jane@apache.org")
+    assert f"header block longer than {message.HEADER_BYTES} bytes: the rest of the message not parsed" in (
+        parsed.defects
+    )
+    assert message.peek(big).key == "h@x"
