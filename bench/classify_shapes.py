@@ -62,6 +62,13 @@ SHAPES: dict[str, Callable[[int], str]] = {
     "result_line": lambda size: repeat(": (", size, "+1 "),
     "attribution_lines": lambda size: repeat("\n\n 写道：", size, "> q\n"),
 }
+# Whole replies (headers and body) whose shape is in the MIME structure or the header block.
+RAW_SHAPES: dict[str, Callable[[int], str]] = {
+    "mime_parts": lambda size: (
+        'Content-Type: multipart/mixed; boundary="b"\n\n' + repeat("--b\nContent-Type: text/plain\n\n+1\n", size)
+    ),
+    "header_lines": lambda size: repeat("X-Padding: b\n", size) + "\n+1\n",
+}
 HTML_SHAPES: dict[str, Callable[[int], str]] = {
     "html_nested_blockquotes": lambda size: "+1" + repeat("<blockquote>x", size),
     "html_paragraphs": lambda size: repeat("<p>+1 (binding)</p>", size),
@@ -118,6 +125,12 @@ def main() -> int:
                 measure(f"{shape}_{label}", path)
                 if content_type == "text/plain":
                     print(f"{shape}_{label}_lines_read: {castings.read(body).lines_read} lines")
+        for shape, make in RAW_SHAPES.items():
+            for label, size in SIZES.items():
+                path = folder / f"{shape}-{label}.mbox"
+                reply = HEADERS.split("Content-Type:", maxsplit=1)[0] + make(size) + "\n"
+                path.write_text(f"{SEPARATOR}{VOTE}\n{SEPARATOR}{reply}", encoding="utf-8")
+                measure(f"{shape}_{label}", path)
         big_body = "+1\n" * (50_000_000 // 3)
         vote = folder / "vote.eml"
         vote.write_text(VOTE, encoding="utf-8")

@@ -18,6 +18,7 @@ import email.policy
 import email.utils
 import hashlib
 import html.parser
+import itertools
 import logging
 import re
 from collections.abc import Iterable
@@ -52,6 +53,7 @@ _NEWLINE_RUN: Final = re.compile(r"\n+")
 # body only the first are parsed. The classifier reads at most 1,000,000 characters anyway.
 PARSE_BODY_BYTES: Final = 1 << 20
 HEADER_BYTES: Final = 1 << 18
+_DEFECT_REPORT_PARTS: Final = 200
 _HEAD_PROBE: Final = 1 << 16
 _HASH_PIECE: Final = 1 << 20
 _CR: Final = ord("\r")
@@ -301,6 +303,10 @@ def _mailparser_defects(msg: email.message.Message) -> list[str]:
     for name in _TRACE_HEADERS:
         del msg[name]
     try:
+        parts = sum(1 for _ in itertools.islice(msg.walk(), _DEFECT_REPORT_PARTS + 1))
+        if parts > _DEFECT_REPORT_PARTS:
+            # mail-parser re-reads every part; on thousands of them that is most of the cost, for a report only.
+            return [f"more than {_DEFECT_REPORT_PARTS} MIME parts: mail-parser's defect report skipped"]
         parsed = mailparser.MailParser(msg)
         return [str(category) for category in parsed.defects_categories]
     except Exception as exc:
