@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from typing import Final
 
@@ -18,6 +19,7 @@ EXIT_INVALID: Final = 2
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of this command."""
     parser.add_argument("--config", required=True, metavar="PATH", help="path to the TOML configuration")
+    parser.add_argument("--probe", action="store_true", help="also ask the live servers (archive lists)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +35,28 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.config}: OK")
     for line in summary(loaded):
         print(line)
+    if args.probe and not probe_archives(loaded):
+        return EXIT_INVALID
     return EXIT_OK
+
+
+def probe_archives(cfg: config.Config) -> bool:
+    """Ask each lists.apache.org source about its lists; print one line each; False when one is unusable."""
+    import watcher.sources.ponymail as ponymail
+
+    async def probe(source: config.PonymailSource) -> list[ponymail.ListProbe]:
+        settings = ponymail.Settings(base_url=source.base_url, total_timeout_s=source.timeout.total_seconds())
+        async with ponymail.ArchiveClient(settings) as client:
+            return await ponymail.probe_lists(client, source.lists)
+
+    good = True
+    for source in cfg.sources:
+        if not isinstance(source, config.PonymailSource):
+            continue
+        for found in asyncio.run(probe(source)):
+            print(f"probe:     {source.name}: {found.list_address}: {'OK, ' if found.ok else ''}{found.text}")
+            good = good and found.ok
+    return good
 
 
 def summary(cfg: config.Config) -> list[str]:
@@ -85,8 +108,13 @@ def _source(source: config.Source) -> str:
             f"swept every {durations.render(source.sweep_interval)}"
         )
     if isinstance(source, config.PonymailSource):
+        import watcher.sources.ponymail as ponymail
+
+        private = [address for address in source.lists if ponymail.is_private_list(address)]
+        note = f"; {', '.join(private)}: {ponymail.PRIVATE_HINT}" if private else ""
         return (
             f"ponymail {source.name}: {source.base_url}, polled every {durations.render(source.poll_interval)}, "
-            f"lists {', '.join(source.lists)}"
+            f"lists {', '.join(source.lists)}, re-read every {source.reread_every} polls, "
+            f"lookback {durations.render(source.lookback)}{note}"
         )
     return f"{source.kind} {source.name}: {source.path}"
