@@ -40,12 +40,14 @@ HEADERS = (
     "List-Id: <dev.foo.apache.org>\n"
     "Content-Type: {content_type}; charset=utf-8\n\n"
 )
-# The child reports its own peak RSS (kB on Linux) on its last stderr line.
+# The child reports its own peak RSS (kB) on its last stderr line: VmHWM, not ru_maxrss, which Linux
+# carries across exec from the forking parent (this script, holding a 50 MB body, would inflate it).
 CHILD = (
-    "import resource, sys\n"
+    "import pathlib, sys\n"
     "import watcher.cli as cli\n"
     "code = cli.main(sys.argv[1:])\n"
-    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "status = pathlib.Path('/proc/self/status').read_text()\n"
+    "print(next(line.split()[1] for line in status.splitlines() if line.startswith('VmHWM:')), file=sys.stderr)\n"
     "sys.exit(code)\n"
 )
 
