@@ -15,6 +15,7 @@ import datetime
 import functools
 import pathlib
 import signal
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final
 
@@ -184,6 +185,7 @@ class Daemon:
     store_down_since: datetime.datetime | None = None
     """When the database last started failing (None while it works): the outage the status line shows."""
     _store_failed_jobs: set[str] = dataclasses.field(default_factory=set)
+    _store_failed_at: float = 0.0
     _stale_votes: set[int] = dataclasses.field(default_factory=set)
     _job_locks: dict[str, asyncio.Lock] = dataclasses.field(default_factory=dict)
 
@@ -534,6 +536,7 @@ class Daemon:
     def _store_failed(self, name: str, exc: store_api.StoreError) -> None:
         """An outage, not a bug: one clear line when it starts, a count for every job it stops."""
         self.metrics.job_failed(name, "store")
+        self._store_failed_at = time.monotonic()
         if name in SCHEDULED_JOBS:
             self._store_failed_jobs.add(name)
         if self.store_down_since is not None:
@@ -551,6 +554,11 @@ class Daemon:
     def _store_worked(self, name: str) -> None:
         self._store_failed_jobs.discard(name)
         if self.store_down_since is None or self._store_failed_jobs:
+            return
+        # A nearly full disk takes small writes and refuses large ones: the outage is over only once
+        # nothing has failed for two retry periods, so that it is one line, not one per flap.
+        quiet = time.monotonic() - self._store_failed_at
+        if quiet < 2 * self.cfg.watcher.store_retry.total_seconds():
             return
         log.info("daemon.store_recovered", job=name, down_since=self.store_down_since.isoformat())
         self.store_down_since = None

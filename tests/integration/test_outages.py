@@ -26,7 +26,7 @@ import watcher.testing.postgres as postgres
 VOTERS = 8
 # Big enough that the messages cannot hide in the free pages of SQLite's WAL file.
 PADDING_LINES = 600
-BIG_PADDING_LINES = 18_000
+BIG_PADDING_LINES = 12_000  # about 1.4 MB: under watcher.max_message_bytes (2 MB), which flags larger mail
 
 
 async def upgrade(config: pathlib.Path) -> str:
@@ -144,7 +144,7 @@ async def test_postgresql_stopped_mid_insert_loses_no_message_and_no_reminder(tm
                 )
                 uids = world.voters(VOTERS)
                 half = VOTERS // 2
-                # The first half large (about 2 MB each), so that the stop lands while they are being stored.
+                # The first half large (about 1.4 MB each), so that the stop lands while they are being stored.
                 offered = [
                     world.email_vote(stand_ins, uid, padding_lines=BIG_PADDING_LINES if n < half else PADDING_LINES)
                     for n, uid in enumerate(uids)
