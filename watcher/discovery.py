@@ -158,14 +158,12 @@ def min_hours(policy: models.Policy) -> int:
 
 
 def list_address(policy: models.Policy, committee_key: str, round_: int | None, second_round_list: str) -> str:
-    """Where the [VOTE] went: the round-2 list, else the policy's first recipient, else dev@."""
+    """Where the [VOTE] went: the round-2 list, else the policy's default `to`, else dev@ (atr.md §10.9)."""
     if round_ == 2:
         return second_round_list
     recipients = policy.policy_vote_recipients
     if recipients is not None and recipients.to:
-        return recipients.to[0]
-    if policy.policy_mailto_addresses:
-        return policy.policy_mailto_addresses[0]
+        return recipients.to
     return f"dev@{committee_key}.apache.org"
 
 

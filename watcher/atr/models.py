@@ -72,15 +72,18 @@ class Project(AtrModel):
 
 
 class Recipients(AtrModel):
-    """`policy_vote_recipients`: where the [VOTE] mail goes."""
+    """`RecipientDefaults` (reference/atr.md §10.5.5): the default [VOTE] recipients.
 
-    to: list[str] = []
+    `to` is one address or null (null unless a default is stored), never a list.
+    """
+
+    to: str | None = None
     cc: list[str] = []
     bcc: list[str] = []
 
 
 class Policy(AtrModel):
-    """A release policy (`policy/get`); older ATRs give `policy_mailto_addresses` instead of recipients."""
+    """A release policy (`policy/get`, reference/atr.md §10.5.5)."""
 
     project_key: str
     policy_vote_mode: str = MODE_EMAIL
@@ -89,7 +92,6 @@ class Policy(AtrModel):
     policy_start_vote_subject: str = DEFAULT_SUBJECT_TEMPLATE
     policy_start_vote_template: str = ""
     policy_vote_recipients: Recipients | None = None
-    policy_mailto_addresses: list[str] = []
 
 
 class Committee(AtrModel):

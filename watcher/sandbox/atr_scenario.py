@@ -85,9 +85,9 @@ class PolicySpec:
     min_hours: int | None = None
     start_vote_subject: str = ""
     start_vote_template: str = ""
-    vote_recipients_to: tuple[str, ...] = ()
+    vote_recipients_to: str | None = None
+    """`recipient_defaults.vote`: one address or none (reference/atr.md §10.5.5)."""
     vote_recipients_cc: tuple[str, ...] = ()
-    mailto_addresses: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -220,9 +220,8 @@ def _project(key: str, table: _Table) -> ProjectSpec:
             min_hours=policy_table.optional_integer("min_hours"),
             start_vote_subject=policy_table.string("start_vote_subject", ""),
             start_vote_template=policy_table.string("start_vote_template", ""),
-            vote_recipients_to=tuple(recipients.strings("to", [])) if recipients else (),
+            vote_recipients_to=recipients.optional_string("to") if recipients else None,
             vote_recipients_cc=tuple(recipients.strings("cc", [])) if recipients else (),
-            mailto_addresses=tuple(policy_table.strings("mailto_addresses", [])),
         )
         if recipients is not None:
             recipients.check_unknown()

@@ -355,7 +355,7 @@ class AtrState:
         return {"endpoint": "/project/get", "project": data}
 
     def policy_json(self, project_key: str) -> dict[str, Any]:
-        """`policy/get` (new `policy_vote_recipients` and old `policy_mailto_addresses`)."""
+        """`policy/get` (reference/atr.md §10.5.5; `policy_mailto_addresses` is gone since migration 0089)."""
         if project_key not in self.projects:
             raise RefusalError(404, f"Project {project_key} not found")
         policy = self._policy(project_key)
@@ -369,12 +369,12 @@ class AtrState:
             "policy_start_vote_template": policy.start_vote_template,
             "policy_finish_vote_template": "",
             "policy_vote_comment_template": "",
+            # `to=vote_to or None`: one address, null when no default is stored (§10.5.5).
             "policy_vote_recipients": {
-                "to": list(self._recipients(project_key)),
+                "to": policy.vote_recipients_to or None,
                 "cc": list(policy.vote_recipients_cc),
                 "bcc": [],
             },
-            "policy_mailto_addresses": list(self._mailto(project_key)),
             "policy_announce_release_subject": "[ANNOUNCE] {{PROJECT_NAME}} {{VERSION}} released",
             "policy_license_check_mode": "Both",
             "policy_binary_artifact_paths": [],
@@ -400,21 +400,13 @@ class AtrState:
         }
         return {"endpoint": "/committee/get", "committee": data}
 
-    def _mailto(self, project_key: str) -> tuple[str, ...]:
-        policy = self._policy(project_key)
-        if policy.mailto_addresses:
-            return policy.mailto_addresses
-        committee = self.projects[project_key].committee_key or project_key
-        return (f"dev@{committee}.apache.org", f"private@{committee}.apache.org")
-
-    def _recipients(self, project_key: str) -> tuple[str, ...]:
-        policy = self._policy(project_key)
-        return policy.vote_recipients_to or self._mailto(project_key)[:1]
-
     def _vote_list(self, release: Release) -> str:
+        # The RM picks the list at start (§8.1); a scenario that names none gets the policy default, else dev@.
         if self.vote_round(release) == 2:
             return self.settings.second_round_email_to
-        return self._recipients(release.project_key)[0]
+        default = self._policy(release.project_key).vote_recipients_to
+        committee = self.projects[release.project_key].committee_key or release.project_key
+        return default or f"dev@{committee}.apache.org"
 
     # Trusted ballots (reference/atr.md §6.3, §6.4).
 
