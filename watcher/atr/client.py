@@ -21,7 +21,7 @@ import random
 import ssl
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final, Literal, Protocol, TypeVar
 
 import httpx
@@ -36,7 +36,8 @@ import watcher.log as log_setup
 
 PROJECT_URL: Final = "https://github.com/apache/vote-watcher"
 USER_AGENT: Final = f"vote-watcher/{watcher.__version__} (+{PROJECT_URL})"
-JWT_PATHS: Final = ("/api/jwt/create", "/api/jwt")
+# `/api/jwt` (named in ATR's auth docs) is not a route at 1881ebb9 (reference/atr.md §10.4).
+JWT_PATH: Final = "/api/jwt/create"
 JWT_EXCHANGES_PER_HOUR: Final = 10
 DEFAULT_JWT_LIFETIME: Final = 1800.0
 DEFAULT_RENEW_MARGIN: Final = 300.0
@@ -102,9 +103,12 @@ class AtrClient:
         self.exchanges = budget.SlidingWindow(JWT_EXCHANGES_PER_HOUR, clock=clock)
         self._jwt: pydantic.SecretStr | None = None
         self._renew_at = 0.0
-        self._jwt_path = JWT_PATHS[0]
+        self._jwt_path = JWT_PATH
         self._auth_lock = asyncio.Lock()
         self.requests_sent = 0
+        self._logged: set[tuple[str, str, str]] = set()
+        self.drift: list[str] = []
+        """What the tolerant reader left out, "subject: JSON path" (for `check-config --probe`)."""
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
@@ -131,59 +135,103 @@ class AtrClient:
     async def releases_list(
         self, phase: str | None = models.PHASE_CANDIDATE, page_size: int = 50
     ) -> list[models.Release]:
-        """Every release in a phase (default: running votes), following the pages."""
+        """Every release in a phase (default: running votes), following the pages.
+
+        A release whose essential fields cannot be read is left out (and logged once); the others are kept.
+        """
         releases: list[models.Release] = []
+        offset = 0
+        path = "/api/releases/list"
         while True:
-            params: dict[str, str | int] = {"offset": len(releases), "limit": page_size}
+            params: dict[str, str | int] = {"offset": offset, "limit": page_size}
             if phase is not None:
                 params["phase"] = phase
-            data = await self._call("GET", "/api/releases/list", params=params)
-            page = _validate(models.ReleasesPage, data, "/api/releases/list")
-            releases.extend(page.data)
-            if not page.data or len(releases) >= page.count:
+            data = await self._call("GET", path, params=params)
+            page = self._parse(models.ReleasesPage, {"data": [], "count": data.get("count")}, path, path)
+            items = data.get("data")
+            if not isinstance(items, list):
+                raise errors.ResponseError(path, 200, "unexpected answer shape at data")
+            for index, item in enumerate(items):
+                release = self._release_item(item, path, index)
+                if release is not None:
+                    releases.append(release)
+            offset += len(items)
+            if not items or offset >= page.count:
                 return releases
+
+    def _release_item(self, item: object, path: str, index: int) -> models.Release | None:
+        key = str(item.get("key")) if isinstance(item, dict) else f"data.{index}"
+        try:
+            return self._parse(models.Release, item, path, key, models.RELEASE_ESSENTIAL)
+        except errors.ResponseError as exc:
+            self._once("atr.release_dropped", key, exc.error, path=path)
+            return None
 
     async def release_get(self, project: str, version: str) -> models.Release:
         """One release."""
         path = f"/api/release/get/{_segment(project)}/{_segment(version)}"
-        return _validate(models.Release, _field(await self._call("GET", path), "release", path), path)
+        data = _field(await self._call("GET", path), "release", path)
+        return self._parse(models.Release, data, path, f"{project}-{version}", models.RELEASE_ESSENTIAL)
 
     async def project_get(self, project: str) -> models.Project:
         """One project (its committee and name)."""
         path = f"/api/project/get/{_segment(project)}"
-        return _validate(models.Project, _field(await self._call("GET", path), "project", path), path)
+        return self._parse(models.Project, _field(await self._call("GET", path), "project", path), path, project)
 
     async def policy_get(self, project: str) -> models.Policy:
         """A project's release policy (vote mode, minimum hours, subject template, recipients)."""
         path = f"/api/policy/get/{_segment(project)}"
-        return _validate(models.Policy, await self._call("GET", path), path)
+        return self._parse(models.Policy, await self._call("GET", path), path, project)
 
     async def committee_get(self, key: str) -> models.Committee:
         """A committee with its members, committers and release managers."""
         path = f"/api/committee/get/{_segment(key)}"
-        return _validate(models.Committee, _field(await self._call("GET", path), "committee", path), path)
+        return self._parse(models.Committee, _field(await self._call("GET", path), "committee", path), path, key)
 
     # Endpoints that need the JWT.
 
     async def vote_tabulate(self, project: str, version: str) -> models.VoteTabulateResults:
         """The trusted ballots, their summary and ATR's email tabulation of the running vote."""
         path = "/api/vote/tabulate"
-        data = await self._call("POST", path, json={"project": project, "version": version}, auth=True)
-        return _validate(models.VoteTabulateResults, data, path)
+        data = await self._call("POST", path, json=tabulate_body(project, version), auth=True)
+        return self._parse(models.VoteTabulateResults, data, path, f"{project}-{version}", models.TABULATE_ESSENTIAL)
 
     async def vote_resolve(self, project: str, version: str, resolution: Resolution) -> models.VoteResolveResults:
         """Resolve the vote; never retried once sent (ATR refuses a second resolve anyway)."""
         path = "/api/vote/resolve"
-        body = {"project": project, "version": version, "resolution": resolution}
-        data = await self._call("POST", path, json=body, auth=True, safe=False)
-        return _validate(models.VoteResolveResults, data, path)
+        data = await self._call("POST", path, json=resolve_body(project, version, resolution), auth=True, safe=False)
+        return self._parse(models.VoteResolveResults, data, path, f"{project}-{version}")
 
     async def vote_cast(self, project: str, version: str, choice: Choice, comment: str = "") -> models.VoteCastResults:
         """Cast a trusted ballot as this account; never retried once sent."""
         path = "/api/vote/cast"
-        body = {"project": project, "version": version, "choice": choice, "comment": comment}
+        body = cast_body(project, version, choice, comment)
         data = await self._call("POST", path, json=body, auth=True, safe=False)
-        return _validate(models.VoteCastResults, data, path)
+        return self._parse(models.VoteCastResults, data, path, f"{project}-{version}", ("success",))
+
+    # The tolerant reader.
+
+    def _parse(
+        self, model: type[Model], data: object, path: str, subject: str, essential: Collection[str] = ()
+    ) -> Model:
+        """The model; fields left out are logged once per subject (release, project, committee) and path."""
+        try:
+            value, ignored = models.parse(model, data, essential)
+        except pydantic.ValidationError as exc:
+            # Only the field locations: pydantic's own text repeats input values, which may be secret.
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) or "(root)" for e in exc.errors()[:5])
+            raise errors.ResponseError(path, 200, f"unexpected answer shape at {fields}") from None
+        for json_path in ignored:
+            self._once("atr.field_ignored", subject, json_path, path=path)
+        return value
+
+    def _once(self, event: str, subject: str, detail: str, **fields: object) -> None:
+        key = (event, subject, detail)
+        if key in self._logged:
+            return
+        self._logged.add(key)
+        self.drift.append(f"{subject}: {detail}")
+        log.warning(event, subject=subject, detail=detail, **fields)
 
     # The request loop.
 
@@ -311,17 +359,33 @@ class AtrClient:
                 self._jwt_path, None, f"{JWT_EXCHANGES_PER_HOUR} PAT exchanges in the last hour; next in {wait:.0f} s"
             )
         self.exchanges.record()
-        body = {"asfuid": self.uid, "pat": self._pat.get_secret_value()}
-        try:
-            data = await self._call("POST", self._jwt_path, json=body, safe=False)
-        except errors.NotFoundError:
-            # Older and newer ATRs disagree on the path (reference/atr.md §13.1): try the other.
-            if self._jwt_path != JWT_PATHS[0]:
-                raise
-            self._jwt_path = JWT_PATHS[1]
-            data = await self._call("POST", self._jwt_path, json=body, safe=False)
+        body = jwt_body(self.uid, self._pat.get_secret_value())
+        data = await self._call("POST", self._jwt_path, json=body, safe=False)
         log.info("atr.jwt_renewed", path=self._jwt_path)
-        return _validate(models.JwtCreateResults, data, self._jwt_path).jwt
+        return self._parse(models.JwtCreateResults, data, self._jwt_path, self.uid, models.JWT_ESSENTIAL).jwt
+
+
+# Request bodies (reference/atr.md §10.5; atr-api-schema.json's *Args: unknown fields are a 400).
+
+
+def jwt_body(uid: str, pat: str) -> dict[str, str]:
+    """`JwtCreateArgs`."""
+    return {"asfuid": uid, "pat": pat}
+
+
+def tabulate_body(project: str, version: str) -> dict[str, str]:
+    """`VoteTabulateArgs`."""
+    return {"project": project, "version": version}
+
+
+def resolve_body(project: str, version: str, resolution: Resolution) -> dict[str, str]:
+    """`VoteResolveArgs`."""
+    return {"project": project, "version": version, "resolution": resolution}
+
+
+def cast_body(project: str, version: str, choice: Choice, comment: str = "") -> dict[str, str]:
+    """`VoteCastArgs`."""
+    return {"project": project, "version": version, "choice": choice, "comment": comment}
 
 
 def reveal(secret: Secret) -> str:
@@ -382,6 +446,14 @@ def _segment(value: str) -> str:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait: ATR's 429 body `retry_after` (it sends no header, atr.md §10.3), else `Retry-After`."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    said = data.get("retry_after") if isinstance(data, dict) else None
+    if isinstance(said, int | float) and not isinstance(said, bool) and said >= 0:
+        return float(said)
     value = response.headers.get("Retry-After", "").strip()
     if not value:
         return None
@@ -410,12 +482,3 @@ def _field(data: dict[str, Any], name: str, path: str) -> object:
     if name not in data:
         raise errors.ResponseError(path, 200, f"the answer has no {name!r}")
     return data[name]
-
-
-def _validate(model: type[Model], data: object, path: str) -> Model:
-    try:
-        return model.model_validate(data)
-    except pydantic.ValidationError as exc:
-        # Only the field locations: pydantic's own text repeats input values, which may be secret.
-        fields = ", ".join(".".join(str(p) for p in error["loc"]) or "(root)" for error in exc.errors()[:5])
-        raise errors.ResponseError(path, 200, f"unexpected answer shape at {fields}") from None
