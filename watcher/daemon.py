@@ -158,6 +158,8 @@ class Daemon:
             if stored is not None:
                 await self.store.set_vote_status(stored.id, "closed", self.clock())
                 await self.store.skip_pending(vote.release_key, vote.vote_seq, "vote closed", self.clock())
+                # Resolved at its end by ATR itself: the RM may still need to hear what the ballots missed.
+                await self._guarded(self.desk.resolved_elsewhere(stored, change.phase), "resolved_elsewhere")
                 self.intake.untrack(stored)
                 self.desk.forget(stored.id)
                 self._untrack_archive(stored)

@@ -119,15 +119,20 @@ class Desk:
         stored_at = await self.store.thread_stored_at(vote.id)
         for msg in messages:
             known.seen_at.setdefault(msg.message_id, stored_at.get(msg.key) or self._clock())
-        unnamed = [m for m in messages if m.message_id not in known.excluded and receipts.looks_like_receipt(m)]
+        # A superseded ballot's receipt is never named by ATR (atr.md §6.5): known by its sender's ballot.
+        superseded = receipts.superseded(messages, self._ballot_uids(vote, known))
+        unnamed = [
+            m for m in messages if m.message_id not in known.excluded | superseded and receipts.looks_like_receipt(m)
+        ]
         if vote.mode == "trusted" and (known.atr is None or unnamed):
             await self._load_atr(vote)
+            superseded = receipts.superseded(messages, self._ballot_uids(vote, known))
         people = await self._roster_for(vote)
         previous = await self._round_one(vote, known)
         options = tally.Options(
             committee=str(vote.extra.get("committee_key") or vote.committee) or None,
             vote_round=vote.vote_round,
-            excluded_message_ids=known.excluded,
+            excluded_message_ids=known.excluded | superseded,
             previous_round=previous,
         )
         result = tally.tally(messages, people, options)
@@ -137,6 +142,12 @@ class Desk:
             self.emit("tally", vote, f"emailed votes: {listed or 'none'}", votes=[v.voter for v in result.votes])
         known.result = result
         return result
+
+    @staticmethod
+    def _ballot_uids(vote: records.TrackedVote, known: _Known) -> frozenset[str]:
+        if known.atr is None or known.atr.vote_seq != vote.vote_seq:
+            return frozenset()
+        return frozenset(known.atr.ballots)
 
     async def _round_one(self, vote: records.TrackedVote, known: _Known) -> list[message.Message]:
         """The round-1 thread whose IPMC votes are carried into a podling's round 2 (empty otherwise)."""
@@ -315,7 +326,8 @@ class Desk:
             return
         try:
             await self.atr.vote_resolve(vote.project, vote.version, resolution)
-        except atr_errors.ConflictError as exc:
+        except (atr_errors.ConflictError, atr_errors.NotFoundError) as exc:
+            # ATR answers 404 "Release not found" once the vote left release_candidate (atr.md §8.5).
             await self._after_conflict(vote, record, str(exc))
             return
         except (atr_errors.ServerError, atr_errors.TransportError, atr_errors.RateLimitedError) as exc:
@@ -345,16 +357,46 @@ class Desk:
         return release.phase == models.PHASE_CANDIDATE and release.current_vote_seq == vote.vote_seq
 
     async def _after_conflict(self, vote: records.TrackedVote, record: records.Resolution, error: str) -> None:
-        """409: resolved already (by someone, or by our own earlier call), or not resolvable yet."""
+        """404 or 409: resolved already (by anyone: the RM, ATR's own auto-resolve, our own earlier call),
+        or not resolvable yet. `release/get` tells which; a resolution elsewhere is never a failure."""
         try:
-            release = await self.atr.release_get(vote.project, vote.version)
+            release: models.Release | None = await self.atr.release_get(vote.project, vote.version)
+        except atr_errors.NotFoundError:
+            release = None
         except atr_errors.AtrError:
+            self._known[vote.id].next_resolve_check = self._clock() + RETRY_RESOLVE
+            await self.store.mark_resolution_held(record.id, f"ATR said: {error}; checking again", self._clock())
             return
-        if release.phase != models.PHASE_CANDIDATE or release.current_vote_seq != vote.vote_seq:
-            await self.store.mark_resolution_done(record.id, f"resolved elsewhere: {error}", self._clock())
+        if release is None or release.phase != models.PHASE_CANDIDATE or release.current_vote_seq != vote.vote_seq:
+            phase = release.phase if release is not None else "gone"
+            log.info("desk.resolved_elsewhere", release=vote.release_key, phase=phase)
+            await self.store.mark_resolution_done(record.id, f"resolved elsewhere ({phase})", self._clock())
             await self.store.set_vote_status(vote.id, "resolved", self._clock())
             return
         await self.store.mark_resolution_held(record.id, f"ATR said: {error}", self._clock())
+
+    async def resolved_elsewhere(self, vote: records.TrackedVote, phase: str | None) -> None:
+        """The vote left release_candidate without this watcher: ATR's own opt-in auto-resolve at the
+        end passes Trusted Votes on the ballots alone (atr.md §8.4). Where this watcher would have held
+        the vote (unrecorded binding email votes change the result), the RM still gets the held notice."""
+        if vote.mode != "trusted" or vote.vote_end is None or phase not in (models.PHASE_PREVIEW, models.PHASE_RELEASE):
+            return
+        now = self._clock()
+        if now < vote.vote_end:
+            return
+        known = self._known.setdefault(vote.id, _Known())
+        # vote/tabulate has no phase check and still answers for this vote_seq (§10.5.7).
+        await self._load_atr(vote)
+        result = await self.retally(vote)
+        if known.atr is None:
+            return
+        running = dataclasses.replace(atrstate.vote_state(vote), phase=decide.CANDIDATE_PHASE, resolved=False)
+        due = max(now, vote.vote_end + self.settings.resolve.grace)
+        decision = decide.resolution_due(running, known.atr, result.votes, config=self.settings.resolve, now=due)
+        if decision.action != "hold":
+            return
+        detail = f"ATR resolved this vote itself at its end, on the trusted ballots alone. {decision.detail}"
+        await self._hold(vote, dataclasses.replace(decision, detail=detail))
 
     async def _hold(self, vote: records.TrackedVote, decision: decide.ResolutionDecision) -> None:
         record, go = await self.store.begin_resolution(vote.release_key, vote.vote_seq, "held", self._clock())

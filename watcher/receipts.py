@@ -3,11 +3,17 @@
 ATR posts a copy of every ballot cast in ATR to the vote thread. They are left out of the
 email tally by Message-ID (`receipt_message_id` from `vote/tabulate`); this shape check is
 only the fallback that tells the daemon to ask ATR again when a new one appears.
+
+`vote/tabulate` names only the effective ballots' receipts (reference/atr.md §6.5): the receipt of
+a ballot its voter later changed is never named. A receipt-shaped mail from a uid that has a
+ballot in this vote is such a receipt (`superseded`): never an emailed vote, and no reason to ask
+ATR again.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Iterable
 from typing import Final
 
 import watcher.identity as identity
@@ -27,3 +33,12 @@ def looks_like_receipt(msg: message.Message) -> bool:
     first = next((line.strip() for line in msg.text.splitlines() if line.strip()), "")
     found = _FIRST_LINE_RE.match(first)
     return found is not None and found.group(1) == uid
+
+
+def superseded(messages: Iterable[message.Message], ballot_uids: Collection[str]) -> frozenset[str]:
+    """Message-IDs of receipt-shaped mails from uids that have a ballot in this vote (§6.5)."""
+    found = set()
+    for msg in messages:
+        if identity.uid_from_address(msg.from_address) in ballot_uids and looks_like_receipt(msg):
+            found.add(msg.message_id)
+    return frozenset(found)
