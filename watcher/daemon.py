@@ -24,6 +24,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 import watcher
 import watcher.atr.client as atr_client
 import watcher.atr.rosters as atr_rosters
+import watcher.atr.tokens as atr_tokens
 import watcher.atrstate as atrstate
 import watcher.config as config_api
 import watcher.decide as decide
@@ -55,6 +56,7 @@ FILE_BATCH: Final = 500
 FILE_FOLDER: Final = ""
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
+EXIT_PAT_REJECTED: Final = 2
 Clock = Callable[[], datetime.datetime]
 # How long before a vote's start a mailbox may have stored its [VOTE] (clocks differ; mail is not early by more).
 STORED_SLACK: Final = datetime.timedelta(days=1)
@@ -430,6 +432,8 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         cfg.atr.pat,
         budget_per_hour=cfg.atr.request_budget,
         ca_file=cfg.atr.ca_file,
+        # One JWT for run, run --once and every instance (issue 16 item 5).
+        token_store=atr_tokens.StoreTokens(db, cfg.atr.base_url, cfg.atr.uid),
     )
     aliases = roster.load(cfg.roster.aliases_file) if cfg.roster.aliases_file else roster.Roster()
     rosters = atr_rosters.AtrRosters(atr, ttl=cfg.roster.committee_ttl.total_seconds())
@@ -563,7 +567,8 @@ async def run(
         if once:
             await daemon.cycle()
             await daemon.settle()
-            return EXIT_OK
+            # A refused PAT is the operator's to fix now, not an hour's silent wait (atr.pat_rejected).
+            return EXIT_PAT_REJECTED if daemon.atr.pat_rejected else EXIT_OK
         return await _serve(daemon, stop)
     finally:
         notify.stopping("stopping")

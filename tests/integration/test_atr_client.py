@@ -11,6 +11,7 @@ import trustme
 
 import watcher
 import watcher.atr.errors as errors
+import watcher.atr.tokens as tokens
 import watcher.sandbox.atr as sandbox_atr
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.clock as sandbox_clock
@@ -106,19 +107,54 @@ async def test_only_jwt_create_is_asked_for_a_jwt(start_atr: StartAtr, atr_clock
     ]
 
 
-async def test_never_more_than_ten_exchanges_an_hour(start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock) -> None:
+async def test_a_storm_of_401s_spaces_the_exchanges_out_and_keeps_some_in_reserve(
+    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+) -> None:
+    # For ten minutes ATR refuses every JWT it issued before (its signing key changes again and again).
     async with start_atr() as atr, client_for(atr, atr_clock) as client:
-        for _ in range(10):
-            await client.vote_tabulate("example", "1.2.0")
+        refused = 0
+        for _ in range(120):
             atr.invalidate_tokens()
-            atr_clock.advance(MINUTE)
-        with pytest.raises(errors.AuthLimitError, match="10 PAT exchanges"):
-            await client.vote_tabulate("example", "1.2.0")
-        assert atr.count("/api/jwt/create") == 10
-        atr_clock.advance(60 * MINUTE)
+            try:
+                await client.vote_tabulate("example", "1.2.0")
+            except (errors.UnauthorizedError, errors.AuthLimitError):
+                refused += 1
+            atr_clock.advance(5)
+        during_storm = atr.count("/api/jwt/create")
+        # The storm is over: after the last wait, an exchange is still left in the hour.
+        atr_clock.advance(10 * MINUTE)
         await client.vote_tabulate("example", "1.2.0")
-    assert atr.count("/api/jwt/create") == 11
+    # The first, one more at the first refusal, then 30, 60, 120 and 240 s apart: six in ten minutes, not 10.
+    assert during_storm == 6
+    # Each exchange saved its call; the others failed for now (the next cycle tries again).
+    assert refused == 120 - during_storm
+    assert atr.count("/api/jwt/create") == during_storm + 1
     assert all(status != 429 for _, status in paths(atr))
+
+
+async def test_a_refused_pat_is_a_clear_error_at_once(
+    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with start_atr() as atr, client_for(atr, atr_clock, pat="not-the-pat") as client:
+        with pytest.raises(errors.PatRejectedError, match="ATR refused the PAT of watcher"):
+            await client.vote_tabulate("example", "1.2.0")
+    assert client.pat_rejected
+    assert paths(atr) == [("/api/jwt/create", 401)]
+
+
+async def test_one_jwt_is_shared_by_every_client_of_one_token_store(
+    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+) -> None:
+    # As `run --once` from cron every 5 minutes: each run is a new client; the JWT lives 30 minutes.
+    shared = tokens.MemoryTokens()
+    async with start_atr() as atr:
+        for _ in range(12):
+            async with client_for(atr, atr_clock, token_store=shared) as client:
+                await client.vote_tabulate("example", "1.2.0")
+            atr_clock.advance(5 * MINUTE)
+    # Renewed five minutes before expiry: at 0 and 25 minutes, then 50.
+    assert atr.count("/api/jwt/create") == 3
+    assert [e.reason for e in shared.exchanges] == ["renew"] * 3
 
 
 async def test_a_429_waits_for_the_bodys_retry_after_then_succeeds(

@@ -154,5 +154,37 @@ async def test_run_once_against_the_reference_atr_reminds_once_and_resolves_once
     assert resolves == [("POST", "/api/vote/resolve", 200)]
     assert ended.phase == "release_preview"
     assert running.phase == "release_candidate"
-    # One JWT for all three runs (it lives 30 minutes; the store keeps it).
-    assert len(atr.called("/api/jwt/create")) <= 3
+    # One JWT for all three runs (it lives 30 minutes; the state database keeps it).
+    assert atr.called("/api/jwt/create") == [("POST", "/api/jwt/create", 200)]
+
+
+async def test_run_once_exits_2_at_once_when_atr_refuses_the_pat(tmp_path: pathlib.Path) -> None:
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    running = reference.ReleaseFacts("lantern", "2.1.0", 4, now - datetime.timedelta(hours=2), [])
+    facts = reference.Facts(
+        committee_key="lantern",
+        committee_name="Lantern",
+        members=["amira"],
+        committers=["amira", "watcher"],
+        release_managers=["amira"],
+        project_names={"lantern": "Apache Lantern"},
+        releases=[running],
+        pats={"watcher": "a-pat-rotated-since"},
+    )
+    atr = reference.ReferenceAtr(facts, now)
+    mbox_path = tmp_path / "dev-lantern.mbox"
+    box = mailbox.mbox(str(mbox_path))
+    body = "Please vote.\n\nThe vote is open for 72 hours.\n"
+    box.add(mail("amira@apache.org", "[VOTE] Release Lantern 2.1.0", "v@apache.org", now, body))
+    box.flush()
+    with smtp_fixtures.running_sink() as sink:
+        async with atr as atr_url:
+            cfg = config_api.load(write_config(tmp_path, atr_url, mbox_path, sink.port))
+            db = await store_api.open(cfg.watcher.database_url)
+            await db.upgrade()
+            await db.close()
+            started = time.monotonic()
+            assert await daemon.run(cfg, once=True) == 2
+            elapsed = time.monotonic() - started
+    assert elapsed < 30
+    assert atr.called("/api/jwt/create") == [("POST", "/api/jwt/create", 401)]

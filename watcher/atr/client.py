@@ -32,13 +32,14 @@ import watcher
 import watcher.atr.budget as budget
 import watcher.atr.errors as errors
 import watcher.atr.models as models
+import watcher.atr.tokens as tokens
 import watcher.log as log_setup
 
 PROJECT_URL: Final = "https://github.com/apache/vote-watcher"
 USER_AGENT: Final = f"vote-watcher/{watcher.__version__} (+{PROJECT_URL})"
 # `/api/jwt` (named in ATR's auth docs) is not a route at 1881ebb9 (reference/atr.md §10.4).
 JWT_PATH: Final = "/api/jwt/create"
-JWT_EXCHANGES_PER_HOUR: Final = 10
+JWT_EXCHANGES_PER_HOUR: Final = tokens.EXCHANGES_PER_HOUR
 DEFAULT_JWT_LIFETIME: Final = 1800.0
 DEFAULT_RENEW_MARGIN: Final = 300.0
 REDACTED: Final = "[redacted]"
@@ -84,6 +85,8 @@ class AtrClient:
         clock: budget.Clock = time.monotonic,
         sleep: budget.Sleep = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
+        token_store: tokens.TokenStore | None = None,
+        wall_clock: budget.Clock = time.time,
     ) -> None:
         self.base_url = checked_base_url(base_url)
         self.uid = uid
@@ -100,9 +103,13 @@ class AtrClient:
         self._max_rate_limit_wait = max_rate_limit_wait
         self._renew_margin = renew_margin
         self.budget = budget.TokenBucket(budget_per_hour, clock=clock)
-        self.exchanges = budget.SlidingWindow(JWT_EXCHANGES_PER_HOUR, clock=clock)
+        self.tokens: tokens.TokenStore = token_store or tokens.MemoryTokens()
+        self._wall = wall_clock
         self._jwt: pydantic.SecretStr | None = None
         self._renew_at = 0.0
+        self._refused = False
+        self.pat_rejected = False
+        """ATR refused the PAT itself; `run --once` exits 2."""
         self._jwt_path = JWT_PATH
         self._auth_lock = asyncio.Lock()
         self.requests_sent = 0
@@ -262,7 +269,7 @@ class AtrClient:
                 return _json_object(response, path)
             if status == errors.UNAUTHORIZED and token is not None and not renewed:
                 renewed = True
-                self._forget(token)
+                await self._forget(token)
                 continue
             if status == errors.TOO_MANY_REQUESTS and limited < self._max_retries:
                 wait = self._rate_limit_wait(response, limited + 1)
@@ -334,34 +341,63 @@ class AtrClient:
     # Tokens.
 
     async def _token(self) -> pydantic.SecretStr:
+        """The JWT: this process's, else the one every process shares (the state database), else a new one."""
         async with self._auth_lock:
-            if self._jwt is not None and self._clock() < self._renew_at:
+            now = self._wall()
+            if self._jwt is not None and now < self._renew_at:
                 return self._jwt
             self._jwt = None
-            jwt = await self._exchange()
-            lifetime = jwt_lifetime(jwt.get_secret_value())
-            margin = min(self._renew_margin, lifetime / 2)
-            self._jwt = jwt
-            self._renew_at = self._clock() + lifetime - margin
-            return jwt
+            stored = await self.tokens.load()
+            if stored is not None and now < self._renew_time(*stored):
+                return self._adopt(stored[0], self._renew_time(*stored))
+            jwt = (await self._exchange(now)).get_secret_value()
+            expires = now + jwt_lifetime(jwt)
+            await self.tokens.save(jwt, expires, now)
+            return self._adopt(jwt, self._renew_time(jwt, expires))
 
-    def _forget(self, token: pydantic.SecretStr) -> None:
+    def _renew_time(self, jwt: str, expires: float) -> float:
+        # A few minutes before it expires, or half way for short-lived tokens.
+        return expires - min(self._renew_margin, jwt_lifetime(jwt) / 2)
+
+    def _adopt(self, jwt: str, renew_at: float) -> pydantic.SecretStr:
+        self._jwt = pydantic.SecretStr(jwt)
+        log_setup.register_secret(jwt)
+        self._renew_at = renew_at
+        return self._jwt
+
+    async def _forget(self, token: pydantic.SecretStr) -> None:
         # Only drop the token that failed; another task may already hold a fresh one.
+        self._refused = True
+        await self.tokens.drop(token.get_secret_value())
         if self._jwt is not None and self._jwt.get_secret_value() == token.get_secret_value():
             self._jwt = None
 
-    async def _exchange(self) -> pydantic.SecretStr:
+    async def _exchange(self, now: float) -> pydantic.SecretStr:
         if self._pat is None or not self._pat.get_secret_value():
             raise errors.UnauthorizedError(self._jwt_path, None, "no PAT configured for ATR")
-        wait = self.exchanges.delay()
+        reason: tokens.Reason = "401" if self._refused else "renew"
+        wait = tokens.exchange_wait(await self.tokens.history(now - tokens.HOUR), now, reason)
         if wait > 0:
             raise errors.AuthLimitError(
-                self._jwt_path, None, f"{JWT_EXCHANGES_PER_HOUR} PAT exchanges in the last hour; next in {wait:.0f} s"
+                self._jwt_path, None, f"PAT exchanges are spaced out after ATR refused the JWT; next in {wait:.0f} s"
             )
-        self.exchanges.record()
         body = jwt_body(self.uid, self._pat.get_secret_value())
-        data = await self._call("POST", self._jwt_path, json=body, safe=False)
-        log.info("atr.jwt_renewed", path=self._jwt_path)
+        try:
+            data = await self._call("POST", self._jwt_path, json=body, safe=False)
+        except (errors.UnauthorizedError, errors.ForbiddenError) as exc:
+            # Counted as a refusal: the next try waits (30 s, then longer), it does not spend the hour's 10.
+            await self.tokens.record(tokens.Exchange(now, "rejected"))
+            self.pat_rejected = self._refused = True
+            log.error("atr.pat_rejected", uid=self.uid, status=exc.status, error=exc.error)
+            text = f"ATR refused the PAT of {self.uid}: {exc.error}"
+            raise errors.PatRejectedError(exc.path, exc.status, text) from None
+        except errors.AtrError:
+            await self.tokens.record(tokens.Exchange(now, reason))
+            raise
+        await self.tokens.record(tokens.Exchange(now, reason))
+        self._refused = False
+        self.pat_rejected = False
+        log.info("atr.jwt_renewed", path=self._jwt_path, reason=reason)
         return self._parse(models.JwtCreateResults, data, self._jwt_path, self.uid, models.JWT_ESSENTIAL).jwt
 
 
