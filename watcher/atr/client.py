@@ -43,6 +43,19 @@ JWT_EXCHANGES_PER_HOUR: Final = tokens.EXCHANGES_PER_HOUR
 DEFAULT_JWT_LIFETIME: Final = 1800.0
 DEFAULT_RENEW_MARGIN: Final = 300.0
 REDACTED: Final = "[redacted]"
+# Routes with a limit of their own besides every route's 100/min and 1000/h (reference/atr.md §10.3).
+OWN_LIMITS: Final = {"/api/vote/resolve": 10, "/api/vote/cast": 60}
+_ROUTES: Final = (
+    "/api/releases/list",
+    "/api/release/get",
+    "/api/project/get",
+    "/api/policy/get",
+    "/api/committee/get",
+    "/api/vote/tabulate",
+    "/api/vote/resolve",
+    "/api/vote/cast",
+    "/api/jwt/create",
+)
 _MAX_ERROR_TEXT: Final = 500
 
 Resolution = Literal["passed", "failed", "cancelled"]
@@ -102,7 +115,8 @@ class AtrClient:
         self._backoff_max = backoff_max
         self._max_rate_limit_wait = max_rate_limit_wait
         self._renew_margin = renew_margin
-        self.budget = budget.TokenBucket(budget_per_hour, clock=clock)
+        # ATR's limits per route (atr.md §10.3), the hourly one the operator's budget.
+        self.budget = budget.RouteBudget(budget_per_hour, own=OWN_LIMITS, clock=clock)
         self.tokens: tokens.TokenStore = token_store or tokens.MemoryTokens()
         self._wall = wall_clock
         self._jwt: pydantic.SecretStr | None = None
@@ -298,7 +312,8 @@ class AtrClient:
     ) -> httpx.Response | None:
         """One request through the budget; None means "failed in transit, retry"; raises when out of retries."""
         headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token is not None else {}
-        await self.budget.take(self._sleep)
+        route = route_of(path)
+        await self.budget.take(route, self._sleep)
         self.requests_sent += 1
         try:
             response = await self._http.request(method, path, params=params, json=body, headers=headers)
@@ -310,6 +325,12 @@ class AtrClient:
             log.warning("atr.transport_error", path=path, error=type(exc).__name__, attempt=failures + 1)
             return None
         log.debug("atr.request", method=method, path=path, status=response.status_code)
+        self.budget.observe(
+            route, _header_int(response, "RateLimit-Remaining"), _header_int(response, "RateLimit-Limit")
+        )
+        if response.status_code == errors.TOO_MANY_REQUESTS:
+            retry_after = _retry_after(response)
+            self.budget.hold(route, retry_after if retry_after is not None else self._backoff_max)
         return response
 
     def _backoff(self, attempt: int) -> float:
@@ -479,6 +500,16 @@ def _verification(ca_file: str | pathlib.Path | None) -> ssl.SSLContext | bool:
 
 def _segment(value: str) -> str:
     return urllib.parse.quote(value, safe="")
+
+
+def route_of(path: str) -> str:
+    """The route a path belongs to (`/api/release/get/p/v` → `/api/release/get`): ATR counts limits per route."""
+    return next((route for route in _ROUTES if path == route or path.startswith(route + "/")), path)
+
+
+def _header_int(response: httpx.Response, name: str) -> int | None:
+    value = response.headers.get(name, "").strip()
+    return int(value) if value.isdigit() else None
 
 
 def _retry_after(response: httpx.Response) -> float | None:
