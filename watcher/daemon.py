@@ -378,6 +378,12 @@ class Daemon:
 
     async def cycle(self) -> None:
         """One full cycle: discovery, archives, mailboxes, checks, mail (`run --once`)."""
+        await self.read_sources()
+        await self.catch_up()
+        await self.act()
+
+    async def read_sources(self) -> None:
+        """The first part of a cycle: what ATR runs and what the lists hold."""
         for work, name in (
             (self.discover, "discovery"),
             (self.poll_archives, "archives"),
@@ -386,6 +392,15 @@ class Daemon:
             (self.find_roots, "roots"),
         ):
             await self._guarded(work(), name)
+
+    async def catch_up(self) -> None:
+        """Votes one discovery poll left for later (many new votes at once): read them now, paced by ATR's limits."""
+        while self.discovering.pending and not self._stopping:
+            await self._guarded(self.discover(), "discovery")
+            await self._guarded(self.find_roots(), "roots")
+
+    async def act(self) -> None:
+        """The second part: reminders, resolutions, mail."""
         await self.settle()
         await self._guarded(self.check_votes(), "checks")
         await self._guarded(self.send_mail(), "outbox")
@@ -433,7 +448,9 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         budget_per_hour=cfg.atr.request_budget,
         ca_file=cfg.atr.ca_file,
         # One JWT for run, run --once and every instance (issue 16 item 5).
-        token_store=atr_tokens.StoreTokens(db, cfg.atr.base_url, cfg.atr.uid),
+        token_store=atr_tokens.StoreTokens(db, cfg.atr.base_url, cfg.atr.uid, cfg.atr.pat.reveal())
+        if cfg.atr.pat is not None
+        else None,
     )
     aliases = roster.load(cfg.roster.aliases_file) if cfg.roster.aliases_file else roster.Roster()
     rosters = atr_rosters.AtrRosters(atr, ttl=cfg.roster.committee_ttl.total_seconds())
@@ -585,12 +602,13 @@ async def _serve(daemon: Daemon, stop: asyncio.Event) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
-    await daemon.cycle()
-    if stop.is_set():
+    # READY once the sources are read (one bounded discovery poll: a few seconds however many votes
+    # run); the votes left over, the checks and the mail follow, so systemd's start timeout never
+    # waits on ATR's rate limits. A stop at any point ends the work in flight.
+    if not await _unless_stopped(daemon.read_sources(), stop):
         # Stopped during the first cycle: never announce readiness.
         return EXIT_OK
     scheduler = _scheduler(daemon)
-    scheduler.start()
     mailbox_tasks = [
         asyncio.ensure_future(
             daemon.keeper.hold(leases.mailbox(m.config.source_name), functools.partial(m.run, stop), stop)
@@ -599,10 +617,14 @@ async def _serve(daemon: Daemon, stop: asyncio.Event) -> int:
     ]
     notify.ready(_status(daemon))
     log.info("daemon.ready", sources=len(daemon.cfg.sources), votes=len(daemon.discovering.votes))
+    rest = asyncio.ensure_future(_rest_of_first_cycle(daemon, scheduler))
     try:
         await _until_stopped(daemon, stop)
     finally:
-        scheduler.shutdown(wait=False)
+        rest.cancel()
+        await asyncio.gather(rest, return_exceptions=True)
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
         for task in mailbox_tasks:
             task.cancel()
         await asyncio.gather(*mailbox_tasks, return_exceptions=True)
@@ -611,6 +633,26 @@ async def _serve(daemon: Daemon, stop: asyncio.Event) -> int:
                 loop.remove_signal_handler(signum)
     log.info("daemon.stopped")
     return EXIT_OK
+
+
+async def _unless_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
+    """Run `work` until it ends (True) or `stop` is set (False: the work is cancelled)."""
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if task.done():
+        return not stop.is_set()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return False
+
+
+async def _rest_of_first_cycle(daemon: Daemon, scheduler: AsyncIOScheduler) -> None:
+    """After READY: the votes discovery left for later, the checks and the mail; then the schedule."""
+    await daemon.catch_up()
+    await daemon.act()
+    scheduler.start()
 
 
 async def _until_stopped(daemon: Daemon, stop: asyncio.Event) -> None:

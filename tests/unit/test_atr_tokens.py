@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 import watcher.atr.tokens as tokens
@@ -51,3 +53,55 @@ async def test_memory_tokens_drop_only_the_refused_jwt() -> None:
     assert await store.load() == ("a.b.c", 100.0)
     await store.drop("a.b.c")
     assert await store.load() is None
+
+
+class _Rows:
+    """The state database's two methods for tokens, in memory."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, tuple[str, datetime.datetime]] = {}
+        self.exchanges: list[tuple[str, datetime.datetime, str]] = []
+
+    async def get_atr_token(self, account: str) -> tuple[str, datetime.datetime] | None:
+        return self.tokens.get(account)
+
+    async def save_atr_token(
+        self, account: str, jwt: str, expires_at: datetime.datetime, now: datetime.datetime
+    ) -> None:
+        self.tokens[account] = (jwt, expires_at)
+
+    async def drop_atr_token(self, account: str, jwt: str) -> None:
+        if self.tokens.get(account, ("",))[0] == jwt:
+            del self.tokens[account]
+
+    async def record_atr_exchange(self, account: str, at: datetime.datetime, reason: str) -> None:
+        self.exchanges.append((account, at, reason))
+
+    async def atr_exchanges_since(self, account: str, since: datetime.datetime) -> list[tuple[datetime.datetime, str]]:
+        return [(at, reason) for acc, at, reason in self.exchanges if acc == account and at >= since]
+
+
+async def test_the_stored_jwt_is_sealed_with_the_pat() -> None:
+    rows = _Rows()
+    store = tokens.StoreTokens(rows, "https://atr.example", "watcher", "the-pat")
+    await store.save("header.claims.signature", 1_000_000.0, 0.0)
+    (sealed, expires) = rows.tokens["https://atr.example watcher"]
+    # The database (and a debug log of its rows) never holds the usable token.
+    assert "header.claims.signature" not in sealed
+    assert expires.timestamp() == 1_000_000.0
+    again = tokens.StoreTokens(rows, "https://atr.example", "watcher", "the-pat")
+    assert await again.load() == ("header.claims.signature", 1_000_000.0)
+    # A new PAT cannot read the old JWT: it is exchanged anew.
+    rotated = tokens.StoreTokens(rows, "https://atr.example", "watcher", "a-new-pat")
+    assert await rotated.load() is None
+    await again.drop("header.claims.signature")
+    assert rows.tokens == {}
+
+
+async def test_exchanges_are_counted_for_every_process() -> None:
+    rows = _Rows()
+    one = tokens.StoreTokens(rows, "u", "w", "p")
+    two = tokens.StoreTokens(rows, "u", "w", "p")
+    await one.record(tokens.Exchange(100.0, "renew"))
+    await two.record(tokens.Exchange(200.0, "401"))
+    assert await one.history(0.0) == [tokens.Exchange(100.0, "renew"), tokens.Exchange(200.0, "401")]

@@ -372,6 +372,8 @@ class AtrClient:
             if stored is not None and now < self._renew_time(*stored):
                 return self._adopt(stored[0], self._renew_time(*stored))
             jwt = (await self._exchange(now)).get_secret_value()
+            # Masked in every log line before anything (the store's SQL at debug level) can carry it.
+            log_setup.register_secret(jwt)
             expires = now + jwt_lifetime(jwt)
             await self.tokens.save(jwt, expires, now)
             return self._adopt(jwt, self._renew_time(jwt, expires))

@@ -12,10 +12,14 @@ renewals of the next hour still have exchanges left.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime
+import hashlib
 from collections.abc import Sequence
 from typing import Final, Literal, Protocol
+
+import cryptography.fernet as fernet
 
 EXCHANGES_PER_HOUR: Final = 10
 RESERVE: Final = 3
@@ -140,24 +144,43 @@ class AccountStore(Protocol):
 
 
 class StoreTokens:
-    """The TokenStore in the state database, for one ATR account (`{base_url} {uid}`)."""
+    """The TokenStore in the state database, for one ATR account (`{base_url} {uid}`).
 
-    def __init__(self, store: AccountStore, base_url: str, uid: str) -> None:
+    The JWT is stored encrypted (Fernet) with a key derived from the PAT, which every process of
+    this account holds: the database, and a debug log of its rows, never show a usable token, and
+    a new PAT makes the old JWT unreadable (it is exchanged anew).
+    """
+
+    def __init__(self, store: AccountStore, base_url: str, uid: str, pat: str) -> None:
         self._store = store
         self.account = f"{base_url} {uid}"
+        key = base64.urlsafe_b64encode(hashlib.sha256(b"vote-watcher atr jwt\0" + pat.encode()).digest())
+        self._fernet = fernet.Fernet(key)
+        self._sealed: dict[str, str] = {}
 
     async def load(self) -> tuple[str, float] | None:
-        """The stored JWT and its expiry."""
+        """The stored JWT and its expiry (None when there is none, or it was sealed with another PAT)."""
         found = await self._store.get_atr_token(self.account)
-        return (found[0], found[1].timestamp()) if found is not None else None
+        if found is None:
+            return None
+        try:
+            jwt = self._fernet.decrypt(found[0].encode()).decode()
+        except fernet.InvalidToken:
+            return None
+        self._sealed[jwt] = found[0]
+        return jwt, found[1].timestamp()
 
     async def save(self, jwt: str, expires_at: float, now: float) -> None:
         """Store a new JWT."""
-        await self._store.save_atr_token(self.account, jwt, _time(expires_at), _time(now))
+        sealed = self._fernet.encrypt(jwt.encode()).decode()
+        self._sealed[jwt] = sealed
+        await self._store.save_atr_token(self.account, sealed, _time(expires_at), _time(now))
 
     async def drop(self, jwt: str) -> None:
-        """Forget a refused JWT."""
-        await self._store.drop_atr_token(self.account, jwt)
+        """Forget a refused JWT (only if it is still the one stored)."""
+        sealed = self._sealed.pop(jwt, None)
+        if sealed is not None:
+            await self._store.drop_atr_token(self.account, sealed)
 
     async def history(self, since: float) -> list[Exchange]:
         """Every process's exchanges since `since`."""
