@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import watcher.atr.client as atr_client
 import watcher.atr.models as models
+import watcher.atr.probe as probe
 import watcher.atr.schema as schema
 from tests.schema_instances import instances
 
@@ -137,3 +138,25 @@ def test_the_tolerant_reader_never_guesses_ballots() -> None:
     answer["trusted_ballots"] = [{"voter_asf_uid": "bob", "choice": "yes please"}]
     with pytest.raises(pydantic.ValidationError):
         models.parse(models.VoteTabulateResults, answer, models.TABULATE_ESSENTIAL)
+
+
+def _as_openapi(definitions: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    text = json.dumps(definitions).replace('"#/$defs/', '"#/components/schemas/')
+    return {"openapi": "3.1.0", "components": {"schemas": json.loads(text)}}
+
+
+def test_the_schema_has_no_drift_from_itself() -> None:
+    assert probe.drift(schema.definitions(), _as_openapi(schema.definitions())) == []
+
+
+def test_openapi_3_0_nullable_fields_are_the_same_types() -> None:
+    document = _as_openapi(schema.definitions())
+    release = document["components"]["schemas"]["Release"]["properties"]
+    release["vote_mode"] = {"type": "string", "enum": ["manual", "email", "trusted"], "nullable": True}
+    release["current_vote_seq"] = {"anyOf": [{"type": "integer"}, {"type": "null"}]}
+    assert probe.drift(schema.definitions(), document) == []
+    release["current_vote_seq"] = {"type": "string"}
+    (found,) = probe.drift(schema.definitions(), document)
+    assert str(found) == "problem: Release.current_vote_seq: type changed: ours integer | null, ATR's string"

@@ -122,6 +122,7 @@ class AtrClient:
         self._jwt: pydantic.SecretStr | None = None
         self._renew_at = 0.0
         self._refused = False
+        self._exchanged = 0
         self.pat_rejected = False
         """ATR refused the PAT itself; `run --once` exits 2."""
         self._jwt_path = JWT_PATH
@@ -208,6 +209,18 @@ class AtrClient:
         """A committee with its members, committers and release managers."""
         path = f"/api/committee/get/{_segment(key)}"
         return self._parse(models.Committee, _field(await self._call("GET", path), "committee", path), path, key)
+
+    async def openapi(self) -> dict[str, Any]:
+        """ATR's OpenAPI document (`/api/openapi.json`, atr.md §10.1), as JSON; for `check-config --probe`."""
+        return await self._call("GET", "/api/openapi.json")
+
+    async def authenticate(self) -> str:
+        """Make sure a JWT is at hand; says whether it was this process's, the stored one, or a new exchange."""
+        if self._jwt is not None and self._wall() < self._renew_at:
+            return "this process's JWT"
+        before = self._exchanged
+        await self._token()
+        return "a new JWT from the PAT (jwt/create)" if self._exchanged != before else "the stored JWT, still valid"
 
     # Endpoints that need the JWT.
 
@@ -418,6 +431,7 @@ class AtrClient:
             await self.tokens.record(tokens.Exchange(now, reason))
             raise
         await self.tokens.record(tokens.Exchange(now, reason))
+        self._exchanged += 1
         self._refused = False
         self.pat_rejected = False
         log.info("atr.jwt_renewed", path=self._jwt_path, reason=reason)

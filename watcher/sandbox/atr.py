@@ -121,6 +121,8 @@ class AtrSandbox:
         self.requests: list[RequestRecord] = []
         self.schema_violations: list[str] = []
         """Answers that disagreed with atr-api-schema.json (each was sent as a 500 instead)."""
+        self.openapi_document: dict[str, Any] = openapi_document()
+        """What `/api/openapi.json` serves (a test may change it to show drift)."""
         self.request_violations: list[str] = []
         """Request bodies that disagreed with the schema's request definitions (each answered 400)."""
         self.posted: list[atr_state.Outgoing] = []
@@ -177,6 +179,7 @@ class AtrSandbox:
         app.router.add_post("/api/vote/tabulate", self._vote_tabulate)
         app.router.add_post("/api/vote/cast", self._vote_cast)
         app.router.add_post("/api/vote/resolve", self._vote_resolve)
+        app.router.add_get("/api/openapi.json", self._openapi)
         app.router.add_get("/_sandbox/requests", self._sandbox_requests)
         app.router.add_post("/_sandbox/restart/{key}", self._sandbox_restart)
         self.port = await self._site.start(app, self.host, self.port, self.ssl_context)
@@ -332,6 +335,10 @@ class AtrSandbox:
         await self._post(mails)
         return web.json_response({"endpoint": "/vote/resolve", "success": True})
 
+    async def _openapi(self, request: web.Request) -> web.Response:
+        """§10.1: ATR serves its OpenAPI document; the sandbox's is its own schema, as components."""
+        return web.json_response(self.openapi_document)
+
     async def _sandbox_requests(self, request: web.Request) -> web.Response:
         records = [dataclasses.asdict(r) for r in self.requests]
         return web.json_response({"requests": records, "total": len(records)})
@@ -371,6 +378,12 @@ class AtrSandbox:
             except Exception as exc:
                 # ATR queues these mails as tasks: a failed send does not undo the ballot.
                 log.warning("sandbox_atr.post_failed", list=mail.list_address, error=str(exc))
+
+
+def openapi_document() -> dict[str, Any]:
+    """An OpenAPI 3.1 document whose components are atr-api-schema.json's definitions."""
+    text = json.dumps(schema.definitions()).replace('"#/$defs/', '"#/components/schemas/')
+    return {"openapi": "3.1.0", "info": {"title": "ATR API (sandbox)"}, "components": {"schemas": json.loads(text)}}
 
 
 def _route(request: web.Request) -> str | None:
