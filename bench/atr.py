@@ -30,6 +30,9 @@ from typing import Final
 
 import pydantic
 
+# The vote's-life figure drives the real daemon with the test suite's end-to-end world (tests/fixtures/e2e.py).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
 import tests.fixtures.e2e as e2e
 import watcher.atr.client as atr_client
 import watcher.atr.tokens as tokens
