@@ -146,6 +146,7 @@ async def cron_exchanges(folder: pathlib.Path) -> float:
 async def tabulate_per_vote(folder: pathlib.Path) -> dict[str, float]:
     """The real daemon over a 24-hour Trusted Vote: vote/tabulate calls from its start to its resolution."""
     release = "lantern-2.0.0"
+    folder.mkdir(parents=True, exist_ok=True)
     data = e2e.lantern_scenario(hours=24, ballots=[e2e.ballot(release, "amira")])
     async with e2e.running(folder, data) as env, env.daemon():
         await env.until(lambda: env.of("vote_tracked", release), "the vote tracked")

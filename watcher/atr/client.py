@@ -41,7 +41,8 @@ USER_AGENT: Final = f"vote-watcher/{watcher.__version__} (+{PROJECT_URL})"
 JWT_PATH: Final = "/api/jwt/create"
 JWT_EXCHANGES_PER_HOUR: Final = tokens.EXCHANGES_PER_HOUR
 DEFAULT_JWT_LIFETIME: Final = 1800.0
-DEFAULT_RENEW_MARGIN: Final = 300.0
+# Two minutes of life left is enough for any request in flight; cron runs every 5 minutes reuse the JWT longer.
+DEFAULT_RENEW_MARGIN: Final = 120.0
 REDACTED: Final = "[redacted]"
 # Routes with a limit of their own besides every route's 100/min and 1000/h (reference/atr.md §10.3).
 OWN_LIMITS: Final = {"/api/vote/resolve": 10, "/api/vote/cast": 60}
