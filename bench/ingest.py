@@ -12,7 +12,10 @@ Both clients use implicit TLS, each IDLEs on its own folder, and runs alternate 
 so that neither disturbs the other and drift affects both alike. Dovecot itself waits about
 0.5 s before it reports a change to an idling client, which sets the floor for both.
 
-lists.apache.org: requests the sandbox served per list in polls where nothing changed.
+lists.apache.org: requests the sandbox served per list per poll where nothing changed, with the
+probe alone (no re-reads due) and with T tracked votes per list re-read every K polls (the
+default K); a re-read of an unchanged thread is one `thread.json`, so the cost is 1 + T/K. Also the
+KiB read per list per poll: the probe lists every mail since the list's earliest running vote began.
 
 Replay: a generated mbox of at least 1 GiB (list traffic with vote threads among it) is read
 as the daemon reads a backfill: every message routed on its headers, vote-thread messages
@@ -25,6 +28,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import datetime
+import email.utils
 import pathlib
 import random
 import resource
@@ -59,7 +64,10 @@ PUSH_FOLDER = "bench-push"
 SOURCE_FOLDER = "bench-source"
 WAIT_S = 10.0
 POLL_LISTS = 20
-IDLE_POLLS = 5
+# A whole number of re-read periods (K = 6), so the average is exact.
+IDLE_POLLS = 24
+IDLE_POLLS_NEVER = 10_000
+TRACKED_PER_LIST = (1, 3)
 REPLAY_MIB = 1024
 REPLAY_BATCH = 1000
 RUNNING_VOTES = 50
@@ -240,14 +248,34 @@ async def with_dovecot(bench: Callable[[dovecot.DovecotServer, str], Awaitable[l
 
 
 async def ponymail_benchmarks() -> list[Line]:
-    """Requests per list in polls where nothing changed, with a tracked vote thread on every list."""
+    """Requests per list per poll where nothing changed: probe only, and with T tracked votes re-read every K polls."""
+    requests, _ = await idle_cost(1, IDLE_POLLS_NEVER)
+    lines: list[Line] = [("ponymail_idle_probe_only_requests_per_list_per_poll", requests, "requests")]
+    for tracked in TRACKED_PER_LIST:
+        requests, received = await idle_cost(tracked, ponymail.DEFAULT_REREAD_EVERY)
+        suffix = f"T{tracked}_K{ponymail.DEFAULT_REREAD_EVERY}"
+        lines.append((f"ponymail_idle_requests_per_list_per_poll_{suffix}", requests, "requests"))
+        # The probe lists the list's mail since its earliest running vote began (10 + 6T messages here).
+        lines.append((f"ponymail_idle_kib_per_list_per_poll_{suffix}", received / 1024, "KiB"))
+    return lines
+
+
+async def idle_cost(tracked: int, reread_every: int) -> tuple[float, float]:
+    """Requests the sandbox served, and bytes read, per list per poll over IDLE_POLLS polls after the first.
+
+    Every list carries list traffic and `tracked` vote threads (a [VOTE] and five replies each),
+    all followed; the source re-reads each thread every `reread_every` polls.
+    """
     sandbox = sandbox_ponymail.PonyMailSandbox()
     lists = [f"dev@project{n}.apache.org" for n in range(POLL_LISTS)]
+    roots: list[tuple[str, str]] = []
     for n, address in enumerate(lists):
-        root = f"vote-{n}@bench.example.org"
-        sandbox.add(list_mail(address, root, f"[VOTE] Release Project{n} 1.0", None), address)
-        for reply in range(5):
-            sandbox.add(list_mail(address, f"r{reply}-{n}@bench.example.org", "Re: [VOTE]", root), address)
+        for vote in range(tracked):
+            root = f"vote-{n}-{vote}@bench.example.org"
+            roots.append((address, root))
+            sandbox.add(list_mail(address, root, f"[VOTE] Release Project{n} 1.{vote}", None), address)
+            for reply in range(5):
+                sandbox.add(list_mail(address, f"r{reply}-{n}-{vote}@bench.example.org", "Re: [VOTE]", root), address)
         for other in range(10):
             sandbox.add(list_mail(address, f"o{other}-{n}@bench.example.org", f"[jira] FOO-{other}", None), address)
     stored: set[str] = set()
@@ -258,26 +286,31 @@ async def ponymail_benchmarks() -> list[Line]:
     async with sandbox:
         settings = ponymail.Settings(base_url=sandbox.url)
         async with ponymail.ArchiveClient(settings) as client:
-            source = ponymail.PonyMailSource(client, lists)
-            for n, address in enumerate(lists):
-                source.track(address, message_id=f"vote-{n}@bench.example.org")
+            source = ponymail.PonyMailSource(client, lists, reread_every=reread_every)
+            started = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=2)
+            for address, root in roots:
+                source.track(address, message_id=root, started=started)
             first = await source.poll(stored, deliver)
-            if not first.ok or len(stored) != POLL_LISTS * 6:
+            if not first.ok or len(stored) != len(roots) * 6:
                 raise RuntimeError(f"first poll stored {len(stored)} messages: {first.failures}")
             sandbox.reset_counts()
+            before = client.received_bytes
             for _ in range(IDLE_POLLS):
                 await source.poll(stored, deliver)
             served = sum(sandbox.request_counts().values())
-    return [("ponymail_idle_poll_requests_per_list", served / (POLL_LISTS * IDLE_POLLS), "requests")]
+            received = client.received_bytes - before
+    polls = POLL_LISTS * IDLE_POLLS
+    return served / polls, received / polls
 
 
 def list_mail(address: str, mid: str, subject: str, parent: str | None) -> bytes:
-    """A short list message (for the archive sandbox)."""
+    """A short list message dated an hour ago (the archive's epoch is the Date header), for the archive sandbox."""
     name, domain = address.split("@")
     reply = f"In-Reply-To: <{parent}>\nReferences: <{parent}>\n" if parent else ""
+    date = email.utils.formatdate(time.time() - 3600, usegmt=True)
     return (
         f"From: Someone <someone@example.org>\nTo: {address}\nSubject: {subject}\n"
-        f"Date: Wed, 26 Nov 2025 10:00:00 +0000\nMessage-ID: <{mid}>\nList-Id: <{name}.{domain}>\n{reply}\n+1\n"
+        f"Date: {date}\nMessage-ID: <{mid}>\nList-Id: <{name}.{domain}>\n{reply}\n+1\n"
     ).encode()
 
 

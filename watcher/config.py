@@ -256,20 +256,31 @@ class ImapSource(Section):
 
 
 class PonymailSource(Section):
-    """lists.apache.org (Pony Mail), polled per list."""
+    """lists.apache.org (Pony Mail), polled per list; read anonymously (Foal has no API tokens)."""
 
-    SECRETS: ClassVar[tuple[str, ...]] = ("token",)
     kind: Literal["ponymail"]
     name: str = ""
     base_url: Url = "https://lists.apache.org"
     lists: list[Address] = pydantic.Field(min_length=1)
     poll_interval: Interval = datetime.timedelta(minutes=5)
-    token: secrets.Secret | None = None
-    token_file: ConfigPath | None = None
-    token_env: str | None = None
+    # The archive's dates are the senders' Date headers: probes overlap by `lookback`, and each
+    # tracked thread is read again every `reread_every` polls (reference/ponymail-api.md §6.1).
+    lookback: Interval = datetime.timedelta(hours=1)
+    reread_every: int = pydantic.Field(default=6, ge=1, le=1000)
     concurrency: int = pydantic.Field(default=4, ge=1, le=64)
     timeout: Interval = datetime.timedelta(seconds=30)
     ca_file: ExistingFile | None = None
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _no_tokens(cls, data: Any) -> Any:
+        removed = sorted(key for key in ("token", "token_file", "token_env") if isinstance(data, dict) and key in data)
+        if removed:
+            raise ValueError(
+                f"{', '.join(removed)}: lists.apache.org accepts no API tokens (only browser sessions); "
+                'remove it, and read private lists through an IMAP subscription ([[sources]] kind = "imap")'
+            )
+        return data
 
     @pydantic.model_validator(mode="after")
     def _defaults(self) -> PonymailSource:

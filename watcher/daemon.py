@@ -23,6 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 import watcher
 import watcher.atr.client as atr_client
+import watcher.atr.errors as atr_errors
 import watcher.atr.rosters as atr_rosters
 import watcher.atr.tokens as atr_tokens
 import watcher.atrstate as atrstate
@@ -33,6 +34,7 @@ import watcher.discovery as discovery
 import watcher.events as events
 import watcher.intake as intake_api
 import watcher.leases as leases
+import watcher.log as log_setup
 import watcher.mailer as mailer
 import watcher.message as message
 import watcher.metrics as metrics_api
@@ -47,10 +49,12 @@ import watcher.sources.ponymail as ponymail
 import watcher.store as store_api
 import watcher.store.records as records
 import watcher.threads as threads
+import watcher.votesubject as votesubject
 
 log = structlog.get_logger("watcher.daemon")
 
 STOP_TIMEOUT_S: Final = 8.0
+READY_DB_TIMEOUT_S: Final = 2.0
 FILES_INTERVAL: Final = datetime.timedelta(minutes=10)
 FILE_BATCH: Final = 500
 FILE_FOLDER: Final = ""
@@ -62,6 +66,41 @@ Clock = Callable[[], datetime.datetime]
 STORED_SLACK: Final = datetime.timedelta(days=1)
 # Vote statuses whose pending mails are skipped, and the reason recorded (as `_apply` records it).
 _ENDED: Final = {"closed": "vote closed", "replaced": "vote restarted"}
+# Outages a job survives: one warning line each (the traceback only when debugging).
+EXPECTED_OUTAGES: Final = (
+    atr_errors.AtrError,
+    ponymail.ArchiveFetchError,
+    imap.ImapError,
+    store_api.StoreError,
+    OSError,
+    TimeoutError,
+)
+
+
+@dataclasses.dataclass
+class CycleReport:
+    """What one cycle reached (`run --once` exits non-zero, with the reason, when it reached nothing)."""
+
+    atr_reached: bool = False
+    atr_error: str = ""
+    sources_reached: int = 0
+    source_errors: list[str] = dataclasses.field(default_factory=list)
+    mails_sent: int = 0
+    relay_errors: list[str] = dataclasses.field(default_factory=list)
+    elsewhere: bool = False
+    """Some of that work is another instance's: it holds the lease (several instances on PostgreSQL)."""
+
+    def failure(self, sources: int) -> str | None:
+        """The one-line reason a one-shot run failed, or None."""
+        reached_nothing = not self.atr_reached and (sources == 0 or self.sources_reached == 0)
+        if reached_nothing and not self.elsewhere:
+            reached = f"ATR ({self.atr_error or 'not reached'})"
+            if sources:
+                reached += f" nor any source ({'; '.join(self.source_errors) or 'not reached'})"
+            return f"the cycle reached neither {reached}"
+        if self.relay_errors:
+            return f"could not hand mail to the relay: {self.relay_errors[0]}"
+        return None
 
 
 def claim_ttl(cfg: config_api.Config) -> datetime.timedelta:
@@ -85,9 +124,16 @@ class _StoredThreads:
         self.store = store
 
     async def find_vote_thread(
-        self, list_address: str, subject: str, project: str, version: str, since: datetime.datetime
+        self,
+        list_address: str,
+        subject: str,
+        project: str,
+        version: str,
+        since: datetime.datetime,
+        **hints: object,
     ) -> discovery.FoundThread | None:
-        """The earliest [VOTE] opener on the list dated at or after `since`, with the subject or naming the release."""
+        """The earliest [VOTE] opener on the list dated at or after `since` naming the release (by votesubject)."""
+        wanted = votesubject.release(project, version, subject)
         list_id = list_address.lower().replace("@", ".")
         found: list[tuple[datetime.datetime, bytes]] = []
         for _, raw in await self.store.kept_since(since - STORED_SLACK):
@@ -96,7 +142,7 @@ class _StoredThreads:
                 continue
             if env.list_id and env.list_id.lower() != list_id:
                 continue
-            if ponymail.vote_subject_matches(env.subject, subject, project, version):
+            if votesubject.is_vote_call(env.subject, wanted):
                 found.append((env.date, raw))
         if not found:
             return None
@@ -125,20 +171,37 @@ class Daemon:
     keeper: leases.LeaseKeeper = dataclasses.field(default_factory=leases.LeaseKeeper.solo)
     ready: bool = False
     last_poll: datetime.datetime | None = None
+    report: CycleReport = dataclasses.field(default_factory=CycleReport)
+    atr_ok_at: datetime.datetime | None = None
     _pending_checks: set[int] = dataclasses.field(default_factory=set)
     _thread_sizes: dict[int, int] = dataclasses.field(default_factory=dict)
     _changed_again: set[int] = dataclasses.field(default_factory=set)
     _tasks: set[asyncio.Task[Any]] = dataclasses.field(default_factory=set)
     _stopping: bool = False
 
+    @property
+    def stopping(self) -> bool:
+        """True once shutdown has begun."""
+        return self._stopping
+
     # Jobs -----------------------------------------------------------------------------------------------------
 
     async def discover(self) -> None:
         """Ask ATR for running votes; track new and restarted ones, close finished ones (under its lease)."""
+        if not self.keeper.holds(leases.DISCOVERY):
+            self.report.elsewhere = True
         await self.keeper.run_under(leases.DISCOVERY, self._discover)
 
     async def _discover(self) -> None:
-        changes = await self.discovering.poll()
+        try:
+            changes = await self.discovering.poll()
+        except atr_errors.AtrError as exc:
+            self.report.atr_error = str(exc)
+            await self._observe("atr", {"ok": False, "error": str(exc), **self._atr_facts()})
+            raise
+        self.report.atr_reached = True
+        self.atr_ok_at = self.clock()
+        await self._observe("atr", {"ok": True, "error": "", **self._atr_facts()})
         for change in changes:
             await self._apply(change)
         votes = await self.store.votes(open_only=True)
@@ -149,6 +212,8 @@ class Daemon:
 
     async def find_roots(self) -> None:
         """Votes whose [VOTE] message was not found yet: look again (new mail may have brought it)."""
+        for change in await self.discovering.look_for_threads():
+            await self._apply(change)
         for vote in await self.store.votes(open_only=True):
             if not vote.root_message_id:
                 await self._find_root(vote)
@@ -187,7 +252,9 @@ class Daemon:
             return
         for source, _ in self.archives:
             if vote.list_address.lower() in source.lists:
-                source.track(vote.list_address, message_id=vote.root_message_id)
+                source.track(
+                    vote.list_address, message_id=vote.root_message_id, started=vote.vote_started, ends=vote.vote_end
+                )
         await self.intake.track(vote)
 
     async def _find_root(self, vote: records.TrackedVote) -> None:
@@ -207,12 +274,25 @@ class Daemon:
         for source, _ in self.archives:
             poll = functools.partial(source.poll, self.intake.seen, self._deliver_archived)
             report = await self.keeper.run_under(leases.archive(source.name), poll)
-            if report is not None and report.ok:
-                self.metrics.polled(source.name, self.clock())
-                self.last_poll = self.clock()
+            if report is None:
+                self.report.elsewhere = True
+                continue
+            if report.ok:
+                await self._polled(source.name)
+            else:
+                await self._poll_failed(source.name, "; ".join(report.failures[:3]))
 
     async def _deliver_archived(self, archived: ponymail.ArchivedMessage) -> None:
         await self.intake.take(archived.raw, "ponymail")
+
+    async def reread_thread(self, vote: records.TrackedVote) -> int:
+        """Read a vote's archived thread again before a decision (a back-dated reply may be there); new messages."""
+        if not vote.root_message_id:
+            return 0
+        found = 0
+        for source, _ in self.archives:
+            found += await source.refresh(vote.root_message_id, self.intake.seen, self._deliver_archived)
+        return found
 
     async def take_imap(self, folder: str, uid: int, raw: bytes) -> None:
         """An IMAP message, pushed by IDLE or found by a sweep."""
@@ -221,17 +301,63 @@ class Daemon:
     async def sweep_mailboxes(self) -> None:
         """Catch what a lost IDLE push missed."""
         for mailbox in self.mailboxes:
-            if await self.keeper.run_under(leases.mailbox(mailbox.config.source_name), mailbox.sweep_once) is not None:
-                self.metrics.polled(mailbox.config.source_name, self.clock())
-                self.last_poll = self.clock()
+            name = mailbox.config.source_name
+            try:
+                swept = await self.keeper.run_under(leases.mailbox(name), mailbox.sweep_once)
+            except EXPECTED_OUTAGES as exc:
+                await self._poll_failed(name, f"{type(exc).__name__}: {exc}")
+                raise
+            if swept is None:
+                self.report.elsewhere = True
+            else:
+                await self._polled(name)
 
     async def read_files(self) -> None:
         """Backfill and replay from local mbox files and Maildirs (each under a lease, like an archive)."""
         for name, path, is_mbox in self.files:
             work = functools.partial(self._read_file, name, path, is_mbox)
-            if await self.keeper.run_under(leases.archive(name), work) is not None:
-                self.metrics.polled(name, self.clock())
-                self.last_poll = self.clock()
+            try:
+                read = await self.keeper.run_under(leases.archive(name), work)
+            except (OSError, archive.ArchiveError) as exc:
+                await self._poll_failed(name, f"{type(exc).__name__}: {exc}")
+                raise
+            if read is None:
+                self.report.elsewhere = True
+            else:
+                await self._polled(name)
+
+    async def _polled(self, name: str) -> None:
+        now = self.clock()
+        self.metrics.polled(name, now)
+        self.last_poll = now
+        self.report.sources_reached += 1
+        await self._observe(f"source:{name}", {"ok": True, "last_ok": now.isoformat(), "error": ""})
+
+    async def _poll_failed(self, name: str, error: str) -> None:
+        self.report.source_errors.append(f"{name}: {error}")
+        log.warning("source.poll_failed", source=name, error=error)
+        await self._observe(f"source:{name}", {"ok": False, "error": error}, keep_last_ok=True)
+
+    async def _observe(self, key: str, value: dict[str, Any], *, keep_last_ok: bool = False) -> None:
+        """What this instance saw, for `vote-watcher status` (a database outage only loses the note)."""
+        try:
+            if keep_last_ok:
+                before = {(o.key, o.instance): o.value for o in await self.store.observations()}
+                last_ok = before.get((key, self.cfg.watcher.instance_name), {}).get("last_ok")
+                value = {**value, "last_ok": last_ok}
+            await self.store.observe(key, self.cfg.watcher.instance_name, value, self.clock())
+        except store_api.StoreError as exc:
+            log.debug("daemon.observe_failed", key=key, error=str(exc))
+
+    def _atr_facts(self) -> dict[str, Any]:
+        renews_in = self.atr.jwt_renews_in()
+        renews_at = self.clock() + datetime.timedelta(seconds=renews_in) if renews_in is not None else None
+        return {
+            "budget_remaining": int(self.atr.budget.remaining()),
+            "budget_per_hour": self.cfg.atr.request_budget,
+            "jwt_renews_at": renews_at.isoformat() if renews_at is not None else None,
+            "at": self.clock().isoformat(),
+        }
 
     async def _read_file(self, name: str, path: pathlib.Path, is_mbox: bool) -> int:
         """Take every message not taken yet; returns how many the source holds.
@@ -304,7 +430,9 @@ class Daemon:
             self._changed_again.discard(vote_id)
 
     async def send_mail(self) -> None:
-        """Deliver what the outbox holds."""
+        """Deliver what the outbox holds (a dry run leaves it alone: its mails are written, not queued)."""
+        if self.cfg.watcher.dry_run:
+            return
         for delivery in await self.sender.run_once():
             self._record_delivery(delivery)
             if delivery.result in ("retry", "deferred"):
@@ -327,6 +455,10 @@ class Daemon:
         result = delivery.result
         if row.kind == "reminder" and result in ("sent", "failed", "skipped"):
             self.metrics.reminder("sent" if result == "sent" else "failed" if result == "failed" else "skipped")
+        if result == "sent":
+            self.report.mails_sent += 1
+        elif result in ("retry", "failed"):
+            self.report.relay_errors.append(delivery.detail)
         to = row.recipient if "@" in row.recipient else render.recipient(row.recipient)
         kind: events.Kind | None = None
         if result == "sent":
@@ -335,16 +467,36 @@ class Daemon:
             kind = "reminder_failed" if row.kind == "reminder" else "notice_failed"
         elif result == "skipped" and row.kind == "reminder":
             kind = "reminder_skipped"
+        elif result == "retry":
+            # Not the end of the mail: one warning line, with the relay's answer.
+            log.warning(
+                "outbox.retry",
+                release=row.release_key,
+                vote_seq=row.vote_seq,
+                to=to,
+                message_id=row.message_id,
+                error=delivery.detail,
+                next_at=delivery.next_at.isoformat() if delivery.next_at else None,
+            )
         if kind is None:
             return
+        text = f"{row.kind.replace('_', ' ')} {result} to {to}"
+        if result != "sent":
+            text += f": {delivery.detail}"
         self.sink(
             events.Event(
                 kind,
                 self.clock(),
                 row.release_key,
                 row.vote_seq,
-                f"{row.kind.replace('_', ' ')} {result} to {to}",
-                {"to": to, "message_id": row.message_id, "kind": row.kind},
+                text,
+                {
+                    "to": to,
+                    "voter": row.recipient,
+                    "message_id": row.message_id,
+                    "kind": row.kind,
+                    "error": "" if result == "sent" else delivery.detail,
+                },
             )
         )
 
@@ -360,6 +512,10 @@ class Daemon:
             await work
         except asyncio.CancelledError:
             raise
+        except EXPECTED_OUTAGES as exc:
+            # An outage the daemon rides out: one line; the traceback only when debugging.
+            log.warning("daemon.job_failed", job=name, error=f"{type(exc).__name__}: {exc}")
+            log.debug("daemon.job_failed_traceback", job=name, exc_info=True)
         except Exception:
             log.exception("daemon.job_failed", job=name)
 
@@ -372,7 +528,13 @@ class Daemon:
             task = asyncio.ensure_future(self._guarded(work(), name))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-            await asyncio.shield(task)
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                # Cancelled by the shutdown (SIGTERM): an ending, not a failure of the job.
+                if not self.stopping:
+                    raise
+                log.debug("daemon.job_cancelled", job=name)
 
         return run
 
@@ -410,6 +572,10 @@ class Daemon:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    def begin_stop(self) -> None:
+        """Take no new work from now on."""
+        self._stopping = True
+
     async def drain(self) -> None:
         """Stop taking work and let what is in flight finish (bounded)."""
         self._stopping = True
@@ -429,7 +595,11 @@ class Daemon:
 
 
 async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, clock: Clock = utcnow) -> Daemon:
-    """Open the store (checking its schema) and build every part from the configuration."""
+    """Open the store (checking its schema) and build every part from the configuration.
+
+    Every event the parts report is also logged, at info, as one line (`watcher.log.log_event`).
+    """
+    sink = log_setup.logging_sink(sink)
     db = await store_api.open(cfg.watcher.database_url, claim_ttl=claim_ttl(cfg))
     try:
         await db.check_current()
@@ -454,7 +624,7 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
     )
     aliases = roster.load(cfg.roster.aliases_file) if cfg.roster.aliases_file else roster.Roster()
     rosters = atr_rosters.AtrRosters(atr, ttl=cfg.roster.committee_ttl.total_seconds())
-    archives = [_archive(source, db) for source in cfg.sources if isinstance(source, config_api.PonymailSource)]
+    archives = [_archive(source, db, clock) for source in cfg.sources if isinstance(source, config_api.PonymailSource)]
     finder: discovery.ThreadFinder = ponymail.ThreadFinder(archives[0][1]) if archives else _StoredThreads(db)
     found = discovery.Discovery(atr, finder, atr_rosters=rosters)
     templates = render.Templates(cfg.reminders.templates_dir)
@@ -467,6 +637,7 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         resolve_enabled=cfg.resolve.enabled,
         resolve=decide.ResolveConfig(cfg.resolve.grace, cfg.resolve.failed),
         dry_run=cfg.watcher.dry_run,
+        opt_out=frozenset(cfg.reminders.opt_out_uids()),
     )
 
     async def roster_for(vote: records.TrackedVote) -> roster.Roster:
@@ -479,10 +650,24 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
             return []
         return await archives[0][1].thread_raw(thread_id)
 
-    desk = desk_api.Desk(
-        db, atr, templates, settings, roster_for=roster_for, previous_round=previous_round, sink=sink, clock=clock
-    )
     holder: list[Daemon] = []
+
+    async def reread(vote: records.TrackedVote) -> int:
+        return await holder[0].reread_thread(vote)
+
+    desk = desk_api.Desk(
+        db,
+        atr,
+        templates,
+        settings,
+        roster_for=roster_for,
+        previous_round=previous_round,
+        sink=sink,
+        clock=clock,
+        shadow=mailer.DryRunMailer(dry_run_dir(cfg)) if cfg.watcher.dry_run else None,
+        metrics=metrics,
+        reread=reread,
+    )
     owner = leases.owner_id(cfg.watcher.instance_name)
 
     async def vote_changed(vote_id: int) -> None:
@@ -530,22 +715,34 @@ def _source_name(source: config_api.Source) -> str:
 
 
 def _archive(
-    source: config_api.PonymailSource, db: store_api.Store
+    source: config_api.PonymailSource, db: store_api.Store, clock: Clock
 ) -> tuple[ponymail.PonyMailSource, ponymail.ArchiveClient]:
     settings = ponymail.Settings(
         base_url=source.base_url,
-        token_file=source.token_file,
         total_timeout_s=source.timeout.total_seconds(),
         concurrency=source.concurrency,
     )
     client = ponymail.ArchiveClient(settings)
-    return ponymail.PonyMailSource(client, source.lists, cursors=db, name=_source_name(source)), client
+    polled = ponymail.PonyMailSource(
+        client,
+        source.lists,
+        cursors=db,
+        name=_source_name(source),
+        lookback_s=int(source.lookback.total_seconds()),
+        reread_every=source.reread_every,
+        clock=lambda: clock().timestamp(),
+    )
+    return polled, client
+
+
+def dry_run_dir(cfg: config_api.Config) -> pathlib.Path:
+    """Where a dry run (or a configuration without a relay) writes its mails."""
+    return cfg.reminders.dry_run_dir or cfg.watcher.state_dir / "dry-run"
 
 
 def _mailer(cfg: config_api.Config) -> mailer.Mailer:
     if cfg.watcher.dry_run or not cfg.smtp.host:
-        folder = cfg.reminders.dry_run_dir or cfg.watcher.state_dir / "dry-run"
-        return mailer.DryRunMailer(folder)
+        return mailer.DryRunMailer(dry_run_dir(cfg))
     return mailer.SmtpMailer(
         mailer.SmtpSettings(
             host=cfg.smtp.host,
@@ -575,7 +772,9 @@ async def run(
     """Run the daemon until `stop` is set or a signal arrives (or one cycle with `once`); returns the exit status."""
     stop = stop or asyncio.Event()
     daemon = await build(cfg, sink=sink, clock=clock)
-    endpoint = daemon.metrics.start(cfg.metrics.listen) if cfg.metrics.listen else None
+    endpoint = None
+    if cfg.metrics.listen:
+        endpoint = daemon.metrics.start(cfg.metrics.listen, ready=_readiness(daemon, asyncio.get_running_loop()))
     # Leases are renewed beside everything else, until the work in flight has been drained.
     await daemon.keeper.tick()
     heartbeat_stop = asyncio.Event()
@@ -584,8 +783,21 @@ async def run(
         if once:
             await daemon.cycle()
             await daemon.settle()
-            # A refused PAT is the operator's to fix now, not an hour's silent wait (atr.pat_rejected).
-            return EXIT_PAT_REJECTED if daemon.atr.pat_rejected else EXIT_OK
+            if daemon.atr.pat_rejected:
+                # A refused PAT is the operator's to fix now, not an hour's silent wait (atr.pat_rejected).
+                log.error("daemon.cycle_failed", reason="ATR refused the PAT (atr.pat_rejected)")
+                return EXIT_PAT_REJECTED
+            reason = daemon.report.failure(len(cfg.sources))
+            if reason is not None:
+                log.error("daemon.cycle_failed", reason=reason)
+                raise CycleFailedError(reason)
+            log.info(
+                "daemon.cycle_done",
+                atr=daemon.report.atr_reached,
+                sources_polled=daemon.report.sources_reached,
+                mails_sent=daemon.report.mails_sent,
+            )
+            return EXIT_OK
         return await _serve(daemon, stop)
     finally:
         notify.stopping("stopping")
@@ -595,6 +807,52 @@ async def run(
         if endpoint is not None:
             endpoint.stop()
         await daemon.close()
+
+
+class CycleFailedError(Exception):
+    """`run --once` reached neither ATR nor any source, or could not hand mail to the relay."""
+
+
+def _readiness(daemon: Daemon, loop: asyncio.AbstractEventLoop) -> Callable[[], tuple[bool, dict[str, Any]]]:
+    """/readyz's check, run in the metrics server's thread: the database (asked on the loop), sources, ATR."""
+
+    def ready() -> tuple[bool, dict[str, Any]]:
+        checks: dict[str, Any] = {}
+        try:
+            asyncio.run_coroutine_threadsafe(daemon.store.ping(), loop).result(timeout=READY_DB_TIMEOUT_S)
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        now = daemon.clock()
+        for name, (lease, interval) in _poll_intervals(daemon.cfg).items():
+            if not daemon.keeper.holds(lease):
+                checks[f"source:{name}"] = "ok"  # another instance holds its lease and polls it
+                continue
+            age = daemon.metrics.poll_age(name, now)
+            fine = age is not None and age <= 2 * interval.total_seconds()
+            checks[f"source:{name}"] = "ok" if fine else f"last good poll {age:.0f} s ago" if age else "never polled"
+        atr_interval = 2 * daemon.cfg.atr.poll_interval.total_seconds()
+        atr_ok = daemon.atr_ok_at is not None and (now - daemon.atr_ok_at).total_seconds() <= atr_interval
+        if not daemon.keeper.holds(leases.DISCOVERY):
+            atr_ok = True  # discovery runs in the instance that holds its lease
+        checks["atr"] = "ok" if atr_ok else "not reached within twice its poll interval"
+        return all(value == "ok" for value in checks.values()), checks
+
+    return ready
+
+
+def _poll_intervals(cfg: config_api.Config) -> dict[str, tuple[str, datetime.timedelta]]:
+    """Each source's lease, and how often it is polled (an IMAP mailbox: its sweep; a file: every 10 minutes)."""
+    intervals: dict[str, tuple[str, datetime.timedelta]] = {}
+    for source in cfg.sources:
+        name = _source_name(source)
+        if isinstance(source, config_api.PonymailSource):
+            intervals[name] = (leases.archive(name), source.poll_interval)
+        elif isinstance(source, config_api.ImapSource):
+            intervals[name] = (leases.mailbox(name), source.sweep_interval)
+        else:
+            intervals[name] = (leases.archive(name), FILES_INTERVAL)
+    return intervals
 
 
 async def _serve(daemon: Daemon, stop: asyncio.Event) -> int:
@@ -621,6 +879,8 @@ async def _serve(daemon: Daemon, stop: asyncio.Event) -> int:
     try:
         await _until_stopped(daemon, stop)
     finally:
+        # Stopping first: a job the scheduler cancels now ends quietly (`job`), not as a failure.
+        daemon.begin_stop()
         rest.cancel()
         await asyncio.gather(rest, return_exceptions=True)
         if scheduler.running:

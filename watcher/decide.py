@@ -297,24 +297,47 @@ def reminder_due(
     if not UID_RE.fullmatch(vote.voter):
         return _no(Reason.NO_UID, f"{vote.voter!r} is not an ASF uid")
     if vote.status != "binding":
-        return _no(Reason.NOT_BINDING, f"{vote.voter} is {vote.status} in this round")
+        round_ = f"round {state.vote_round} of this podling vote" if state.vote_round else "this vote"
+        return _no(Reason.NOT_BINDING, f"{vote.voter} is not binding in {round_} ({vote.status})")
     if vote.vote not in _CASTINGS:
-        return _no(Reason.NOT_A_CASTING, f"latest emailed vote of {vote.voter} is {vote.vote!r}")
+        return _no(Reason.NOT_A_CASTING, f"the latest email of {vote.voter} holds no clear +1, 0 or -1 ({vote.vote})")
+    since = _latest(_maybe_aware(vote.date), _maybe_aware(seen_at))
     ballot = atr.ballots.get(vote.voter)
     if ballot is not None:
-        carried = " (carried from round 1)" if ballot.is_carried else ""
-        return _no(Reason.HAS_BALLOT, f"{vote.voter} has a ballot in ATR{carried}")
+        return _no(Reason.HAS_BALLOT, _ballot_text(vote, ballot, since, config.delay))
     if ReminderKey(state.release_key, state.vote_seq, vote.voter) in reminded:
-        return _no(Reason.ALREADY_REMINDED, f"{vote.voter} was reminded for vote_seq {state.vote_seq}")
-    since = _latest(_maybe_aware(vote.date), _maybe_aware(seen_at))
+        return _no(Reason.ALREADY_REMINDED, f"{vote.voter} was reminded already for vote_seq {state.vote_seq}")
     if since is None:
         return _no(Reason.DATE_UNKNOWN, "the mail has no date and was not seen by the watcher")
     after = since + config.delay
     if _aware(now) < after:
-        return _no(Reason.TOO_SOON, f"the delay runs until {_iso(after)}", at=after)
+        detail = f"{vote.voter} voted by email at {_iso(since)}; the reminder delay runs until {_iso(after)}"
+        return _no(Reason.TOO_SOON, detail, at=after)
     if _aware(atr.fetched_at) < after:
         return _no(Reason.STALE_ATR_STATE, f"ATR was read at {_iso(atr.fetched_at)}, before {_iso(after)}", at=after)
     return ReminderDecision(True, Reason.DUE, f"{vote.voter} voted {vote.vote} by email and has no ballot in ATR")
+
+
+def _ballot_text(vote: EmailVote, ballot: Ballot, since: datetime.datetime | None, delay: datetime.timedelta) -> str:
+    """Why a ballot makes a reminder needless, in words."""
+    differs = f"; the email says {vote.vote}, which ATR does not count" if vote.vote != ballot.choice else ""
+    return f"{_ballot_words(vote, ballot, since, delay)}{differs}"
+
+
+def _ballot_words(vote: EmailVote, ballot: Ballot, since: datetime.datetime | None, delay: datetime.timedelta) -> str:
+    voter = vote.voter
+    if ballot.is_carried:
+        return f"{voter} has a ballot in ATR ({ballot.choice}, carried from round 1)"
+    if ballot.cast_at is None:
+        return f"{voter} has a ballot in ATR ({ballot.choice})"
+    cast_at = _aware(ballot.cast_at)
+    cast = _iso(cast_at)
+    emailed = _maybe_aware(vote.date) or since
+    if emailed is not None and cast_at < emailed:
+        return f"{voter} has a ballot in ATR ({ballot.choice}, cast {cast}, before the email)"
+    if since is not None and cast_at <= since + delay:
+        return f"{voter} cast a ballot in ATR ({ballot.choice}, {cast}) within the reminder delay after the email"
+    return f"{voter} has a ballot in ATR ({ballot.choice}, cast {cast})"
 
 
 def reminders_due(

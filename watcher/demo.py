@@ -165,9 +165,18 @@ grace = "{demo.get("resolve_grace", "1h")}"
 
 
 async def run(
-    scenario_path: pathlib.Path, report_path: pathlib.Path | None, out: TextIO = sys.stdout, *, verbose: bool = False
+    scenario_path: pathlib.Path,
+    report_path: pathlib.Path | None,
+    out: TextIO = sys.stdout,
+    *,
+    verbose: bool = False,
+    state: pathlib.Path | None = None,
 ) -> int:
-    """Run the scenario; print the timeline; write the JSON report if asked."""
+    """Run the scenario; print the timeline; write the JSON report if asked.
+
+    `verbose` logs the daemon's info-level journal on stderr (JSON lines unless stderr is a terminal);
+    `state` keeps the daemon's configuration and database in that folder, for `status` and `explain` after.
+    """
     try:
         data = tomllib.loads(scenario_path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -178,11 +187,15 @@ async def run(
     length = durations.parse(str(demo.get("length", "80h")))
     with tempfile.TemporaryDirectory(prefix="vote-watcher-demo-") as tmp, open(os.devnull, "w") as quiet:
         # The demo prints its own timeline; the daemon's log lines would only bury it (unless asked for).
-        log_setup.configure("console", "info", stream=sys.stderr) if verbose else log_setup.configure(
+        log_setup.configure("auto", "info", stream=sys.stderr) if verbose else log_setup.configure(
             "json", "error", stream=quiet
         )
+        folder = pathlib.Path(tmp)
+        if state is not None:
+            state.mkdir(parents=True, exist_ok=True)
+            folder = state
         return await _run(
-            pathlib.Path(tmp),
+            folder,
             data=data,
             demo=demo,
             steps=steps,

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Awaitable, Callable, Sequence
+import email.message
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Final
 
 import structlog
@@ -20,7 +21,9 @@ import watcher.atrstate as atrstate
 import watcher.decide as decide
 import watcher.events as events
 import watcher.identity as identity
+import watcher.mailer as mailer
 import watcher.message as message
+import watcher.metrics as metrics_api
 import watcher.outbox as outbox
 import watcher.receipts as receipts
 import watcher.render as render
@@ -34,12 +37,28 @@ log = structlog.get_logger("watcher.desk")
 Clock = Callable[[], datetime.datetime]
 RosterFor = Callable[[records.TrackedVote], Awaitable[roster.Roster]]
 PreviousRound = Callable[[records.TrackedVote], Awaitable[Sequence[bytes]]]
+Reread = Callable[[records.TrackedVote], Awaitable[int]]
+"""Reads a vote's thread at its source again; returns how many messages were new."""
 STALE_PENDING: Final = datetime.timedelta(minutes=2)
 RECHECK_HELD: Final = datetime.timedelta(minutes=10)
 RETRY_RESOLVE: Final = datetime.timedelta(seconds=20)
 # Reminder refusals that may change by themselves; any other refusal stands until the voter writes again.
 TEMPORARY: Final = frozenset({decide.Reason.TOO_SOON, decide.Reason.STALE_ATR_STATE})
 MAIL_DOMAIN: Final = "vote-watcher.apache.org"
+# Refusals about the vote as a whole: they do not replace what was decided about a voter before (explain).
+VOTE_LEVEL: Final = frozenset(
+    {
+        decide.Reason.NOT_TRUSTED,
+        decide.Reason.RESOLVED,
+        decide.Reason.NOT_CANDIDATE,
+        decide.Reason.VOTE_SEQ_CHANGED,
+        decide.Reason.VOTE_ENDED,
+        decide.Reason.ALREADY_REMINDED,
+    }
+)
+# Decided again by the fresh look at ATR that a possibly due reminder gets.
+FRESH_ONLY: Final = frozenset({decide.Reason.DUE, decide.Reason.STALE_ATR_STATE})
+DRY_RUN_STATE: Final = outbox.Status.DRY_RUN.value
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -54,6 +73,7 @@ class Settings:
     resolve_enabled: bool
     resolve: decide.ResolveConfig
     dry_run: bool
+    opt_out: frozenset[str] = frozenset()
 
 
 @dataclasses.dataclass
@@ -69,6 +89,12 @@ class _Known:
     """A podling's round-1 thread: finished, so read once."""
     declined: dict[str, str] = dataclasses.field(default_factory=dict)
     """voter -> Message-ID of an emailed vote ruled out for a reminder for good (not worth asking ATR again)."""
+    recorded: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    """voter -> the decision last written to the store (written again only when it changes)."""
+    told: set[tuple[str, str]] = dataclasses.field(default_factory=set)
+    """(voter, Message-ID) whose "not reminded, and why" was logged."""
+    loaded: bool = False
+    """`recorded` and `told` were read from the store (a restart neither overwrites nor repeats them)."""
 
 
 class Desk:
@@ -85,7 +111,11 @@ class Desk:
         previous_round: PreviousRound,
         sink: events.Sink = events.ignore,
         clock: Clock,
+        shadow: mailer.Mailer | None = None,
+        metrics: metrics_api.Metrics | None = None,
+        reread: Reread | None = None,
     ) -> None:
+        """`shadow` writes a dry run's mails (.eml files); `metrics` counts classifications and outcomes."""
         self.store = store
         self.atr = atr
         self.templates = templates
@@ -94,7 +124,10 @@ class Desk:
         self._previous_round = previous_round
         self._sink = sink
         self._clock = clock
+        self._reread = reread
         self._known: dict[int, _Known] = {}
+        self._shadow = shadow
+        self._metrics = metrics
 
     def forget(self, vote_id: int) -> None:
         """Drop what is remembered of a vote that ended."""
@@ -136,6 +169,7 @@ class Desk:
             previous_round=previous,
         )
         result = tally.tally(messages, people, options)
+        self._count_classified(known.result, result)
         await self.store.replace_voter_votes(vote.id, [_voter_vote(v) for v in result.votes], self._clock())
         if known.result is None or known.result.votes != result.votes:
             listed = ", ".join(f"{v.voter} {v.vote}{' (carried)' if v.carried else ''}" for v in result.votes)
@@ -148,6 +182,19 @@ class Desk:
         if known.atr is None or known.atr.vote_seq != vote.vote_seq:
             return frozenset()
         return frozenset(known.atr.ballots)
+
+    def _count_classified(self, before: tally.Tally | None, after: tally.Tally) -> None:
+        """Each emailed vote (and possible vote) counted once, when its message is first classified."""
+        if self._metrics is None:
+            return
+        seen = {v.message_id for v in before.votes} if before else set()
+        seen_possible = {p.message_id for p in before.possible_votes} if before else set()
+        for voted in after.votes:
+            if voted.message_id not in seen:
+                self._metrics.classified(voted.vote)
+        for possible in after.possible_votes:
+            if possible.message_id not in seen_possible:
+                self._metrics.classified("possible")
 
     async def _round_one(self, vote: records.TrackedVote, known: _Known) -> list[message.Message]:
         """The round-1 thread whose IPMC votes are carried into a podling's round 2 (empty otherwise)."""
@@ -172,6 +219,8 @@ class Desk:
             await self._fresh_atr(vote)
         if known.result is None:
             await self.retally(vote)
+        if self.settings.reminders_enabled:
+            await self._note_decisions(vote)
         if self.settings.reminders_enabled and await self._reminder_candidates(vote):
             await self._remind(vote)
         if self.settings.resolve_enabled and self._resolution_time(vote):
@@ -181,7 +230,83 @@ class Desk:
 
     async def _reminded(self, vote: records.TrackedVote) -> set[decide.ReminderKey]:
         mails = await self.store.mails(vote.release_key, vote.vote_seq)
-        return {decide.ReminderKey(m.release_key, m.vote_seq, m.voter) for m in mails if m.kind == "reminder"}
+        return {
+            decide.ReminderKey(m.release_key, m.vote_seq, m.voter)
+            for m in mails
+            if m.kind == "reminder" and (self.settings.dry_run or m.state != DRY_RUN_STATE)
+        }
+
+    async def _note_decisions(self, vote: records.TrackedVote) -> None:
+        """Why each voter is not reminded, from what is known (no ATR call): stored, and logged once."""
+        known = self._known.get(vote.id)
+        if known is None or known.result is None or known.atr is None:
+            return
+        reminded = await self._reminded(vote)
+        decisions = decide.reminders_due(
+            atrstate.vote_state(vote),
+            known.result.votes,
+            known.atr,
+            config=self.settings.reminder,
+            reminded=reminded,
+            now=self._clock(),
+            seen_at=known.seen_at,
+        )
+        settled = [(emailed, decision) for emailed, decision in decisions if decision.reason not in FRESH_ONLY]
+        await self._record_decisions(vote, known, settled, known.atr, reminded)
+
+    async def _record_decisions(
+        self,
+        vote: records.TrackedVote,
+        known: _Known,
+        decisions: Sequence[tuple[decide.EmailVote, decide.ReminderDecision]],
+        atr: decide.AtrState,
+        reminded: Collection[decide.ReminderKey],
+    ) -> None:
+        now = self._clock()
+        if not known.loaded:
+            for stored in await self.store.decisions(vote.release_key, vote.vote_seq):
+                known.recorded[stored.voter] = _summary(stored)
+                if stored.decision == "not_due" and stored.reason not in TEMPORARY:
+                    known.told.add((stored.voter, stored.email_message_id))
+            known.loaded = True
+        for emailed, decision in decisions:
+            if decision.reason in VOTE_LEVEL and emailed.voter in known.recorded:
+                continue
+            ballot = atr.ballots.get(emailed.voter)
+            row = records.Decision(
+                release_key=vote.release_key,
+                vote_seq=vote.vote_seq,
+                voter=emailed.voter,
+                decision="due" if decision.due else "not_due",
+                reason=str(decision.reason),
+                detail=decision.detail,
+                decided_at=now,
+                email_vote=emailed.vote,
+                email_status=emailed.status,
+                email_message_id=emailed.message_id,
+                email_date=emailed.date,
+                ballot=ballot.choice if ballot is not None else "",
+                atr_read_at=atr.fetched_at,
+            )
+            summary = _summary(row)
+            if known.recorded.get(emailed.voter) == summary:
+                continue
+            known.recorded[emailed.voter] = summary
+            await self.store.record_decision(row)
+            key = decide.ReminderKey(vote.release_key, vote.vote_seq, emailed.voter)
+            if decision.due or decision.reason in TEMPORARY or key in reminded:
+                continue
+            told = (emailed.voter, emailed.message_id)
+            if told in known.told:
+                continue
+            known.told.add(told)
+            self.emit(
+                "not_reminded",
+                vote,
+                f"{emailed.voter} not reminded: {decision.detail}",
+                voter=emailed.voter,
+                reason=str(decision.reason),
+            )
 
     async def _reminder_candidates(self, vote: records.TrackedVote) -> bool:
         """Cheap pre-check with what is known: is any reminder possibly due, so that ATR is worth asking?"""
@@ -214,11 +339,23 @@ class Desk:
             log.warning("desk.tabulate_failed", release=vote.release_key, error=str(exc))
             return False
         known = self._known.setdefault(vote.id, _Known())
+        previous = known.atr
         known.atr = atrstate.atr_state(result, self._clock())
+        if previous is None or previous.ballots != known.atr.ballots:
+            await self._note_ballots(vote, known.atr)
         receipts = result.receipt_message_ids()
         changed = receipts != known.excluded
         known.excluded = receipts
         return changed
+
+    async def _note_ballots(self, vote: records.TrackedVote, atr: decide.AtrState) -> None:
+        """ATR's ballots as last seen, for `vote-watcher explain`."""
+        ballots = {
+            uid: {"choice": one.choice, "binding": one.is_binding, "carried": one.is_carried}
+            for uid, one in atr.ballots.items()
+        }
+        value = {"vote_seq": atr.vote_seq, "read_at": atr.fetched_at.isoformat(), "ballots": ballots}
+        await self.store.observe(f"ballots:{vote.release_key}#{vote.vote_seq}", "", value, self._clock())
 
     async def _fresh_atr(self, vote: records.TrackedVote) -> decide.AtrState | None:
         """A fresh `vote/tabulate`; the tally is redone when ATR's receipts changed."""
@@ -228,26 +365,31 @@ class Desk:
             await self.retally(vote)
         return known.atr if known.atr is not before else None
 
+    async def _read_thread_again(self, vote: records.TrackedVote) -> None:
+        """Before a decision: the archive's dates are senders' (a reply held in moderation is back-dated)."""
+        if self._reread is not None and await self._reread(vote):
+            await self.retally(vote)
+
     async def _remind(self, vote: records.TrackedVote) -> None:
+        await self._read_thread_again(vote)
         atr = await self._fresh_atr(vote)
         known = self._known[vote.id]
         if atr is None or known.result is None:
             return
+        reminded = await self._reminded(vote)
         decisions = decide.reminders_due(
             atrstate.vote_state(vote),
             known.result.votes,
             atr,
             config=self.settings.reminder,
-            reminded=await self._reminded(vote),
+            reminded=reminded,
             now=self._clock(),
             seen_at=known.seen_at,
         )
         by_voter = {v.voter: v for v in known.result.votes}
+        await self._record_decisions(vote, known, decisions, atr, reminded)
         for emailed, decision in decisions:
             if not decision.due:
-                log.debug(
-                    "desk.no_reminder", release=vote.release_key, voter=emailed.voter, reason=str(decision.reason)
-                )
                 if decision.reason not in TEMPORARY:
                     known.declined[emailed.voter] = emailed.message_id
                 continue
@@ -274,18 +416,46 @@ class Desk:
         )
         headers = render.Headers(self.settings.sender, voted.voter, message_id, now, voted.name, self.settings.reply_to)
         mail = self.templates.reminder(context, headers)
-        row, created = await self.store.enqueue_reminder(
+        row, created = await self.store.enqueue(
+            kind="reminder",
             release_key=vote.release_key,
             vote_seq=vote.vote_seq,
+            recipient=voted.voter,
             voter=voted.voter,
             raw=mail.as_bytes(),
             message_id=message_id,
             now=now,
+            state=DRY_RUN_STATE if self.settings.dry_run else outbox.Status.PENDING.value,
         )
-        if created:
-            self.emit(
-                "reminder_queued", vote, f"reminder to {row.recipient} ({voted.vote} by email)", voter=voted.voter
-            )
+        if not created:
+            return
+        to = render.recipient(row.recipient)
+        if self.settings.dry_run:
+            await self._write_shadow(vote, "reminder", voted.voter, mail)
+            return
+        self.emit(
+            "reminder_queued",
+            vote,
+            f"reminder to {to} ({voted.vote} by email)",
+            voter=voted.voter,
+            to=to,
+            message_id=row.message_id,
+        )
+
+    async def _write_shadow(
+        self, vote: records.TrackedVote, kind: str, voter: str, mail: email.message.EmailMessage
+    ) -> None:
+        """A dry run's mail: written as an .eml file and logged, never sent (its row stays `dry_run`)."""
+        event: events.Kind = "reminder_dry_run" if kind == "reminder" else "notice_dry_run"
+        to = render.recipient(voter)
+        if kind == "reminder" and self._metrics is not None:
+            self._metrics.reminder("skipped")
+        if voter in self.settings.opt_out:
+            self.emit(event, vote, f"would skip the {kind} to {to}: recipient opted out", voter=voter, to=to)
+            return
+        written = "not written" if self._shadow is None else (await self._shadow.send(mail)).detail
+        message_id = str(mail["Message-ID"])
+        self.emit(event, vote, f"would send the {kind} to {to} ({written})", voter=voter, to=to, message_id=message_id)
 
     # Resolution ---------------------------------------------------------------------------------------------
 
@@ -299,6 +469,7 @@ class Desk:
         return now >= vote.vote_end + self.settings.resolve.grace
 
     async def _resolve(self, vote: records.TrackedVote) -> None:
+        await self._read_thread_again(vote)
         atr = await self._fresh_atr(vote)
         known = self._known[vote.id]
         if atr is None or known.result is None:
@@ -306,20 +477,27 @@ class Desk:
         decision = decide.resolution_due(
             atrstate.vote_state(vote), atr, known.result.votes, config=self.settings.resolve, now=self._clock()
         )
-        log.info("desk.resolution", release=vote.release_key, action=decision.action, reason=str(decision.reason))
+        log.info(
+            "desk.resolution",
+            release=vote.release_key,
+            vote_seq=vote.vote_seq,
+            action=decision.action,
+            reason=str(decision.reason),
+            detail=decision.detail,
+        )
         # A held or waiting vote is looked at again later, not at every check: ATR's budget is shared.
         known.next_resolve_check = self._clock() + RECHECK_HELD
         if decision.action == "resolve" and decision.resolution is not None:
             await self._signal(vote, decision.resolution)
         elif decision.action in ("hold", "manual"):
             await self._hold(vote, decision)
-        elif decision.action in ("drop", "never"):
+        elif decision.action in ("drop", "never") and not self.settings.dry_run:
             await self.store.set_vote_status(vote.id, "done", self._clock())
 
     async def _signal(self, vote: records.TrackedVote, resolution: decide.Resolution) -> None:
         if self.settings.dry_run:
-            self.emit("resolved", vote, f"would resolve as {resolution} (dry run)", resolution=resolution, dry_run=True)
-            await self.store.set_vote_status(vote.id, "done", self._clock())
+            # The vote stays open: the live run that follows resolves it.
+            self.emit("resolution_dry_run", vote, f"would resolve as {resolution} (dry run)", resolution=resolution)
             return
         record, go = await self.store.begin_resolution(vote.release_key, vote.vote_seq, resolution, self._clock())
         if not go and not await self._retake_stale(vote, record):
@@ -344,6 +522,8 @@ class Desk:
         await self.store.mark_resolution_called(record.id, resolution, self._clock())
         await self.store.mark_resolution_done(record.id, resolution, self._clock())
         await self.store.set_vote_status(vote.id, "resolved", self._clock())
+        if self._metrics is not None:
+            self._metrics.resolution("signalled")
         self.emit("resolved", vote, f"resolved as {resolution} through ATR's API", resolution=resolution)
 
     async def _retake_stale(self, vote: records.TrackedVote, record: records.Resolution) -> bool:
@@ -372,6 +552,7 @@ class Desk:
             log.info("desk.resolved_elsewhere", release=vote.release_key, phase=phase)
             await self.store.mark_resolution_done(record.id, f"resolved elsewhere ({phase})", self._clock())
             await self.store.set_vote_status(vote.id, "resolved", self._clock())
+            self.emit("resolved_elsewhere", vote, f"resolved elsewhere (ATR: {error})", phase=phase)
             return
         await self.store.mark_resolution_held(record.id, f"ATR said: {error}", self._clock())
 
@@ -399,9 +580,15 @@ class Desk:
         await self._hold(vote, dataclasses.replace(decision, detail=detail))
 
     async def _hold(self, vote: records.TrackedVote, decision: decide.ResolutionDecision) -> None:
+        if self.settings.dry_run:
+            # No resolution row: the live run that follows holds the vote itself.
+            await self._notify_manager(vote, decision)
+            return
         record, go = await self.store.begin_resolution(vote.release_key, vote.vote_seq, "held", self._clock())
         if go:
             await self.store.mark_resolution_held(record.id, decision.detail, self._clock())
+            if self._metrics is not None:
+                self._metrics.resolution("held")
         elif record.state != "held":
             return
         await self._notify_manager(vote, decision)
@@ -412,7 +599,11 @@ class Desk:
             log.warning("desk.no_release_manager", release=vote.release_key)
             return
         mails = await self.store.mails(vote.release_key, vote.vote_seq)
-        sent = [render.ReminderSent(m.voter, m.message_id, m.state, m.sent_at) for m in mails if m.kind == "reminder"]
+        sent = [
+            render.ReminderSent(m.voter, m.message_id, m.state, m.sent_at)
+            for m in mails
+            if m.kind == "reminder" and (self.settings.dry_run or m.state != DRY_RUN_STATE)
+        ]
         now = self._clock()
         message_id = outbox.new_message_id(MAIL_DOMAIN)
         context = render.NoticeContext(
@@ -438,11 +629,24 @@ class Desk:
             message_id=message_id,
             voter=manager,
             now=now,
+            state=DRY_RUN_STATE if self.settings.dry_run else outbox.Status.PENDING.value,
         )
-        if created:
-            self.emit("held", vote, decision.detail, reason=str(decision.reason))
-            to = render.recipient(row.recipient)
-            self.emit("notice_queued", vote, f"notice to the release manager {to}", to=to)
+        if not created:
+            return
+        to = render.recipient(row.recipient)
+        if self.settings.dry_run:
+            self.emit("held", vote, f"would hold: {decision.detail} (dry run)", reason=str(decision.reason))
+            await self._write_shadow(vote, "notice", manager, mail)
+            return
+        self.emit("held", vote, decision.detail, reason=str(decision.reason))
+        self.emit(
+            "notice_queued",
+            vote,
+            f"notice to the release manager {to}",
+            voter=manager,
+            to=to,
+            message_id=row.message_id,
+        )
 
     async def _manager_uid(self, vote: records.TrackedVote) -> str | None:
         """The release manager: the uid that sent the [VOTE] (ATR sends it from `{uid}@apache.org`)."""
@@ -454,6 +658,10 @@ class Desk:
             return None
         opener = message.parse(raw)
         return identity.uid_from_address(opener.from_address)
+
+
+def _summary(decision: records.Decision) -> tuple[str, ...]:
+    return (decision.decision, decision.reason, decision.detail, decision.email_message_id, decision.ballot)
 
 
 def _voter_vote(vote: tally.Vote) -> records.VoterVote:

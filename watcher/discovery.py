@@ -14,7 +14,7 @@ import dataclasses
 import datetime
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Final, Literal, Protocol
 
 import structlog
@@ -95,10 +95,19 @@ class ThreadFinder(Protocol):
     """Finds a vote's [VOTE] message; the archive and IMAP sources implement it."""
 
     async def find_vote_thread(
-        self, list_address: str, subject: str, project: str, version: str, since: datetime.datetime
+        self,
+        list_address: str,
+        subject: str,
+        project: str,
+        version: str,
+        since: datetime.datetime,
+        *,
+        managers: Iterable[str] = (),
+        thread_url: str | None = None,
     ) -> FoundThread | None:
-        """The [VOTE] message on `list_address` sent at or after `since` whose subject is `subject`
-        (or, failing that, names the project and version); None when it is not there yet."""
+        """The [VOTE] message on `list_address` sent at or after `since` that names the project and
+        version, however worded (`subject`, the rendered one, is preferred; so is one sent by one of
+        the committee's `managers`; `thread_url`, ATR's link, wins); None when it is not there yet."""
         ...
 
 
@@ -125,6 +134,8 @@ class TrackedVote:
     end_source: EndSource
     podling_thread_id: str | None = None
     thread: FoundThread | None = None
+    vote_thread_url: str | None = None
+    """ATR's link to the vote's thread, when it has one (set when a vote passes)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -265,6 +276,7 @@ def track(
         vote_end=end,
         end_source=source,
         podling_thread_id=release.podling_thread_id,
+        vote_thread_url=release.vote_thread_url,
     )
 
 
@@ -362,6 +374,14 @@ class Discovery:
             if change is not None:
                 changes.append(change)
         return changes
+
+    async def look_for_threads(self) -> list[Change]:
+        """Look again for the [VOTE] of every vote whose thread is not found yet (no ATR call).
+
+        `run --once` reads its sources after discovery: a mailbox or an mbox may have just brought it.
+        """
+        changes = [await self._look_for_thread(vote) for vote in list(self.votes.values()) if vote.thread is None]
+        return [change for change in changes if change is not None]
 
     async def is_binding(self, vote: TrackedVote, uid: str) -> bool:
         """Whether `uid` is binding on this vote (PMC; PPMC in round 1; IPMC in round 2)."""
@@ -467,8 +487,16 @@ class Discovery:
 
     async def _find(self, vote: TrackedVote) -> FoundThread | None:
         try:
+            # The committee is cached (discovery read it to track the vote): its release managers send the [VOTE].
+            managers = (await self.rosters.committee(vote.committee_key)).release_managers
             return await self._finder.find_vote_thread(
-                vote.list_address, vote.subject, vote.project, vote.version, thread_since(vote)
+                vote.list_address,
+                vote.subject,
+                vote.project,
+                vote.version,
+                thread_since(vote),
+                managers=managers,
+                thread_url=vote.vote_thread_url,
             )
         except Exception as exc:
             # A source's failure must not stop discovery; the next poll asks again.

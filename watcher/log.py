@@ -14,11 +14,13 @@ import re
 import sys
 import threading
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, Literal, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
+
+import watcher.events as events
 
 Format = Literal["auto", "json", "console"]
 FORMATS: Final = ("auto", "json", "console")
@@ -137,6 +139,47 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
 def context(**values: object) -> contextlib.AbstractContextManager[None]:
     """Bind fields (release, vote_seq, voter, ...) to every event logged inside the block, by any logger."""
     return structlog.contextvars.bound_contextvars(**values)
+
+
+# Event data logged as fields of their own (the rest stays in the event's text).
+_EVENT_FIELDS: Final = ("voter", "to", "message_id", "reason", "resolution", "kind", "phase", "error")
+
+
+_EVENT_NAMES: Final = {
+    "not_reminded": "reminder.not_due",
+    "tally": "vote.tallied",
+    "held": "resolution.held",
+    "resolved": "resolution.signalled",
+    "resolved_elsewhere": "resolution.elsewhere",
+    "resolve_failed": "resolution.failed",
+}
+
+
+def event_name(kind: str) -> str:
+    """The log event of an event kind: `reminder_sent` -> `reminder.sent`, `held` -> `resolution.held`."""
+    if kind in _EVENT_NAMES:
+        return _EVENT_NAMES[kind]
+    head, _, tail = kind.partition("_")
+    return f"{head}.{tail}" if tail else kind
+
+
+def logging_sink(then: Callable[[events.Event], None]) -> Callable[[events.Event], None]:
+    """A sink that logs each event at info, one JSON line with release, vote_seq and its data, then calls `then`."""
+    logger = get_logger("watcher.events")
+
+    def sink(event: events.Event) -> None:
+        if event.kind != "message":
+            fields = {key: event.data[key] for key in _EVENT_FIELDS if event.data.get(key) not in (None, "")}
+            logger.info(
+                event_name(event.kind),
+                release=event.release or None,
+                vote_seq=event.vote_seq,
+                text=event.text,
+                **fields,
+            )
+        then(event)
+
+    return sink
 
 
 def register_secret(value: str) -> None:

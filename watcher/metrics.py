@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
+import socket
+import socketserver
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Final, Literal
-from wsgiref.simple_server import WSGIServer
+from typing import Any, Final, Literal
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.types import StartResponse, WSGIEnvironment
 
 import prometheus_client
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
@@ -25,6 +29,8 @@ REMINDER_OUTCOMES: Final[tuple[ReminderOutcome, ...]] = ("sent", "skipped", "fai
 RESOLUTION_OUTCOMES: Final[tuple[ResolutionOutcome, ...]] = ("signalled", "held")
 _MAX_PORT: Final = 65535
 Clock = Callable[[], datetime.datetime]
+# /readyz's check: ready or not, and what each part said.
+Readiness = Callable[[], tuple[bool, dict[str, Any]]]
 
 
 def _utcnow() -> datetime.datetime:
@@ -43,8 +49,13 @@ class Endpoint:
     @property
     def url(self) -> str:
         """The address to scrape."""
+        return f"{self.base_url}/metrics"
+
+    @property
+    def base_url(self) -> str:
+        """`http://host:port` of the listener (/metrics, /healthz, /readyz)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/metrics"
+        return f"http://{host}:{self.port}"
 
     def stop(self) -> None:
         """Stop serving and release the port."""
@@ -122,13 +133,68 @@ class Metrics:
         """ATR API requests left in the current hour."""
         self._budget.set(remaining)
 
-    def start(self, listen: str) -> Endpoint | None:
-        """Serve these metrics at `listen` ("host:port", ":port" or "port" for loopback); None when empty."""
+    def poll_age(self, source: str, now: datetime.datetime) -> float | None:
+        """Seconds since the last successful poll of `source` (or since start, before the first)."""
+        return self._polls.age(source, now)
+
+    def start(self, listen: str, ready: Readiness | None = None) -> Endpoint | None:
+        """Serve at `listen` ("host:port", ":port" or "port" for loopback); None when empty.
+
+        /metrics for Prometheus, /healthz (200 while the process serves), /readyz (200 when `ready` says
+        so, else 503, with what each part said as JSON); any other path is 404.
+        """
         if not listen.strip():
             return None
         host, port = parse_listen(listen)
-        server, thread = prometheus_client.start_http_server(port, addr=host, registry=self.registry)
+        app = _App(prometheus_client.make_wsgi_app(self.registry), ready)
+        server_class = _Server6 if ":" in host else _Server
+        server = make_server(host, port, app, server_class, handler_class=_QuietHandler)
+        thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+        thread.start()
         return Endpoint(host=host, port=server.server_port, _server=server, _thread=thread)
+
+
+class _Server(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not logged."""
+
+
+class _App:
+    """The listener's routes."""
+
+    def __init__(self, metrics: Any, ready: Readiness | None) -> None:
+        self._metrics = metrics
+        self._ready = ready
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            result: Iterable[bytes] = self._metrics(environ, start_response)
+            return result
+        if path == "/healthz":
+            return _answer(start_response, "200 OK", {"status": "alive"})
+        if path == "/readyz":
+            if self._ready is None:
+                return _answer(start_response, "200 OK", {"status": "ready"})
+            ok, checks = self._ready()
+            status = "200 OK" if ok else "503 Service Unavailable"
+            return _answer(start_response, status, {"status": "ready" if ok else "not ready", "checks": checks})
+        return _answer(start_response, "404 Not Found", {"error": f"no such path: {path}"})
+
+
+def _answer(start_response: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
+    data = json.dumps(body).encode() + b"\n"
+    # A fresh list each time: the server adds its own headers to the list it is given.
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -156,6 +222,11 @@ class _PollAges(Collector):
             raise ValueError(f"poll time of {source!r} must be timezone-aware, got {when.isoformat()}")
         with self._lock:
             self._last[source] = when
+
+    def age(self, source: str, now: datetime.datetime) -> float | None:
+        with self._lock:
+            when = self._last.get(source)
+        return None if when is None else max(0.0, (now - when).total_seconds())
 
     def describe(self) -> Iterator[Metric]:
         yield self._family()

@@ -45,6 +45,8 @@ class Status(enum.StrEnum):
     SENT = "sent"
     FAILED = "failed"
     SKIPPED = "skipped"
+    # Written by a dry run: never sent, and taken over by a live run's mail for the same key.
+    DRY_RUN = "dry_run"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

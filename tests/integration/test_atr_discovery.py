@@ -186,7 +186,13 @@ class BrokenFinder:
     """A thread source that fails every time."""
 
     async def find_vote_thread(
-        self, list_address: str, subject: str, project: str, version: str, since: datetime.datetime
+        self,
+        list_address: str,
+        subject: str,
+        project: str,
+        version: str,
+        since: datetime.datetime,
+        **hints: object,
     ) -> discovery.FoundThread | None:
         raise ConnectionError("archive unreachable")
 

@@ -81,8 +81,16 @@ async def test_run_once_from_an_mbox_writes_the_reminder_once(tmp_path: pathlib.
         db = await store_api.open(cfg.watcher.database_url)
         await db.upgrade()
         await db.close()
-        # The first run stores the thread; the reminder is due once the delay has passed since then.
+        # The first run reads the mbox and then finds the [VOTE] in it: one run tracks the vote and tallies it.
         assert await daemon.run(cfg, once=True) == 0
+        db = await store_api.open(cfg.watcher.database_url)
+        try:
+            [tracked] = await db.votes()
+            assert tracked.root_message_id
+            assert [(v.voter, v.value) for v in await db.voter_votes(tracked.id)] == [("chen", "+1")]
+        finally:
+            await db.close()
+        # The reminder is due once the delay has passed since the thread was stored.
         time.sleep(1.2)
         assert await daemon.run(cfg, once=True) == 0
         assert await daemon.run(cfg, once=True) == 0
@@ -97,4 +105,5 @@ async def test_run_once_from_an_mbox_writes_the_reminder_once(tmp_path: pathlib.
     finally:
         await db.close()
     assert saved is not None and saved.position == 2
-    assert (row.voter, row.state) == ("chen", "sent")
+    # A dry run's row stays in a state of its own: a live run on this state still sends the reminder.
+    assert (row.voter, row.state) == ("chen", "dry_run")

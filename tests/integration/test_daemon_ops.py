@@ -32,7 +32,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import Final
+from typing import Any, Final
 
 import httpx
 import prometheus_client.parser
@@ -282,6 +282,7 @@ async def test_the_daemon_speaks_systemds_notify_protocol(tmp_path: pathlib.Path
                     before_stop = len(messages)
                     code, took = await process.stop()
                     await asyncio.sleep(0.1)
+                    output = process.text()
             finally:
                 listener.cancel()
     texts = [text for _, text in messages]
@@ -315,6 +316,8 @@ async def test_the_daemon_speaks_systemds_notify_protocol(tmp_path: pathlib.Path
     assert not [at for at in pings if at > stopping[0]]
     assert code == 0
     assert took < STOP_WITHIN_S
+    # Jobs cancelled by the stop are an ending, not a failure: no ERROR line, no traceback.
+    assert '"level": "error"' not in output and "Traceback" not in output
 
 
 # Secrets and bodies never logged; metrics scraped ----------------------------------------------------------
@@ -329,6 +332,8 @@ class EndToEnd:
     metrics: dict[tuple[str, frozenset[tuple[str, str]]], float]
     secrets: dict[str, str]
     code: int
+    health: dict[str, tuple[int, Any]] = dataclasses.field(default_factory=dict)
+    """path -> (HTTP status, JSON body) of the metrics listener's other paths."""
 
 
 def scrape(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -387,6 +392,10 @@ password_file = "{smtp_password}"
                     if samples.get(("vote_watcher_reminders_total", frozenset({("outcome", "sent")})), 0) >= 1:
                         break
                     await asyncio.sleep(0.1)
+                health = {}
+                for path in ("/healthz", "/readyz", "/no-such-path"):
+                    answer = await http.get(f"http://127.0.0.1:{metrics_port}{path}")
+                    health[path] = (answer.status_code, answer.json())
             code, _ = await process.stop()
             output = process.text()
         jwts = list(stand_ins.atr.state.issued_jwts)
@@ -396,7 +405,7 @@ password_file = "{smtp_password}"
     plain = base64.b64encode(f"\0{relay.user}\0{relay.password}".encode()).decode()
     secrets["SMTP AUTH PLAIN"] = plain
     secrets |= {f"ATR JWT {index}": jwt for index, jwt in enumerate(jwts)}
-    return EndToEnd(output, relay.received, samples, secrets, code)
+    return EndToEnd(output, relay.received, samples, secrets, code, health)
 
 
 async def test_an_end_to_end_run_at_debug_level_logs_no_secret_and_no_message_body(
@@ -448,6 +457,14 @@ async def test_metrics_are_served_during_an_end_to_end_run(
     assert all(0 <= age < 10 for age in ages.values()), ages
     budget = value("vote_watcher_atr_budget_remaining")
     assert budget is not None and 0 < budget < 5000
+    # chen's +1 was classified once (re-tallies do not count it again).
+    assert value("vote_watcher_votes_classified_total", result="+1") == 1
+    # Alive, ready (database, both sources within twice their interval, ATR), and nothing else served.
+    assert run.health["/healthz"] == (200, {"status": "alive"})
+    status, ready = run.health["/readyz"]
+    assert status == 200, ready
+    assert ready["status"] == "ready" and ready["checks"]["database"] == "ok" and ready["checks"]["atr"] == "ok"
+    assert run.health["/no-such-path"][0] == 404
 
 
 # Configuration and schema errors ------------------------------------------------------------------------------

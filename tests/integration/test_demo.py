@@ -10,15 +10,21 @@ import json
 import pathlib
 import subprocess
 import sys
+from typing import Any
 
 DEMO_TIMEOUT_S = 100
 
 
 def test_demo_report(tmp_path: pathlib.Path) -> None:
-    """One reminder each to chen and (carried from round 1) ian; two votes passed; harbor held and hana told."""
+    """One reminder each to chen and (carried from round 1) ian; two votes passed; harbor held and hana told.
+
+    The daemon's info-level journal (`--verbose`, JSON lines on a pipe) holds one line for each of them and no
+    traceback; `explain` on the kept state answers for every binding email voter, in words.
+    """
     report_path = tmp_path / "report.json"
+    state = tmp_path / "state"
     done = subprocess.run(
-        [sys.executable, "-m", "watcher", "demo", "--report", str(report_path)],
+        [sys.executable, "-m", "watcher", "demo", "--report", str(report_path), "--verbose", "--state", str(state)],
         capture_output=True,
         text=True,
         timeout=DEMO_TIMEOUT_S,
@@ -56,3 +62,53 @@ def test_demo_report(tmp_path: pathlib.Path) -> None:
     assert "notice_sent: held notice sent to hana@apache.org" in timeline
     assert "resolved: resolved as passed through ATR's API" in timeline
     assert f"Report written to {report_path}" in timeline
+
+    journal = [json.loads(line) for line in done.stderr.splitlines()]
+    assert journal and {line["level"] for line in journal} == {"info"}
+    assert "Traceback" not in done.stderr and not any("exception" in line for line in journal)
+    for reminder in report["reminders"]:
+        assert _lines(journal, "reminder.sent", release=reminder["release"], to=reminder["to"]) == [
+            {"vote_seq": reminder["vote_seq"], "message_id": reminder["message_id"], "voter": reminder["voter"]}
+        ]
+    for notice in report["notices"]:
+        assert len(_lines(journal, "notice.sent", release=notice["release"], to=notice["to"])) == 1
+    for resolution in report["resolutions"]:
+        assert len(_lines(journal, "resolution.signalled", release=resolution["release"])) == 1
+    for held in report["held"]:
+        assert len(_lines(journal, "resolution.held", release=held["release"])) == 1
+
+    why = {
+        (release, voter["voter"]): voter
+        for release in ("lantern-2.0.0", "harbor-1.1.0", "fooling-0.3.0")
+        for voter in _explain(state, release)["voters"]
+        if voter["binding"]
+    }
+    assert set(why) == {
+        ("lantern-2.0.0", "chen"),
+        ("lantern-2.0.0", "dolores"),
+        ("harbor-1.1.0", "hiro"),
+        ("fooling-0.3.0", "ian"),
+    }
+    assert why["lantern-2.0.0", "chen"]["why"].startswith("reminded: sent to chen@apache.org")
+    assert why["fooling-0.3.0", "ian"]["why"].startswith("reminded: sent to ian@apache.org")
+    assert "within the reminder delay" in why["lantern-2.0.0", "dolores"]["why"]
+    assert not why["lantern-2.0.0", "dolores"]["reminded"]
+    hiro = why["harbor-1.1.0", "hiro"]["why"]
+    assert "hiro has a ballot in ATR (+1" in hiro and "the email says -1" in hiro
+
+
+def _lines(journal: list[dict[str, Any]], event: str, **fields: object) -> list[dict[str, Any]]:
+    """The journal's lines of `event` with these fields; each reduced to its vote_seq, message_id and voter."""
+    found = [line for line in journal if line["event"] == event and all(line.get(k) == v for k, v in fields.items())]
+    return (
+        [{k: line.get(k) for k in ("vote_seq", "message_id", "voter")} for line in found]
+        if event.startswith("reminder")
+        else found
+    )
+
+
+def _explain(state: pathlib.Path, release: str) -> Any:
+    argv = [sys.executable, "-m", "watcher", "explain", release, "--config", str(state / "config.toml")]
+    done = subprocess.run([*argv, "--format", "json"], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)

@@ -167,3 +167,22 @@ def test_unknown_outcomes_and_naive_times_are_refused() -> None:
         recorder.resolution(lost)
     with pytest.raises(ValueError, match="timezone-aware"):
         recorder.polled("imap", datetime.datetime(2026, 11, 26, 12, 0))
+
+
+def test_health_paths_and_404() -> None:
+    """/healthz answers while the process serves; /readyz says what is not ready (503); other paths are 404."""
+    checks = {"database": "ok", "atr": "not reached within twice its poll interval"}
+    recorder = metrics.Metrics(watcher.__version__)
+    endpoint = recorder.start("127.0.0.1:0", ready=lambda: (False, checks))
+    assert endpoint is not None
+    try:
+        alive = httpx.get(f"{endpoint.base_url}/healthz", timeout=5)
+        ready = httpx.get(f"{endpoint.base_url}/readyz", timeout=5)
+        missing = httpx.get(f"{endpoint.base_url}/", timeout=5)
+        scraped = httpx.get(endpoint.url, timeout=5)
+    finally:
+        endpoint.stop()
+    assert (alive.status_code, alive.json()) == (200, {"status": "alive"})
+    assert (ready.status_code, ready.json()) == (503, {"status": "not ready", "checks": checks})
+    assert missing.status_code == 404
+    assert scraped.status_code == 200 and "vote_watcher_info" in scraped.text

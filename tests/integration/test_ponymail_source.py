@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import datetime
 import pathlib
+import time
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import watcher.sandbox.ponymail as sandbox_ponymail
 import watcher.sources.archive as archive
 import watcher.sources.cursor as cursor
 import watcher.sources.ponymail as ponymail
+import watcher.votesubject as votesubject
 from tests.fixtures.ponymail import LIST, OTHER_LIST, mail
 
 Sandbox = sandbox_ponymail.PonyMailSandbox
@@ -97,6 +99,112 @@ async def test_new_message_in_tracked_thread_is_fetched_once(ponymail_sandbox: S
     assert mids(store.delivered) == [VOTE_MID, "r1@example.org", "r2@example.org"]
     saved = await cursors.get_cursor("ponymail", LIST)
     assert saved is not None and saved.position > 0
+
+
+async def test_a_future_dated_mail_does_not_blind_the_cursor(ponymail_sandbox: Sandbox) -> None:
+    # reference §6.1: epoch is the sender's Date; a fast clock must not push the cursor ahead of ours.
+    add_vote_thread(ponymail_sandbox)
+    store = Store()
+    cursors = cursor.MemoryCursorStore()
+    async with client(ponymail_sandbox.url) as archive_client:
+        source = ponymail.PonyMailSource(archive_client, [LIST], cursors=cursors)
+        source.track(LIST, message_id=VOTE_MID)
+        await source.poll(store.seen, store.deliver)
+        ponymail_sandbox.add(mail("fast@example.org", "[jira] clock ahead", date=time.time() + 2 * 86400))
+        await source.poll(store.seen, store.deliver)
+        saved = await cursors.get_cursor("ponymail", LIST)
+        assert saved is not None and saved.position <= time.time()
+        ponymail_sandbox.add(mail("r2@example.org", "Re: [VOTE] Release Foo 1.0", in_reply_to=VOTE_MID))
+        report = await source.poll(store.seen, store.deliver)
+    assert mids(report.messages) == ["r2@example.org"]
+
+
+async def test_a_back_dated_reply_is_seen_at_the_next_poll(ponymail_sandbox: Sandbox) -> None:
+    # A reply held two hours in moderation arrives with its old Date (§6.1, §6.2): the probe reaches
+    # back to the vote's start, so the next poll lists it as news.
+    started = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=3)
+    add_vote_thread(ponymail_sandbox)
+    store = Store()
+    async with client(ponymail_sandbox.url) as archive_client:
+        source = ponymail.PonyMailSource(archive_client, [LIST], lookback_s=60)
+        source.track(LIST, message_id=VOTE_MID, started=started)
+        await source.poll(store.seen, store.deliver)
+        await source.poll(store.seen, store.deliver)
+        held = mail("held@example.org", "Re: [VOTE] Release Foo 1.0", in_reply_to=VOTE_MID, date=time.time() - 7200)
+        ponymail_sandbox.add(held)
+        report = await source.poll(store.seen, store.deliver)
+    assert mids(report.messages) == ["held@example.org"]
+
+
+async def test_every_thread_is_read_again_every_k_polls(ponymail_sandbox: Sandbox) -> None:
+    # Older than any probe reaches (the vote's start is unknown here), or sent to another list:
+    # neither shows in this list's probes, so only the re-read every K polls finds them.
+    add_vote_thread(ponymail_sandbox)
+    store = Store()
+    async with client(ponymail_sandbox.url) as archive_client:
+        source = ponymail.PonyMailSource(archive_client, [LIST], lookback_s=60, reread_every=3)
+        source.track(LIST, message_id=VOTE_MID)
+        await source.poll(store.seen, store.deliver)
+        await source.poll(store.seen, store.deliver)
+        ponymail_sandbox.add(
+            mail("old@example.org", "Re: [VOTE] Release Foo 1.0", in_reply_to=VOTE_MID, date=time.time() - 86400)
+        )
+        general = "general@incubator.apache.org"
+        ponymail_sandbox.add(
+            mail("g@example.org", "Re: [VOTE] Release Foo 1.0", in_reply_to=VOTE_MID, list_address=general)
+        )
+        ponymail_sandbox.reset_counts()
+        counts = []
+        found: list[ponymail.ArchivedMessage] = []
+        for _ in range(3):
+            report = await source.poll(store.seen, store.deliver)
+            found += report.messages
+            counts.append(report.requests)
+    assert sorted(mids(found)) == ["g@example.org", "old@example.org"]
+    assert {item.list_address for item in found} == {LIST, general}
+    # Read at the first poll, so again at the fourth (K = 3 polls later): probe + thread + 2 sources.
+    assert counts == [1, 4, 1]
+
+
+async def test_refresh_reads_the_thread_before_a_decision(ponymail_sandbox: Sandbox) -> None:
+    add_vote_thread(ponymail_sandbox)
+    store = Store()
+    async with client(ponymail_sandbox.url) as archive_client:
+        source = ponymail.PonyMailSource(archive_client, [LIST], lookback_s=60)
+        source.track(LIST, message_id=VOTE_MID)
+        await source.poll(store.seen, store.deliver)
+        ponymail_sandbox.add(
+            mail("old@example.org", "Re: [VOTE] Release Foo 1.0", in_reply_to=VOTE_MID, date=time.time() - 86400)
+        )
+        assert await source.refresh(VOTE_MID, store.seen, store.deliver) == 0  # read a moment ago
+        assert await source.refresh(f"<{VOTE_MID}>", store.seen, store.deliver, max_age_s=0) == 1
+    assert mids(store.delivered)[-1] == "old@example.org"
+
+
+async def test_a_thread_is_read_once_more_shortly_before_its_vote_ends(ponymail_sandbox: Sandbox) -> None:
+    add_vote_thread(ponymail_sandbox)
+    store = Store()
+    ends = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=5)
+    async with client(ponymail_sandbox.url) as archive_client:
+        source = ponymail.PonyMailSource(archive_client, [LIST], lookback_s=60)
+        source.track(LIST, message_id=VOTE_MID, ends=ends + datetime.timedelta(hours=1))
+        await source.poll(store.seen, store.deliver)
+        source.track(LIST, message_id=VOTE_MID, ends=ends)  # the vote's end, as the [VOTE] body states it
+        ponymail_sandbox.reset_counts()
+        await source.poll(store.seen, store.deliver)
+        assert ponymail_sandbox.request_counts() == {"stats": 1, "thread": 1}
+        ponymail_sandbox.reset_counts()
+        await source.poll(store.seen, store.deliver)
+        assert ponymail_sandbox.request_counts() == {"stats": 1}
+
+
+async def test_a_mistyped_list_is_reported(ponymail_sandbox: Sandbox) -> None:
+    add_vote_thread(ponymail_sandbox)
+    async with client(ponymail_sandbox.url) as archive_client:
+        source = ponymail.PonyMailSource(archive_client, [LIST, "dev@mavne.apache.org"])
+        report = await source.poll(Store().seen)
+    assert report.ok
+    assert source.unknown_lists == {"dev@mavne.apache.org"}
 
 
 async def test_restart_fetches_nothing_already_stored(ponymail_sandbox: Sandbox) -> None:
@@ -230,36 +338,38 @@ async def test_json_is_redacted_and_source_is_not(ponymail_sandbox: Sandbox) -> 
     assert found is not None and raw is not None
     assert found["from"] == "User Tests <us...@tooling.apache.org>"
     assert found["cc"] == "Bob <bo...@x.org>"
-    assert "user-tests@tooling.apache.org" not in str(found)
+    # Upstream leaves from_raw unredacted (reference §6.6 [sim]); the client reads only the source.
+    assert found["from_raw"] == "User Tests <user-tests@tooling.apache.org>"
     assert b"From: User Tests <user-tests@tooling.apache.org>" in raw
     assert b"Cc: Bob <bob@x.org>" in raw
 
 
-async def test_private_list_needs_a_good_token(tmp_path: pathlib.Path) -> None:
+async def test_private_lists_are_not_visible_and_say_so() -> None:
+    # Foal has no tokens (reference §3): anonymous requests for private mail answer 404, and the
+    # client says "not visible to this session", never "not archived yet".
     private = "private@maven.apache.org"
-    sandbox = Sandbox(token="pmt_good-secret", private_lists=[private])
+    sandbox = Sandbox(private_lists=[private])
     sandbox.add(mail(VOTE_MID, "[VOTE] Release Foo 1.0", list_address=private, sender="Jane <jane@example.org>"))
     ident = sandbox_ponymail.archive_id(VOTE_MID, "private.maven.apache.org")
-    good, bad = tmp_path / "good", tmp_path / "bad"
-    good.write_text("pmt_good-secret\n")
-    bad.write_text("pmt_wrong-secret\n")
-    async with sandbox as url:
-        async with client(url) as anonymous:
-            assert await anonymous.thread_id_for(VOTE_MID, private) is None
-            assert await anonymous.source(ident) is None
-        async with client(url, token_file=good) as member:
-            assert await member.thread_id_for(VOTE_MID, private) == ident
-            found = await member.email(ident)
-            assert found is not None and found["from"] == "Jane <jane@example.org>"
-            assert len(await member.thread_raw(ident)) == 1
-        sandbox.reset_counts()
-        async with client(url, token_file=bad) as stranger:
-            with pytest.raises(ponymail.ArchiveFetchError) as refused:
-                await stranger.source(ident)
-            assert "pmt_wrong-secret" not in repr(stranger)
-        assert "HTTP 403" in str(refused.value)
-        assert "pmt_wrong-secret" not in str(refused.value)
-        assert sandbox.request_counts() == {"source": 1}
+    async with sandbox as url, client(url) as anonymous:
+        assert await anonymous.thread_id_for(VOTE_MID, private) is None
+        assert await anonymous.source(ident) is None
+        with pytest.raises(ponymail.ArchiveFetchError, match="not found"):
+            await anonymous.thread_raw(ident)
+        stats = await anonymous.stats(private, d="lte=30d")
+    assert ponymail.is_unknown_list(stats)
+
+
+async def test_a_listed_message_that_is_not_served_is_not_visible(ponymail_sandbox: Sandbox) -> None:
+    add_vote_thread(ponymail_sandbox)
+    ponymail_sandbox.fail_next(10, status=404, endpoint="source")
+    store = Store()
+    async with client(ponymail_sandbox.url) as archive_client:
+        source = ponymail.PonyMailSource(archive_client, [LIST])
+        source.track(LIST, message_id=VOTE_MID)
+        report = await source.poll(store.seen, store.deliver)
+    assert not report.ok
+    assert all(ponymail.NOT_VISIBLE in problem for problem in report.failures)
 
 
 async def test_fetch_thread_raw_returns_the_corpus_thread_in_order(corpus_dir: pathlib.Path) -> None:
@@ -280,7 +390,8 @@ async def test_fetch_thread_raw_returns_the_corpus_thread_in_order(corpus_dir: p
     in_thread = file_raws[:-1]
     assert [message.peek(raw).message_id for raw in raws] == [message.peek(raw).message_id for raw in in_thread]
     assert len(raws) == 12
-    assert raws == in_thread
+    # Foal serves the source as decoded text: 8-bit mail gets replacement characters (reference §6.7).
+    assert raws == [raw.decode("utf-8", "replace").encode() for raw in in_thread]
     assert via_public_url == raws
     assert result_thread == file_raws[-1:]
     assert message.peek(file_raws[-1]).subject.startswith("[RESULT]")
@@ -303,14 +414,16 @@ async def test_find_vote_thread_among_a_month_of_noise(corpus_dir: pathlib.Path)
     started = datetime.datetime(2017, 11, 28, 10, 0, tzinfo=datetime.UTC)
     expected = sandbox_ponymail.archive_id(INDEXER_VOTE_MID, "dev.maven.apache.org")
     async with sandbox as url, client(url) as archive_client:
-        by_name = await archive_client.find_vote_thread(LIST, None, "Maven Indexer", "6.0.0", started)
-        by_subject = await archive_client.find_vote_thread(
-            LIST, "[VOTE] Release Maven Indexer 6.0.0", "maven-indexer", "6.0.0", started
-        )
+        by_name = await archive_client.find_vote_thread(LIST, votesubject.release("maven-indexer", "6.0.0"), started)
+        # ATR's template would render "[VOTE] Release Apache Maven Indexer 6.0.0": not the subject sent.
+        rendered = votesubject.release("maven-indexer", "6.0.0", "[VOTE] Release Apache Maven Indexer 6.0.0")
+        by_subject = await archive_client.find_vote_thread(LIST, rendered, started)
         too_late = await archive_client.find_vote_thread(
-            LIST, None, "Maven Indexer", "6.0.0", started + datetime.timedelta(days=2)
+            LIST, votesubject.release("maven-indexer", "6.0.0"), started + datetime.timedelta(days=2)
         )
-        wrong_version = await archive_client.find_vote_thread(LIST, None, "Maven Indexer", "6.0.1", started)
+        wrong_version = await archive_client.find_vote_thread(
+            LIST, votesubject.release("maven-indexer", "6.0.1"), started
+        )
     assert by_name is not None
     assert by_name.thread_id == expected
     assert by_name.message_id == INDEXER_VOTE_MID
@@ -318,6 +431,58 @@ async def test_find_vote_thread_among_a_month_of_noise(corpus_dir: pathlib.Path)
     assert by_subject == by_name
     assert too_late is None
     assert wrong_version is None
+
+
+async def test_a_vote_worded_unlike_the_template_is_found_and_the_managers_wins(ponymail_sandbox: Sandbox) -> None:
+    # Foal matches header_subject as a phrase (reference §6.3): the rendered subject finds none of these.
+    started = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
+    when = started.timestamp() + 60
+    ponymail_sandbox.add(mail("discuss@x.org", "[DISCUSS] Release Apache Foo 1.2.0", date=when))
+    ponymail_sandbox.add(
+        mail("other@x.org", "[VOTE] Release Apache Foo 1.2.0 RC1", sender="x <x@example.org>", date=when)
+    )
+    ponymail_sandbox.add(
+        mail("rm@x.org", "[VOTE] Foo (incubating) 1.2.0 RC1", sender="RM <rm@apache.org>", date=when + 9)
+    )
+    ponymail_sandbox.add(mail("re@x.org", "Re: [VOTE] Foo (incubating) 1.2.0 RC1", in_reply_to="rm@x.org", date=when))
+    wanted = votesubject.release("foo", "1.2.0", "[VOTE] Release Foo 1.2.0")
+    async with client(ponymail_sandbox.url) as archive_client:
+        phrase = await archive_client.stats(LIST, header_subject="[VOTE] Release Foo 1.2.0", emailsOnly=1)
+        anyone = await archive_client.find_vote_thread(LIST, wanted, started)
+        manager = await archive_client.find_vote_thread(LIST, wanted, started, managers=["rm"])
+    assert phrase["hits"] == 0
+    assert anyone is not None and anyone.message_id == "other@x.org"
+    assert manager is not None and manager.message_id == "rm@x.org"
+
+
+async def test_atrs_vote_thread_url_wins(ponymail_sandbox: Sandbox) -> None:
+    started = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
+    ident = ponymail_sandbox.add(mail("named@x.org", "Please vote on our release", date=started.timestamp() + 60))
+    wanted = votesubject.release("foo", "1.2.0", "[VOTE] Release Foo 1.2.0")
+    async with client(ponymail_sandbox.url) as archive_client:
+        named = await archive_client.find_vote_thread(
+            LIST, wanted, started, thread_url=f"https://lists.apache.org/thread/{ident}"
+        )
+        unnamed = await archive_client.find_vote_thread(LIST, wanted, started)
+    assert named is not None and named.message_id == "named@x.org"
+    assert unnamed is None
+
+
+async def test_retry_after_is_honoured(ponymail_sandbox: Sandbox) -> None:
+    add_vote_thread(ponymail_sandbox)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    settings = ponymail.Settings(base_url=ponymail_sandbox.url, backoff_s=0.01, backoff_max_s=0.05)
+    ponymail_sandbox.fail_next(1, status=429, retry_after="3")
+    async with ponymail.ArchiveClient(settings, sleep=sleep) as archive_client:
+        assert await archive_client.stats(LIST) != {}
+        ponymail_sandbox.fail_next(1, status=503, retry_after="3600")
+        with pytest.raises(ponymail.ArchiveFetchError, match="Retry-After 3600s"):
+            await archive_client.stats(LIST)
+    assert slept == [3.0]
 
 
 async def test_plain_http_is_refused_beyond_loopback() -> None:

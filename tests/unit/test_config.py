@@ -548,3 +548,28 @@ def test_example_config_states_the_defaults() -> None:
             default = field.get_default(call_default_factory=True)
             expected = durations.parse(value) if isinstance(default, datetime.timedelta) else value
             assert expected == default, f"sources {entry['kind']}.{key}"
+
+
+def test_archive_tokens_are_refused_with_the_way_to_private_lists(tmp_path: pathlib.Path) -> None:
+    # lists.apache.org has no API tokens (reference/ponymail-api.md §3): an old key is an error that says why.
+    text = MINIMAL.replace('lists = ["dev@maven.apache.org"]\n', 'lists = ["dev@maven.apache.org"]\ntoken_file = "t"\n')
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(write(tmp_path, text))
+    assert any("token_file" in line and "IMAP subscription" in line for line in caught.value.lines)
+
+
+def test_archive_lookback_and_rereads(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = MINIMAL.replace(
+        'lists = ["dev@maven.apache.org"]\n',
+        'lists = ["dev@maven.apache.org", "private@maven.apache.org"]\nlookback = "2h"\nreread_every = 3\n',
+    )
+    loaded = config.load(write(tmp_path, text))
+    source = loaded.sources[0]
+    assert isinstance(source, config.PonymailSource)
+    assert (source.lookback, source.reread_every) == (datetime.timedelta(hours=2), 3)
+    assert cli.main(["check-config", "--config", str(write(tmp_path, text))]) == 0
+    out = capsys.readouterr().out
+    assert "re-read every 3 polls, lookback 2h" in out
+    assert "private@maven.apache.org: a private list" in out and "IMAP subscription" in out
+    with pytest.raises(config.ConfigError, match="reread_every"):
+        config.load(write(tmp_path, text.replace("reread_every = 3", "reread_every = 0")))

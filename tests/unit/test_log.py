@@ -16,6 +16,7 @@ import mailparser
 import pytest
 import structlog
 
+import watcher.events as events
 import watcher.log as log
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -259,3 +260,33 @@ def test_bad_settings_are_refused_clearly() -> None:
         log.configure(unknown, "info", io.StringIO())
     with pytest.raises(ValueError, match=r"log level must be one of .*'loud'"):
         log.configure("json", "loud", io.StringIO())
+
+
+def test_events_are_logged_at_info_with_their_fields() -> None:
+    """The daemon's events become one info line each: the event's name, release, vote_seq and data fields."""
+    seen: list[events.Event] = []
+    sink = log.logging_sink(seen.append)
+    event = events.Event(
+        "reminder_sent",
+        datetime.datetime(2026, 6, 1, tzinfo=datetime.UTC),
+        "lantern-2.0.0",
+        1,
+        "reminder sent to chen@apache.org",
+        {"to": "chen@apache.org", "voter": "chen", "message_id": "<m@x>", "kind": "reminder", "error": ""},
+    )
+    with structlog.testing.capture_logs() as logged:
+        sink(event)
+        sink(events.Event("not_reminded", event.at, "lantern-2.0.0", 1, "dolores not reminded: ...", {"reason": "x"}))
+    assert seen[0] is event
+    assert logged[0] == {
+        "event": "reminder.sent",
+        "log_level": "info",
+        "release": "lantern-2.0.0",
+        "vote_seq": 1,
+        "text": "reminder sent to chen@apache.org",
+        "to": "chen@apache.org",
+        "voter": "chen",
+        "message_id": "<m@x>",
+        "kind": "reminder",
+    }
+    assert logged[1]["event"] == "reminder.not_due" and logged[1]["reason"] == "x"

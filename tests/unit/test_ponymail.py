@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import pathlib
-
+import httpx
 import pytest
 
 import watcher.sandbox.ponymail as sandbox_ponymail
@@ -33,25 +32,6 @@ def test_thread_references(given: str, base: str | None) -> None:
 def test_bad_thread_references_are_refused(given: str) -> None:
     with pytest.raises(ValueError, match="not a thread"):
         ponymail.parse_thread_ref(given)
-
-
-@pytest.mark.parametrize(
-    ("subject", "wanted", "project", "version", "expected"),
-    [
-        ("[VOTE] Release Maven Indexer 6.0.0", None, "Maven Indexer", "6.0.0", True),
-        ("[VOTE]  release maven   indexer 6.0.0", "[VOTE] Release Maven Indexer 6.0.0", "x", "9", True),
-        ("[VOTE] Release Apache Maven Indexer version 6.0.0", None, "maven-indexer", "6.0.0", True),
-        ("Re: [VOTE] Release Maven Indexer 6.0.0", None, "Maven Indexer", "6.0.0", False),
-        ("[RESULT] [VOTE] Release Maven Indexer 6.0.0", None, "Maven Indexer", "6.0.0", False),
-        ("[VOTE] Release Maven Indexer 6.0.0", None, "Maven Indexer", "6.0", False),
-        ("[VOTE] Release Maven Indexer 16.0.0", None, "Maven Indexer", "6.0.0", False),
-        ("[VOTE] Release Maven Indexer 6.0.0.1", None, "Maven Indexer", "6.0.0", False),
-        ("[VOTE] Release Maven Indexer 6.0.0-RC1", None, "Maven Indexer", "6.0.0-RC1", True),
-        ("[VOTE] Release Maven Doxia 6.0.0", None, "Maven Indexer", "6.0.0", False),
-    ],
-)
-def test_vote_subjects(subject: str, wanted: str | None, project: str, version: str, expected: bool) -> None:
-    assert ponymail.vote_subject_matches(subject, wanted, project, version) is expected
 
 
 def test_thread_entries_merge_emails_and_tree_in_archive_order() -> None:
@@ -96,15 +76,37 @@ def test_list_addresses() -> None:
         ponymail.split_list("dev.maven.apache.org")
 
 
-def test_token_file(tmp_path: pathlib.Path) -> None:
-    path = tmp_path / "token"
-    path.write_text("pmt_abc\n")
-    assert ponymail.read_token(path) == "pmt_abc"
-    path.write_text("\n")
-    with pytest.raises(ValueError, match="empty"):
-        ponymail.read_token(path)
-    with pytest.raises(ValueError, match="cannot read"):
-        ponymail.read_token(tmp_path / "missing")
+def test_thread_entries_keep_each_messages_own_list() -> None:
+    # Foal's tree takes in replies from other lists (reference §6.4); each keeps its own list.
+    data = {
+        "thread": {
+            "id": "b" * 32,
+            "list_raw": "<dev.foo.apache.org>",
+            "epoch": 1,
+            "children": [{"id": "c" * 32, "list_raw": "<general.incubator.apache.org>", "epoch": 2, "children": []}],
+        },
+        "emails": [{"id": "b" * 32, "epoch": 1}],
+    }
+    entries = ponymail.thread_entries(data)
+    assert [e.list_address for e in entries] == ["dev@foo.apache.org", "general@incubator.apache.org"]
+    root = ponymail.thread_root(data)
+    assert root is not None and root.archive_id == "b" * 32
+
+
+def test_unknown_list_answer() -> None:
+    # reference §6.5: 200 with 0 hits and firstYear 1970, never 404.
+    assert ponymail.is_unknown_list({"firstYear": 1970, "hits": 0, "emails": []})
+    assert not ponymail.is_unknown_list({"firstYear": 2019, "hits": 0, "emails": []})
+
+
+def test_retry_after_in_seconds_or_as_a_date() -> None:
+    def answer(value: str) -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": value})
+
+    assert ponymail.retry_after(answer("7"), 0.0) == 7.0
+    assert ponymail.retry_after(answer("Thu, 01 Jan 1970 00:01:40 GMT"), 40.0) == 60.0
+    assert ponymail.retry_after(answer("soon"), 0.0) is None
+    assert ponymail.retry_after(httpx.Response(503), 0.0) is None
 
 
 def test_redaction_matches_foal() -> None:

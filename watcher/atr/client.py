@@ -149,6 +149,12 @@ class AtrClient:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    def jwt_renews_in(self) -> float | None:
+        """Seconds until the JWT in hand is renewed (shortly before it expires); None without one (for `status`)."""
+        if self._jwt is None:
+            return None
+        return max(0.0, self._renew_at - self._clock())
+
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._http.aclose()

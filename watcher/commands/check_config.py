@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--probe",
         action="store_true",
-        help="also try the live ATR: the PAT, the running votes, and its OpenAPI schema against ours",
+        help="also ask the live servers: ATR (the PAT, the running votes, its OpenAPI schema against ours) "
+        "and the archive lists",
     )
 
 
@@ -49,12 +50,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.config}: OK")
     for line in summary(loaded):
         print(line)
-    if getattr(args, "probe", False):
-        report = asyncio.run(probe(loaded))
-        for line in report.lines:
-            print(line)
-        return EXIT_OK if report.ok else EXIT_PROBE_FAILED
-    return EXIT_OK
+    if not getattr(args, "probe", False):
+        return EXIT_OK
+    archives_ok = probe_archives(loaded)
+    report = asyncio.run(probe(loaded))
+    for line in report.lines:
+        print(line)
+    if not archives_ok:
+        return EXIT_INVALID
+    return EXIT_OK if report.ok else EXIT_PROBE_FAILED
 
 
 async def probe(cfg: config.Config) -> atr_probe.Report:
@@ -84,6 +88,25 @@ async def probe(cfg: config.Config) -> atr_probe.Report:
     finally:
         if db is not None:
             await db.close()
+
+
+def probe_archives(cfg: config.Config) -> bool:
+    """Ask each lists.apache.org source about its lists; print one line each; False when one is unusable."""
+    import watcher.sources.ponymail as ponymail
+
+    async def probe(source: config.PonymailSource) -> list[ponymail.ListProbe]:
+        settings = ponymail.Settings(base_url=source.base_url, total_timeout_s=source.timeout.total_seconds())
+        async with ponymail.ArchiveClient(settings) as client:
+            return await ponymail.probe_lists(client, source.lists)
+
+    good = True
+    for source in cfg.sources:
+        if not isinstance(source, config.PonymailSource):
+            continue
+        for found in asyncio.run(probe(source)):
+            print(f"probe:     {source.name}: {found.list_address}: {'OK, ' if found.ok else ''}{found.text}")
+            good = good and found.ok
+    return good
 
 
 def summary(cfg: config.Config) -> list[str]:
@@ -135,8 +158,13 @@ def _source(source: config.Source) -> str:
             f"swept every {durations.render(source.sweep_interval)}"
         )
     if isinstance(source, config.PonymailSource):
+        import watcher.sources.ponymail as ponymail
+
+        private = [address for address in source.lists if ponymail.is_private_list(address)]
+        note = f"; {', '.join(private)}: {ponymail.PRIVATE_HINT}" if private else ""
         return (
             f"ponymail {source.name}: {source.base_url}, polled every {durations.render(source.poll_interval)}, "
-            f"lists {', '.join(source.lists)}"
+            f"lists {', '.join(source.lists)}, re-read every {source.reread_every} polls, "
+            f"lookback {durations.render(source.lookback)}{note}"
         )
     return f"{source.kind} {source.name}: {source.path}"

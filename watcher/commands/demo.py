@@ -18,7 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `demo`."""
     parser.add_argument("--scenario", type=pathlib.Path, help="scenario TOML (default: the bundled one)")
     parser.add_argument("--report", type=pathlib.Path, help="write a JSON report of what happened here")
-    parser.add_argument("--verbose", action="store_true", help="also print the daemon's log on stderr")
+    parser.add_argument("--verbose", action="store_true", help="also print the daemon's info-level log on stderr")
+    parser.add_argument(
+        "--state", type=pathlib.Path, metavar="DIR", help="keep the config and database here (for status, explain)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     with importlib.resources.as_file(bundled) as default:
         scenario = args.scenario or default
         try:
-            return asyncio.run(demo.run(scenario, args.report, verbose=args.verbose))
+            return asyncio.run(demo.run(scenario, args.report, verbose=args.verbose, state=args.state))
         except demo.DemoError as exc:
             print(f"vote-watcher demo: {exc}", file=sys.stderr)
             return EXIT_SCENARIO

@@ -9,10 +9,12 @@ from typing import Final
 
 import structlog
 
+import watcher
 import watcher.config as config
 import watcher.daemon as daemon
 import watcher.log as log_setup
 import watcher.store as store_api
+import watcher.store.engine as engine
 
 EXIT_CONFIG: Final = 2
 EXIT_FAILURE: Final = 1
@@ -31,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     """Load the configuration and run the daemon.
 
     Exit 2 on a configuration error, 3 when the database needs the operator (schema not current, SQLite
-    file in use by another instance), 1 on another fatal error (a database that cannot be reached).
+    file in use by another instance), 1 on another fatal error (a database that cannot be reached; with
+    `--once`, a cycle that reached neither ATR nor any source, or could not hand mail to the relay).
     """
     try:
         cfg = config.load(args.config)
@@ -44,8 +47,21 @@ def run(args: argparse.Namespace) -> int:
     log_setup.configure(cfg.watcher.log_format, cfg.watcher.log_level)
     register_secrets(cfg)
     log = structlog.get_logger("watcher")
+    log.info(
+        "daemon.start",
+        version=watcher.__version__,
+        config=str(args.config),
+        dry_run=cfg.watcher.dry_run,
+        once=args.once,
+        database=engine.safe(cfg.watcher.database_url),
+        sources=[f"{source.kind}:{source.name or source.kind}" for source in cfg.sources],
+        instance=cfg.watcher.instance_name,
+    )
     try:
         return asyncio.run(daemon.run(cfg, once=args.once))
+    except daemon.CycleFailedError as exc:
+        print(f"vote-watcher run --once: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except (store_api.SchemaNotCurrentError, store_api.StoreLockedError) as exc:
         log.error("daemon.store_needs_operator", error=str(exc))
         print(f"vote-watcher: {exc}", file=sys.stderr)

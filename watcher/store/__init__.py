@@ -9,13 +9,24 @@ import datetime
 
 from watcher.store.engine import StoreError, StoreLockedError
 from watcher.store.migrate import SchemaNotCurrentError
-from watcher.store.records import Lease, MailRecord, Resolution, StoredMessage, TrackedVote, VoterVote
+from watcher.store.records import (
+    Decision,
+    Lease,
+    MailRecord,
+    Observation,
+    Resolution,
+    StoredMessage,
+    TrackedVote,
+    VoterVote,
+)
 from watcher.store.store import DEFAULT_CLAIM_TTL, Store
 
 __all__ = [
     "DEFAULT_CLAIM_TTL",
+    "Decision",
     "Lease",
     "MailRecord",
+    "Observation",
     "Resolution",
     "SchemaNotCurrentError",
     "Store",
@@ -28,6 +39,6 @@ __all__ = [
 ]
 
 
-async def open(url: str, *, claim_ttl: datetime.timedelta = DEFAULT_CLAIM_TTL) -> Store:
-    """Open the state database at `url` (see `Store.open`)."""
-    return await Store.open(url, claim_ttl=claim_ttl)
+async def open(url: str, *, claim_ttl: datetime.timedelta = DEFAULT_CLAIM_TTL, lock: bool = True) -> Store:
+    """Open the state database at `url` (see `Store.open`); `lock=False` for commands beside a running daemon."""
+    return await Store.open(url, claim_ttl=claim_ttl, lock=lock)

@@ -116,3 +116,36 @@ class Lease:
     owner: str
     expires_at: datetime.datetime
     acquired_at: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Decision:
+    """Why a voter of one vote was (or was not) reminded, as last decided (`vote-watcher explain`).
+
+    `decision` is "due" (a reminder was written) or "not_due"; `reason` is a `watcher.decide.Reason`
+    value and `detail` its text. `ballot` is the ATR ballot as last seen ("" for none).
+    """
+
+    release_key: str
+    vote_seq: int
+    voter: str
+    decision: str
+    reason: str
+    detail: str
+    decided_at: datetime.datetime
+    email_vote: str = ""
+    email_status: str = ""
+    email_message_id: str = ""
+    email_date: datetime.datetime | None = None
+    ballot: str = ""
+    atr_read_at: datetime.datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Observation:
+    """What one instance last saw of a part of the world (`source:<name>`, `atr`), as JSON values."""
+
+    key: str
+    instance: str
+    value: Mapping[str, Any]
+    updated_at: datetime.datetime

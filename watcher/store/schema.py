@@ -199,3 +199,35 @@ atr_exchanges: Final = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Index(None, "account", "at"),
 )
+
+decisions: Final = sa.Table(
+    "decisions",
+    metadata,
+    # Why each voter was (or was not) reminded, as last decided: what `vote-watcher explain` reads.
+    sa.Column("release_key", sa.Text, primary_key=True),
+    sa.Column("vote_seq", sa.Integer, primary_key=True),
+    sa.Column("voter", sa.Text, primary_key=True),
+    # The latest emailed vote (+1, 0, -1, ?), its voter status in this round, Message-ID and date.
+    sa.Column("email_vote", sa.Text, nullable=False, server_default=""),
+    sa.Column("email_status", sa.Text, nullable=False, server_default=""),
+    sa.Column("email_message_id", sa.Text, nullable=False, server_default=""),
+    sa.Column("email_date", UtcDateTime, nullable=True),
+    # The ATR ballot as last seen ("" for none), and when ATR was read.
+    sa.Column("ballot", sa.Text, nullable=False, server_default=""),
+    sa.Column("atr_read_at", UtcDateTime, nullable=True),
+    # "due" (a reminder was queued) or "not_due"; the reason key of watcher.decide.Reason, and its text.
+    sa.Column("decision", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.Column("decided_at", UtcDateTime, nullable=False),
+)
+
+observations: Final = sa.Table(
+    "observations",
+    metadata,
+    # What an instance last saw of the world (a source's last good poll, ATR's budget and JWT), for `status`.
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("instance", sa.Text, primary_key=True),
+    sa.Column("value", sa.JSON, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)

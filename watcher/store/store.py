@@ -50,26 +50,27 @@ class Store:
         self.claim_ttl = claim_ttl
 
     @classmethod
-    async def open(cls, url: str, *, claim_ttl: datetime.timedelta = DEFAULT_CLAIM_TTL) -> Store:
+    async def open(cls, url: str, *, claim_ttl: datetime.timedelta = DEFAULT_CLAIM_TTL, lock: bool = True) -> Store:
         """Connect to the database at `url` (sqlite:// or postgresql://; async drivers are chosen here).
 
         A SQLite file is locked for this process: a second instance on it gets `StoreLockedError`.
+        With `lock=False` (the operator's commands, beside a running daemon) it is not; WAL lets them read.
         `claim_ttl` is how long a claimed outbox row stays with its claimer before others may take it.
         """
         parsed = engine.async_url(url)
         path = engine.sqlite_path(parsed)
-        lock = engine.lock_for(path) if path is not None else None
+        lock_file = engine.lock_for(path) if path is not None and lock else None
         db = engine.create(parsed)
         try:
             async with db.connect():
                 pass
         except Exception as exc:
             await db.dispose()
-            if lock is not None:
-                lock.release()
+            if lock_file is not None:
+                lock_file.release()
             reason = getattr(exc, "orig", None) or exc
             raise engine.StoreError(f"cannot open the database {engine.safe(parsed)}: {reason}") from None
-        return cls(db, lock=lock, claim_ttl=claim_ttl)
+        return cls(db, lock=lock_file, claim_ttl=claim_ttl)
 
     async def close(self) -> None:
         """Close every connection and let go of the SQLite lock."""
@@ -413,11 +414,14 @@ class Store:
         voter: str = "",
         not_before: datetime.datetime | None = None,
         now: datetime.datetime | None = None,
+        state: str = _PENDING,
     ) -> tuple[outbox.OutboxRow, bool]:
         """Write a mail to send, unless one with the same (kind, release, vote_seq, recipient) exists.
 
         Returns the row and whether it was written now; an existing row comes back as it was first
         written (its own bytes and Message-ID), so a retry never makes a second, different mail.
+        A dry run writes its rows in state `dry_run`: a live run's mail for the same key takes such a row
+        over (new bytes, `pending`), so a dry run never uses up what a live run would send.
         """
         table = schema.outbox
         moment = _now(now)
@@ -429,15 +433,23 @@ class Store:
             "recipient": recipient,
             "message_id": message_id,
             "raw": raw,
-            "state": _PENDING,
+            "state": state,
             "next_attempt_at": not_before or moment,
             "created_at": moment,
         }
         key = ["kind", "release_key", "vote_seq", "recipient"]
         statement = self._insert(table).values(**values).on_conflict_do_nothing(index_elements=key).returning(*table.c)
         where = [table.c[name] == values[name] for name in key]
+        take_over = (
+            sa.update(table)
+            .where(*where, table.c.state == outbox.Status.DRY_RUN.value)
+            .values(**values, attempts=0, last_error="", sent_at=None, claimed_by="", claimed_until=None)
+            .returning(*table.c)
+        )
         async with self._db.begin() as conn:
             row = (await conn.execute(statement)).first()
+            if row is None and state != outbox.Status.DRY_RUN.value:
+                row = (await conn.execute(take_over)).first()
             if row is not None:
                 return _outbox_row(row), True
             existing = (await conn.execute(sa.select(table).where(*where))).one()
@@ -581,12 +593,131 @@ class Store:
         """Every outbox row of a vote, oldest first (for release-manager notices and reports)."""
         table = schema.outbox
         statement = (
-            sa.select(*[column for column in table.c if column.name not in ("raw", "claimed_until")])
+            sa.select(*_mail_columns())
             .where(table.c.release_key == release_key, table.c.vote_seq == vote_seq)
             .order_by(table.c.id)
         )
         async with self._db.connect() as conn:
             return [records.MailRecord(**row._asdict()) for row in await conn.execute(statement)]
+
+    async def outbox_counts(self) -> dict[str, int]:
+        """How many outbox rows are in each state."""
+        table = schema.outbox
+        statement = sa.select(table.c.state, sa.func.count()).group_by(table.c.state)
+        async with self._db.connect() as conn:
+            return {row[0]: int(row[1]) for row in await conn.execute(statement)}
+
+    async def outbox_rows(
+        self, *, state: str | None = None, release_key: str | None = None, limit: int = 1000
+    ) -> list[records.MailRecord]:
+        """Outbox rows, newest first, optionally of one state or one release (`vote-watcher outbox list`)."""
+        table = schema.outbox
+        statement = sa.select(*_mail_columns()).order_by(table.c.id.desc()).limit(limit)
+        if state is not None:
+            statement = statement.where(table.c.state == state)
+        if release_key is not None:
+            statement = statement.where(table.c.release_key == release_key)
+        async with self._db.connect() as conn:
+            return [records.MailRecord(**row._asdict()) for row in await conn.execute(statement)]
+
+    async def mail(self, id: int) -> tuple[records.MailRecord, bytes] | None:
+        """One outbox row and its stored bytes."""
+        table = schema.outbox
+        statement = sa.select(*_mail_columns(), table.c.raw).where(table.c.id == id)
+        async with self._db.connect() as conn:
+            row = (await conn.execute(statement)).first()
+        if row is None:
+            return None
+        values = row._asdict()
+        raw = bytes(values.pop("raw"))
+        return records.MailRecord(**values), raw
+
+    async def retry_mail(self, id: int, now: datetime.datetime | None = None) -> bool:
+        """Send a failed, skipped or waiting mail again now (the operator asked); False when it cannot be."""
+        table = schema.outbox
+        moment = _now(now)
+        states = (outbox.Status.FAILED.value, outbox.Status.SKIPPED.value, _PENDING)
+        statement = (
+            sa.update(table)
+            .where(
+                table.c.id == id,
+                table.c.state.in_(states),
+                sa.or_(table.c.claimed_until.is_(None), table.c.claimed_until <= moment),
+            )
+            .values(state=_PENDING, attempts=0, next_attempt_at=moment, last_error="retry asked by the operator")
+            .returning(table.c.id)
+        )
+        async with self._db.begin() as conn:
+            return (await conn.execute(statement)).first() is not None
+
+    async def cancel_mail(self, id: int, now: datetime.datetime | None = None) -> bool:
+        """Do not send a waiting mail (the operator asked); False when it is not waiting or is being sent."""
+        table = schema.outbox
+        moment = _now(now)
+        statement = (
+            sa.update(table)
+            .where(
+                table.c.id == id,
+                table.c.state == _PENDING,
+                sa.or_(table.c.claimed_until.is_(None), table.c.claimed_until <= moment),
+            )
+            .values(state=outbox.Status.SKIPPED.value, last_error="cancelled by the operator")
+            .returning(table.c.id)
+        )
+        async with self._db.begin() as conn:
+            return (await conn.execute(statement)).first() is not None
+
+    # Decisions and observations ---------------------------------------------------------------------------------
+
+    async def record_decision(self, decision: records.Decision) -> None:
+        """Insert or replace the decision about one voter of one vote."""
+        table = schema.decisions
+        values = {name: getattr(decision, name) for name in _DECISION_FIELDS}
+        values["detail"] = _text(decision.detail)
+        insert = self._insert(table).values(**values)
+        statement = insert.on_conflict_do_update(
+            index_elements=["release_key", "vote_seq", "voter"],
+            set_={name: insert.excluded[name] for name in values if name not in ("release_key", "vote_seq", "voter")},
+        )
+        async with self._db.begin() as conn:
+            await conn.execute(statement)
+
+    async def decisions(self, release_key: str, vote_seq: int) -> list[records.Decision]:
+        """The decisions about every voter of a vote, by voter."""
+        table = schema.decisions
+        statement = (
+            sa.select(table)
+            .where(table.c.release_key == release_key, table.c.vote_seq == vote_seq)
+            .order_by(table.c.voter)
+        )
+        async with self._db.connect() as conn:
+            return [records.Decision(**row._asdict()) for row in await conn.execute(statement)]
+
+    async def observe(
+        self, key: str, instance: str, value: Mapping[str, Any], now: datetime.datetime | None = None
+    ) -> None:
+        """Record what this instance just saw of `key` (JSON values)."""
+        table = schema.observations
+        values = {"key": key, "instance": instance, "value": dict(value), "updated_at": _now(now)}
+        insert = self._insert(table).values(**values)
+        statement = insert.on_conflict_do_update(
+            index_elements=["key", "instance"],
+            set_={"value": insert.excluded.value, "updated_at": insert.excluded.updated_at},
+        )
+        async with self._db.begin() as conn:
+            await conn.execute(statement)
+
+    async def observations(self) -> list[records.Observation]:
+        """Everything every instance recorded, by key and instance."""
+        table = schema.observations
+        statement = sa.select(table).order_by(table.c.key, table.c.instance)
+        async with self._db.connect() as conn:
+            return [records.Observation(**row._asdict()) for row in await conn.execute(statement)]
+
+    async def ping(self) -> None:
+        """One round trip to the database; raises when it cannot be reached."""
+        async with self._db.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
 
     # Resolutions ----------------------------------------------------------------------------------------------
 
@@ -772,6 +903,13 @@ class Store:
         if self.backend == "postgresql":
             return postgresql.insert(table)
         return sqlite.insert(table)
+
+
+_DECISION_FIELDS: Final = tuple(column.name for column in schema.decisions.c)
+
+
+def _mail_columns() -> list[sa.Column[Any]]:
+    return [column for column in schema.outbox.c if column.name not in ("raw", "claimed_until")]
 
 
 def _now(now: datetime.datetime | None) -> datetime.datetime:
