@@ -25,7 +25,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Final
 
 import pydantic
@@ -70,7 +70,15 @@ class Archive:
         self.mails.setdefault((list_address, parsed.subject), parsed)
 
     async def find_vote_thread(
-        self, list_address: str, subject: str, project: str, version: str, since: datetime.datetime
+        self,
+        list_address: str,
+        subject: str,
+        project: str,
+        version: str,
+        since: datetime.datetime,
+        *,
+        managers: Iterable[str] = (),
+        thread_url: str | None = None,
     ) -> discovery.FoundThread | None:
         found = self.mails.get((list_address, subject))
         if found is None:
