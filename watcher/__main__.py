@@ -4,4 +4,6 @@ import sys
 
 import watcher.cli as cli
 
-sys.exit(cli.main())
+# Guarded: the worker process (spawned, `watcher.worker`) imports this module again as `__mp_main__`.
+if __name__ == "__main__":
+    sys.exit(cli.main())

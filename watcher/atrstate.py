@@ -101,5 +101,6 @@ def stored_vote(vote: discovery.TrackedVote) -> records.TrackedVote:
             "podling_thread_id": vote.podling_thread_id or "",
             "end_source": vote.end_source,
             "min_hours": vote.min_hours,
+            "project_name": vote.project_name,
         },
     )

@@ -15,6 +15,7 @@ import email.utils
 import ipaddress
 import os
 import pathlib
+import re
 import socket
 import tomllib
 import urllib.parse
@@ -25,6 +26,7 @@ import pydantic
 import sqlalchemy.engine
 
 import watcher.durations as durations
+import watcher.roster as roster
 import watcher.secrets as secrets
 import watcher.store.engine as engine
 
@@ -34,6 +36,7 @@ DATABASE_FILE: Final = "vote-watcher.db"
 SOURCE_KINDS: Final = ("imap", "ponymail", "mbox", "maildir")
 # Keys whose values are never echoed in an error message.
 _SECRET_KEYS: Final = frozenset({"pat", "password", "token", "database_url"})
+_UID_RE: Final = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
 
 
 class ConfigError(Exception):
@@ -184,6 +187,10 @@ class WatcherSection(Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     instance_name: str = ""
     check_interval: Interval = datetime.timedelta(minutes=1)
+    # Hostile mail: a vote-related message over this size is stored unread and flagged; one whose reading passes
+    # read_timeout in the worker process is flagged unreadable (watcher/intake.py says why these values).
+    max_message_bytes: int = pydantic.Field(default=2_000_000, ge=10_000)
+    read_timeout: Interval = datetime.timedelta(seconds=10)
 
     @pydantic.field_validator("database_url")
     @classmethod
@@ -345,14 +352,24 @@ class RemindersSection(Section):
     opt_out_file: ExistingFile | None = None
     templates_dir: ExistingDir | None = None
     dry_run_dir: ConfigPath | None = None
+    contact: Address = ""
 
-    def opt_out_uids(self) -> frozenset[str]:
-        """`opt_out` and the uids in `opt_out_file` (one a line, `#` starts a comment), read now (edits apply)."""
-        uids = {uid.strip().lower() for uid in self.opt_out}
+    def opt_out_uids(self, people: roster.Roster | None = None) -> frozenset[str]:
+        """`opt_out` and `opt_out_file` (one a line, `#` starts a comment) as uids, read now (edits apply).
+
+        An entry is a uid, or an address: `uid@apache.org`, or one the roster's aliases map to a uid.
+        Entries that are neither are left out here; `opt_out_problems` reports them.
+        """
+        found = (opt_out_uid(entry, people or roster.Roster()) for _, entry in self.opt_out_entries())
+        return frozenset(uid for uid in found if uid)
+
+    def opt_out_entries(self) -> list[tuple[str, str]]:
+        """(TOML path or file:line, entry) of every opt-out entry."""
+        entries = [(f"opt_out[{index}]", entry.strip()) for index, entry in enumerate(self.opt_out)]
         if self.opt_out_file is not None:
-            for line in self.opt_out_file.read_text(encoding="utf-8").splitlines():
-                uids.add(line.partition("#")[0].strip().lower())
-        return frozenset(uid for uid in uids if uid)
+            for number, line in enumerate(self.opt_out_file.read_text(encoding="utf-8").splitlines(), 1):
+                entries.append((f"opt_out_file ({self.opt_out_file}:{number})", line.partition("#")[0].strip()))
+        return [(where, entry) for where, entry in entries if entry]
 
     def check(self) -> list[Problem]:
         """A From address is needed to send anything."""
@@ -465,8 +482,35 @@ def _section_problems(name: str, value: object) -> list[Problem]:
     return problems
 
 
-def _cross_problems(config: Config) -> list[Problem]:
+def opt_out_uid(entry: str, people: roster.Roster) -> str | None:
+    """The uid an opt-out entry names: a uid, `uid@apache.org`, or an address the roster maps; else None."""
+    value = entry.strip().lower()
+    if _UID_RE.fullmatch(value):
+        return value
+    local, at, domain = value.rpartition("@")
+    if at and domain == "apache.org" and _UID_RE.fullmatch(local):
+        return local
+    return people.uid_for_address(value) if at else None
+
+
+def opt_out_problems(config: Config) -> list[Problem]:
+    """Opt-out entries that name no uid: a typo there would never match and the person would still get mail."""
+    people = roster.Roster()
+    if config.roster.aliases_file is not None:
+        try:
+            people = roster.load(config.roster.aliases_file)
+        except roster.RosterError as exc:
+            return [Problem("roster.aliases_file", str(exc))]
     problems: list[Problem] = []
+    for where, entry in config.reminders.opt_out_entries():
+        if opt_out_uid(entry, people) is None:
+            detail = "an address roster.aliases_file does not map to a uid" if "@" in entry else "not a uid"
+            problems.append(Problem(f"reminders.{where}", f"{entry!r} is {detail}; write the person's ASF uid"))
+    return problems
+
+
+def _cross_problems(config: Config) -> list[Problem]:
+    problems: list[Problem] = opt_out_problems(config)
     if not config.sources:
         message = 'none configured: add a [[sources]] table of kind "imap", "ponymail", "mbox" or "maildir"'
         problems.append(Problem("sources", message))

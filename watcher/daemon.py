@@ -15,7 +15,7 @@ import datetime
 import functools
 import pathlib
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final
 
 import structlog
@@ -50,6 +50,7 @@ import watcher.store as store_api
 import watcher.store.records as records
 import watcher.threads as threads
 import watcher.votesubject as votesubject
+import watcher.worker as worker_api
 
 log = structlog.get_logger("watcher.daemon")
 
@@ -120,8 +121,9 @@ class _StoredThreads:
     The intake keeps every message with [VOTE] in its subject, so a mailbox's copy of the [VOTE] is there.
     """
 
-    def __init__(self, store: store_api.Store) -> None:
+    def __init__(self, store: store_api.Store, worker: worker_api.Worker) -> None:
         self.store = store
+        self.worker = worker
 
     async def find_vote_thread(
         self,
@@ -146,7 +148,7 @@ class _StoredThreads:
                 found.append((env.date, raw))
         if not found:
             return None
-        first = message.parse(min(found, key=lambda item: item[0])[1])
+        first = await self.worker.parse(min(found, key=lambda item: item[0])[1])
         return discovery.FoundThread(first.message_id, first.subject, first.text, first.date)
 
 
@@ -502,6 +504,13 @@ class Daemon:
 
     # Running ----------------------------------------------------------------------------------------------------
 
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `work` beside the jobs (failures logged); shutdown waits for it."""
+        if self._stopping:
+            work.close()
+            return
+        self._spawn(work, name)
+
     def _spawn(self, work: Awaitable[None], name: str) -> None:
         task = asyncio.ensure_future(self._guarded(work, name))
         self._tasks.add(task)
@@ -592,6 +601,7 @@ class Daemon:
             await client.__aexit__(None, None, None)
         await self.atr.aclose()
         await self.store.close()
+        self.desk.worker.close()
 
 
 async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, clock: Clock = utcnow) -> Daemon:
@@ -625,7 +635,8 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
     aliases = roster.load(cfg.roster.aliases_file) if cfg.roster.aliases_file else roster.Roster()
     rosters = atr_rosters.AtrRosters(atr, ttl=cfg.roster.committee_ttl.total_seconds())
     archives = [_archive(source, db, clock) for source in cfg.sources if isinstance(source, config_api.PonymailSource)]
-    finder: discovery.ThreadFinder = ponymail.ThreadFinder(archives[0][1]) if archives else _StoredThreads(db)
+    worker = worker_api.Worker(check_timeout=cfg.watcher.read_timeout.total_seconds())
+    finder: discovery.ThreadFinder = ponymail.ThreadFinder(archives[0][1]) if archives else _StoredThreads(db, worker)
     found = discovery.Discovery(atr, finder, atr_rosters=rosters)
     templates = render.Templates(cfg.reminders.templates_dir)
     settings = desk_api.Settings(
@@ -637,7 +648,8 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         resolve_enabled=cfg.resolve.enabled,
         resolve=decide.ResolveConfig(cfg.resolve.grace, cfg.resolve.failed),
         dry_run=cfg.watcher.dry_run,
-        opt_out=frozenset(cfg.reminders.opt_out_uids()),
+        contact=cfg.reminders.contact,
+        opt_out=cfg.reminders.opt_out_uids(aliases),
     )
 
     async def roster_for(vote: records.TrackedVote) -> roster.Roster:
@@ -651,6 +663,23 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         return await archives[0][1].thread_raw(thread_id)
 
     holder: list[Daemon] = []
+    owner = leases.owner_id(cfg.watcher.instance_name)
+
+    async def vote_changed(vote_id: int) -> None:
+        await holder[0].on_vote_changed(vote_id)
+
+    def spawn(work: Coroutine[Any, Any, None], name: str) -> None:
+        holder[0].spawn(work, name)
+
+    intake = intake_api.Intake(
+        db,
+        vote_changed,
+        metrics=metrics,
+        clock=clock,
+        worker=worker,
+        max_bytes=cfg.watcher.max_message_bytes,
+        spawn=spawn,
+    )
 
     async def reread(vote: records.TrackedVote) -> int:
         return await holder[0].reread_thread(vote)
@@ -664,23 +693,20 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         previous_round=previous_round,
         sink=sink,
         clock=clock,
+        worker=worker,
+        screen=intake.screen,
         shadow=mailer.DryRunMailer(dry_run_dir(cfg)) if cfg.watcher.dry_run else None,
         metrics=metrics,
         reread=reread,
     )
-    owner = leases.owner_id(cfg.watcher.instance_name)
-
-    async def vote_changed(vote_id: int) -> None:
-        await holder[0].on_vote_changed(vote_id)
-
     daemon = Daemon(
         cfg=cfg,
         store=db,
         atr=atr,
         desk=desk,
-        intake=intake_api.Intake(db, vote_changed, metrics=metrics, clock=clock),
+        intake=intake,
         discovering=found,
-        sender=outbox.Outbox(db, _mailer(cfg), _policy(cfg), owner=owner, clock=clock),
+        sender=outbox.Outbox(db, _mailer(cfg), _policy(cfg, aliases), owner=owner, clock=clock),
         metrics=metrics,
         sink=sink,
         clock=clock,
@@ -692,7 +718,7 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         if known.status != "open":
             daemon.intake.retire(known.root_message_id)
     daemon.mailboxes = [
-        imap.ImapSource(imap.from_settings(s), db, daemon.take_imap)
+        imap.ImapSource(imap.from_settings(s, cfg.watcher.max_message_bytes + 1), db, daemon.take_imap)
         for s in cfg.sources
         if isinstance(s, config_api.ImapSource)
     ]
@@ -756,9 +782,9 @@ def _mailer(cfg: config_api.Config) -> mailer.Mailer:
     )
 
 
-def _policy(cfg: config_api.Config) -> outbox.OutboxPolicy:
+def _policy(cfg: config_api.Config, people: roster.Roster) -> outbox.OutboxPolicy:
     cap = cfg.reminders.daily_cap_per_recipient
-    return outbox.OutboxPolicy(daily_cap=cap or None, opt_out=frozenset(cfg.reminders.opt_out_uids()))
+    return outbox.OutboxPolicy(daily_cap=cap or None, opt_out=cfg.reminders.opt_out_uids(people))
 
 
 async def run(

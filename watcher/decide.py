@@ -53,6 +53,9 @@ class Reason(enum.StrEnum):
     FAILED_MANUAL = "failed_manual_resolution_required"
     UNRECORDED_WOULD_FAIL = "unrecorded_would_fail"
     UNRECORDED_WOULD_PASS = "unrecorded_would_pass"
+    NO_BALLOT = "no_ballot"
+    BALLOT_AGREES = "ballot_agrees"
+    BALLOT_NEWER = "ballot_newer"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -361,6 +364,53 @@ def reminders_due(
         )
         for vote in votes
     ]
+
+
+def ballot_note_due(
+    state: VoteState,
+    vote: EmailVote,
+    atr: AtrState,
+    *,
+    config: ReminderConfig,
+    noted: Collection[ReminderKey],
+    now: datetime.datetime,
+    seen_at: datetime.datetime | None = None,
+) -> ReminderDecision:
+    """Whether to tell a binding voter that their latest emailed vote differs from their ballot in ATR (once).
+
+    Only the ballot counts, so a voter who meant the email should change the ballot before the end.
+    Not when the ballot is newer than the mail (the ballot is then their latest word); the delay and
+    the fresh tabulate are those of a reminder (they may be changing the ballot right now).
+    """
+    closed = _reminder_vote_closed(state, atr, now)
+    if closed is not None:
+        return closed
+    if not UID_RE.fullmatch(vote.voter):
+        return _no(Reason.NO_UID, f"{vote.voter!r} is not an ASF uid")
+    if vote.status != "binding":
+        return _no(Reason.NOT_BINDING, f"{vote.voter} is {vote.status} in this round")
+    if vote.vote not in _CASTINGS:
+        return _no(Reason.NOT_A_CASTING, f"latest emailed vote of {vote.voter} is {vote.vote!r}")
+    ballot = atr.ballots.get(vote.voter)
+    if ballot is None:
+        return _no(Reason.NO_BALLOT, f"{vote.voter} has no ballot in ATR")
+    if ballot.choice == vote.vote:
+        return _no(Reason.BALLOT_AGREES, f"{vote.voter}'s ballot in ATR is {ballot.choice}, as the email says")
+    date = _maybe_aware(vote.date)
+    if ballot.cast_at is not None and date is not None and date <= _aware(ballot.cast_at):
+        return _no(Reason.BALLOT_NEWER, f"{vote.voter}'s ballot in ATR was cast after the email")
+    if ReminderKey(state.release_key, state.vote_seq, vote.voter) in noted:
+        return _no(Reason.ALREADY_REMINDED, f"{vote.voter} was told for vote_seq {state.vote_seq}")
+    since = _latest(date, _maybe_aware(seen_at))
+    if since is None:
+        return _no(Reason.DATE_UNKNOWN, "the mail has no date and was not seen by the watcher")
+    after = since + config.delay
+    if _aware(now) < after:
+        return _no(Reason.TOO_SOON, f"the delay runs until {_iso(after)}", at=after)
+    if _aware(atr.fetched_at) < after:
+        return _no(Reason.STALE_ATR_STATE, f"ATR was read at {_iso(atr.fetched_at)}, before {_iso(after)}", at=after)
+    detail = f"{vote.voter} emailed {vote.vote}, their ballot in ATR is {ballot.choice}"
+    return ReminderDecision(True, Reason.DUE, detail)
 
 
 def resolution_due(

@@ -368,7 +368,17 @@ def build_report(seen: list[events.Event], sink: Sequence[serve.SinkMail]) -> di
             {"release": e.release, "resolution": e.data.get("resolution", "")} for e in seen if e.kind == "resolved"
         ],
         "held": [{"release": e.release, "reason": e.text} for e in seen if e.kind == "held"],
-        "notices": [{"to": e.data.get("to", ""), "release": e.release} for e in seen if e.kind == "notice_sent"],
+        "notices": [
+            {"to": e.data.get("to", ""), "release": e.release}
+            for e in seen
+            if e.kind == "notice_sent" and e.data.get("kind") != "ballot_note"
+        ],
+        # A binding voter whose emailed vote differs from their ATR ballot is told once.
+        "ballot_notes": [
+            {"to": e.data.get("to", ""), "release": e.release}
+            for e in seen
+            if e.kind == "notice_sent" and e.data.get("kind") == "ballot_note"
+        ],
         "carried": [
             {"release": e.release, "votes": e.text} for e in seen if e.kind == "tally" and "(carried)" in e.text
         ][-1:],
@@ -386,4 +396,6 @@ def _summary(report: Mapping[str, Any], sink: Sequence[serve.SinkMail], out: Tex
         out.write(f"  held        {item['release']}: {item['reason']}\n")
     for item in report["notices"]:
         out.write(f"  notice      {item['release']} to the release manager {item['to']}\n")
+    for item in report["ballot_notes"]:
+        out.write(f"  note        {item['release']} to {item['to']}: the emailed vote differs from the ATR ballot\n")
     out.write(f"  SMTP sink   {len(sink)} mails received\n")

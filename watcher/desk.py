@@ -21,6 +21,7 @@ import watcher.atrstate as atrstate
 import watcher.decide as decide
 import watcher.events as events
 import watcher.identity as identity
+import watcher.intake as intake_api
 import watcher.mailer as mailer
 import watcher.message as message
 import watcher.metrics as metrics_api
@@ -31,12 +32,14 @@ import watcher.roster as roster
 import watcher.store as store_api
 import watcher.store.records as records
 import watcher.tally as tally
+import watcher.worker as worker_api
 
 log = structlog.get_logger("watcher.desk")
 
 Clock = Callable[[], datetime.datetime]
 RosterFor = Callable[[records.TrackedVote], Awaitable[roster.Roster]]
 PreviousRound = Callable[[records.TrackedVote], Awaitable[Sequence[bytes]]]
+Screen = Callable[[str, bytes], Awaitable[bool]]
 Reread = Callable[[records.TrackedVote], Awaitable[int]]
 """Reads a vote's thread at its source again; returns how many messages were new."""
 STALE_PENDING: Final = datetime.timedelta(minutes=2)
@@ -45,6 +48,7 @@ RETRY_RESOLVE: Final = datetime.timedelta(seconds=20)
 # Reminder refusals that may change by themselves; any other refusal stands until the voter writes again.
 TEMPORARY: Final = frozenset({decide.Reason.TOO_SOON, decide.Reason.STALE_ATR_STATE})
 MAIL_DOMAIN: Final = "vote-watcher.apache.org"
+BALLOT_NOTE: Final = "ballot_note"
 # Refusals about the vote as a whole: they do not replace what was decided about a voter before (explain).
 VOTE_LEVEL: Final = frozenset(
     {
@@ -74,6 +78,8 @@ class Settings:
     resolve: decide.ResolveConfig
     dry_run: bool
     opt_out: frozenset[str] = frozenset()
+    contact: str = ""
+    opt_out_text: str = render.DEFAULT_OPT_OUT
 
 
 @dataclasses.dataclass
@@ -85,8 +91,12 @@ class _Known:
     excluded: frozenset[str] = frozenset()
     atr: decide.AtrState | None = None
     next_resolve_check: datetime.datetime | None = None
-    previous: list[message.Message] | None = None
-    """A podling's round-1 thread: finished, so read once."""
+    previous: list[bytes] | None = None
+    """A podling's round-1 thread: finished, so fetched once."""
+    failed_thread: tuple[str, ...] | None = None
+    """The thread (keys) whose tally the worker could not finish: not tried again until the thread changes."""
+    superseded: frozenset[str] = frozenset()
+    """Receipts of ballots their voters changed: never named by ATR, left out of the tally (atr.md §6.5)."""
     declined: dict[str, str] = dataclasses.field(default_factory=dict)
     """voter -> Message-ID of an emailed vote ruled out for a reminder for good (not worth asking ATR again)."""
     recorded: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
@@ -111,12 +121,16 @@ class Desk:
         previous_round: PreviousRound,
         sink: events.Sink = events.ignore,
         clock: Clock,
+        worker: worker_api.Worker | None = None,
+        screen: Screen | None = None,
         shadow: mailer.Mailer | None = None,
         metrics: metrics_api.Metrics | None = None,
         reread: Reread | None = None,
     ) -> None:
         """`shadow` writes a dry run's mails (.eml files); `metrics` counts classifications and outcomes."""
         self.store = store
+        self.worker = worker or worker_api.Worker()
+        self._screen = screen
         self.atr = atr
         self.templates = templates
         self.settings = settings
@@ -139,36 +153,37 @@ class Desk:
         seq = vote.vote_seq if vote else None
         self._sink(events.Event(kind, self._clock(), release, seq, text, dict(data)))
 
-    async def retally(self, vote: records.TrackedVote) -> tally.Tally:
-        """Tally the vote's stored thread again and record every voter's latest vote.
+    async def retally(self, vote: records.TrackedVote) -> tally.Tally | None:
+        """Tally the vote's stored thread again (in the worker) and record every voter's latest vote.
 
         In a Trusted Vote, ATR's ballot receipts are left out by Message-ID; a receipt-shaped
-        message that ATR has not named yet makes the desk ask ATR again first.
+        message that ATR has not named yet makes the desk ask ATR again, and tally again.
+        None when the worker could not tally this thread (it is not tried again until the thread changes).
         """
         known = self._known.setdefault(vote.id, _Known())
-        raws = await self.store.thread_messages(vote.id)
-        messages = [message.parse(raw) for raw in raws]
-        # Seen when first stored, so that a restart does not start every pending reminder's delay again.
-        stored_at = await self.store.thread_stored_at(vote.id)
-        for msg in messages:
-            known.seen_at.setdefault(msg.message_id, stored_at.get(msg.key) or self._clock())
-        # A superseded ballot's receipt is never named by ATR (atr.md §6.5): known by its sender's ballot.
-        superseded = receipts.superseded(messages, self._ballot_uids(vote, known))
-        unnamed = [
-            m for m in messages if m.message_id not in known.excluded | superseded and receipts.looks_like_receipt(m)
-        ]
-        if vote.mode == "trusted" and (known.atr is None or unnamed):
+        if vote.mode == "trusted" and known.atr is None:
             await self._load_atr(vote)
-            superseded = receipts.superseded(messages, self._ballot_uids(vote, known))
+        raws = await self.store.thread_messages(vote.id)
         people = await self._roster_for(vote)
         previous = await self._round_one(vote, known)
-        options = tally.Options(
-            committee=str(vote.extra.get("committee_key") or vote.committee) or None,
-            vote_round=vote.vote_round,
-            excluded_message_ids=known.excluded | superseded,
-            previous_round=previous,
-        )
-        result = tally.tally(messages, people, options)
+        analysis = await self._analyse(vote, known, raws, people, previous)
+        if analysis is None:
+            return known.result
+        # A superseded ballot's receipt is never named by ATR (atr.md §6.5): known by its sender's ballot,
+        # it is left out of the tally and is no reason to ask ATR again.
+        unnamed = analysis.receipts - known.excluded - self._superseded(vote, known, analysis)
+        if vote.mode == "trusted" and unnamed and await self._load_atr(vote):
+            analysis = await self._analyse(vote, known, raws, people, previous) or analysis
+        if self._superseded(vote, known, analysis) - known.superseded:
+            known.superseded = self._superseded(vote, known, analysis)
+            analysis = await self._analyse(vote, known, raws, people, previous) or analysis
+        # Seen when first stored, so that a restart does not start every pending reminder's delay again.
+        stored_at = await self.store.thread_stored_at(vote.id)
+        for key, message_id in analysis.messages:
+            known.seen_at.setdefault(message_id, stored_at.get(key) or self._clock())
+        for message_id in analysis.previous:
+            known.seen_at.setdefault(message_id, self._clock())
+        result = analysis.result
         self._count_classified(known.result, result)
         await self.store.replace_voter_votes(vote.id, [_voter_vote(v) for v in result.votes], self._clock())
         if known.result is None or known.result.votes != result.votes:
@@ -178,10 +193,44 @@ class Desk:
         return result
 
     @staticmethod
-    def _ballot_uids(vote: records.TrackedVote, known: _Known) -> frozenset[str]:
+    def _superseded(vote: records.TrackedVote, known: _Known, analysis: worker_api.Analysis) -> frozenset[str]:
+        """Receipt-shaped messages from uids that have a ballot in this vote_seq (receipts, named or not)."""
         if known.atr is None or known.atr.vote_seq != vote.vote_seq:
             return frozenset()
-        return frozenset(known.atr.ballots)
+        return receipts.superseded_ids(analysis.receipt_senders, frozenset(known.atr.ballots))
+
+    async def _analyse(
+        self,
+        vote: records.TrackedVote,
+        known: _Known,
+        raws: Sequence[bytes],
+        people: roster.Roster,
+        previous: Sequence[bytes],
+    ) -> worker_api.Analysis | None:
+        """The worker's tally; on failure each message is screened alone (culprits are flagged), then once more."""
+        thread = tuple(message.peek(raw).key for raw in raws)
+        if known.failed_thread == thread:
+            return None
+        options = tally.Options(
+            committee=str(vote.extra.get("committee_key") or vote.committee) or None,
+            vote_round=vote.vote_round,
+            excluded_message_ids=known.excluded | known.superseded,
+        )
+        try:
+            return await self.worker.analyse(raws, people, options, previous)
+        except worker_api.WorkerError as exc:
+            log.warning("desk.tally_failed", release=vote.release_key, messages=len(raws), error=str(exc))
+        flagged: set[str] = set()
+        if self._screen is not None:
+            flagged = {key for key, raw in zip(thread, raws, strict=True) if await self._screen(key, raw)}
+        if flagged:
+            readable = [raw for key, raw in zip(thread, raws, strict=True) if key not in flagged]
+            try:
+                return await self.worker.analyse(readable, people, options, previous)
+            except worker_api.WorkerError as exc:
+                log.warning("desk.tally_failed", release=vote.release_key, messages=len(readable), error=str(exc))
+        known.failed_thread = thread
+        return None
 
     def _count_classified(self, before: tally.Tally | None, after: tally.Tally) -> None:
         """Each emailed vote (and possible vote) counted once, when its message is first classified."""
@@ -196,14 +245,12 @@ class Desk:
             if possible.message_id not in seen_possible:
                 self._metrics.classified("possible")
 
-    async def _round_one(self, vote: records.TrackedVote, known: _Known) -> list[message.Message]:
+    async def _round_one(self, vote: records.TrackedVote, known: _Known) -> list[bytes]:
         """The round-1 thread whose IPMC votes are carried into a podling's round 2 (empty otherwise)."""
         if vote.vote_round != 2:
             return []
         if known.previous is None:
-            known.previous = [message.parse(raw) for raw in await self._previous_round(vote)]
-            for msg in known.previous:
-                known.seen_at.setdefault(msg.message_id, self._clock())
+            known.previous = list(await self._previous_round(vote))
         return known.previous
 
     async def check(self, vote: records.TrackedVote) -> None:
@@ -228,12 +275,12 @@ class Desk:
 
     # Reminders ----------------------------------------------------------------------------------------------
 
-    async def _reminded(self, vote: records.TrackedVote) -> set[decide.ReminderKey]:
+    async def _reminded(self, vote: records.TrackedVote, kind: str = "reminder") -> set[decide.ReminderKey]:
         mails = await self.store.mails(vote.release_key, vote.vote_seq)
         return {
             decide.ReminderKey(m.release_key, m.vote_seq, m.voter)
             for m in mails
-            if m.kind == "reminder" and (self.settings.dry_run or m.state != DRY_RUN_STATE)
+            if m.kind == kind and (self.settings.dry_run or m.state != DRY_RUN_STATE)
         }
 
     async def _note_decisions(self, vote: records.TrackedVote) -> None:
@@ -317,13 +364,16 @@ class Desk:
         if vote.vote_end is not None and now >= vote.vote_end:
             return False
         reminded = {key.voter for key in await self._reminded(vote)}
+        noted = {key.voter for key in await self._reminded(vote, BALLOT_NOTE)}
         ballots = known.atr.ballots if known.atr else {}
         for voted in known.result.votes:
             if voted.status != "binding" or voted.vote not in tally.COUNTED or voted.voter in reminded:
                 continue
             if known.declined.get(voted.voter) == voted.message_id:
                 continue
-            if voted.voter in ballots and known.atr is not None and known.atr.vote_seq == vote.vote_seq:
+            ballot = ballots.get(voted.voter)
+            current = known.atr is not None and known.atr.vote_seq == vote.vote_seq
+            if ballot is not None and current and (ballot.choice == voted.vote or voted.voter in noted):
                 continue
             seen = known.seen_at.get(voted.message_id, now)
             since = max(filter(None, (voted.date, seen)))
@@ -388,7 +438,25 @@ class Desk:
         )
         by_voter = {v.voter: v for v in known.result.votes}
         await self._record_decisions(vote, known, decisions, atr, reminded)
-        for emailed, decision in decisions:
+        noted = await self._reminded(vote, BALLOT_NOTE)
+        now = self._clock()
+        for emailed, reminder in decisions:
+            decision = reminder
+            if reminder.reason == decide.Reason.HAS_BALLOT:
+                # Has a ballot: is it the one the email says? If not, they are told once.
+                seen = known.seen_at.get(emailed.message_id)
+                decision = decide.ballot_note_due(
+                    atrstate.vote_state(vote),
+                    emailed,
+                    atr,
+                    config=self.settings.reminder,
+                    noted=noted,
+                    now=now,
+                    seen_at=seen,
+                )
+                if decision.due:
+                    await self._queue_note(vote, by_voter[emailed.voter], atr.ballots[emailed.voter].choice)
+                    continue
             if not decision.due:
                 if decision.reason not in TEMPORARY:
                     known.declined[emailed.voter] = emailed.message_id
@@ -396,26 +464,7 @@ class Desk:
             await self._queue_reminder(vote, by_voter[emailed.voter])
 
     async def _queue_reminder(self, vote: records.TrackedVote, voted: tally.Vote) -> None:
-        now = self._clock()
-        message_id = outbox.new_message_id(MAIL_DOMAIN)
-        context = render.ReminderContext(
-            voter_uid=voted.voter,
-            project=vote.project,
-            version=vote.version,
-            release_key=vote.release_key,
-            vote_seq=vote.vote_seq,
-            vote_value=voted.vote,
-            atr_host=self.settings.atr_host,
-            voter_name=voted.name,
-            quotation=voted.quotation,
-            vote_subject=vote.subject,
-            vote_date=voted.date,
-            vote_end=vote.vote_end,
-            vote_round=vote.vote_round,
-            carried=voted.carried,
-        )
-        headers = render.Headers(self.settings.sender, voted.voter, message_id, now, voted.name, self.settings.reply_to)
-        mail = self.templates.reminder(context, headers)
+        mail, message_id, now = await self._voter_mail(vote, voted, "")
         row, created = await self.store.enqueue(
             kind="reminder",
             release_key=vote.release_key,
@@ -456,6 +505,60 @@ class Desk:
         written = "not written" if self._shadow is None else (await self._shadow.send(mail)).detail
         message_id = str(mail["Message-ID"])
         self.emit(event, vote, f"would send the {kind} to {to} ({written})", voter=voter, to=to, message_id=message_id)
+
+    async def _queue_note(self, vote: records.TrackedVote, voted: tally.Vote, ballot_choice: str) -> None:
+        """The one note to a voter whose emailed vote differs from their ballot in ATR."""
+        mail, message_id, now = await self._voter_mail(vote, voted, ballot_choice)
+        _, created = await self.store.enqueue(
+            kind=BALLOT_NOTE,
+            release_key=vote.release_key,
+            vote_seq=vote.vote_seq,
+            recipient=voted.voter,
+            voter=voted.voter,
+            raw=mail.as_bytes(),
+            message_id=message_id,
+            now=now,
+            state=DRY_RUN_STATE if self.settings.dry_run else outbox.Status.PENDING.value,
+        )
+        if not created:
+            return
+        if self.settings.dry_run:
+            await self._write_shadow(vote, "ballot note", voted.voter, mail)
+            return
+        log.info("desk.ballot_note_queued", release=vote.release_key, voter=voted.voter, ballot=ballot_choice)
+
+    async def _voter_mail(
+        self, vote: records.TrackedVote, voted: tally.Vote, ballot_choice: str
+    ) -> tuple[email.message.EmailMessage, str, datetime.datetime]:
+        """A reminder (or, with `ballot_choice`, a ballot note), named with the roster's name for the uid."""
+        now = self._clock()
+        message_id = outbox.new_message_id(MAIL_DOMAIN)
+        # Never the From header's name: anyone can write one, and it would be the greeting.
+        name = (await self._roster_for(vote)).name_of(voted.voter)
+        context = render.ReminderContext(
+            voter_uid=voted.voter,
+            project=vote.project,
+            version=vote.version,
+            release_key=vote.release_key,
+            vote_seq=vote.vote_seq,
+            vote_value=voted.vote,
+            atr_host=self.settings.atr_host,
+            voter_name=name,
+            project_name=str(vote.extra.get("project_name") or ""),
+            quotation=voted.quotation,
+            vote_subject=vote.subject,
+            vote_date=voted.date,
+            vote_end=vote.vote_end,
+            vote_round=vote.vote_round,
+            carried=voted.carried,
+            opt_out=self.settings.opt_out_text,
+            contact=self.settings.contact,
+            ballot_choice=ballot_choice,
+        )
+        headers = render.Headers(self.settings.sender, voted.voter, message_id, now, name, self.settings.reply_to)
+        if ballot_choice:
+            return self.templates.ballot_note(context, headers), message_id, now
+        return self.templates.reminder(context, headers), message_id, now
 
     # Resolution ---------------------------------------------------------------------------------------------
 
@@ -569,7 +672,7 @@ class Desk:
         # vote/tabulate has no phase check and still answers for this vote_seq (§10.5.7).
         await self._load_atr(vote)
         result = await self.retally(vote)
-        if known.atr is None:
+        if known.atr is None or result is None:
             return
         running = dataclasses.replace(atrstate.vote_state(vote), phase=decide.CANDIDATE_PHASE, resolved=False)
         due = max(now, vote.vote_end + self.settings.resolve.grace)
@@ -604,6 +707,8 @@ class Desk:
             for m in mails
             if m.kind == "reminder" and (self.settings.dry_run or m.state != DRY_RUN_STATE)
         ]
+        people = await self._roster_for(vote)
+        names = {uid: people.name_of(uid) for uid in {manager, *(u.voter for u in decision.unrecorded)}}
         now = self._clock()
         message_id = outbox.new_message_id(MAIL_DOMAIN)
         context = render.NoticeContext(
@@ -617,8 +722,13 @@ class Desk:
             vote_subject=vote.subject,
             vote_end=vote.vote_end,
             reminders=sent,
+            rm_name=names[manager],
+            project_name=str(vote.extra.get("project_name") or ""),
+            contact=self.settings.contact,
+            names=names,
+            flagged=[_flagged(item, people) for item in await self.store.flagged_messages(vote.id)],
         )
-        headers = render.Headers(self.settings.sender, manager, message_id, now, "", self.settings.reply_to)
+        headers = render.Headers(self.settings.sender, manager, message_id, now, names[manager], self.settings.reply_to)
         mail = self.templates.held_notice(context, headers)
         row, created = await self.store.enqueue(
             kind="held_notice",
@@ -656,8 +766,7 @@ class Desk:
         raw = await self.store.get_raw(keys[0])
         if raw is None:
             return None
-        opener = message.parse(raw)
-        return identity.uid_from_address(opener.from_address)
+        return identity.uid_from_address(intake_api.sender_address(raw))
 
 
 def _summary(decision: records.Decision) -> tuple[str, ...]:
@@ -676,3 +785,8 @@ def _voter_vote(vote: tally.Vote) -> records.VoterVote:
         reasons=vote.reasons,
         updated=vote.updated,
     )
+
+
+def _flagged(item: records.FlaggedMessage, people: roster.Roster) -> render.Flagged:
+    uid = identity.uid_from_address(item.sender) or people.uid_for_address(item.sender) or ""
+    return render.Flagged(item.message_id, item.sender, item.flag, item.detail, item.date, uid)

@@ -134,6 +134,8 @@ class TrackedVote:
     end_source: EndSource
     podling_thread_id: str | None = None
     thread: FoundThread | None = None
+    project_name: str = ""
+    """ATR's `display_name` of the project ("Apache Example", " (Incubating)" added for podlings)."""
     vote_thread_url: str | None = None
     """ATR's link to the vote's thread, when it has one (set when a vote passes)."""
 
@@ -187,6 +189,11 @@ def project_name(project: models.Project, is_podling: bool) -> str:
     if name.startswith("Apache Software Foundation "):
         return name.removeprefix("Apache Software Foundation ")
     return name.removeprefix("Apache ")
+
+
+def display_name(project: models.Project, is_podling: bool) -> str:
+    """ATR's project `display_name`: the full name, " (Incubating)" added for podlings (reference/atr.md §3.2)."""
+    return (project.name or project.key) + (" (Incubating)" if is_podling else "")
 
 
 def committee_name(committee: roster.Committee) -> str:
@@ -276,6 +283,7 @@ def track(
         vote_end=end,
         end_source=source,
         podling_thread_id=release.podling_thread_id,
+        project_name=display_name(project, committee.is_podling),
         vote_thread_url=release.vote_thread_url,
     )
 

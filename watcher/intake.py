@@ -2,14 +2,23 @@
 
 Routing reads only the headers (`message.peek`); the bytes are kept only for messages that
 look vote-related, so the store does not fill with the list's other traffic.
+
+Hostile mail is bounded here. A vote-related message over `max_bytes` is stored without its bytes
+and flagged `too_large`; a message joining a vote's thread is first read once in the worker process
+(`watcher.worker`), and one whose reading passes the time limit (or kills the worker) is flagged
+`unreadable` with the reason. A flagged message is never parsed again, not even after a restart
+(the flag is in the store); it is listed for the release manager, and it holds nothing up.
 """
 
 from __future__ import annotations
 
 import datetime
+import email.parser
+import email.policy
+import email.utils
 import re
-from collections.abc import Awaitable, Callable
-from typing import Final
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Final
 
 import structlog
 
@@ -18,12 +27,19 @@ import watcher.metrics as metrics_api
 import watcher.store as store_api
 import watcher.store.records as records
 import watcher.threads as threads
+import watcher.worker as worker_api
 
 log = structlog.get_logger("watcher.intake")
 
 OnVoteChanged = Callable[[int], Awaitable[None]]
 Clock = Callable[[], datetime.datetime]
+Spawn = Callable[[Coroutine[Any, Any, None], str], None]
 _VOTE_WORDS_RE: Final = re.compile(r"\[\s*(vote|result|cancel|cancell?ed)\s*\]", re.IGNORECASE)
+# Vote replies are a few KB, 200 KB with a long quoted thread; past this it is an attachment or an attack.
+MAX_MESSAGE_BYTES: Final = 2_000_000
+TOO_LARGE: Final = "too_large"
+UNREADABLE: Final = "unreadable"
+_HEADER_BLOCK_MAX: Final = 64 * 1024
 
 
 class Intake:
@@ -36,8 +52,14 @@ class Intake:
         *,
         metrics: metrics_api.Metrics | None = None,
         clock: Clock,
+        worker: worker_api.Worker | None = None,
+        max_bytes: int = MAX_MESSAGE_BYTES,
+        spawn: Spawn | None = None,
     ) -> None:
         self.store = store
+        self._spawn = spawn
+        self.worker = worker
+        self.max_bytes = max_bytes
         self.matcher = threads.ThreadMatcher()
         self._votes_by_root: dict[str, int] = {}
         self._retired: set[str] = set()
@@ -66,14 +88,24 @@ class Intake:
             self.matcher.remember(key, root)
             self._known.add(key)
         since = (vote.vote_started or self._clock()) - datetime.timedelta(days=1)
-        linked = 0
+        linked: list[tuple[str, bytes]] = []
         for key, raw in await self.store.kept_since(since):
             env = message.peek(raw)
             if self._route(env) == root and await self.store.link_message_to_vote(vote.id, key):
-                linked += 1
+                linked.append((key, raw))
         if linked:
-            log.info("intake.backlinked", release=vote.release_key, messages=linked)
-        await self._on_vote_changed(vote.id)
+            log.info("intake.backlinked", release=vote.release_key, messages=len(linked))
+        work = self._screen_then_tally(vote.id, linked)
+        if self._spawn is None or not linked:
+            await work
+            return
+        # Read in the background, so that a hostile message here does not hold up tracking the other votes.
+        self._spawn(work, f"screen:{vote.id}")
+
+    async def _screen_then_tally(self, vote_id: int, linked: list[tuple[str, bytes]]) -> None:
+        for key, raw in linked:
+            await self.screen(key, raw)
+        await self._on_vote_changed(vote_id)
 
     def untrack(self, vote: records.TrackedVote) -> None:
         """Stop following a vote's thread; late replies to it are not taken for another vote's."""
@@ -115,12 +147,16 @@ class Intake:
         keep = root is not None or bool(_VOTE_WORDS_RE.search(env.subject))
         if keep:
             self._known.add(env.key)
-        new = await self.store.add_message(raw, source, envelope=env, keep_raw=keep, now=self._clock())
-        if not new:
-            if keep:
-                await self.store.attach_raw(env.key, raw)
-            if root is None:
-                return False
+        too_large = keep and len(raw) > self.max_bytes
+        new = await self.store.add_message(
+            raw, source, envelope=env, keep_raw=keep and not too_large, now=self._clock()
+        )
+        if too_large:
+            await self._flag(env.key, TOO_LARGE, f"larger than the limit of {self.max_bytes:,} bytes", raw)
+        elif not new and keep:
+            await self.store.attach_raw(env.key, raw)
+        if not new and root is None:
+            return False
         if self._metrics is not None and new:
             self._metrics.ingested(source)
         if root is None:
@@ -130,5 +166,40 @@ class Intake:
             return new
         if await self.store.link_message_to_vote(vote_id, env.key, now=self._clock()):
             log.info("intake.vote_message", source=source, message_id=env.message_id, vote_id=vote_id)
+            if too_large or await self.screen(env.key, raw):
+                return new  # listed for the release manager; the tally stays as it was
             await self._on_vote_changed(vote_id)
         return new
+
+    async def screen(self, key: str, raw: bytes) -> bool:
+        """Read a message once in the worker; True when it is flagged (now, or before) and so not to be read."""
+        if await self.store.message_flag(key):
+            return True
+        if len(raw) > self.max_bytes:
+            return await self._flag(key, TOO_LARGE, f"larger than the limit of {self.max_bytes:,} bytes", raw)
+        if self.worker is None:
+            return False
+        reason = await self.worker.check(raw)
+        if reason is None:
+            return False
+        return await self._flag(key, UNREADABLE, reason, raw)
+
+    async def _flag(self, key: str, flag: str, detail: str, raw: bytes) -> bool:
+        sender = sender_address(raw)
+        if await self.store.flag_message(key, flag, detail, sender):
+            log.warning("intake.message_flagged", key=key, flag=flag, detail=detail, size=len(raw))
+        return True
+
+
+def sender_address(raw: bytes) -> str:
+    """The From address, read from the header block alone (cheap whatever the body); "" when there is none."""
+    head = message.normalise_newlines(raw[:_HEADER_BLOCK_MAX])
+    end = head.find(b"\n\n")
+    try:
+        headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
+            head[: end if end >= 0 else None]
+        )
+        _, address = email.utils.parseaddr(str(headers.get("From", "")))
+    except Exception:
+        return ""
+    return "".join(char for char in address if char.isprintable() and not char.isspace())[:200].lower()

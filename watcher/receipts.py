@@ -6,14 +6,14 @@ only the fallback that tells the daemon to ask ATR again when a new one appears.
 
 `vote/tabulate` names only the effective ballots' receipts (reference/atr.md §6.5): the receipt of
 a ballot its voter later changed is never named. A receipt-shaped mail from a uid that has a
-ballot in this vote is such a receipt (`superseded`): never an emailed vote, and no reason to ask
+ballot in this vote is such a receipt (`superseded_ids`): never an emailed vote, and no reason to ask
 ATR again.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Final
 
 import watcher.identity as identity
@@ -35,10 +35,16 @@ def looks_like_receipt(msg: message.Message) -> bool:
     return found is not None and found.group(1) == uid
 
 
-def superseded(messages: Iterable[message.Message], ballot_uids: Collection[str]) -> frozenset[str]:
-    """Message-IDs of receipt-shaped mails from uids that have a ballot in this vote (§6.5)."""
-    found = set()
+def senders(messages: Iterable[message.Message]) -> dict[str, str]:
+    """Message-ID -> sender uid of each receipt-shaped mail."""
+    found: dict[str, str] = {}
     for msg in messages:
-        if identity.uid_from_address(msg.from_address) in ballot_uids and looks_like_receipt(msg):
-            found.add(msg.message_id)
-    return frozenset(found)
+        uid = identity.uid_from_address(msg.from_address)
+        if uid is not None and msg.message_id and looks_like_receipt(msg):
+            found[msg.message_id] = uid
+    return found
+
+
+def superseded_ids(receipt_senders: Mapping[str, str], ballot_uids: Collection[str]) -> frozenset[str]:
+    """The receipts (by `senders`) of uids that have a ballot in this vote."""
+    return frozenset(message_id for message_id, uid in receipt_senders.items() if uid in ballot_uids)

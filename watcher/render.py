@@ -5,6 +5,14 @@ Operators may edit templates, so they run in Jinja's immutable sandbox with Stri
 Values from mail (names, subjects, quoted lines) are passed only as variables, never as
 template source, and everything that reaches a header is one line without control characters.
 The recipient is always `{uid}@apache.org`, built from a checked uid, never from a mail's address.
+
+Anyone can post to a vote thread, so nothing a sender wrote may speak with the daemon's
+authority. The person's name (in `To:` and in the greeting) is the roster's or ATR's for that
+uid, never a From header's, and only if it is a plain name (no link, address or control
+character). A quoted vote is one line of at most `QUOTE_CHARS` (40) characters, the casting and
+a few words of context: links, host names and addresses are replaced by markers before it is cut,
+after NFKC folding (so full-width and other compatibility look-alikes are caught too). The one
+link in a mail is the ATR vote page the daemon builds from ATR's host.
 """
 
 from __future__ import annotations
@@ -30,12 +38,26 @@ import watcher.decide as decide
 
 REMINDER: Final = "reminder"
 HELD_NOTICE: Final = "held_notice"
+BALLOT_NOTE: Final = "ballot_note"
 DEFAULT_OPT_OUT: Final = "reply to this message and ask to be left out of them"
 RECIPIENT_DOMAIN: Final = "apache.org"
 MAX_SUBJECT: Final = 200
 _ADDRESS_RE: Final = re.compile(r"[^@\s<>\"(),;:\[\]\\]+@[A-Za-z0-9.-]+")
 _MESSAGE_ID_RE: Final = re.compile(r"<[^<>\s@]+@[^<>\s@]+>")
 _WHITESPACE_RE: Final = re.compile(r"\s+")
+# A casting and a few words: "+1 (binding), checked sigs and licenses" is 40.
+QUOTE_CHARS: Final = 40
+SUBJECT_CHARS: Final = 120
+NAME_CHARS: Final = 64
+LINK_MARK: Final = "[link removed]"
+ADDRESS_MARK: Final = "[address removed]"
+_URL_RE: Final = re.compile(
+    r"(?:\b[a-z][a-z0-9+.-]*:/+|//|\bwww\.|\b(?:mailto|data|javascript|file|tel|sms|news|urn):)\S*", re.IGNORECASE
+)
+_MAIL_RE: Final = re.compile(r"\S+@\S+")
+# A host name without a scheme ("atr-login.evil.example"): labels, then an alphabetic top-level label.
+_HOST_RE: Final = re.compile(r"(?:[\w-]+\.)+[^\W\d_]{2,}\b\S*")
+_MID_SAFE_RE: Final = re.compile(r"[A-Za-z0-9._%+=$#-]{1,100}@[A-Za-z0-9.-]{1,100}")
 
 
 class RenderError(Exception):
@@ -79,20 +101,23 @@ class ReminderContext:
     carried: bool = False
     opt_out: str = DEFAULT_OPT_OUT
     contact: str = ""
+    ballot_choice: str = ""
+    """The voter's ballot in ATR (the ballot note: it differs from the emailed vote)."""
 
     def variables(self) -> dict[str, Any]:
         """The template variables."""
         return {
             "voter_uid": self.voter_uid,
-            "voter_name": one_line(self.voter_name),
+            "ballot_choice": one_line(self.ballot_choice),
+            "voter_name": person_name(self.voter_name),
             "project": self.project,
             "project_name": one_line(self.project_name) or self.project,
             "version": self.version,
             "release_key": self.release_key,
             "vote_seq": self.vote_seq,
             "vote_value": one_line(self.vote_value),
-            "quotation": one_line(self.quotation),
-            "vote_subject": one_line(self.vote_subject),
+            "quotation": quoted(self.quotation),
+            "vote_subject": defanged(self.vote_subject, SUBJECT_CHARS),
             "vote_date": utc_text(self.vote_date),
             "deadline": utc_text(self.vote_end),
             "vote_url": vote_url(self.atr_host, self.project, self.version),
@@ -115,6 +140,18 @@ class ReminderSent:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Flagged:
+    """A message of the thread that was not read (too large, or unreadable), for the release manager."""
+
+    message_id: str
+    sender: str
+    flag: str
+    detail: str
+    date: datetime.datetime | None = None
+    sender_uid: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class NoticeContext:
     """What the release-manager notice says about a vote that was not resolved automatically."""
 
@@ -131,19 +168,22 @@ class NoticeContext:
     vote_end: datetime.datetime | None = None
     reminders: Sequence[ReminderSent] = ()
     contact: str = ""
+    names: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """uid -> the roster's or ATR's name (a From header's name is never shown)."""
+    flagged: Sequence[Flagged] = ()
 
     def variables(self) -> dict[str, Any]:
         """The template variables."""
         zero = decide.Counts(0, 0, 0)
         return {
             "rm_uid": self.rm_uid,
-            "rm_name": one_line(self.rm_name),
+            "rm_name": person_name(self.rm_name),
             "project": self.project,
             "project_name": one_line(self.project_name) or self.project,
             "version": self.version,
             "release_key": self.release_key,
             "vote_seq": self.vote_seq,
-            "vote_subject": one_line(self.vote_subject),
+            "vote_subject": defanged(self.vote_subject, SUBJECT_CHARS),
             "deadline": utc_text(self.vote_end),
             "vote_url": vote_url(self.atr_host, self.project, self.version),
             "atr_host": self.atr_host,
@@ -152,8 +192,9 @@ class NoticeContext:
             "detail": one_line(self.decision.detail),
             "trusted": _counts(self.decision.trusted or zero),
             "with_email": _counts(self.decision.with_email or zero),
-            "unrecorded": [_unrecorded(item) for item in self.decision.unrecorded],
+            "unrecorded": [_unrecorded(item, self.names) for item in self.decision.unrecorded],
             "reminders": [_reminder(item) for item in self.reminders],
+            "flagged": [_flagged(item) for item in self.flagged],
             "contact": one_line(self.contact),
         }
 
@@ -173,6 +214,10 @@ class Templates:
     def reminder(self, context: ReminderContext, headers: Headers) -> email.message.EmailMessage:
         """The reminder to cast an emailed vote in ATR."""
         return self.render(REMINDER, context.variables(), headers)
+
+    def ballot_note(self, context: ReminderContext, headers: Headers) -> email.message.EmailMessage:
+        """The note to a voter whose emailed vote differs from their ballot in ATR."""
+        return self.render(BALLOT_NOTE, context.variables(), headers)
 
     def held_notice(self, context: NoticeContext, headers: Headers) -> email.message.EmailMessage:
         """The notice to the release manager about a vote that was held or left to them."""
@@ -232,6 +277,55 @@ def one_line(value: str) -> str:
     return "".join(char for char in flat if unicodedata.category(char)[0] != "C").strip()
 
 
+def defanged(value: str, limit: int) -> str:
+    """Mail text made harmless: one line, NFKC-folded, links, host names and addresses replaced, cut to `limit`.
+
+    A cut is made at a word boundary and never inside a marker, and is shown with "…".
+    """
+    text = one_line(unicodedata.normalize("NFKC", value))
+    text = _URL_RE.sub(LINK_MARK, text)
+    text = _MAIL_RE.sub(ADDRESS_MARK, text)
+    text = _HOST_RE.sub(LINK_MARK, text)
+    text = re.sub(r"(?:\[link removed\]\s*){2,}", LINK_MARK + " ", text).strip()
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    marker = cut.rfind("[")
+    if marker >= 0 and "]" not in cut[marker:]:
+        cut = cut[:marker]
+    elif " " in cut[limit // 2 :]:
+        cut = cut[: cut.rfind(" ")]
+    return cut.rstrip(" ,;:-") + "…"
+
+
+def quoted(value: str) -> str:
+    """A quoted vote as a mail shows it: `QUOTE_CHARS` characters at most, nothing clickable."""
+    return defanged(value, QUOTE_CHARS)
+
+
+def person_name(value: str) -> str:
+    """A roster or ATR name fit for `To:` and a greeting; "" (greet by uid) when it holds a link or an address."""
+    name = one_line(value)
+    folded = unicodedata.normalize("NFKC", name)
+    if _URL_RE.search(folded) or "@" in folded or _HOST_RE.search(folded) or len(name) > NAME_CHARS:
+        return ""
+    return name
+
+
+def message_id_text(value: str) -> str:
+    """A Message-ID as a notice shows it: `<local@domain>` when it has that plain shape, else a placeholder."""
+    bare = value.strip().strip("<>")
+    if _MID_SAFE_RE.fullmatch(bare):
+        return f"<{bare}>"
+    return "(a Message-ID of an unusual shape, not shown)"
+
+
+def address_text(value: str) -> str:
+    """A sender's address shown defanged (`user[@]example[.]org`), so that no mail program makes it a link."""
+    flat = one_line(value)[:NAME_CHARS]
+    return flat.replace("@", "[@]").replace(".", "[.]") if flat else "(no address)"
+
+
 def utc_text(moment: datetime.datetime | None) -> str:
     """`2026-11-23 12:00 UTC`, or "" when unknown (naive times are taken as UTC)."""
     if moment is None:
@@ -244,16 +338,21 @@ def utc_text(moment: datetime.datetime | None) -> str:
 def _set_headers(msg: email.message.EmailMessage, headers: Headers, subject: str) -> None:
     if not _MESSAGE_ID_RE.fullmatch(headers.message_id):
         raise RenderError(f"{headers.message_id!r} is not a Message-ID")
-    msg["From"] = _address(headers.sender, "sender")
+    sender = _address(headers.sender, "sender")
+    msg["From"] = sender
     msg["To"] = email.headerregistry.Address(
-        display_name=one_line(headers.to_name), addr_spec=recipient(headers.to_uid)
+        display_name=person_name(headers.to_name), addr_spec=recipient(headers.to_uid)
     )
-    if headers.reply_to:
-        msg["Reply-To"] = _address(headers.reply_to, "reply-to")
+    reply_to = _address(headers.reply_to, "reply-to") if headers.reply_to else None
+    if reply_to is not None:
+        msg["Reply-To"] = reply_to
     msg["Subject"] = subject
     msg["Date"] = email.utils.format_datetime(_utc(headers.date))
     msg["Message-ID"] = headers.message_id
     msg["Auto-Submitted"] = "auto-generated"
+    # RFC 2369: a mail to the reply address asks to be left out (the operator adds the uid to reminders.opt_out).
+    unsubscribe = urllib.parse.quote(f"opt out {headers.to_uid}")
+    msg["List-Unsubscribe"] = f"<mailto:{(reply_to or sender).addr_spec}?subject={unsubscribe}>"
 
 
 def _address(value: str, what: str) -> email.headerregistry.Address:
@@ -289,16 +388,27 @@ def _counts(counts: decide.Counts) -> dict[str, Any]:
     return {"yes": counts.yes, "no": counts.no, "abstain": counts.abstain, "passes": counts.passes}
 
 
-def _unrecorded(item: decide.Unrecorded) -> dict[str, Any]:
+def _unrecorded(item: decide.Unrecorded, names: Mapping[str, str]) -> dict[str, Any]:
     return {
         "voter": item.voter,
-        "name": one_line(item.name),
+        "name": person_name(names.get(item.voter, "")),
         "vote": item.vote,
         "kind": item.kind,
         "ballot_choice": item.ballot_choice or "",
-        "quotation": one_line(item.quotation),
+        "quotation": quoted(item.quotation),
         "date": utc_text(item.date),
-        "message_id": one_line(item.message_id),
+        "message_id": message_id_text(item.message_id),
+    }
+
+
+def _flagged(item: Flagged) -> dict[str, Any]:
+    return {
+        "sender": item.sender_uid or address_text(item.sender),
+        "flag": item.flag,
+        "why": "too large to read" if item.flag == "too_large" else "could not be read",
+        "detail": one_line(item.detail),
+        "date": utc_text(item.date),
+        "message_id": message_id_text(item.message_id),
     }
 
 

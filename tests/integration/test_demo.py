@@ -49,12 +49,14 @@ def test_demo_report(tmp_path: pathlib.Path) -> None:
     assert [h["release"] for h in report["held"]] == ["harbor-1.1.0"]
     assert "unrecorded binding email votes" in report["held"][0]["reason"]
     assert report["notices"] == [{"to": "hana@apache.org", "release": "harbor-1.1.0"}]
+    # hiro cast +1 in ATR, then emailed -1: told once that the ballot is what counts.
+    assert report["ballot_notes"] == [{"to": "hiro@apache.org", "release": "harbor-1.1.0"}]
     assert [c["release"] for c in report["carried"]] == ["fooling-0.3.0"]
     assert "ian +1 (carried)" in report["carried"][0]["votes"]
-    # The SMTP sink got exactly those three mails, and nothing else.
+    # The SMTP sink got exactly those four mails, and nothing else.
     assert report["smtp_sink"] == {
-        "messages": 3,
-        "recipients": ["chen@apache.org", "hana@apache.org", "ian@apache.org"],
+        "messages": 4,
+        "recipients": ["chen@apache.org", "hana@apache.org", "hiro@apache.org", "ian@apache.org"],
     }
 
     timeline = done.stdout

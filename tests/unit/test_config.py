@@ -550,6 +550,34 @@ def test_example_config_states_the_defaults() -> None:
             assert expected == default, f"sources {entry['kind']}.{key}"
 
 
+def test_opt_out_entries_must_name_a_uid(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "aliases.toml").write_text('[people.hboutemy]\nname = "Hervé"\nemails = ["herve@free.example"]\n')
+    (tmp_path / "opt-out.txt").write_text("bob\nnot a uid\n")
+    entries = '["carol", "Dave@apache.org", "herve@free.example", "Eve Example", "eve@elsewhere.example"]'
+    text = MINIMAL.replace(
+        "[reminders]\n", f'[roster]\naliases_file = "aliases.toml"\n\n[reminders]\nopt_out = {entries}\n'
+    )
+    text = text.replace("[reminders]\n", '[reminders]\nopt_out_file = "opt-out.txt"\n')
+    lines = problems(write(tmp_path, text))
+    assert has_line(lines, "reminders.opt_out[3]", "'Eve Example' is not a uid; write the person's ASF uid")
+    assert has_line(lines, "reminders.opt_out[4]", "an address roster.aliases_file does not map to a uid")
+    assert has_line(lines, f"reminders.opt_out_file ({tmp_path / 'opt-out.txt'}:2)", "'not a uid' is not a uid")
+    assert len([line for line in lines if "opt_out" in line]) == 3
+
+
+def test_opt_out_addresses_become_uids(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "aliases.toml").write_text('[people.hboutemy]\nemails = ["herve@free.example"]\n')
+    text = MINIMAL.replace(
+        "[reminders]\n",
+        '[roster]\naliases_file = "aliases.toml"\n\n[reminders]\nopt_out = ["Dave@apache.org", "HERVE@free.example"]\n',
+    )
+    loaded = config.load(write(tmp_path, text), {})
+    import watcher.roster as roster
+
+    people = roster.load(tmp_path / "aliases.toml")
+    assert loaded.reminders.opt_out_uids(people) == {"dave", "hboutemy"}
+
+
 def test_archive_tokens_are_refused_with_the_way_to_private_lists(tmp_path: pathlib.Path) -> None:
     # lists.apache.org has no API tokens (reference/ponymail-api.md §3): an old key is an error that says why.
     text = MINIMAL.replace('lists = ["dev@maven.apache.org"]\n', 'lists = ["dev@maven.apache.org"]\ntoken_file = "t"\n')

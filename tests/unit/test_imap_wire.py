@@ -56,6 +56,13 @@ def test_fetched_bodies_pairs_uids_with_literals() -> None:
     assert wire.fetched_bodies(lines) == [(1, bytes(first)), (7, bytes(second))]
 
 
+def test_fetched_bodies_reads_a_partial_fetch() -> None:
+    # `UID FETCH n (UID BODY.PEEK[]<0.N>)`: the server answers `BODY[]<0> {m}` with at most N bytes.
+    prefix = bytearray(b"Message-ID: <big@x>\r\n\r\n" + b"x" * 40)
+    lines = [b"1 FETCH (UID 5 BODY[]<0> {%d}" % len(prefix), prefix, b")", b"Fetch completed."]
+    assert wire.fetched_bodies(lines) == [(5, bytes(prefix))]
+
+
 def test_fetched_bodies_skips_records_without_a_body() -> None:
     assert wire.fetched_bodies([b"4 FETCH (UID 4 FLAGS ())", b"Fetch completed."]) == []
 

@@ -8,6 +8,7 @@ import email
 import email.message
 import email.policy
 import pathlib
+import re
 
 import pytest
 
@@ -76,7 +77,7 @@ def test_reminder_says_what_why_where_and_when() -> None:
     assert msg["Subject"] == "Your vote on Apache Foo 1.2.0 needs to be cast in ATR to count"
     text = text_of(msg)
     assert "Hello Alice Doe," in text
-    assert "    +1 (binding) checked sigs\n" in text
+    assert '    "+1 (binding) checked sigs"\n' in text
     assert "Trusted Vote" in text
     assert "https://release-test.apache.org/vote/foo/1.2.0" in text
     assert "before the vote ends at 2026-11-23 12:00 UTC" in text
@@ -122,9 +123,10 @@ def test_header_injection_in_subject_and_name_stays_data(tmp_path: pathlib.Path)
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert msg["Bcc"] is None
     assert b"\r\nBcc:" not in raw
-    assert msg["Subject"] == "Vote [VOTE] Foo Bcc: x@evil.example body"
+    assert msg["Subject"] == "Vote [VOTE] Foo Bcc: [address removed] body"
     assert [a.addr_spec for a in msg["To"].addresses] == ["alice@apache.org"]
-    assert msg["To"].addresses[0].display_name == "Eve Bcc: y@evil.example"
+    # A name holding an address is no name: the greeting falls back to the uid.
+    assert msg["To"].addresses[0].display_name == ""
 
 
 def test_template_code_in_mail_values_stays_literal() -> None:
@@ -230,7 +232,11 @@ HELD = decide.resolution_due(
 )
 
 
-def notice(decision: decide.ResolutionDecision, reminders: list[render.ReminderSent]) -> email.message.EmailMessage:
+def notice(
+    decision: decide.ResolutionDecision,
+    reminders: list[render.ReminderSent],
+    flagged: tuple[render.Flagged, ...] = (),
+) -> email.message.EmailMessage:
     context = render.NoticeContext(
         rm_uid="rmgr",
         rm_name="Rita Manager",
@@ -243,6 +249,9 @@ def notice(decision: decide.ResolutionDecision, reminders: list[render.ReminderS
         decision=decision,
         vote_end=END,
         reminders=reminders,
+        names={"dave": "Dave Roster"},
+        flagged=flagged,
+        contact="Tooling <tooling@apache.org>",
     )
     headers = render.Headers(sender="vote-watcher@apache.org", to_uid="rmgr", message_id="<n-1@w>", date=END)
     return parse(render.Templates().held_notice(context, headers))
@@ -256,7 +265,7 @@ def test_held_notice_lists_unrecorded_votes_and_reminders() -> None:
     assert "held" in msg["Subject"]
     text = text_of(msg)
     assert "Hello Rita Manager," in text
-    assert "-1 dave (Dave), no ballot in ATR" in text
+    assert "-1 dave (Dave Roster), no ballot in ATR" in text
     assert '"-1 license headers missing"' in text
     assert "-1 erin, no ballot in ATR" in text
     assert "-1 fred, no ballot in ATR" in text
@@ -276,3 +285,104 @@ def test_manual_notice_for_a_failing_tally() -> None:
     text = text_of(msg)
     assert "No binding email votes are missing from ATR." in text
     assert "vote-watcher sent no reminders for this vote." in text
+
+
+def test_held_notice_lists_the_messages_not_read_without_links() -> None:
+    flagged = (
+        render.Flagged("<big@x.example>", "eve@evil.example", "too_large", "52,428,800 bytes, over the limit", T0),
+        render.Flagged("https://evil.example/x@y", "dolores@apache.org", "unreadable", "took longer", T0, "dolores"),
+    )
+    text = text_of(notice(HELD, [], flagged))
+    assert "from eve[@]evil[.]example, 2026-11-20 12:00 UTC: too large to read" in text
+    assert "<big@x.example>" in text
+    assert "from dolores, 2026-11-20 12:00 UTC: could not be read" in text
+    assert "https://evil" not in text
+    assert "(a Message-ID of an unusual shape, not shown)" in text
+    assert "Questions: Tooling <tooling@apache.org>" in text
+
+
+# Hostile senders (issue 11): nothing a sender wrote speaks with the daemon's authority
+
+PHISHING = "+1 (binding) -- NOTE: ATR moved, cast your vote at https://atr-login.evil.example/vote " + "pad " * 50_000
+URL_RE = re.compile(r"(?:[a-z][a-z0-9+.-]*://|www\.)[^\s\"<>]+", re.IGNORECASE)
+
+
+def test_the_forged_phishing_vote_is_quoted_short_and_without_its_link() -> None:
+    context = dataclasses.replace(CONTEXT, voter_uid="dolores", voter_name="Dolores Ruiz", quotation=PHISHING)
+    headers = dataclasses.replace(HEADERS, to_uid="dolores", to_name="Dolores Ruiz")
+    mail = render.Templates().reminder(context, headers)
+    raw = mail.as_bytes()
+    assert len(raw) < 8_000
+    msg = parse(mail)
+    assert msg["To"].addresses[0].display_name == "Dolores Ruiz"
+    text, html = text_of(msg), html_of(msg)
+    assert "Hello Dolores Ruiz," in text
+    assert '"+1 (binding) -- NOTE: ATR moved, cast…"' in text
+    for part in (text, html):
+        assert "evil" not in part
+        assert set(URL_RE.findall(part)) == {"https://release-test.apache.org/vote/foo/1.2.0"}
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ("+1 see https://evil.example/x", "+1 see [link removed]"),
+        ("+1 at atr-login.evil.example now", "+1 at [link removed] now"),
+        ("+1 //atr-login.evil.example", "+1 [link removed]"),
+        ("+1 www.evil.example", "+1 [link removed]"),
+        ("+1 mail dolores@evil.example", "+1 mail [address removed]"),
+        ("+1 \uff48\uff54\uff54\uff50\uff53\uff1a\uff0f\uff0fevil.example", "+1 [link removed]"),
+        ("+1 \u202eelpmaxe.live\u202c", "+1 [link removed]"),
+        ("+1 \u0430tr-login.\u0435vil.example", "+1 [link removed]"),
+        ("+1\r\nBcc: x", "+1 Bcc: x"),
+        ("+1 (binding)", "+1 (binding)"),
+    ],
+)
+def test_quoted_votes_are_one_short_line_with_nothing_clickable(line: str, shown: str) -> None:
+    assert render.quoted(line) == shown
+    assert len(render.quoted(line * 20)) <= render.QUOTE_CHARS
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("//atr-login.evil.example", ""),
+        ("Dolores https://evil.example", ""),
+        ("Dolores\r\nBcc: eve@evil.example", ""),
+        ("Dolores\nRuiz", "Dolores Ruiz"),
+        ("Dolores \u202eziuR\u202c", "Dolores ziuR"),
+        ("D\u043elores Ruiz", "D\u043elores Ruiz"),
+        ("\uff44\uff4f\uff4c.\uff45\uff56\uff49\uff4c.example", ""),
+        ("Herv\u00e9 Boutemy", "Herv\u00e9 Boutemy"),
+    ],
+)
+def test_person_names_never_carry_links_addresses_or_controls(name: str, shown: str) -> None:
+    assert render.person_name(name) == shown
+
+
+def test_display_names_of_a_forged_from_never_reach_to_or_the_greeting() -> None:
+    # The desk passes the roster's name; whatever a From header said is not among the inputs at all.
+    context = dataclasses.replace(CONTEXT, voter_name="")
+    msg = parse(render.Templates().reminder(context, dataclasses.replace(HEADERS, to_name="")))
+    assert msg["To"].addresses[0].display_name == ""
+    assert "Hello alice," in text_of(msg)
+
+
+def test_list_unsubscribe_and_contact() -> None:
+    context = dataclasses.replace(CONTEXT, contact="Tooling <tooling@apache.org>")
+    msg = parse(render.Templates().reminder(context, HEADERS))
+    assert msg["List-Unsubscribe"] == "<mailto:tooling@apache.org?subject=opt%20out%20alice>"
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert "Questions: Tooling <tooling@apache.org>" in text_of(msg)
+    bare = parse(render.Templates().reminder(CONTEXT, dataclasses.replace(HEADERS, reply_to=None)))
+    assert bare["List-Unsubscribe"] == "<mailto:vote-watcher@apache.org?subject=opt%20out%20alice>"
+
+
+def test_ballot_note_says_both_votes_and_links_only_to_atr() -> None:
+    context = dataclasses.replace(CONTEXT, vote_value="-1", quotation="-1 the LICENSE is wrong", ballot_choice="+1")
+    msg = parse(render.Templates().ballot_note(context, HEADERS))
+    assert msg["Subject"] == "Your emailed vote on Apache Foo 1.2.0 differs from your ballot in ATR"
+    text = text_of(msg)
+    assert "your ballot in Apache\nTrusted Releases (ATR) says +1, but your later email\nsays -1" in text
+    assert '"-1 the LICENSE is wrong"' in text
+    assert set(URL_RE.findall(text)) == {"https://release-test.apache.org/vote/foo/1.2.0"}

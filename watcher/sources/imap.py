@@ -49,6 +49,9 @@ BACKOFF_BASE_S: Final = 1.0
 BACKOFF_CAP_S: Final = 120.0
 FETCH_BATCH: Final = 100
 _FETCH_ITEMS: Final = "(UID BODY.PEEK[])"
+# With a size limit, only the first `max_fetch_bytes` of each message (RFC 3501 partial fetch): a 50 MB mail
+# costs no more memory than the limit, and the intake flags it as too large from what it got.
+_FETCH_PARTIAL: Final = "(UID BODY.PEEK[]<0.{size}>)"
 
 log = structlog.get_logger("watcher.sources.imap")
 
@@ -109,6 +112,7 @@ class ImapConfig:
     fetch_batch: int = FETCH_BATCH
     start_at_end: bool = False
     name: str = ""
+    max_fetch_bytes: int | None = None
 
     def __post_init__(self) -> None:
         for problem in _problems(self):
@@ -126,7 +130,7 @@ class ImapConfig:
         return ssl.create_default_context(cafile=self.ca_file)
 
 
-def from_settings(section: config_module.ImapSource) -> ImapConfig:
+def from_settings(section: config_module.ImapSource, max_fetch_bytes: int | None = None) -> ImapConfig:
     """The source's settings from a loaded `[[sources]]` entry of kind "imap" (its secret already read)."""
     if section.password is None:
         raise ImapConfigError(f"{section.name}: no IMAP password (set password_file or password_env)")
@@ -141,6 +145,7 @@ def from_settings(section: config_module.ImapSource) -> ImapConfig:
         idle_renew_s=section.idle_timeout.total_seconds(),
         sweep_interval_s=section.sweep_interval.total_seconds(),
         name=section.name,
+        max_fetch_bytes=max_fetch_bytes,
     )
 
 
@@ -304,9 +309,9 @@ class _Connection:
 
     async def fetch(self, uids: list[int]) -> list[tuple[int, bytes]]:
         """Raw messages by UID, without setting \\Seen."""
-        fetching = self.client.protocol.fetch(
-            wire.uid_set(uids), _FETCH_ITEMS, by_uid=True, timeout=self.config.timeout_s
-        )
+        limit = self.config.max_fetch_bytes
+        items = _FETCH_PARTIAL.format(size=limit) if limit else _FETCH_ITEMS
+        fetching = self.client.protocol.fetch(wire.uid_set(uids), items, by_uid=True, timeout=self.config.timeout_s)
         response = await self.call(fetching, None)
         if response.result != "OK":
             raise ImapError(f"UID FETCH refused: {_text(response.lines)}")

@@ -16,7 +16,8 @@ Line = bytes | bytearray
 
 _FETCH_START_RE: Final = re.compile(rb"^\d+ FETCH \(")
 _UID_RE: Final = re.compile(rb"\bUID (\d+)")
-_BODY_LITERAL_RE: Final = re.compile(rb"BODY\[\] \{(\d+)\}$")
+# `BODY[] {n}`, or `BODY[]<0> {n}` for a partial fetch.
+_BODY_LITERAL_RE: Final = re.compile(rb"BODY\[\](?:<\d+>)? \{(\d+)\}$")
 _UIDVALIDITY_RE: Final = re.compile(rb"\[UIDVALIDITY (\d+)\]")
 _UIDNEXT_RE: Final = re.compile(rb"\[UIDNEXT (\d+)\]")
 _EXISTS_RE: Final = re.compile(rb"^\d+ EXISTS$")

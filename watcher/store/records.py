@@ -28,6 +28,19 @@ class StoredMessage:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class FlaggedMessage:
+    """A message of a vote's thread that was not read: `too_large` or `unreadable`, and why (for the RM)."""
+
+    key: str
+    message_id: str
+    sender: str
+    flag: str
+    detail: str
+    date: datetime.datetime | None
+    stored_at: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class TrackedVote:
     """A vote the watcher follows, as the daemon last described it; `id` is 0 until stored.
 

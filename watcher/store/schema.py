@@ -59,6 +59,11 @@ messages: Final = sa.Table(
     sa.Column("raw", sa.LargeBinary, nullable=True),
     sa.Column("source", sa.Text, nullable=False, server_default=""),
     sa.Column("stored_at", UtcDateTime, nullable=False),
+    # "too_large" or "unreadable": never parsed (again); listed for the release manager with `flag_detail`.
+    sa.Column("flag", sa.Text, nullable=False, server_default=""),
+    sa.Column("flag_detail", sa.Text, nullable=False, server_default=""),
+    # The From address of a flagged message, read from its header block only.
+    sa.Column("sender", sa.Text, nullable=False, server_default=""),
     sa.Index(None, "list_id"),
     sa.Index(None, "in_reply_to"),
 )

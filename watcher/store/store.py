@@ -278,16 +278,52 @@ class Store:
             return list((await conn.execute(statement)).scalars())
 
     async def thread_messages(self, vote_id: int) -> list[bytes]:
-        """The raw bytes of a vote's messages in archive order (messages stored without bytes are left out)."""
+        """The raw bytes of a vote's messages in archive order (left out: those kept without bytes, or flagged)."""
         links, messages = schema.vote_messages, schema.messages
         statement = (
             sa.select(messages.c.raw)
             .join(links, links.c.message_key == messages.c.key)
-            .where(links.c.vote_id == vote_id, messages.c.raw.is_not(None))
+            .where(links.c.vote_id == vote_id, messages.c.raw.is_not(None), messages.c.flag == "")
             .order_by(links.c.position, links.c.added_at, links.c.message_key)
         )
         async with self._db.connect() as conn:
             return [bytes(raw) for raw in (await conn.execute(statement)).scalars()]
+
+    async def flag_message(self, key: str, flag: str, detail: str, sender: str = "") -> bool:
+        """Mark a message `too_large` or `unreadable` (it is read no more); True when it was not flagged before."""
+        table = schema.messages
+        statement = (
+            sa.update(table)
+            .where(table.c.key == key, table.c.flag == "")
+            .values(flag=_text(flag), flag_detail=_text(detail), sender=_text(sender))
+            .returning(table.c.key)
+        )
+        async with self._db.begin() as conn:
+            return (await conn.execute(statement)).first() is not None
+
+    async def message_flag(self, key: str) -> str:
+        """A message's flag ("" when it is read as usual or unknown)."""
+        table = schema.messages
+        async with self._db.connect() as conn:
+            return str(await conn.scalar(sa.select(table.c.flag).where(table.c.key == key)) or "")
+
+    async def flagged_messages(self, vote_id: int) -> list[records.FlaggedMessage]:
+        """The flagged messages of a vote's thread, in archive order."""
+        links, messages = schema.vote_messages, schema.messages
+        statement = (
+            sa.select(messages)
+            .join(links, links.c.message_key == messages.c.key)
+            .where(links.c.vote_id == vote_id, messages.c.flag != "")
+            .order_by(links.c.position, links.c.added_at, links.c.message_key)
+        )
+        async with self._db.connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        return [
+            records.FlaggedMessage(
+                row.key, row.message_id, row.sender, row.flag, row.flag_detail, row.date, row.stored_at
+            )
+            for row in rows
+        ]
 
     async def thread_stored_at(self, vote_id: int) -> dict[str, datetime.datetime]:
         """When each message of a vote's thread was first stored, by key: since when the daemon has known it."""

@@ -4,7 +4,7 @@
 their PAT exchanges together against ATR's 10 an hour (reference/atr.md §10.3, §10.4).
 
 Revision ID: 0003
-Revises: 0005 (chained after main's 0005 at the merge; written against 0002)
+Revises: 0006 (chained after main's 0006 at the merge; written against 0002)
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,125 @@
+"""Hostile mail at the intake, on a real store (SQLite and PostgreSQL) and a real worker process.
+
+A vote-related message over the size limit is stored without its bytes and flagged `too_large`; one
+whose reading passes the worker's time limit is flagged `unreadable` with the reason; both are
+listed for the release manager, hold nothing up, and are never read again, not even by a new
+intake on the same store (a restart).
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+import watcher.intake as intake_api
+import watcher.store as store
+import watcher.worker as worker_api
+
+T0 = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=datetime.UTC)
+ROOT = b"From: Amira <amira@apache.org>\nMessage-ID: <root@x>\nSubject: [VOTE] Release Foo 1.0\n\nPlease vote.\n"
+
+
+def reply(mid: str, body: bytes, sender: bytes = b"Chen <chen@apache.org>") -> bytes:
+    head = b"From: " + sender + b"\nMessage-ID: <" + mid.encode() + b">\nIn-Reply-To: <root@x>\n"
+    return head + b"Subject: Re: [VOTE] Release Foo 1.0\n\n" + body
+
+
+class SlowWorker(worker_api.Worker):
+    """A real worker whose check of a message marked SLOW sleeps past its limit (the process is really stopped)."""
+
+    def __init__(self) -> None:
+        super().__init__(check_timeout=0.5)
+        self.checks = 0
+
+    async def check(self, raw: bytes) -> str | None:
+        self.checks += 1
+        if b"SLOW" not in raw:
+            return await super().check(raw)
+        try:
+            await self.run(time.sleep, (30,), self.check_timeout)
+        except worker_api.WorkerError as exc:
+            return str(exc)
+        return None
+
+
+@pytest.fixture
+async def worker() -> AsyncIterator[SlowWorker]:
+    started = SlowWorker()
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+async def _intake(db: store.Store, worker: worker_api.Worker, changed: list[int]) -> tuple[intake_api.Intake, int]:
+    async def on_changed(vote_id: int) -> None:
+        changed.append(vote_id)
+
+    intake = intake_api.Intake(db, on_changed, clock=lambda: T0, worker=worker, max_bytes=50_000)
+    vote = await db.upsert_vote(
+        store.TrackedVote(
+            "foo-1.0", "foo", "1.0", 1, "trusted", subject="[VOTE] Release Foo 1.0", root_message_id="root@x"
+        ),
+        T0,
+    )
+    await intake.take(ROOT, "test")
+    await intake.track(vote)
+    changed.clear()
+    return intake, vote.id
+
+
+async def test_too_large_and_unreadable_are_flagged_once_and_listed(
+    state_store: store.Store, worker: SlowWorker
+) -> None:
+    changed: list[int] = []
+    intake, vote_id = await _intake(state_store, worker, changed)
+    huge = reply("big@x", b"+1\n" + b"x" * 200_000, b'"//atr-login.evil.example" <Eve@Evil.example>')
+    slow = reply("slow@x", b"+1 SLOW\n")
+    fine = reply("fine@x", b"+1\n")
+    assert await intake.take(huge, "test")
+    assert await intake.take(slow, "test")
+    assert await intake.take(fine, "test")
+    # Only the readable vote re-tallies the thread; the others are stored and flagged.
+    assert changed == [vote_id]
+    assert await state_store.has_message("big@x")
+    assert await state_store.get_raw("big@x") is None
+    flagged = {item.key: item for item in await state_store.flagged_messages(vote_id)}
+    assert sorted(flagged) == ["big@x", "slow@x"]
+    assert flagged["big@x"].flag == "too_large"
+    assert flagged["big@x"].detail == "larger than the limit of 50,000 bytes"
+    assert flagged["big@x"].sender == "eve@evil.example"
+    assert flagged["slow@x"].flag == "unreadable"
+    assert "longer than 0.5 s" in flagged["slow@x"].detail
+    assert len(await state_store.thread_messages(vote_id)) == 2  # the [VOTE] and the readable reply
+    checks = worker.checks
+
+    # A restart: a new intake on the same store is handed the same messages again (an mbox re-read).
+    again: list[int] = []
+    restarted, _ = await _intake(state_store, worker, again)
+    for raw in (huge, slow, fine):
+        assert not await restarted.take(raw, "test")
+    assert worker.checks == checks  # nothing read again
+    assert again == []
+    assert [item.key for item in await state_store.flagged_messages(vote_id)] == ["big@x", "slow@x"]
+
+
+async def test_screen_reads_a_stored_message_once(state_store: store.Store, worker: SlowWorker) -> None:
+    changed: list[int] = []
+    intake, _ = await _intake(state_store, worker, changed)
+    raw = reply("slow@x", b"+1 SLOW\n")
+    await state_store.add_message(raw, "test", now=T0)
+    before = worker.checks
+    assert await intake.screen("slow@x", raw)
+    assert await intake.screen("slow@x", raw)
+    assert worker.checks == before + 1
+    assert await state_store.message_flag("slow@x") == "unreadable"
+
+
+def test_sender_address_reads_only_the_header_block() -> None:
+    raw = b'From: "Eve\\" <x@y>" <EVE@evil.example>\n\n' + b"From: other@x\n" * 10
+    assert intake_api.sender_address(raw) == "eve@evil.example"
+    assert intake_api.sender_address(b"Subject: none\n\nbody") == ""
+    assert intake_api.sender_address(b"\xff\xfe garbage") == ""

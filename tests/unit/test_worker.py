@@ -1,0 +1,68 @@
+"""The worker process: tasks run off the event loop, a task past its time limit is stopped, the next one runs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+import watcher.roster as roster
+import watcher.tally as tally
+import watcher.worker as worker_api
+
+VOTE = b"From: Chen Wei <chen@apache.org>\nMessage-ID: <v1@x>\nSubject: Re: [VOTE] Release Foo 1.0\n\n+1 (binding)\n"
+
+
+@pytest.fixture
+async def worker() -> AsyncIterator[worker_api.Worker]:
+    started = worker_api.Worker(check_timeout=2.0, tally_timeout=5.0)
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+async def _longest_gap(work: asyncio.Future[object]) -> float:
+    """The longest pause of a 10 ms ticker on this event loop while `work` runs."""
+    longest, last = 0.0, time.monotonic()
+    while not work.done():
+        await asyncio.sleep(0.01)
+        now = time.monotonic()
+        longest, last = max(longest, now - last), now
+    return longest
+
+
+async def test_a_task_past_its_limit_is_stopped_and_the_next_runs(worker: worker_api.Worker) -> None:
+    assert await worker.check(VOTE) is None  # the process is up
+    started = time.monotonic()
+    with pytest.raises(worker_api.WorkerError, match=r"longer than 0.5 s \(the worker was stopped\)"):
+        await worker.run(time.sleep, (30,), 0.5)
+    assert time.monotonic() - started < 5
+    assert await worker.check(VOTE) is None
+
+
+async def test_the_event_loop_keeps_its_timing_while_the_worker_is_busy(worker: worker_api.Worker) -> None:
+    assert await worker.check(VOTE) is None
+    # CPU-bound in the worker process (a busy loop holds the GIL of its own process only).
+    busy = asyncio.ensure_future(worker.run(sum, (range(60_000_000),), 30.0))
+    gap = await _longest_gap(busy)
+    assert await busy == sum(range(60_000_000))
+    assert gap < 0.5
+
+
+async def test_a_thread_is_tallied_in_the_worker(worker: worker_api.Worker) -> None:
+    people = roster.Roster(committees={"foo": roster.Committee("foo", members=frozenset({"chen"}))})
+    analysis = await worker.analyse([VOTE], people, tally.Options(committee="foo"))
+    assert [(v.voter, v.vote, v.status) for v in analysis.result.votes] == [("chen", "+1", "binding")]
+    assert analysis.messages == (("v1@x", "v1@x"),)
+    assert analysis.receipts == frozenset()
+
+
+async def test_a_dead_worker_is_a_reason_not_a_crash(worker: worker_api.Worker) -> None:
+    import os
+
+    with pytest.raises(worker_api.WorkerError, match="died"):
+        await worker.run(os._exit, (3,), 5.0)
+    assert await worker.check(VOTE) is None
