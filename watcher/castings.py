@@ -19,6 +19,19 @@ ATR's line rules (reference/atr.md §5.2) are the floor. Beyond them this module
   ("I'd +1 Bob's point"), numbers, versions, dates, diff hunks and phone numbers;
 - records fractions ("+0.5", "-0,9") without counting them, and reports approval wording
   without a token ("works well for me", "LGTM") as a possible vote.
+
+The work one message can cause is bounded, whatever its shape (anyone can post to a vote thread):
+
+- only the first 1,000,000 characters of the body are looked at (a vote sits at the top of a
+  reply, or below a quote; no reply on the ASF lists comes near that size); quoted blocks inside
+  them are skipped by one regex at C speed;
+- of the voter's own (unquoted) text, at most 1,000 non-blank lines or 64 KiB are read, the first
+  2,000 characters of a line, and at most 10 tokens a line. The longest vote in the corpus sits
+  on the second line of the voter's text; a long review with its vote at the bottom is some
+  50 lines. Text past a bound is not read and the reading says so in its reasons;
+- every regex is linear on its input (possessive quantifiers, no nested repeats, no retrying a
+  run of spaces from each of its positions), so the cost is linear in the text read, and the
+  text read is bounded.
 """
 
 from __future__ import annotations
@@ -44,6 +57,8 @@ class Casting:
     fractional: bool
     position: Position = "start"
     """"start" when the token opens the line, "mid" when it sits in running text."""
+    condition: str | None = None
+    """The condition of a conditional vote ("if the CI run passes"), as written."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -58,6 +73,12 @@ class Reading:
     fraction: str | None
     possible: str | None
     self_label: str | None
+    lines_read: int = 0
+    """How many lines of the voter's own text the rules looked at (bounded: see the module docstring)."""
+    withdrawn: bool = False
+    """The voter withdraws their earlier vote ("I retract my +1"); `vote` is the new one, if any."""
+    condition: str | None = None
+    """A conditional vote's condition ("as long as we fix the NOTICE year"): low confidence."""
 
 
 # --- Where the voter's own text ends ------------------------------------------------------
@@ -125,8 +146,14 @@ _LOG_LINE: Final = re.compile(r"\[(?:INFO|WARN|WARNING|ERROR|DEBUG|TRACE|FATAL)\
 # --- Tokens -------------------------------------------------------------------------------
 
 _TOKEN: Final = re.compile(r"(?<![\w.+\-/\\=<>@#$%&|~^])([+-]?)([01])(?:([.,])(\d+))?(?![\w%/@])")
-_LINE_CHARS: Final = 2000
-_LINE_TOKENS: Final = 10
+LINE_CHARS: Final = 2000
+LINE_TOKENS: Final = 10
+TEXT_CHARS: Final = 1_000_000
+OWN_LINES: Final = 1000
+OWN_CHARS: Final = 65_536
+QUOTATION_CHARS: Final = 500
+TEXT_CUT: Final = "text after the first 1,000,000 characters not read"
+OWN_CUT: Final = "voter's text after its first 1,000 lines or 64 KiB not read"
 _DASHES: Final = str.maketrans({"\u2212": "-", "\u2013": "-", "\uff0b": "+"})
 
 # What follows the token.
@@ -154,8 +181,10 @@ _BARE_ZERO_AFTER: Final = re.compile(
 _RESULT_COLON: Final = re.compile(r"\s*+(?:\([^)]*+\))?\s*+[:=]")
 _TALLY_LINE: Final = re.compile(r"(?:[-*•]\s+)?[+-]?[01]\b")
 _RESULT_COUNT: Final = re.compile(r"\s*+(?:\([^)]*+\))?\s*+[:=]\s*+\d+\b")
-_LIST_SPLIT: Final = re.compile(r"\s*+(?:,|;|&|\band\b)\s*+")
-_PAREN: Final = re.compile(r"\([^)]*\)")
+# No \s* around the separators: split would retry a run of spaces from each of its positions (n²).
+_LIST_SPLIT: Final = re.compile(r"[,;&]|\band\b")
+# [^()] and not [^)]: from each of a million "(" the scan for ")" would run to the end of the line.
+_PAREN: Final = re.compile(r"\([^()]*+\)")
 
 # What precedes the token.
 _START_BEFORE: Final = re.compile(
@@ -209,6 +238,42 @@ _BEFORE_TAIL: Final = 48
 _CLAUSE_SPLIT: Final = re.compile(r"[.!?;:,()]")
 _SHORT_CLAUSE_WORDS: Final = 4
 _OTHERS_AFTER: Final = re.compile(r"\s*+(?:\([^)]*+\)\s*+)?from\s++(?!me\b|my\b|Me\b|My\b)[A-Z]")
+
+# The vote as meant: withdrawn, changed, conditional, aimed at a point, spelled "±0".
+# "±0" and "+/-0" are read as "+0" (same length, so that offsets into the line still hold).
+_ZERO_SPELLINGS: Final = (("+/-", "  +"), ("±", "+"))
+_RETRACT: Final = re.compile(
+    r"\b(?:retract(?:s|ed|ing)?|withdraw(?:s|n|ing)?|withdrew|rescind(?:s|ed|ing)?|revok(?:e|es|ed|ing)|"
+    r"take\s+back|taking\s+back|cancel(?:s|l?ed|l?ing)?|disregard|ignore|scratch)\s+"
+    r"(?:my\s+(?:earlier\s+|previous\s+|original\s+|own\s+)?(?:vote|[+-][01]|0)|[+-][01])",
+    re.IGNORECASE,
+)
+_CHANGE: Final = re.compile(
+    r"(?:\b(?:chang|switch|revis|updat|amend|turn|mov|flip)\w*+\s++(?:my\s++(?:vote\s++|[+-][01]\s++|0\s++)?|"
+    r"(?:the\s++|this\s++)?vote\s++)(?:from\s++\S++\s++)?(?:to|into)|\bswitch(?:ing)?\s++to|"
+    r"\bmake\s++(?:that|it|mine)|\bchanging\s++to|\bchange\s++to)\s++(?:an?\s++)?",
+    re.IGNORECASE,
+)
+_WITHDRAW_WORDS: Final = ("retract", "withdr", "rescind", "revok", "back", "cancel", "disregard", "ignore", "scratch")
+_CONDITIONAL_AFTER: Final = re.compile(
+    r"\s*+(?:\([^()]*+\)\s*+)?[,:;\-–—]?\s*+(?:but\s++)?(?:only\s++)?"
+    r"(?P<condition>if|as\s++long\s++as|provided|providing|assuming|once(?!\s+(?:again|more))|on\s++condition|"
+    r"conditional|pending|"
+    r"subject\s++to|unless)\b",
+    re.IGNORECASE,
+)
+_CONDITION_CHARS: Final = 120
+_AIMED_AFTER: Final = re.compile(
+    r"\s*+(?:to|on|for|with)\s++(?:what\b|[A-Z][\w-]*+(?:'s|’s)\s|"
+    r"(?i:the|this|that|your|his|her|their|these|those|[a-z][\w-]*+(?:'s|’s))\s++(?:\w++\s++)?"
+    r"(?i:suggestion|proposal|idea|point|comment|approach|plan|fix|pr|patch|remark|option|question|concern|"
+    r"view|opinion|reply|message|mail|email|argument|reasoning|analysis|thought)s?\b)"
+)
+_ZERO_MID: Final = re.compile(
+    r"\b(?:i'?m|i\s+am|i\s+vote|put\s+me\s+(?:down\s+)?(?:as|at)|count\s+me\s+as)\s+(0)"
+    r"(?=\s+(?:on|for|here|about|regarding|from)\b|\s*+[.!,;]|\s*+$)",
+    re.IGNORECASE,
+)
 
 # --- Around the casting -------------------------------------------------------------------
 
@@ -283,14 +348,24 @@ class _Scan:
     found: list[_Found]
     own: list[str]
     ignored: list[str]
+    lines_read: int = 0
+    withdrawn: bool = False
 
 
 def read(text: str) -> Reading:
-    """Find the vote cast in a message body (already decoded, LF line endings)."""
+    """Find the vote cast in a message body (already decoded, LF line endings).
+
+    Linear in the text, and reads a bounded prefix of it (see the module docstring).
+    """
+    cut = len(text) > TEXT_CHARS
+    if cut:
+        text = text[:TEXT_CHARS]
     if "\u2212" in text or "\u2013" in text or "\uff0b" in text:
         text = text.translate(_DASHES)
     lines = text.split("\n")
     scan = _scan(text, lines)
+    if cut:
+        scan.ignored.append(TEXT_CUT)
     found = _drop_template_runs(scan.found, scan.ignored)
     return _reading(found, scan, lines)
 
@@ -305,6 +380,7 @@ def _scan(text: str, lines: list[str]) -> _Scan:
     own = scan.own
     below_quote = tally = False
     previous = ""
+    own_chars = 0
     index = -1
     offset = 0  # where lines[index + 1] starts in text
     count = len(lines)
@@ -313,7 +389,7 @@ def _scan(text: str, lines: list[str]) -> _Scan:
         raw = lines[index]
         start = offset
         offset += len(raw) + 1
-        line = raw.strip()
+        line = raw.strip()[:LINE_CHARS]
         if not line:
             if own and own[-1]:
                 own.append("")  # a paragraph break, for the excerpt of a possible vote
@@ -334,15 +410,28 @@ def _scan(text: str, lines: list[str]) -> _Scan:
                 offset += sum(len(extra) + 1 for extra in lines[index + 1 : index + span])
                 index += span - 1
                 continue
-        if ("1" in line or "0" in line) and _has_token(line, first):
-            tally = _in_tally(line, previous, tally)
-            _read_line(scan, line, index, below_quote, tally)
-        else:
-            # Only lines without a token can hold a possible vote: "[ ] +1 Approve the release" must not.
-            own.append(line)
-            tally = False
+        own_chars += len(line)
+        if scan.lines_read >= OWN_LINES or own_chars > OWN_CHARS:
+            scan.ignored.append(OWN_CUT)
+            break
+        scan.lines_read += 1
+        tally = _own_line(scan, line, index, below_quote, tally=tally, previous=previous)
         previous = line
     return scan
+
+
+def _own_line(scan: _Scan, line: str, index: int, below_quote: bool, *, tally: bool, previous: str) -> bool:
+    """Read one line of the voter's own text; returns whether a tally block goes on."""
+    if ("1" in line or "0" in line) and _has_token(line, line[0]):
+        tally = _in_tally(line, previous, tally)
+        _read_line(scan, line, index, below_quote, tally)
+        return tally
+    # Only lines without a token can hold a possible vote: "[ ] +1 Approve the release" must not.
+    scan.own.append(line)
+    if _may_withdraw(line):
+        scan.withdrawn = True
+        scan.ignored.append("earlier vote withdrawn")
+    return False
 
 
 def _quote_block(text: str, start: int, offset: int) -> tuple[int, int]:
@@ -355,7 +444,9 @@ def _quote_block(text: str, start: int, offset: int) -> tuple[int, int]:
 
 
 def _has_token(line: str, first: str) -> bool:
-    return "+1" in line or "-1" in line or "+0" in line or "-0" in line or first == "0"
+    if "+1" in line or "-1" in line or "+0" in line or "-0" in line or first == "0" or "±0" in line:
+        return True
+    return " 0" in line and _ZERO_MID.search(line) is not None
 
 
 def _attribution_span(line: str, lines: list[str], index: int) -> int:
@@ -390,8 +481,48 @@ def _read_line(scan: _Scan, line: str, index: int, below_quote: bool, tally: boo
         return
     if line[0] == "[" and _LOG_LINE.match(line):
         return
-    for casting, filled in _castings(line, tally, scan.ignored):
-        scan.found.append(_Found(casting, index, below_quote, filled))
+    written = line
+    for spelling, token in _ZERO_SPELLINGS:
+        if spelling in line:
+            line = line.replace(spelling, token)
+    changed = _changed_vote(line, written, scan.ignored)
+    if changed is not None:
+        scan.found.append(_Found(changed, index, below_quote, False))
+        return
+    start = 0
+    retract = _RETRACT.search(line)
+    if retract is not None:
+        scan.withdrawn = True
+        scan.ignored.append("earlier vote withdrawn")
+        start = retract.end()
+    for casting, filled in _castings(line, tally, scan.ignored, start):
+        scan.found.append(_Found(dataclasses.replace(casting, line=written), index, below_quote, filled))
+    zero = _ZERO_MID.search(line, start) if not scan.found or scan.found[-1].index != index else None
+    if zero is not None:
+        scan.found.append(_Found(Casting("0", written, False, "mid"), index, below_quote, False))
+
+
+def _may_withdraw(line: str) -> bool:
+    """ "I retract my vote" on a line without a token; substring tests first, as most lines have none."""
+    low = line.lower()
+    return any(word in low for word in _WITHDRAW_WORDS) and _RETRACT.search(line) is not None
+
+
+def _changed_vote(line: str, written: str, ignored: list[str]) -> Casting | None:
+    """The new value of a changed vote ("changing my -1 to a ±0", "make that a +1"), else None."""
+    change = _CHANGE.search(line)
+    if change is None:
+        return None
+    token = _TOKEN.match(line, change.end())
+    if token is None:
+        return None
+    sign, digit, separator, _decimals = token.groups()
+    if not sign and digit != "0":
+        return None
+    fractional = separator is not None
+    value = token.group(0) if fractional else _normal_value(sign, digit)
+    ignored.append(f"vote changed to {value}")
+    return Casting(value, written, fractional, "mid")
 
 
 def _ends_body(line: str, lines: list[str], index: int) -> bool:
@@ -449,18 +580,19 @@ def _has_signed_token(line: str) -> bool:
 
 def _next_text(lines: list[str], index: int) -> str | None:
     """The next non-blank line from `index`, stripped."""
-    for line in lines[index:]:
-        stripped = line.strip()
+    # Indexes, not a slice: a slice copies the rest of the list on every call (n² on "+1" per line).
+    for position in range(index, len(lines)):
+        stripped = lines[position].strip()
         if stripped:
             return stripped
     return None
 
 
-def _castings(line: str, tally: bool, ignored: list[str]) -> list[tuple[Casting, bool]]:
+def _castings(line: str, tally: bool, ignored: list[str], start: int = 0) -> list[tuple[Casting, bool]]:
     """The castings in one line of the voter's own text, each with whether it fills a template box."""
     result: list[tuple[Casting, bool]] = []
     # A vote is cast near the start of a short line; the caps keep a hostile line from costing n².
-    for match in itertools.islice(_TOKEN.finditer(line, 0, _LINE_CHARS), _LINE_TOKENS):
+    for match in itertools.islice(_TOKEN.finditer(line, start, LINE_CHARS), LINE_TOKENS):
         position = _position(line, match, tally, ignored)
         if position is None:
             continue
@@ -468,7 +600,12 @@ def _castings(line: str, tally: bool, ignored: list[str]) -> list[tuple[Casting,
         fractional = separator is not None
         value = match.group(0) if fractional else _normal_value(sign, digit)
         filled = bool(_FILLED_BOX_BEFORE.match(line[: match.start()]))
-        result.append((Casting(value, line, fractional, position), filled))
+        condition = _CONDITIONAL_AFTER.match(line, match.end())
+        written = None
+        if condition is not None:
+            begin = condition.start("condition")
+            written = line[begin : begin + _CONDITION_CHARS].strip()
+        result.append((Casting(value, line, fractional, position, written), filled))
     return result
 
 
@@ -494,6 +631,9 @@ def _position(line: str, match: re.Match[str], tally: bool, ignored: list[str]) 
         return None
     if _OTHERS_AFTER.match(after):
         ignored.append(f"{token} reported for someone else, not cast")
+        return None
+    if _AIMED_AFTER.match(after):
+        ignored.append(f"{token} on a proposal or point, not on the release")
         return None
     if start:
         if _is_result_list(after):
@@ -550,10 +690,12 @@ def _is_result_list(after: str) -> bool:
     if colon is None:
         return False
     rest = _PAREN.sub("", after[colon.end() :])
-    items = _LIST_SPLIT.split(rest.strip())
+    items = [item.strip() for item in _LIST_SPLIT.split(rest.strip())]
     trailing = bool(items) and items[-1] == ""
     names = [item for item in items if item]
-    if len(names) < 2 and not (names and trailing):
+    # "+1 (non-binding): Vaquar Khan" lists someone's vote; "+1 (binding): LGTM" is one.
+    labelled = "(" in after[: colon.end()] and len(names) == 1 and not names[0].isupper()
+    if len(names) < 2 and not (names and (trailing or labelled)):
         return False
     return all(_is_name(item) for item in names)
 
@@ -602,14 +744,25 @@ def _reading(found: list[_Found], scan: _Scan, lines: list[str]) -> Reading:
     castings = tuple(item.casting for item in found)
     counted = [item for item in found if not item.casting.fractional]
     fraction = next((c.value for c in castings if c.fractional), None)
-    quotation = " // ".join(dict.fromkeys(c.line for c in castings))
+    quotation = _quotation(castings)
     reasons: list[str] = []
     if not counted:
         possible = None if castings else _possible(scan.own)
         label = _possible_label(possible)
         reasons.extend(scan.ignored)
         confidence: Confidence = "low" if possible or fraction else "high"
-        return Reading(None, castings, quotation, confidence, _unique(reasons), fraction, possible, label)
+        return Reading(
+            None,
+            castings,
+            quotation,
+            confidence,
+            _unique(reasons),
+            fraction,
+            possible,
+            label,
+            scan.lines_read,
+            scan.withdrawn,
+        )
     values = {item.casting.value for item in counted}
     vote: VoteValue
     if len(values) > 1:
@@ -629,9 +782,34 @@ def _reading(found: list[_Found], scan: _Scan, lines: list[str]) -> Reading:
     if label is not None:
         reasons.append(f"self-labelled {label}")
     reasons.extend(scan.ignored)
-    high = vote != "?" and any(item.casting.position == "start" for item in counted)
+    condition = next((item.casting.condition for item in counted if item.casting.condition), None)
+    if condition is not None:
+        reasons.append(f"conditional vote: {condition}")
+    high = vote != "?" and condition is None and any(item.casting.position == "start" for item in counted)
     confidence = "high" if high else "low"
-    return Reading(vote, castings, quotation, confidence, _unique(reasons), fraction, None, label)
+    return Reading(
+        vote,
+        castings,
+        quotation,
+        confidence,
+        _unique(reasons),
+        fraction,
+        None,
+        label,
+        scan.lines_read,
+        scan.withdrawn,
+        condition,
+    )
+
+
+def _quotation(castings: tuple[Casting, ...]) -> str:
+    """The casting lines, each once, joined; cut at a fixed length (a hostile reply may cast on every line)."""
+    quotation = ""
+    for line in dict.fromkeys(casting.line for casting in castings):
+        quotation = f"{quotation} // {line}" if quotation else line
+        if len(quotation) > QUOTATION_CHARS:
+            return quotation[: QUOTATION_CHARS - 1] + "…"
+    return quotation
 
 
 def _as_vote(value: str) -> VoteValue:

@@ -39,6 +39,8 @@ class Sender:
     reasons: tuple[str, ...] = ()
     hint_uid: str | None = None
     """A uid whose roster name matches the display name: a hint for the release manager only."""
+    warnings: tuple[str, ...] = ()
+    """What the release manager should know about how the uid was found (a roster that disagrees)."""
 
     @property
     def key(self) -> str:
@@ -59,9 +61,10 @@ def identify(msg: message.Message, people: roster.Roster) -> Sender | None:
             return Sender(None, address, name, "low", ("DMARC-rewritten From with no original sender",))
         address = original
         reasons.append("sender taken from the list's DMARC rewrite")
-    uid = _uid_for(address, people)
+    uid, warning = _uid_for(address, people)
     if uid:
-        return Sender(uid, address, name or people.name_of(uid), "high", tuple(reasons))
+        warnings = (warning,) if warning else ()
+        return Sender(uid, address, name or people.name_of(uid), "high", tuple(reasons), warnings=warnings)
     hint = _name_hint(name, people)
     if hint:
         reasons.append(f"display name matches {hint}; address not in the roster")
@@ -89,8 +92,16 @@ def envelope_from(spf_header: str) -> str | None:
     return value
 
 
-def _uid_for(address: str, people: roster.Roster) -> str | None:
-    return uid_from_address(address) or people.uid_for_address(address)
+def _uid_for(address: str, people: roster.Roster) -> tuple[str | None, str | None]:
+    """The uid of an address, and a warning when the roster and the `@apache.org` rule disagree.
+
+    An explicit roster mapping wins: it is what someone wrote down for this address.
+    """
+    mapped = people.uid_for_address(address)
+    local = uid_from_address(address)
+    if mapped and local and mapped != local:
+        return mapped, f"the roster maps {address} to {mapped}, not to {local}"
+    return mapped or local, None
 
 
 def _strip_invalid(address: str) -> str:

@@ -17,12 +17,13 @@ import email.parser
 import email.policy
 import email.utils
 import hashlib
+import html.parser
+import itertools
 import logging
 import re
 from collections.abc import Iterable
 from typing import Final, Literal
 
-import bs4
 import mailparser
 
 TextSource = Literal["plain", "html", "none"]
@@ -31,18 +32,31 @@ TextSource = Literal["plain", "html", "none"]
 logging.getLogger("mailparser").setLevel(logging.ERROR)
 
 _MID_RE: Final = re.compile(r"<([^<>\s]+)>")
+# The last <addr-spec> of a header: the address, whatever the display name before it holds.
+_ANGLE_ADDRESS: Final = re.compile(r"<\s*([^<>\s]+@[^<>\s]+?)\s*>\s*$")
 _LIST_ID_RE: Final = re.compile(r"<([^<>]+)>")
 _NOT_IN_ID_RE: Final = re.compile(r"[<>\s]")
 _TRACE_HEADERS: Final = ("Received", "Delivered-To", "X-Original-To", "Return-Path")
 _BAD_NAME_RE: Final = re.compile(rb"[^\x21-\x39\x3b-\x7e]")
 _ROUTING_HEADERS: Final = frozenset({"message-id", "in-reply-to", "references", "list-id", "subject", "date"})
-_HTML_BREAKS: Final = ("br", "p", "div", "li", "tr", "blockquote", "h1", "h2", "h3", "h4", "pre")
+_HTML_BREAKS: Final = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "pre"})
+_HTML_BLOCKS: Final = _HTML_BREAKS - {"br"}
+_HTML_SKIPPED: Final = frozenset({"script", "style", "head"})
+_QUOTE_LEVELS: Final = 8
 _FALLBACK_CHARSET: Final = "utf-8"
 _PGP_ARMOUR: Final = "-----BEGIN PGP MESSAGE-----"
 _BOUNDARY_LINE: Final = re.compile(rb"(?m)^--([!#-~]{1,200})[ \t]*\r?$")
 _ENRICHED_PARAM: Final = re.compile(r"(?<!<)<param>.*?</param>", re.IGNORECASE | re.DOTALL)
 _ENRICHED_TOKEN: Final = re.compile(r"<<|</?[A-Za-z0-9-]{1,60}>")
 _NEWLINE_RUN: Final = re.compile(r"\n+")
+# The stdlib parser keeps a string per line, some 25 times the bytes; past this many bytes of
+# body only the first are parsed. The classifier reads at most 1,000,000 characters anyway.
+PARSE_BODY_BYTES: Final = 1 << 20
+HEADER_BYTES: Final = 1 << 18
+_DEFECT_REPORT_PARTS: Final = 200
+_HEAD_PROBE: Final = 1 << 16
+_HASH_PIECE: Final = 1 << 20
+_CR: Final = ord("\r")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -121,20 +135,20 @@ def normalise_newlines(raw: bytes) -> bytes:
     """CRLF and lone CR to LF, so that line rules see the same text from IMAP and mbox."""
     if b"\r" not in raw:
         return raw
-    return raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    unified = raw.replace(b"\r\n", b"\n")
+    # A second copy only for lone CRs (rare), so that a 50 MB mail usually costs one copy, not two.
+    return unified.replace(b"\r", b"\n") if b"\r" in unified else unified
 
 
 def peek(raw: bytes) -> Envelope:
     """Read only the routing headers; fast (only the header block is scanned), and never raises."""
-    raw = normalise_newlines(raw)
-    end = raw.find(b"\n\n")
     try:
-        scanned = _scan_headers(raw[:end] if end >= 0 else raw)
+        scanned = _scan_headers(_header_block(raw))
         # Decoded exactly as parse() decodes them, so that both give the same key and links.
         headers = {name: _decode_header(value) for name, value in scanned.items()}
         message_id = normalise_message_id(headers.get("message-id"))
         return Envelope(
-            key=message_id or content_key(raw, ""),
+            key=message_id or _hashed_key(raw),
             message_id=message_id,
             in_reply_to=normalise_message_id(headers.get("in-reply-to")),
             references=message_ids(headers.get("references")),
@@ -143,7 +157,44 @@ def peek(raw: bytes) -> Envelope:
             date=_parse_date(headers.get("date", "")),
         )
     except Exception:
-        return Envelope(content_key(raw, ""), "", "", (), "", "", None)
+        return Envelope(_hashed_key(raw), "", "", (), "", "", None)
+
+
+def _header_block(raw: bytes) -> bytes:
+    """The header block, line endings normalised, without copying the body (a mail may be 50 MB)."""
+    probe = raw[:_HEAD_PROBE]
+    if len(raw) > _HEAD_PROBE and probe.endswith(b"\r"):
+        probe = probe[:-1]  # half of a CRLF: the blank line is not found by cutting it in two
+    head = normalise_newlines(probe)
+    end = head.find(b"\n\n")
+    if end >= 0:
+        return head[:end]
+    if len(raw) <= _HEAD_PROBE:
+        return head
+    # No mail has a header block this long: past HEADER_BYTES the rest is not headers worth reading.
+    probe = raw[: 2 * HEADER_BYTES]
+    if len(raw) > len(probe) and probe.endswith(b"\r"):
+        probe = probe[:-1]
+    longer = normalise_newlines(probe)
+    end = longer.find(b"\n\n", 0, HEADER_BYTES)
+    if end >= 0:
+        return longer[:end]
+    if len(longer) <= HEADER_BYTES:
+        return longer
+    return longer[: longer.rfind(b"\n", 0, HEADER_BYTES) + 1 or HEADER_BYTES]
+
+
+def _hashed_key(raw: bytes) -> str:
+    """`content_key` of the normalised bytes, hashed piece by piece rather than from a normalised copy."""
+    digest = hashlib.sha256()
+    start = 0
+    while start < len(raw):
+        stop = min(len(raw), start + _HASH_PIECE)
+        if stop < len(raw) and raw[stop - 1] == _CR:
+            stop += 1  # keep a CRLF in one piece
+        digest.update(normalise_newlines(raw[start:stop]))
+        start = stop
+    return "sha256:" + digest.hexdigest()
 
 
 def _scan_headers(head: bytes) -> dict[str, str]:
@@ -174,11 +225,32 @@ def _scan_headers(head: bytes) -> dict[str, str]:
 
 def parse(raw: bytes) -> Message:
     """Parse raw message bytes; never raises, recording what was wrong in `defects`."""
-    raw = normalise_newlines(raw)
     defects: list[str] = []
-    stdlib = _stdlib_parse(raw, defects)
+    size = len(raw) - raw.count(b"\r\n")  # the normalised size, without making the normalised copy
+    stdlib = _stdlib_parse(_bounded(raw, size, defects), defects)
     defects.extend(_mailparser_defects(stdlib))
-    return _from_stdlib(raw, peek(raw), stdlib, defects)
+    return _from_stdlib(size, peek(raw), stdlib, defects)
+
+
+def _bounded(raw: bytes, size: int, defects: list[str]) -> bytes:
+    """The header block and at most PARSE_BODY_BYTES of body, normalised: a 50 MB mail must not cost 1 GB."""
+    if size <= PARSE_BODY_BYTES:
+        return normalise_newlines(raw)
+    head = _header_block(raw)
+    # The raw header block is at most twice the normalised one (every LF may have been a CRLF).
+    prefix = raw[: 2 * len(head) + 2 + 2 * PARSE_BODY_BYTES]
+    if len(prefix) < len(raw) and prefix.endswith(b"\r"):
+        prefix = prefix[:-1]
+    normalised = normalise_newlines(prefix)
+    if not normalised.startswith(head + b"\n\n"):
+        # The header block was cut (HEADER_BYTES): parse only it, with no body.
+        defects.append(f"header block longer than {HEADER_BYTES} bytes: the rest of the message not parsed")
+        return head + b"\n"
+    cut = len(head) + 2 + PARSE_BODY_BYTES
+    if len(normalised) <= cut:
+        return normalised
+    defects.append(f"message of {size} bytes: only the first {PARSE_BODY_BYTES} bytes of its body parsed")
+    return normalised[:cut]
 
 
 def _stdlib_parse(raw: bytes, defects: list[str]) -> email.message.Message:
@@ -189,11 +261,11 @@ def _stdlib_parse(raw: bytes, defects: list[str]) -> email.message.Message:
         return email.message.Message()
 
 
-def _from_stdlib(raw: bytes, env: Envelope, msg: email.message.Message, defects: list[str]) -> Message:
+def _from_stdlib(size: int, env: Envelope, msg: email.message.Message, defects: list[str]) -> Message:
     """The routing headers come from the envelope, so that peek() and parse() always agree on them."""
     message_id = env.message_id
     from_raw = _decode_header(msg.get("From"))
-    from_name, from_address = _parse_address(from_raw)
+    from_name, from_address = parse_from(_raw_header(msg, "From"))
     text, source = _body_text(msg, defects)
     date_raw = _safe_header(msg, "Date", defects)
     date = env.date
@@ -218,7 +290,7 @@ def _from_stdlib(raw: bytes, env: Envelope, msg: email.message.Message, defects:
         text=text,
         text_source=source,
         defects=tuple(dict.fromkeys(defects)),
-        size=len(raw),
+        size=size,
     )
 
 
@@ -231,6 +303,10 @@ def _mailparser_defects(msg: email.message.Message) -> list[str]:
     for name in _TRACE_HEADERS:
         del msg[name]
     try:
+        parts = sum(1 for _ in itertools.islice(msg.walk(), _DEFECT_REPORT_PARTS + 1))
+        if parts > _DEFECT_REPORT_PARTS:
+            # mail-parser re-reads every part; on thousands of them that is most of the cost, for a report only.
+            return [f"more than {_DEFECT_REPORT_PARTS} MIME parts: mail-parser's defect report skipped"]
         parsed = mailparser.MailParser(msg)
         return [str(category) for category in parsed.defects_categories]
     except Exception as exc:
@@ -296,16 +372,45 @@ def _list_id(value: str) -> str:
     return inner.strip().strip("<>").lower()
 
 
-def _parse_address(value: str) -> tuple[str, str]:
-    if not value:
-        return "", ""
+def _raw_header(msg: email.message.Message, name: str) -> str | None:
+    """The first header of that name as it was sent (encoded words and 8-bit bytes intact)."""
+    wanted = name.lower()
     try:
-        name, address = email.utils.parseaddr(value)
+        return next((str(value) for key, value in msg.raw_items() if key.lower() == wanted), None)
     except Exception:
+        return None
+
+
+def parse_from(value: object) -> tuple[str, str]:
+    """(display name, address) of a raw From header: the address is read before anything is decoded.
+
+    Decoding first would let an encoded display name speak for the address: `=?utf-8?Q?Doe,_John?=`
+    would become two addresses, and `=?utf-8?Q?chen@apache.org?= <attacker@evil.example>` would be
+    chen's. Only the display name is decoded (RFC 2047 allows encoded words only there).
+    """
+    if value is None:
         return "", ""
-    if "@" not in address:
-        address = ""
-    return name.strip().strip('"'), address.strip().lower()
+    raw = " ".join(str(value).split())
+    angle = _ANGLE_ADDRESS.search(raw)
+    if angle is not None:
+        name, address = raw[: angle.start()], angle.group(1)
+    else:
+        try:
+            name, address = email.utils.parseaddr(raw)
+        except Exception:
+            return "", ""
+    name = name.strip()
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = email.utils.unquote(name)
+    address = _recover_8bit(address).strip().lower()
+    return _decode_header(name).strip().strip('"'), address if "@" in address else ""
+
+
+def _recover_8bit(text: str) -> str:
+    # compat32 smuggles raw 8-bit header bytes as surrogates; recover them as UTF-8.
+    with contextlib.suppress(UnicodeError):
+        return text.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+    return text
 
 
 def _addresses(values: Iterable[str]) -> tuple[str, ...]:
@@ -453,19 +558,69 @@ def _clean_text(text: str) -> str:
 
 
 def _html_to_text(markup: str) -> str:
-    """Turn an HTML body into lines, keeping blockquotes as `>`-quoted lines."""
+    """Turn an HTML body into lines, keeping blockquotes as `>`-quoted lines; linear in the markup."""
+    reader = _HtmlText()
     try:
-        soup = bs4.BeautifulSoup(markup, "html.parser")
+        reader.feed(markup)
+        reader.close()
     except Exception:
         return ""
-    for dropped in soup(["script", "style", "head"]):
-        dropped.decompose()
-    # Innermost first, so that a quote inside a quote gets two markers.
-    for quote in reversed(soup.find_all("blockquote")):
-        inner = quote.get_text("\n")
-        quoted = "\n".join("> " + line for line in inner.splitlines() if line.strip())
-        quote.replace_with(soup.new_string("\n" + quoted + "\n"))
-    for tag in soup.find_all(_HTML_BREAKS):
-        tag.insert_before(soup.new_string("\n"))
-    lines = (line.strip() for line in soup.get_text().splitlines())
-    return "\n".join(line for line in lines if line)
+    return "\n".join(reader.finish())
+
+
+class _HtmlText(html.parser.HTMLParser):
+    """HTML to text lines in one pass (stdlib parser): a tree that is edited per element costs n².
+
+    Text inside a <blockquote> is prefixed "> " per level (at most _QUOTE_LEVELS: deeper is no more
+    quoted, and a 10,000-deep nesting must not cost 10,000 prefixes a line); block elements and <br>
+    break lines; script, style and head are dropped; inside a quote each text run is its own line.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self._lines: list[str] = []
+        self._current: list[str] = []
+        self._depth = 0
+        self._skipped = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "body":
+            self._skipped = 0  # a <head> never closed ends where the body starts
+        elif tag in _HTML_SKIPPED:
+            self._skipped += 1
+        elif tag == "blockquote":
+            self._break()
+            self._depth += 1
+        elif tag in _HTML_BREAKS:
+            self._break()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _HTML_SKIPPED:
+            self._skipped = max(0, self._skipped - 1)
+        elif tag == "blockquote":
+            self._break()
+            self._depth = max(0, self._depth - 1)
+        elif tag in _HTML_BLOCKS:
+            self._break()
+
+    def handle_data(self, data: str) -> None:
+        if self._skipped:
+            return
+        self._current.append(data)
+        if self._depth:
+            self._break()  # as get_text("\n") did: each text run of a quote on its own line
+
+    def finish(self) -> list[str]:
+        """The lines, stripped, blank ones dropped."""
+        self._break()
+        return self._lines
+
+    def _break(self) -> None:
+        if not self._current:
+            return
+        prefix = "> " * min(self._depth, _QUOTE_LEVELS)
+        for line in "".join(self._current).splitlines():
+            stripped = line.strip()
+            if stripped:
+                self._lines.append(prefix + stripped)
+        self._current = []

@@ -72,6 +72,9 @@ class Bar:
         self.done = 0
         self._stream = sys.stderr if stream is None else stream
         self._enabled = shown(self._stream)
+        # NO_COLOR (no-color.org) and TERM=dumb: no escape sequences; the line is blanked with spaces instead.
+        plain = bool(os.environ.get("NO_COLOR")) or os.environ.get("TERM") == "dumb"
+        self._erase = "\r" + " " * (_width(self._stream) - 1) + "\r" if plain else _ERASE_LINE
         self._clock = clock
         self._started = clock()
         self._last_draw: float | None = None
@@ -102,14 +105,14 @@ class Bar:
     def close(self) -> None:
         """Erase the line if anything was drawn; the bar draws nothing more."""
         if self._enabled and self._last_draw is not None:
-            self._write(_ERASE_LINE)
+            self._write(self._erase)
         self._enabled = False
 
     def _draw(self, now: float) -> None:
         if not self._enabled:
             return
         line = render(self.label, self.done, self.total, now - self._started, _width(self._stream))
-        self._write(_ERASE_LINE + line)
+        self._write(self._erase + line)
         self._last_draw = now
 
     def _write(self, text: str) -> None:

@@ -51,8 +51,18 @@ def to_json(result: tally.Tally) -> dict[str, Any]:
             "unknown": result.summary.unknown.as_dict(),
         },
         "passed": result.passed,
+        "outcome": result.outcome,
+        "stopped_at": _stopped_json(result.stopped_at),
+        "no_verdict_because": result.no_verdict_because,
+        "receipts": [_bracketed(mid) for mid in result.receipts],
         "warnings": list(result.warnings),
     }
+
+
+def _stopped_json(stopped: tally.StopAt | None) -> dict[str, str] | None:
+    if stopped is None:
+        return None
+    return {"message_id": _bracketed(stopped.message_id), "kind": stopped.kind}
 
 
 def _vote_json(vote: tally.Vote) -> dict[str, Any]:
@@ -73,6 +83,8 @@ def _vote_json(vote: tally.Vote) -> dict[str, Any]:
         data["carried"] = True
     if vote.fraction is not None:
         data["fraction"] = vote.fraction
+    if vote.condition is not None:
+        data["condition"] = vote.condition
     return data
 
 
@@ -87,9 +99,12 @@ def to_text(result: tally.Tally) -> str:
         group = [vote for vote in result.votes if vote.status == status]
         if not group:
             continue
-        lines += ["", f"{title}:"]
+        shown = title if result.unknown_because is None else "Votes (binding status unknown)"
+        lines += ["", f"{shown}:"]
         lines += [_vote_line(vote) for vote in group]
-    lines += ["", *_summary_lines(result.summary), "", _outcome(result)]
+    lines += ["", *_summary_lines(result), "", _outcome(result)]
+    if result.receipts:
+        lines += ["", "Left out as ATR ballot receipts:", *(f"  <{mid}>" for mid in result.receipts)]
     if result.possible_votes:
         lines += ["", "Possible votes (no +1/0/-1 written; check by hand):"]
         lines += [f"  {p.name or p.email} <{p.email}>: {p.excerpt!r}" for p in result.possible_votes]
@@ -109,7 +124,12 @@ def _vote_line(vote: tally.Vote) -> str:
     return f"  {value:>3} {vote.voter}{name}{label}"
 
 
-def _summary_lines(summary: tally.Summary) -> list[str]:
+def _summary_lines(result: tally.Tally) -> list[str]:
+    summary = result.summary
+    if result.unknown_because is not None:
+        every = [summary.binding, summary.non_binding, summary.unknown]
+        counts = tally.Counts(*(sum(getattr(c, field) for c in every) for field in ("yes", "abstain", "no")))
+        return [f"Binding status unknown: {result.unknown_because}.", _counts_line("All votes", counts)]
     binding = summary.binding
     total = binding.yes + binding.abstain + binding.no
     return [
@@ -125,7 +145,14 @@ def _counts_line(title: str, counts: tally.Counts) -> str:
 
 
 def _outcome(result: tally.Tally) -> str:
-    verdict = "The vote passes." if result.passed else "The vote does not pass."
-    if result.stopped_by:
-        return f"{verdict} (Tally stopped at the [RESULT]/[CANCEL] message <{result.stopped_by}>.)"
+    verdict = {
+        "passed": "The vote passes.",
+        "failed": "The vote does not pass.",
+        "cancelled": "The vote was cancelled.",
+        "unknown": f"No verdict: {result.no_verdict_because or 'binding status is unknown'}.",
+    }[result.outcome]
+    stopped = result.stopped_at
+    if stopped is not None:
+        tag = "[RESULT]" if stopped.kind == "result" else "[CANCEL]"
+        return f"{verdict} (Tally stopped at the {tag} message <{stopped.message_id}>.)"
     return verdict

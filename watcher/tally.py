@@ -17,11 +17,15 @@ from typing import Final, Literal
 import watcher.castings as castings
 import watcher.identity as identity
 import watcher.message as message
+import watcher.receipts as receipts
 import watcher.roster as roster
 
 VoteValue = Literal["+1", "0", "-1", "?"]
+Outcome = Literal["passed", "failed", "cancelled", "unknown"]
+StopKind = Literal["result", "cancel"]
 COUNTED: Final[tuple[VoteValue, ...]] = ("+1", "0", "-1")
 MIN_BINDING_YES: Final = 3
+MIN_VOTE_HOURS: Final = 72
 _STOP_RE: Final = re.compile(r"\[\s*(result|cancel(?:l?ed)?)\s*\]", re.IGNORECASE)
 
 
@@ -33,6 +37,8 @@ class Options:
     vote_round: int | None = None
     excluded_message_ids: frozenset[str] = frozenset()
     previous_round: Sequence[message.Message] = ()
+    leave_out_receipts: bool = False
+    """Leave out messages shaped like ATR's ballot receipts, besides those named by Message-ID."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -53,6 +59,8 @@ class Vote:
     carried: bool = False
     fraction: str | None = None
     hint_uid: str | None = None
+    condition: str | None = None
+    """A conditional vote's condition: the release manager should check it."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -99,6 +107,15 @@ class Summary:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class StopAt:
+    """The [RESULT] or [CANCEL] message the tally stopped at."""
+
+    message_id: str
+    kind: StopKind
+    date: datetime.datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Tally:
     """The outcome of a thread."""
 
@@ -106,9 +123,18 @@ class Tally:
     votes: tuple[Vote, ...]
     possible_votes: tuple[PossibleVote, ...]
     summary: Summary
-    passed: bool
+    passed: bool | None
+    """None when binding status is not known (no roster for the committee): no verdict is given."""
     stopped_by: str | None
     warnings: tuple[str, ...]
+    outcome: Outcome = "unknown"
+    stopped_at: StopAt | None = None
+    receipts: tuple[str, ...] = ()
+    """Message-IDs left out as ATR ballot receipts (recognised by their shape)."""
+    unknown_because: str | None = None
+    """Why binding status (and so the verdict) is unknown, when it is."""
+    no_verdict_because: str | None = None
+    """Why there is no verdict (`passed` is None): binding status unknown, or votes the roster cannot place."""
 
     @property
     def low_confidence(self) -> tuple[Vote, ...]:
@@ -129,7 +155,8 @@ def is_stop_subject(subject: str) -> bool:
 def tally(messages: Sequence[message.Message], people: roster.Roster, options: Options = Options()) -> Tally:
     """Tally the votes of one thread, given in archive order."""
     committee = roster.committee_for_round(people, options.committee, options.vote_round)
-    state = _Collector(people, committee, options.excluded_message_ids)
+    unknown_because = _unknown_because(people, committee)
+    state = _Collector(people, committee, options, known=unknown_because is None)
     state.read_all(messages)
     votes = list(state.votes.values())
     if options.vote_round == 2 and options.previous_round:
@@ -137,15 +164,83 @@ def tally(messages: Sequence[message.Message], people: roster.Roster, options: O
     voted = {vote.voter for vote in votes if vote.vote in COUNTED}
     possible = tuple(p for p in state.possible if p.voter not in voted)
     summary = summarise(votes)
+    thread = state.thread_info(messages)
+    passed = None if unknown_because else passes(summary.binding.yes, summary.binding.no)
+    no_verdict_because = unknown_because
+    if passed is not None:
+        no_verdict_because = _hinted_flip(votes, people, committee, summary, passed=passed)
+        passed = None if no_verdict_because else passed
+    warnings = [*state.warnings, *_early_close(thread, state.stopped_at)]
     return Tally(
-        thread=state.thread_info(messages),
+        thread=thread,
         votes=tuple(votes),
         possible_votes=possible,
         summary=summary,
-        passed=passes(summary.binding.yes, summary.binding.no),
-        stopped_by=state.stopped_by,
-        warnings=tuple(state.warnings),
+        passed=passed,
+        stopped_by=state.stopped_at.message_id if state.stopped_at else None,
+        warnings=tuple(warnings),
+        outcome=_outcome(passed, state.stopped_at),
+        stopped_at=state.stopped_at,
+        receipts=tuple(state.receipts),
+        unknown_because=unknown_because,
+        no_verdict_because=no_verdict_because,
     )
+
+
+def _unknown_because(people: roster.Roster, committee: str | None) -> str | None:
+    """Why nobody's binding status can be told, or None when the roster has the committee."""
+    if committee is None:
+        return "no committee is known (give --committee), so binding votes cannot be told apart"
+    if not people.committees:
+        return f"no roster was given for {committee!r} (give --roster, --roster-url or --atr)"
+    if committee not in people.committees:
+        return f"the roster has no committee {committee!r}, so binding votes cannot be told apart"
+    return None
+
+
+def _hinted_flip(
+    votes: Sequence[Vote], people: roster.Roster, committee: str | None, summary: Summary, *, passed: bool
+) -> str | None:
+    """Why there is no verdict when votes whose display names match committee members would change it.
+
+    A display name is never enough to make a vote binding, but neither is it right to declare a
+    result those votes could overturn: the roster lacks their addresses.
+    """
+    hinted = [
+        vote
+        for vote in votes
+        if vote.status != "binding"
+        and vote.vote in ("+1", "-1")
+        and vote.hint_uid
+        and people.status(vote.hint_uid, committee) == "binding"
+    ]
+    yes = summary.binding.yes + sum(1 for vote in hinted if vote.vote == "+1")
+    no = summary.binding.no + sum(1 for vote in hinted if vote.vote == "-1")
+    if not hinted or passes(yes, no) == passed:
+        return None
+    named = ", ".join(f"{vote.email} ({vote.hint_uid}?)" for vote in hinted)
+    return (
+        f"votes from addresses the roster does not know carry committee members' names, {named}, "
+        "and would change the result; add the addresses as aliases (--roster)"
+    )
+
+
+def _outcome(passed: bool | None, stopped_at: StopAt | None) -> Outcome:
+    if stopped_at is not None and stopped_at.kind == "cancel":
+        return "cancelled"
+    if passed is None:
+        return "unknown"
+    return "passed" if passed else "failed"
+
+
+def _early_close(thread: ThreadInfo, stopped_at: StopAt | None) -> list[str]:
+    """A vote closed before 72 hours: ASF votes run at least that long, unless an emergency says why."""
+    if stopped_at is None or stopped_at.kind != "result" or stopped_at.date is None or thread.started is None:
+        return []
+    hours = (stopped_at.date - thread.started).total_seconds() / 3600
+    if hours >= MIN_VOTE_HOURS:
+        return []
+    return [f"vote closed after {hours:.0f} hours, before the {MIN_VOTE_HOURS} hours an ASF vote runs for"]
 
 
 def summarise(votes: Iterable[Vote]) -> Summary:
@@ -182,23 +277,31 @@ def _carried(options: Options, people: roster.Roster, voted_again: set[str]) -> 
 class _Collector:
     """Walks the messages once, keeping each voter's latest vote in first-vote order."""
 
-    def __init__(self, people: roster.Roster, committee: str | None, excluded: frozenset[str]) -> None:
+    def __init__(self, people: roster.Roster, committee: str | None, options: Options, *, known: bool) -> None:
         self.people = people
         self.committee = committee
-        self.excluded = frozenset(message.normalise_message_id(mid) for mid in excluded)
+        self.known = known
+        self.excluded = frozenset(message.normalise_message_id(mid) for mid in options.excluded_message_ids)
+        self.leave_out_receipts = options.leave_out_receipts
         self.votes: dict[str, Vote] = {}
         self.possible: list[PossibleVote] = []
         self.warnings: list[str] = []
-        self.stopped_by: str | None = None
+        self.receipts: list[str] = []
+        self.stopped_at: StopAt | None = None
         self._last_date: datetime.datetime | None = None
 
     def read_all(self, messages: Sequence[message.Message]) -> None:
         for msg in messages:
             if msg.message_id and msg.message_id in self.excluded:
                 continue
-            if is_stop_subject(msg.subject):
-                self.stopped_by = msg.message_id or msg.key
+            stop = _STOP_RE.search(msg.subject)
+            if stop is not None:
+                kind: StopKind = "result" if stop.group(1).lower() == "result" else "cancel"
+                self.stopped_at = StopAt(msg.message_id or msg.key, kind, msg.date)
                 return
+            if self.leave_out_receipts and receipts.looks_like_receipt(msg):
+                self.receipts.append(msg.message_id or msg.key)
+                continue
             self._check_date(msg)
             self._read(msg)
 
@@ -221,8 +324,12 @@ class _Collector:
         if sender is None:
             self.warnings.append(f"no sender address in <{msg.message_id or msg.key}>; message skipped")
             return
+        self.warnings.extend(warning for warning in sender.warnings if warning not in self.warnings)
         reading = castings.read(msg.text)
         if reading.vote is None and reading.fraction is None:
+            if reading.withdrawn and self.votes.pop(sender.key, None) is not None:
+                self.warnings.append(f"{sender.key} withdrew their vote in <{msg.message_id or msg.key}>")
+                return
             self._maybe_possible(msg, sender, reading)
             return
         self._record(msg, sender, reading)
@@ -233,9 +340,9 @@ class _Collector:
         self.possible.append(PossibleVote(sender.key, sender.address, sender.name, msg.message_id, reading.possible))
 
     def _record(self, msg: message.Message, sender: identity.Sender, reading: castings.Reading) -> None:
-        status = self.people.status(sender.uid, self.committee)
+        status = self.people.status(sender.uid, self.committee) if self.known else "unknown"
         value: VoteValue = reading.vote if reading.vote is not None else "?"
-        label_reasons = _label_reasons(reading.self_label, status)
+        label_reasons = _label_reasons(reading.self_label, status) if self.known else []
         reasons = [*sender.reasons, *reading.reasons, *label_reasons]
         if reading.vote is None and reading.fraction is not None:
             reasons.append(f"fractional vote {reading.fraction}: recorded, not counted")
@@ -257,6 +364,7 @@ class _Collector:
             reasons=tuple(dict.fromkeys(reasons)),
             fraction=reading.fraction,
             hint_uid=sender.hint_uid,
+            condition=reading.condition,
         )
 
 

@@ -33,9 +33,15 @@ _RESULT_TAG: Final = re.compile(_TAG.format(r"(?:vote[\s_-]*)?results?"), re.IGN
 _CANCEL_TAG: Final = re.compile(_TAG.format(r"(?:vote[\s_-]*)?cancel(?:l?ed)?"), re.IGNORECASE)
 _DISCUSS_TAG: Final = re.compile(_TAG.format(r"discuss(?:ion)?"), re.IGNORECASE)
 _META_TAGS: Final = re.compile(
-    _TAG.format(r"(?:vote|(?:vote[\s_-]*)?results?|(?:vote[\s_-]*)?cancel(?:l?ed)?|discuss(?:ion)?|announce|ann)"),
+    _TAG.format(
+        r"(?:vote|(?:vote[\s_-]*)?results?|(?:vote[\s_-]*)?cancel(?:l?ed)?|discuss(?:ion)?|announce|ann|"
+        r"external|ext|extern|externe)"
+    ),
     re.IGNORECASE,
 )
+# Mail gateways mark outside mail ("[EXTERNAL] RE: ...", "EXTERNAL: Re: ..."); the mark is no part of the subject.
+_EXTERNAL_PREFIX: Final = re.compile(r"^\s*(?:external|ext)\s*:\s*", re.IGNORECASE)
+_LEADING_TAGS: Final = re.compile(r"^(?:\s*\[[^\]]*\]|\s*(?:external|ext)\s*:)+\s*", re.IGNORECASE)
 # Reply and forward prefixes in the languages seen on ASF lists (Outlook translates them).
 _REPLY_PREFIX: Final = re.compile(
     r"^\s*(?:re|aw|antw|sv|vs|r|réf\.?|ref|rif|odp|wg|fwd?|tr|回复|答复|转发)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*",
@@ -130,7 +136,8 @@ def normalise_subject(subject: str) -> str:
     """
     text = " ".join(subject.split())
     while True:
-        stripped = _META_TAGS.sub(" ", _REPLY_PREFIX.sub("", text, count=1)).strip()
+        unmarked = _EXTERNAL_PREFIX.sub("", text, count=1)
+        stripped = _META_TAGS.sub(" ", _REPLY_PREFIX.sub("", unmarked, count=1)).strip()
         if stripped == text:
             break
         text = stripped
@@ -166,7 +173,7 @@ def is_vote_call(msg: Threaded) -> bool:
 
 def subject_without_tags(subject: str) -> str:
     """The subject with list and vote tags removed from its start ("[maven] Re: x" → "Re: x")."""
-    return re.sub(r"^(?:\s*\[[^\]]*\])+\s*", "", subject)
+    return _LEADING_TAGS.sub("", subject)
 
 
 def parents(msg: Threaded) -> tuple[str, ...]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 import watcher.identity as identity
@@ -107,3 +109,75 @@ def test_no_from_gives_none() -> None:
 )
 def test_envelope_from(header: str, expected: str | None) -> None:
     assert identity.envelope_from(header) == expected
+
+
+# --- From headers: the address is read before anything is decoded (issue 13) --------------------
+
+
+def _b64(text: str) -> str:
+    return "=?utf-8?B?" + base64.b64encode(text.encode()).decode() + "?="
+
+
+@pytest.mark.parametrize(
+    ("header", "name", "address"),
+    [
+        pytest.param("=?utf-8?Q?Doe,_John?= <john@apache.org>", "Doe, John", "john@apache.org", id="q-comma"),
+        pytest.param(
+            _b64("Ruiz, Dolores") + " <dolores@apache.org>", "Ruiz, Dolores", "dolores@apache.org", id="b-comma"
+        ),
+        pytest.param("=?utf-8?Q?Doe;_John?= <john@apache.org>", "Doe; John", "john@apache.org", id="q-semicolon"),
+        pytest.param('"Doe, John" <john@apache.org>', "Doe, John", "john@apache.org", id="quoted-comma"),
+        pytest.param('"J \\"JJ\\" Doe" <jj@apache.org>', 'J "JJ" Doe', "jj@apache.org", id="escaped-quotes"),
+        pytest.param("=?utf-8?Q?=22Doe=22?= <doe@apache.org>", "Doe", "doe@apache.org", id="encoded-quotes"),
+        pytest.param("=?utf-8?Q?Jos=C3=A9?=\n <jose@apache.org>", "José", "jose@apache.org", id="folded-newline"),
+        pytest.param(
+            "=?utf-8?Q?Ren=C3=A9e_M=C3=BCller?= <renee@apache.org>", "Renée Müller", "renee@apache.org", id="q-accents"
+        ),
+        pytest.param(_b64("Zoë Ñúñez") + " <zoe@apache.org>", "Zoë Ñúñez", "zoe@apache.org", id="b-accents"),
+        pytest.param(
+            "=?iso-8859-1?Q?Jos=E9_Garc=EDa?= <jose@apache.org>", "José García", "jose@apache.org", id="latin-1"
+        ),
+        pytest.param(
+            "=?utf-8?Q?chen@apache.org?= <attacker@evil.example>",
+            "chen@apache.org",
+            "attacker@evil.example",
+            id="q-address-in-name",
+        ),
+        pytest.param(
+            _b64("Chen <chen@apache.org>") + " <attacker@evil.example>",
+            "Chen <chen@apache.org>",
+            "attacker@evil.example",
+            id="b-address-in-name",
+        ),
+        pytest.param("jane@apache.org (Jane Doe)", "Jane Doe", "jane@apache.org", id="comment-name"),
+    ],
+)
+def test_from_header_address_comes_from_the_raw_header(header: str, name: str, address: str) -> None:
+    msg = message.parse(mail("+1\n", sender=header))
+    assert (msg.from_name, msg.from_address) == (name, address)
+    found = identity.identify(msg, PEOPLE)
+    assert found is not None
+    expected_uid = identity.uid_from_address(address)
+    assert found.uid == expected_uid
+
+
+def test_an_encoded_apache_address_in_the_name_is_not_that_persons_vote() -> None:
+    msg = message.parse(mail("+1\n", sender="=?utf-8?Q?chen@apache.org?= <attacker@evil.example>"))
+    found = identity.identify(msg, PEOPLE)
+    assert found is not None
+    assert (found.uid, found.key) == (None, "attacker@evil.example")
+
+
+def test_a_roster_mapping_wins_over_the_apache_local_part_with_a_warning() -> None:
+    people = roster.Roster(people={"jdoe": roster.Person("jdoe", "John Doe", ("john@apache.org",))})
+    found = identity.identify(message.parse(mail("+1\n", sender="John <john@apache.org>")), people)
+    assert found is not None
+    assert found.uid == "jdoe"
+    assert found.warnings == ("the roster maps john@apache.org to jdoe, not to john",)
+
+
+def test_a_roster_mapping_that_agrees_gives_no_warning() -> None:
+    people = roster.Roster(people={"john": roster.Person("john", "John Doe", ("john@apache.org",))})
+    found = identity.identify(message.parse(mail("+1\n", sender="John <john@apache.org>")), people)
+    assert found is not None
+    assert (found.uid, found.warnings) == ("john", ())

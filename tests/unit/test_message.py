@@ -381,7 +381,11 @@ def test_ten_megabyte_message_parses_quickly_and_records_defects() -> None:
     elapsed = time.perf_counter() - started
     assert parsed.size == len(big) > 10_000_000
     assert parsed.text.startswith("+1\n")
-    assert len(parsed.text) > 10_000_000
+    # Only the first MiB of the body is parsed: the text is bounded, and the cut is recorded.
+    assert 1_000_000 < len(parsed.text) <= message.PARSE_BODY_BYTES
+    assert f"message of {len(big)} bytes: only the first {message.PARSE_BODY_BYTES} bytes of its body parsed" in (
+        parsed.defects
+    )
     assert "CloseBoundaryNotFoundDefect" in parsed.defects
     assert elapsed < 10, f"parse took {elapsed:.1f} s"
     started = time.perf_counter()
@@ -419,3 +423,44 @@ def test_corpus_encoded_sender_is_decoded(corpus_dir: pathlib.Path) -> None:
     senders = {message.parse(r).from_address: message.parse(r).from_name for r in archive.iter_raw(thread)}
     assert senders["herve.boutemy@free.fr"] == "Hervé BOUTEMY"
     assert senders["rfscholte@apache.org"] == "Robert Scholte"
+
+
+# --- Bounded work on large mail ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n"], ids=["lf", "crlf"])
+def test_large_message_key_size_and_headers_agree_with_the_normalised_bytes(ending: bytes) -> None:
+    # No Message-ID: the key is the hash of the normalised bytes, computed piece by piece.
+    line = b"+1 checked the build" + ending
+    body = line * (3 * message.PARSE_BODY_BYTES // len(line))
+    big = ending.join([b"From: Jane <jane@apache.org>", b"Subject: Re: [VOTE] x", b"", b""]) + body
+    normalised = message.normalise_newlines(big)
+    parsed = message.parse(big)
+    assert parsed.key == message.content_key(normalised, "") == message.peek(big).key
+    assert parsed.size == len(normalised)
+    assert (parsed.subject, parsed.from_address) == ("Re: [VOTE] x", "jane@apache.org")
+    assert parsed.text.startswith("+1 checked the build\n")
+    assert len(parsed.text) <= message.PARSE_BODY_BYTES
+
+
+def test_hash_pieces_keep_a_crlf_that_falls_on_their_boundary() -> None:
+    piece = message._HASH_PIECE
+    big = b"Subject: x\r\n\r\n" + b"a" * (piece - 15) + b"\r\n" + b"b\r" * 10
+    assert big[piece - 1 : piece + 1] == b"\r\n"
+    assert message.peek(big).key == message.content_key(message.normalise_newlines(big), "")
+
+
+def test_html_with_a_head_never_closed_still_reads_the_body() -> None:
+    html = b"<html><head><title>t</title><body><p>+1 (binding)</p></body></html>"
+    parsed = message.parse(raw(b"Subject: x", b"Content-Type: text/html; charset=utf-8", body=html))
+    assert parsed.text.splitlines() == ["+1 (binding)"]
+
+
+def test_a_header_block_past_the_bound_is_cut_and_recorded() -> None:
+    big = b"From: Jane <jane@apache.org>\nSubject: x\nMessage-ID: <h@x>\n" + b"X-Padding: b\n" * 200_000
+    parsed = message.parse(big)
+    assert (parsed.key, parsed.subject, parsed.from_address) == ("h@x", "x", "jane@apache.org")
+    assert f"header block longer than {message.HEADER_BYTES} bytes: the rest of the message not parsed" in (
+        parsed.defects
+    )
+    assert message.peek(big).key == "h@x"

@@ -142,17 +142,19 @@ def test_a_real_terminal_is_shown_and_a_closed_one_is_not() -> None:
 # --- `vote-watcher tally` ---------------------------------------------------------------------
 
 
-def tally(*args: str, stderr: int) -> subprocess.CompletedProcess[bytes]:
+def tally(*args: str, stderr: int, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
     command = [sys.executable, "-m", "watcher", "tally", "--roster", str(ROSTER), *args]
-    return subprocess.run(command, stdout=subprocess.PIPE, stderr=stderr, timeout=60, check=False)
+    return subprocess.run(command, stdout=subprocess.PIPE, stderr=stderr, timeout=60, check=False, env=env)
 
 
-def run_with_stderr_on_a_terminal(*args: str, columns: int = 60) -> tuple[subprocess.CompletedProcess[bytes], str]:
+def run_with_stderr_on_a_terminal(
+    *args: str, columns: int = 60, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[bytes], str]:
     """Run `tally` with stderr on a pseudo-terminal of the given width; return the run and what the terminal got."""
     controller, terminal = pty.openpty()
     termios.tcsetwinsize(terminal, (24, columns))
     try:
-        done = tally(*args, stderr=terminal)
+        done = tally(*args, stderr=terminal, env=env)
         os.close(terminal)
         terminal = -1
         received = b""
@@ -186,10 +188,26 @@ def test_tally_draws_a_bar_on_a_terminal_with_the_archive_total_and_keeps_stdout
     assert b"\x1b" not in done.stdout
     frames = [frame for frame in screen.replace("\r\n", "\n").split(ERASE) if frame]
     assert frames, f"no bar drawn: {screen!r}"
-    assert frames[0].startswith("reading   0% [")
+    # Without --thread the sources are scanned for their one vote thread first, then it is read.
+    assert frames[0].startswith("scanning   0% [")
+    assert any(frame.startswith("reading ") for frame in frames)
     assert f"/{EXAMPLE_MESSAGES}" in frames[0]
     assert all(len(frame) <= 59 for frame in frames)
     assert screen.endswith(ERASE)
+
+
+def test_tally_quiet_draws_no_bar_on_a_terminal() -> None:
+    done, screen = run_with_stderr_on_a_terminal("--quiet", str(MBOX))
+    assert done.returncode == 0
+    assert b"The vote passes." in done.stdout
+    assert screen == ""
+
+
+def test_tally_with_no_color_draws_the_bar_without_escape_sequences() -> None:
+    done, screen = run_with_stderr_on_a_terminal(str(MBOX), env={**os.environ, "NO_COLOR": "1"})
+    assert done.returncode == 0
+    assert "scanning " in screen
+    assert "\x1b" not in screen
 
 
 def test_tally_with_thread_shows_the_scan_and_the_read(tmp_path: pathlib.Path) -> None:

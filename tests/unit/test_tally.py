@@ -165,3 +165,88 @@ def test_thread_info_from_the_opening_message() -> None:
 
 def _opts() -> tally.Options:
     return tally.Options(committee="example")
+
+
+# --- The vote as meant, through the tally (issue 13) ----------------------------------------------
+
+
+def test_a_retraction_withdraws_the_earlier_vote() -> None:
+    msgs = thread(("m1", "+1\n"), ("m2", "+1\n"), ("m1", "Sorry all, I retract my +1: the wheel bundles a font\n"))
+    result = tally.tally(msgs, PEOPLE, _opts())
+    assert votes_of(result) == {"m2": ("+1", "binding")}
+    assert "m1 withdrew their vote in <r3@example.org>" in result.warnings
+
+
+def test_a_changed_vote_takes_the_new_value() -> None:
+    result = tally.tally(thread(("m1", "-1\n"), ("m1", "changing my -1 to a ±0\n")), PEOPLE, _opts())
+    assert votes_of(result) == {"m1": ("0", "binding")}
+    assert result.votes[0].updated
+
+
+def test_a_conditional_vote_is_low_confidence_with_its_condition() -> None:
+    result = tally.tally(thread(("m1", "+1 if the CI run passes\n")), PEOPLE, _opts())
+    (vote,) = result.low_confidence
+    assert (vote.voter, vote.vote, vote.condition) == ("m1", "+1", "if the CI run passes")
+
+
+def test_a_roster_mapping_that_disagrees_with_the_local_part_is_a_warning() -> None:
+    people = roster.Roster(
+        committees={"example": roster.Committee("example", members=frozenset({"jdoe"}))},
+        people={"jdoe": roster.Person("jdoe", "John Doe", ("john@apache.org",))},
+    )
+    result = tally.tally(thread(("john", "+1\n")), people, _opts())
+    assert votes_of(result) == {"jdoe": ("+1", "binding")}
+    assert "the roster maps john@apache.org to jdoe, not to john" in result.warnings
+
+
+# --- Never guessing ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("people", "committee", "because"),
+    [
+        pytest.param(roster.Roster(), "example", "no roster was given for 'example'", id="no-roster"),
+        pytest.param(PEOPLE, "exampel", "the roster has no committee 'exampel'", id="committee-not-in-roster"),
+        pytest.param(PEOPLE, None, "no committee is known", id="no-committee"),
+    ],
+)
+def test_without_the_committee_binding_status_is_unknown_and_there_is_no_verdict(
+    people: roster.Roster, committee: str | None, because: str
+) -> None:
+    msgs = thread(("m1", "+1 (binding)\n"), ("m2", "+1\n"), ("m3", "+1\n"))
+    result = tally.tally(msgs, people, tally.Options(committee=committee))
+    assert (result.passed, result.outcome) == (None, "unknown")
+    assert result.no_verdict_because is not None
+    assert result.no_verdict_because.startswith(because)
+    assert {vote.status for vote in result.votes} == {"unknown"}
+    assert not any("not a member" in reason for vote in result.votes for reason in vote.reasons)
+
+
+def test_outcomes_and_where_the_tally_stopped() -> None:
+    passed = thread(("m1", "+1\n"), ("m2", "+1\n"), ("m3", "+1\n"))
+    passed.append(message.parse(mail("done\n", subject="[RESULT] [VOTE] x", message_id="res@x", date=at(80))))
+    result = tally.tally(passed, PEOPLE, _opts())
+    assert (result.outcome, result.stopped_at) == ("passed", tally.StopAt("res@x", "result", at(80)))
+    assert not result.warnings
+    cancelled = [*thread(("m1", "+1\n")), message.parse(mail("x\n", subject="[CANCEL] x", message_id="c@x"))]
+    result = tally.tally(cancelled, PEOPLE, _opts())
+    assert (result.outcome, result.stopped_at and result.stopped_at.kind) == ("cancelled", "cancel")
+    failed = tally.tally(thread(("m1", "+1\n")), PEOPLE, _opts())
+    assert (failed.outcome, failed.passed, failed.stopped_at) == ("failed", False, None)
+
+
+def test_a_vote_closed_before_72_hours_is_flagged() -> None:
+    msgs = thread(("m1", "+1\n"), ("m2", "+1\n"), ("m3", "+1\n"))
+    msgs.append(message.parse(mail("done\n", subject="[RESULT] [VOTE] x", message_id="res@x", date=at(30))))
+    result = tally.tally(msgs, PEOPLE, _opts())
+    assert result.outcome == "passed"
+    assert "vote closed after 30 hours, before the 72 hours an ASF vote runs for" in result.warnings
+
+
+def test_receipts_are_left_out_by_shape_when_asked() -> None:
+    body = "+1 (binding) (m1) Member One\n\nCast on the Apache Trusted Releases platform.\n"
+    msgs = thread(("m1", body), ("m2", "+1\n"))
+    options = tally.Options(committee="example", leave_out_receipts=True)
+    result = tally.tally(msgs, PEOPLE, options)
+    assert set(votes_of(result)) == {"m2"}
+    assert result.receipts == ("r1@example.org",)

@@ -442,3 +442,34 @@ def test_matcher_replays_the_corpus_like_select_thread(corpus_dir: pathlib.Path)
     for thread_file in thread_files:
         thread = read_envelopes(thread_file)
         assert assigned[thread[0].message_id] == ids(thread), thread_file.name
+
+
+# --- reply and gateway prefixes (issue 13) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "[EXTERNAL] RE: [VOTE] Release Apache Foo 1.0",
+        "[EXT] Re: [VOTE] Release Apache Foo 1.0",
+        "EXTERNAL: Re: [VOTE] Release Apache Foo 1.0",
+        "RE: [EXTERNAL] [VOTE] Release Apache Foo 1.0",
+        "AW: [VOTE] Release Apache Foo 1.0",
+        "SV: [VOTE] Release Apache Foo 1.0",
+        "Antw: [VOTE] Release Apache Foo 1.0",
+        "Ref: [VOTE] Release Apache Foo 1.0",
+        "R: [VOTE] Release Apache Foo 1.0",
+        "[External] Re: AW: [VOTE] Release Apache Foo 1.0",
+    ],
+)
+def test_a_prefixed_reply_without_threading_headers_joins_its_vote(subject: str) -> None:
+    assert threads.normalise_subject(subject) == "release apache foo 1.0"
+    messages = [Msg("root@x", VOTE), Msg("other@x", "[VOTE] Release Apache Bar 2.0"), Msg("reply@x", subject)]
+    assert ids(threads.select_thread(messages, "root@x")) == ["root@x", "reply@x"]
+    matcher = threads.ThreadMatcher()
+    matcher.track("root@x", VOTE)
+    assert matcher.match(Msg("reply@x", subject)) == "root@x"
+
+
+def test_an_external_mark_alone_does_not_make_a_vote_call_a_reply() -> None:
+    assert threads.is_vote_call(Msg("root@x", "[EXTERNAL] [VOTE] Release Apache Foo 1.0"))

@@ -134,23 +134,26 @@ def is_separator(line: bytes) -> bool:
 def split_mbox(lines: Iterable[bytes], *, mbox_format: MboxFormat = "mboxrd") -> Iterator[bytes]:
     """Split mbox lines (with their line endings) into raw messages; pure, streaming."""
     unescape = mbox_format == "mboxrd"
-    current: list[bytes] | None = None
+    # A bytearray, not a list of lines: a 50 MB message of short lines would cost 600 MB as a list.
+    current: bytearray | None = None
+    last = b""
     for line in lines:
         if is_separator(line):
             if current is not None:
-                yield _finish(current)
-            current = []
+                yield _finish(current, last)
+            current = bytearray()
             continue
         if current is None:
             if not line.strip():
                 continue
             # Text before the first separator (a file that changed since it was sniffed) is
             # still mail someone may need: keep it as a message rather than drop it.
-            current = []
+            current = bytearray()
         escaped = unescape and line.startswith(b">") and _ESCAPED_FROM.match(line) is not None
-        current.append(line[1:] if escaped else line)
+        last = line[1:] if escaped else line
+        current += last
     if current is not None:
-        yield _finish(current)
+        yield _finish(current, last)
 
 
 def looks_like_message(head: bytes) -> bool:
@@ -195,11 +198,11 @@ def _detect_file(path: pathlib.Path, head: bytes) -> Kind:
     )
 
 
-def _finish(lines: list[bytes]) -> bytes:
+def _finish(message: bytearray, last: bytes) -> bytes:
     # Every mbox writer ends a message with one blank line before the next separator.
-    if lines and lines[-1] in (b"\n", b"\r\n"):
-        lines.pop()
-    return b"".join(lines)
+    if message and last in (b"\n", b"\r\n"):
+        del message[-len(last) :]
+    return bytes(message)
 
 
 def _iter_mbox(path: pathlib.Path, mbox_format: MboxFormat) -> Iterator[bytes]:
@@ -224,10 +227,11 @@ def _read_message_file(path: pathlib.Path) -> bytes:
         raw = path.read_bytes()
     except OSError as exc:
         raise _error(path, exc) from exc
-    first_line, _, rest = raw.partition(b"\n")
-    if is_separator(first_line):
+    newline = raw.find(b"\n")
+    # Not partition(): its tail is a copy of the whole message, made even when it is not needed.
+    if newline >= 0 and is_separator(raw[:newline]):
         # Some tools that convert mbox to Maildir keep the separator line; it is not mail.
-        raw = rest
+        raw = raw[newline + 1 :]
     if not looks_like_message(raw[:_SNIFF_BYTES]):
         raise ArchiveError(f"{path}: not an RFC 822 message (it does not start with header fields)")
     return raw
