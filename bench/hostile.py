@@ -26,7 +26,14 @@ TALLY_LIMIT_S: Final = 30.0
 SIZES: Final = {"100KB": 100_000, "1MB": 1_000_000}
 HEADERS: Final = (
     "From: Chen Wei <chen@apache.org>\nTo: dev@lantern.apache.org\nSubject: Re: [VOTE] Release Apache Lantern 2.0.0\n"
-    "Message-ID: <hostile@mail.example>\nDate: Thu, 03 Dec 2026 12:00:00 +0000\nList-Id: <dev.lantern.apache.org>\n\n"
+    "Message-ID: <hostile@mail.example>\nIn-Reply-To: <vote@mail.example>\nReferences: <vote@mail.example>\n"
+    "Date: Thu, 03 Dec 2026 12:00:00 +0000\nList-Id: <dev.lantern.apache.org>\n\n"
+)
+# The [VOTE] that the hostile reply answers: `tally` refuses sources without one (exit 2), so each run gets it.
+VOTE: Final = (
+    "From: Amira Haddad <amira@apache.org>\nTo: dev@lantern.apache.org\nSubject: [VOTE] Release Apache Lantern 2.0.0\n"
+    "Message-ID: <vote@mail.example>\nDate: Thu, 03 Dec 2026 09:00:00 +0000\nList-Id: <dev.lantern.apache.org>\n\n"
+    "Please vote on releasing Apache Lantern 2.0.0.\n"
 )
 
 
@@ -42,12 +49,12 @@ sys.exit(code)
 """
 
 
-def tally_once(path: pathlib.Path) -> tuple[float | None, float]:
-    """Seconds (None when stopped at the limit) and peak RSS in MB of one `vote-watcher tally`."""
+def tally_once(vote: pathlib.Path, path: pathlib.Path) -> tuple[float | None, float]:
+    """Seconds (None when stopped at the limit) and peak RSS in MB of one `vote-watcher tally` of the thread."""
     started = time.monotonic()
     try:
         done = subprocess.run(
-            [sys.executable, "-c", _TALLY_CHILD, "tally", str(path), "--format", "json"],
+            [sys.executable, "-c", _TALLY_CHILD, "tally", "--quiet", str(vote), str(path), "--format", "json"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             timeout=TALLY_LIMIT_S,
@@ -56,12 +63,17 @@ def tally_once(path: pathlib.Path) -> tuple[float | None, float]:
     except subprocess.TimeoutExpired:
         return None, 0.0
     seconds = time.monotonic() - started
+    if done.returncode != 0:
+        # A tally that did not run to its end measures nothing: say so rather than print its time.
+        raise SystemExit(f"tally of {path.name} exited {done.returncode}: {done.stderr.decode(errors='replace')}")
     peak = [line for line in done.stderr.decode(errors="replace").splitlines() if line.startswith("VmHWM:")]
     return seconds, int(peak[-1].split()[1]) / 1024 if peak else 0.0
 
 
 def tally_figures(folder: pathlib.Path) -> None:
     """One line per shape and size (the files are written first, so that this process stays small)."""
+    vote = folder / "vote.eml"
+    vote.write_text(VOTE)
     paths: list[pathlib.Path] = []
     for label, size in SIZES.items():
         for name, body in hostile.shapes(size).items():
@@ -70,7 +82,7 @@ def tally_figures(folder: pathlib.Path) -> None:
     paths.append(folder / "huge_50MB.eml")
     paths[-1].write_text(HEADERS + "+1\n" + "x" * 50_000_000)
     for path in paths:
-        seconds, rss = tally_once(path)
+        seconds, rss = tally_once(vote, path)
         shown = f">{TALLY_LIMIT_S:g} s (stopped)" if seconds is None else f"{seconds:.2f} s"
         print(f"tally_{path.stem}_seconds: {shown}", flush=True)
         print(f"tally_{path.stem}_peak_rss: {'-' if seconds is None else f'{rss:.0f}'} MB", flush=True)

@@ -67,7 +67,7 @@ async def measure(folder: pathlib.Path, url: str, args: argparse.Namespace) -> l
     archive = sandbox_ponymail.PonyMailSandbox()
     await archive.start()
     data = atr_scenario.synthetic(VOTES, uid=instances.WATCHER_UID, pat=PAT)
-    data["atr"] |= {"jwt_per_hour": 1000, "api_per_hour": 1_000_000}
+    data["atr"] |= {"jwt_per_hour": 1000, "api_per_minute": 1_000_000, "api_per_hour": 1_000_000}
     atr = sandbox_atr.AtrSandbox(atr_scenario.from_mapping(data, time.time()), on_receipt=archive.add)
     await atr.start()
     await atr.announce_votes()

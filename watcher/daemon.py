@@ -26,6 +26,7 @@ import watcher
 import watcher.atr.client as atr_client
 import watcher.atr.errors as atr_errors
 import watcher.atr.rosters as atr_rosters
+import watcher.atr.tokens as atr_tokens
 import watcher.atrstate as atrstate
 import watcher.config as config_api
 import watcher.decide as decide
@@ -58,6 +59,7 @@ STOP_TIMEOUT_S: Final = 8.0
 READY_DB_TIMEOUT_S: Final = 2.0
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
+EXIT_PAT_REJECTED: Final = 2
 Clock = Callable[[], datetime.datetime]
 # How long before a vote's start a mailbox may have stored its [VOTE] (clocks differ; mail is not early by more).
 STORED_SLACK: Final = datetime.timedelta(days=1)
@@ -235,6 +237,8 @@ class Daemon:
             if stored is not None:
                 await self.store.set_vote_status(stored.id, "closed", self.clock())
                 await self.store.skip_pending(vote.release_key, vote.vote_seq, "vote closed", self.clock())
+                # Resolved at its end by ATR itself: the RM may still need to hear what the ballots missed.
+                await self._guarded(self.desk.resolved_elsewhere(stored, change.phase), "resolved_elsewhere")
                 self.intake.untrack(stored)
                 self.desk.forget(stored.id)
                 self._untrack_archive(stored)
@@ -598,6 +602,12 @@ class Daemon:
 
     async def cycle(self) -> None:
         """One full cycle: discovery, archives, mailboxes, checks, mail (`run --once`)."""
+        await self.read_sources()
+        await self.catch_up()
+        await self.act()
+
+    async def read_sources(self) -> None:
+        """The first part of a cycle: what ATR runs and what the lists hold."""
         for work, name in (
             (self.discover, "discovery"),
             (self.poll_archives, "archives"),
@@ -606,6 +616,15 @@ class Daemon:
             (self.find_roots, "roots"),
         ):
             await self._guarded(work(), name)
+
+    async def catch_up(self) -> None:
+        """Votes one discovery poll left for later (many new votes at once): read them now, paced by ATR's limits."""
+        while self.discovering.pending and not self._stopping:
+            await self._guarded(self.discover(), "discovery")
+            await self._guarded(self.find_roots(), "roots")
+
+    async def act(self) -> None:
+        """The second part: reminders, resolutions, mail."""
         await self.settle()
         await self._guarded(self.check_votes(), "checks")
         await self._guarded(self.send_mail(), "outbox")
@@ -661,6 +680,10 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         cfg.atr.pat,
         budget_per_hour=cfg.atr.request_budget,
         ca_file=cfg.atr.ca_file,
+        # One JWT for run, run --once and every instance (issue 16 item 5).
+        token_store=atr_tokens.StoreTokens(db, cfg.atr.base_url, cfg.atr.uid, cfg.atr.pat.reveal())
+        if cfg.atr.pat is not None
+        else None,
     )
     aliases = roster.load(cfg.roster.aliases_file) if cfg.roster.aliases_file else roster.Roster()
     rosters = atr_rosters.AtrRosters(atr, ttl=cfg.roster.committee_ttl.total_seconds())
@@ -852,6 +875,10 @@ async def run(
         if once:
             await daemon.cycle()
             await daemon.settle()
+            if daemon.atr.pat_rejected:
+                # A refused PAT is the operator's to fix now, not an hour's silent wait (atr.pat_rejected).
+                log.error("daemon.cycle_failed", reason="ATR refused the PAT (atr.pat_rejected)")
+                return EXIT_PAT_REJECTED
             reason = daemon.report.failure(len(cfg.sources))
             if reason is not None:
                 log.error("daemon.cycle_failed", reason=reason)
@@ -925,16 +952,13 @@ async def _serve(daemon: Daemon, stop: asyncio.Event) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
-    await daemon.cycle()
-    if stop.is_set():
+    # READY once the sources are read (one bounded discovery poll: a few seconds however many votes
+    # run); the votes left over, the checks and the mail follow, so systemd's start timeout never
+    # waits on ATR's rate limits. A stop at any point ends the work in flight.
+    if not await _unless_stopped(daemon.read_sources(), stop):
         # Stopped during the first cycle: never announce readiness.
         return EXIT_OK
     scheduler = _scheduler(daemon)
-    scheduler.start()
-    for job in scheduler.get_jobs():
-        if job.id in daemon._store_failed_jobs:
-            # The first cycle failed on the database: try again soon, not at the job's next turn.
-            job.modify(next_run_time=utcnow() + daemon.cfg.watcher.store_retry)
     mailbox_tasks = [
         asyncio.ensure_future(
             daemon.keeper.hold(leases.mailbox(m.config.source_name), functools.partial(m.run, stop), stop)
@@ -943,12 +967,16 @@ async def _serve(daemon: Daemon, stop: asyncio.Event) -> int:
     ]
     notify.ready(_status(daemon))
     log.info("daemon.ready", sources=len(daemon.cfg.sources), votes=len(daemon.discovering.votes))
+    rest = asyncio.ensure_future(_rest_of_first_cycle(daemon, scheduler))
     try:
         await _until_stopped(daemon, stop)
     finally:
         # Stopping first: a job the scheduler cancels now ends quietly (`job`), not as a failure.
         daemon.begin_stop()
-        scheduler.shutdown(wait=False)
+        rest.cancel()
+        await asyncio.gather(rest, return_exceptions=True)
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
         for task in mailbox_tasks:
             task.cancel()
         await asyncio.gather(*mailbox_tasks, return_exceptions=True)
@@ -957,6 +985,30 @@ async def _serve(daemon: Daemon, stop: asyncio.Event) -> int:
                 loop.remove_signal_handler(signum)
     log.info("daemon.stopped")
     return EXIT_OK
+
+
+async def _unless_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
+    """Run `work` until it ends (True) or `stop` is set (False: the work is cancelled)."""
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if task.done():
+        return not stop.is_set()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return False
+
+
+async def _rest_of_first_cycle(daemon: Daemon, scheduler: AsyncIOScheduler) -> None:
+    """After READY: the votes discovery left for later, the checks and the mail; then the schedule."""
+    await daemon.catch_up()
+    await daemon.act()
+    scheduler.start()
+    for job in scheduler.get_jobs():
+        if job.id in daemon._store_failed_jobs:
+            # The first cycle failed on the database: try again soon, not at the job's next turn.
+            job.modify(next_run_time=utcnow() + daemon.cfg.watcher.store_retry)
 
 
 async def _until_stopped(daemon: Daemon, stop: asyncio.Event) -> None:

@@ -26,6 +26,7 @@ import watcher.mailer as mailer
 import watcher.message as message
 import watcher.metrics as metrics_api
 import watcher.outbox as outbox
+import watcher.receipts as receipts
 import watcher.render as render
 import watcher.roster as roster
 import watcher.store as store_api
@@ -94,6 +95,8 @@ class _Known:
     """A podling's round-1 thread: finished, so fetched once."""
     failed_thread: tuple[str, ...] | None = None
     """The thread (keys) whose tally the worker could not finish: not tried again until the thread changes."""
+    superseded: frozenset[str] = frozenset()
+    """Receipts of ballots their voters changed: never named by ATR, left out of the tally (atr.md §6.5)."""
     declined: dict[str, str] = dataclasses.field(default_factory=dict)
     """voter -> Message-ID of an emailed vote ruled out for a reminder for good (not worth asking ATR again)."""
     recorded: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
@@ -166,7 +169,13 @@ class Desk:
         analysis = await self._analyse(vote, known, raws, people, previous)
         if analysis is None:
             return known.result
-        if vote.mode == "trusted" and analysis.receipts - known.excluded and await self._load_atr(vote):
+        # A superseded ballot's receipt is never named by ATR (atr.md §6.5): known by its sender's ballot,
+        # it is left out of the tally and is no reason to ask ATR again.
+        unnamed = analysis.receipts - known.excluded - self._superseded(vote, known, analysis)
+        if vote.mode == "trusted" and unnamed and await self._load_atr(vote):
+            analysis = await self._analyse(vote, known, raws, people, previous) or analysis
+        if self._superseded(vote, known, analysis) - known.superseded:
+            known.superseded = self._superseded(vote, known, analysis)
             analysis = await self._analyse(vote, known, raws, people, previous) or analysis
         # Seen when first stored, so that a restart does not start every pending reminder's delay again.
         stored_at = await self.store.thread_stored_at(vote.id)
@@ -183,6 +192,13 @@ class Desk:
         known.result = result
         return result
 
+    @staticmethod
+    def _superseded(vote: records.TrackedVote, known: _Known, analysis: worker_api.Analysis) -> frozenset[str]:
+        """Receipt-shaped messages from uids that have a ballot in this vote_seq (receipts, named or not)."""
+        if known.atr is None or known.atr.vote_seq != vote.vote_seq:
+            return frozenset()
+        return receipts.superseded_ids(analysis.receipt_senders, frozenset(known.atr.ballots))
+
     async def _analyse(
         self,
         vote: records.TrackedVote,
@@ -198,7 +214,7 @@ class Desk:
         options = tally.Options(
             committee=str(vote.extra.get("committee_key") or vote.committee) or None,
             vote_round=vote.vote_round,
-            excluded_message_ids=known.excluded,
+            excluded_message_ids=known.excluded | known.superseded,
         )
         try:
             return await self.worker.analyse(raws, people, options, previous)
@@ -591,7 +607,8 @@ class Desk:
             return
         try:
             await self.atr.vote_resolve(vote.project, vote.version, resolution)
-        except atr_errors.ConflictError as exc:
+        except (atr_errors.ConflictError, atr_errors.NotFoundError) as exc:
+            # ATR answers 404 "Release not found" once the vote left release_candidate (atr.md §8.5).
             await self._after_conflict(vote, record, str(exc))
             return
         except (atr_errors.ServerError, atr_errors.TransportError, atr_errors.RateLimitedError) as exc:
@@ -623,17 +640,47 @@ class Desk:
         return release.phase == models.PHASE_CANDIDATE and release.current_vote_seq == vote.vote_seq
 
     async def _after_conflict(self, vote: records.TrackedVote, record: records.Resolution, error: str) -> None:
-        """409: resolved already (by someone, or by our own earlier call), or not resolvable yet."""
+        """404 or 409: resolved already (by anyone: the RM, ATR's own auto-resolve, our own earlier call),
+        or not resolvable yet. `release/get` tells which; a resolution elsewhere is never a failure."""
         try:
-            release = await self.atr.release_get(vote.project, vote.version)
+            release: models.Release | None = await self.atr.release_get(vote.project, vote.version)
+        except atr_errors.NotFoundError:
+            release = None
         except atr_errors.AtrError:
+            self._known[vote.id].next_resolve_check = self._clock() + RETRY_RESOLVE
+            await self.store.mark_resolution_held(record.id, f"ATR said: {error}; checking again", self._clock())
             return
-        if release.phase != models.PHASE_CANDIDATE or release.current_vote_seq != vote.vote_seq:
-            await self.store.mark_resolution_done(record.id, f"resolved elsewhere: {error}", self._clock())
+        if release is None or release.phase != models.PHASE_CANDIDATE or release.current_vote_seq != vote.vote_seq:
+            phase = release.phase if release is not None else "gone"
+            log.info("desk.resolved_elsewhere", release=vote.release_key, phase=phase)
+            await self.store.mark_resolution_done(record.id, f"resolved elsewhere ({phase})", self._clock())
             await self.store.set_vote_status(vote.id, "resolved", self._clock())
-            self.emit("resolved_elsewhere", vote, f"resolved elsewhere (ATR: {error})", phase=release.phase)
+            self.emit("resolved_elsewhere", vote, f"resolved elsewhere (ATR: {error})", phase=phase)
             return
         await self.store.mark_resolution_held(record.id, f"ATR said: {error}", self._clock())
+
+    async def resolved_elsewhere(self, vote: records.TrackedVote, phase: str | None) -> None:
+        """The vote left release_candidate without this watcher: ATR's own opt-in auto-resolve at the
+        end passes Trusted Votes on the ballots alone (atr.md §8.4). Where this watcher would have held
+        the vote (unrecorded binding email votes change the result), the RM still gets the held notice."""
+        if vote.mode != "trusted" or vote.vote_end is None or phase not in (models.PHASE_PREVIEW, models.PHASE_RELEASE):
+            return
+        now = self._clock()
+        if now < vote.vote_end:
+            return
+        known = self._known.setdefault(vote.id, _Known())
+        # vote/tabulate has no phase check and still answers for this vote_seq (§10.5.7).
+        await self._load_atr(vote)
+        result = await self.retally(vote)
+        if known.atr is None or result is None:
+            return
+        running = dataclasses.replace(atrstate.vote_state(vote), phase=decide.CANDIDATE_PHASE, resolved=False)
+        due = max(now, vote.vote_end + self.settings.resolve.grace)
+        decision = decide.resolution_due(running, known.atr, result.votes, config=self.settings.resolve, now=due)
+        if decision.action != "hold":
+            return
+        detail = f"ATR resolved this vote itself at its end, on the trusted ballots alone. {decision.detail}"
+        await self._hold(vote, dataclasses.replace(decision, detail=detail))
 
     async def _hold(self, vote: records.TrackedVote, decision: decide.ResolutionDecision) -> None:
         if self.settings.dry_run:

@@ -35,6 +35,9 @@ DEFAULT_INTERVAL: Final = 600.0
 DEFAULT_FACTS_TTL: Final = 24 * 3600.0
 DEFAULT_REFRESH_PER_CYCLE: Final = 3
 DEFAULT_PAGE_SIZE: Final = 50
+# New votes whose facts are read in one poll: within the client's per-minute bucket of each route
+# (90), so the first poll never waits on ATR's limits; the rest follow in the next polls.
+DEFAULT_NEW_PER_POLL: Final = 80
 THREAD_SLACK: Final = datetime.timedelta(minutes=10)
 MAX_STATED_HOURS: Final = 30 * 24
 _WATCHED_MODES: Final = frozenset({models.MODE_TRUSTED, models.MODE_EMAIL})
@@ -171,14 +174,12 @@ def min_hours(policy: models.Policy) -> int:
 
 
 def list_address(policy: models.Policy, committee_key: str, round_: int | None, second_round_list: str) -> str:
-    """Where the [VOTE] went: the round-2 list, else the policy's first recipient, else dev@."""
+    """Where the [VOTE] went: the round-2 list, else the policy's default `to`, else dev@ (atr.md §10.9)."""
     if round_ == 2:
         return second_round_list
     recipients = policy.policy_vote_recipients
     if recipients is not None and recipients.to:
-        return recipients.to[0]
-    if policy.policy_mailto_addresses:
-        return policy.policy_mailto_addresses[0]
+        return recipients.to
     return f"dev@{committee_key}.apache.org"
 
 
@@ -347,6 +348,7 @@ class Discovery:
         refresh_per_cycle: int = DEFAULT_REFRESH_PER_CYCLE,
         page_size: int = DEFAULT_PAGE_SIZE,
         second_round_list: str = SECOND_ROUND_LIST,
+        new_per_poll: int | None = DEFAULT_NEW_PER_POLL,
     ) -> None:
         self._reader = reader
         self._finder = finder
@@ -357,6 +359,10 @@ class Discovery:
         self._page_size = page_size
         self._second_round_list = second_round_list
         self.votes: dict[str, TrackedVote] = {}
+        self._new_per_poll = new_per_poll
+        self._new_left: int | None = new_per_poll
+        self.pending = 0
+        """Running votes left for a later poll (more new votes than one poll reads)."""
 
     async def poll(self) -> list[Change]:
         """One cycle: read the running votes, track new and restarted ones, close finished ones.
@@ -364,6 +370,8 @@ class Discovery:
         Raises the ATR error when the list of running votes cannot be read (nothing changes then).
         """
         self._limit.new_cycle()
+        self._new_left = self._new_per_poll
+        self.pending = 0
         releases = await self._reader.releases_list(models.PHASE_CANDIDATE, self._page_size)
         running = {r.key: r for r in releases if r.phase == models.PHASE_CANDIDATE}
         changes: list[Change] = []
@@ -413,6 +421,9 @@ class Discovery:
         if previous is not None and previous.vote_seq == release.current_vote_seq:
             await self._refresh_roster(previous)
             return await self._look_for_thread(previous)
+        if previous is None and not self._take_new(release):
+            self.pending += 1
+            return None
         vote = await self._track(release)
         if vote is None:
             if previous is None:
@@ -424,6 +435,15 @@ class Discovery:
         self.votes[release.key] = vote
         log.info("discovery.vote", release=vote.release_key, vote_seq=vote.vote_seq, mode=vote.mode, round=vote.round)
         return Change(change_kind(previous, vote), vote, previous)
+
+    def _take_new(self, release: models.Release) -> bool:
+        # A project already known costs nothing new (its facts are cached): never deferred.
+        if self._new_left is None or self._projects.peek(release.project_key) is not None:
+            return True
+        if self._new_left <= 0:
+            return False
+        self._new_left -= 1
+        return True
 
     async def _gone(self, vote: TrackedVote) -> list[Change]:
         # Not listed any more: confirm, since a page can shift while releases change.

@@ -16,7 +16,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import multiprocessing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final, TypeVar
 
 import pebble
@@ -49,6 +49,8 @@ class Analysis:
     """(key, Message-ID) of each message, in thread order."""
     receipts: frozenset[str]
     """Message-IDs of the messages shaped like ATR's ballot receipts."""
+    receipt_senders: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Message-ID -> the uid that sent it, for each receipt-shaped message (superseded receipts, atr.md §6.5)."""
     previous: tuple[str, ...] = ()
     """Message-IDs of the round-1 thread's messages (a podling's round 2)."""
 
@@ -69,6 +71,7 @@ def analyse(
         result=result,
         messages=tuple((m.key, m.message_id) for m in messages),
         receipts=frozenset(m.message_id for m in messages if m.message_id and receipts.looks_like_receipt(m)),
+        receipt_senders=receipts.senders(messages),
         previous=tuple(m.message_id for m in previous),
     )
 

@@ -11,6 +11,7 @@ import trustme
 
 import watcher
 import watcher.atr.errors as errors
+import watcher.atr.tokens as tokens
 import watcher.sandbox.atr as sandbox_atr
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.clock as sandbox_clock
@@ -42,7 +43,8 @@ async def test_the_token_is_renewed_before_it_expires(
         await client.vote_tabulate("example", "1.2.0")
         atr_clock.advance(20 * MINUTE)
         await client.vote_tabulate("example", "1.2.0")
-        atr_clock.advance(6 * MINUTE)
+        # Two minutes before the 30-minute JWT expires, it is renewed.
+        atr_clock.advance(8.5 * MINUTE)
         await client.vote_tabulate("example", "1.2.0")
     assert paths(atr) == [
         ("/api/jwt/create", 200),
@@ -91,51 +93,87 @@ async def test_a_revoked_pat_fails_after_one_renewal(start_atr: StartAtr, atr_cl
     assert paths(atr)[1:] == [("/api/vote/tabulate", 200), ("/api/vote/tabulate", 401), ("/api/jwt/create", 401)]
 
 
-async def test_the_older_jwt_path_is_used_when_jwt_create_is_missing(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
-) -> None:
-    async with start_atr(scenario_data(jwt_paths=["/api/jwt"])) as atr, client_for(atr, atr_clock) as client:
+async def test_only_jwt_create_is_asked_for_a_jwt(start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock) -> None:
+    # reference/atr.md §10.4: `/api/jwt` is not a route at 1881ebb9; nothing falls back to it.
+    async with start_atr() as atr, client_for(atr, atr_clock) as client:
         await client.vote_tabulate("example", "1.2.0")
         atr.invalidate_tokens()
         await client.vote_tabulate("example", "1.2.0")
     assert paths(atr) == [
-        ("/api/jwt/create", 404),
-        ("/api/jwt", 200),
+        ("/api/jwt/create", 200),
         ("/api/vote/tabulate", 200),
         ("/api/vote/tabulate", 401),
-        ("/api/jwt", 200),
+        ("/api/jwt/create", 200),
         ("/api/vote/tabulate", 200),
     ]
 
 
-async def test_never_more_than_ten_exchanges_an_hour(start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock) -> None:
+async def test_a_storm_of_401s_spaces_the_exchanges_out_and_keeps_some_in_reserve(
+    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+) -> None:
+    # For ten minutes ATR refuses every JWT it issued before (its signing key changes again and again).
     async with start_atr() as atr, client_for(atr, atr_clock) as client:
-        for _ in range(10):
-            await client.vote_tabulate("example", "1.2.0")
+        refused = 0
+        for _ in range(120):
             atr.invalidate_tokens()
-            atr_clock.advance(MINUTE)
-        with pytest.raises(errors.AuthLimitError, match="10 PAT exchanges"):
-            await client.vote_tabulate("example", "1.2.0")
-        assert atr.count("/api/jwt") == 10
-        atr_clock.advance(60 * MINUTE)
+            try:
+                await client.vote_tabulate("example", "1.2.0")
+            except (errors.UnauthorizedError, errors.AuthLimitError):
+                refused += 1
+            atr_clock.advance(5)
+        during_storm = atr.count("/api/jwt/create")
+        # The storm is over: after the last wait, an exchange is still left in the hour.
+        atr_clock.advance(10 * MINUTE)
         await client.vote_tabulate("example", "1.2.0")
-    assert atr.count("/api/jwt") == 11
+    # The first, one more at the first refusal, then 30, 60, 120 and 240 s apart: six in ten minutes, not 10.
+    assert during_storm == 6
+    # Each exchange saved its call; the others failed for now (the next cycle tries again).
+    assert refused == 120 - during_storm
+    assert atr.count("/api/jwt/create") == during_storm + 1
     assert all(status != 429 for _, status in paths(atr))
 
 
-async def test_a_429_waits_for_retry_after_then_succeeds(
+async def test_a_refused_pat_is_a_clear_error_at_once(
+    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with start_atr() as atr, client_for(atr, atr_clock, pat="not-the-pat") as client:
+        with pytest.raises(errors.PatRejectedError, match="ATR refused the PAT of watcher"):
+            await client.vote_tabulate("example", "1.2.0")
+    assert client.pat_rejected
+    assert paths(atr) == [("/api/jwt/create", 401)]
+
+
+async def test_one_jwt_is_shared_by_every_client_of_one_token_store(
     start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
 ) -> None:
+    # As `run --once` from cron every 5 minutes: each run is a new client; the JWT lives 30 minutes.
+    shared = tokens.MemoryTokens()
+    async with start_atr() as atr:
+        for _ in range(12):
+            async with client_for(atr, atr_clock, token_store=shared) as client:
+                await client.vote_tabulate("example", "1.2.0")
+            atr_clock.advance(5 * MINUTE)
+    # Renewed when less than two minutes are left: at 0 and 30 minutes (the run at 25 still reuses it).
+    assert atr.count("/api/jwt/create") == 2
+    assert [e.reason for e in shared.exchanges] == ["renew"] * 2
+
+
+async def test_a_429_waits_for_the_bodys_retry_after_then_succeeds(
+    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+) -> None:
+    # ATR's 429 says `retry_after` in its JSON body and sends no Retry-After header (atr.md §10.3).
     async with start_atr(scenario_data(api_per_hour=5)) as atr, client_for(atr, atr_clock) as client:
         for _ in range(5):
             await client.committee_get("example")
             atr_clock.advance(MINUTE)
         started = atr_clock()
         committee = await client.committee_get("example")
+        # Limits are per route: another route is not held up by this one's.
+        await client.project_get("example")
     assert committee.key == "example"
-    assert [status for _, status in paths(atr)] == [200] * 5 + [429, 200]
-    # The window frees when the first request is an hour old: 55 minutes after the sixth call.
-    assert atr_clock() - started == pytest.approx(55 * MINUTE, abs=2)
+    assert [status for _, status in paths(atr)] == [200] * 5 + [429, 200, 200]
+    # GCRA at 5/h: one request per 12 minutes after the burst; 5 minutes passed since the first.
+    assert atr_clock() - started == pytest.approx(7 * MINUTE, abs=2)
 
 
 async def test_a_429_longer_than_the_client_may_wait_raises(
@@ -149,7 +187,7 @@ async def test_a_429_longer_than_the_client_may_wait_raises(
         with pytest.raises(errors.RateLimitedError) as raised:
             await client.committee_get("example")
     assert raised.value.retry_after == pytest.approx(60 * MINUTE, abs=2)
-    assert "Rate limit exceeded" in raised.value.error
+    assert raised.value.error == "rate_limit_exceeded"
 
 
 async def test_server_errors_are_retried_with_backoff_then_given_up(
@@ -192,9 +230,9 @@ async def test_a_resolve_that_reached_atr_is_never_sent_twice(
 
 async def test_errors_keep_atrs_own_text(start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock) -> None:
     async with start_atr() as atr, client_for(atr, atr_clock, uid=fixtures.RM_UID, pat=fixtures.RM_PAT) as client:
-        with pytest.raises(errors.NotFoundError, match="Project nope not found"):
+        with pytest.raises(errors.NotFoundError, match="The requested URL was not found on the server"):
             await client.policy_get("nope")
-        with pytest.raises(errors.ConflictError, match="The vote is still open"):
+        with pytest.raises(errors.ConflictError, match="cannot be resolved before the voting period has ended"):
             await client.vote_resolve("example", "1.2.0", "passed")
 
 

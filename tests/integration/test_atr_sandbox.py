@@ -10,6 +10,7 @@ import pytest
 
 import watcher.atr.errors as errors
 import watcher.sandbox.atr as sandbox_atr
+import watcher.sandbox.atr_state as atr_state
 import watcher.sandbox.clock as sandbox_clock
 from tests.fixtures import atr as fixtures
 from tests.fixtures.atr import MemoryLists, StartAtr, client_for, scenario_data
@@ -69,7 +70,8 @@ async def test_cast_is_refused_where_atr_refuses_it(start_atr: StartAtr, atr_clo
         async with client_for(atr, atr_clock, uid="bob", pat="pat-bob-0000") as bob:
             with pytest.raises(errors.ConflictError, match="not accepting trusted votes"):
                 await bob.vote_cast("mailer", "3.0.1", "+1")
-            with pytest.raises(errors.NotFoundError):
+            # §10.5.9: an unknown release is a 409 too; only an embargoed one is a 404.
+            with pytest.raises(errors.ConflictError, match="Vote is no longer open"):
                 await bob.vote_cast("example", "9.9.9", "+1")
         async with client_for(atr, atr_clock) as outsider:
             atr.state.committees["example"] = atr.state.committees["mail"]
@@ -87,7 +89,7 @@ async def test_resolve_follows_atrs_rules(
         async with rm, committer:
             with pytest.raises(errors.ForbiddenError):
                 await committer.vote_resolve("example", "1.2.0", "passed")
-            with pytest.raises(errors.ConflictError, match="still open"):
+            with pytest.raises(errors.ConflictError, match="before the voting period has ended"):
                 await rm.vote_resolve("example", "1.2.0", "passed")
             atr_clock.advance(71 * HOUR)
             with pytest.raises(errors.ConflictError, match="enough binding \\+1 votes"):
@@ -95,13 +97,18 @@ async def test_resolve_follows_atrs_rules(
             async with client_for(atr, atr_clock, uid="carol", pat="pat-carol-0000") as carol:
                 await carol.vote_cast("example", "1.2.0", "+1")
             assert (await rm.vote_resolve("example", "1.2.0", "passed")).success
-            with pytest.raises(errors.ConflictError, match="not in the voting phase"):
+            # §8.5: a release no longer in release_candidate is not found by the writer.
+            with pytest.raises(errors.NotFoundError, match="Release not found"):
                 await rm.vote_resolve("example", "1.2.0", "passed")
             release = await rm.release_get("example", "1.2.0")
     assert release.phase == "release_preview"
     assert release.vote_resolved == atr_clock.now()
+    assert release.vote_thread_url is not None and release.vote_thread_url.startswith(
+        "https://lists.apache.org/thread/"
+    )
     result = memory_lists.on("dev@example.apache.org")[-1]
-    assert result.subject == "[RESULT] [VOTE] Release Example 1.2.0 PASSED"
+    # §5.7: the project's display name.
+    assert result.subject == "[RESULT] [VOTE] Release Apache Example 1.2.0 PASSED"
     assert result.text.startswith("The vote passed.")
 
 
@@ -132,9 +139,10 @@ async def test_an_email_vote_passes_on_the_rms_word_and_tabulates_through_the_ho
         results = await rm.vote_tabulate("mailer", "3.0.1")
         # Started an hour ago with 96 hours to run: one more hour to go after this.
         atr_clock.advance(94 * HOUR)
-        with pytest.raises(errors.ConflictError, match="still open"):
+        with pytest.raises(errors.ConflictError, match="before the voting period has ended"):
             await rm.vote_resolve("mailer", "3.0.1", "passed")
-        atr_clock.advance(HOUR)
+        # §8.1: the end counts from when the start task ran, a moment after `vote_started`.
+        atr_clock.advance(HOUR + atr_state.INITIATE_DELAY)
         await rm.vote_resolve("mailer", "3.0.1", "passed")
     assert results.vote_mode == "email"
     assert results.trusted_ballots is None
@@ -193,7 +201,7 @@ async def test_manual_votes_are_not_resolved_through_the_api(
         client_for(atr, atr_clock, uid=fixtures.RM_UID, pat=fixtures.RM_PAT) as rm,
     ):
         atr_clock.advance(100 * HOUR)
-        with pytest.raises(errors.ConflictError, match="Manual votes"):
+        with pytest.raises(errors.ConflictError, match="configured for manual voting"):
             await rm.vote_resolve("example", "1.2.0", "passed")
 
 
@@ -207,11 +215,78 @@ async def test_the_sandbox_enforces_atrs_limits_and_error_shapes(
         missing = await http.post("/api/vote/tabulate", json={"project": "example", "version": "1.2.0"})
         invalid = await http.post("/api/vote/tabulate", content=b"not json", headers={"Authorization": "Bearer x.y.z"})
         unknown = await http.get("/api/no/such/endpoint")
+        gets = [await http.get("/api/release/get/example/1.2.0") for _ in range(101)]
+        other_route = await http.get("/api/project/get/example")
+    # §10.3: jwt/create 10/h; a 429 says `retry_after` in the body (360 s: one per 6 minutes), no header.
     assert [r.status_code for r in exchanges] == [200] * 10 + [429]
-    assert exchanges[-1].json()["error"].startswith("Rate limit exceeded")
-    assert int(exchanges[-1].headers["Retry-After"]) > 3500
+    limited = exchanges[-1]
+    assert limited.json()["error"] == "rate_limit_exceeded"
+    assert limited.json()["detail"] == "Too many requests, please retry later."
+    assert limited.json()["retry_after"] == 360
+    assert "Retry-After" not in limited.headers
+    # RateLimit-* describe the 100/min bucket only, 429 included.
+    assert limited.headers["RateLimit-Limit"] == "100"
+    assert exchanges[0].headers["RateLimit-Remaining"] == "99"
     assert exchanges[0].json()["endpoint"] == "/jwt/create"
+    # Every route 100/min per client: the 101st in a minute is refused, another route is not.
+    assert [r.status_code for r in gets] == [200] * 100 + [429]
+    assert gets[-1].headers["RateLimit-Remaining"] == "0"
+    assert 0 < gets[-1].json()["retry_after"] <= 1
+    assert other_route.status_code == 200
     assert missing.status_code == 401
     assert "Bearer token" in missing.json()["error"]
     assert invalid.status_code == 401
-    assert unknown.status_code == 404 and "error" in unknown.json()
+    assert unknown.status_code == 404 and unknown.json()["error"] == "404 Not Found"
+    assert all("request_id" in r.json() for r in (limited, missing, invalid, unknown))
+    assert atr.schema_violations == []
+
+
+async def test_expedited_releases_are_hidden_from_listings_and_outsiders(
+    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+) -> None:
+    # §8.6: embargoed until released; listings leave it out for everyone, tabulate/cast 404 for non-members.
+    releases = scenario_data()["atr"]["releases"]
+    releases[0]["expedited"] = True
+    async with start_atr(scenario_data(releases=releases)) as atr:
+        async with client_for(atr, atr_clock, uid="dave", pat="pat-dave-0000") as outsider:
+            listed = await outsider.releases_list()
+            with pytest.raises(errors.NotFoundError, match=r"Release example-1\.2\.0 not found"):
+                await outsider.vote_tabulate("example", "1.2.0")
+            with pytest.raises(errors.NotFoundError):
+                await outsider.vote_cast("example", "1.2.0", "+1")
+        async with client_for(atr, atr_clock, uid="bob", pat="pat-bob-0000") as member:
+            member_listed = await member.releases_list()
+            tabulated = await member.vote_tabulate("example", "1.2.0")
+    assert "example-1.2.0" not in {r.key for r in listed}
+    assert "example-1.2.0" not in {r.key for r in member_listed}
+    assert tabulated.vote_seq == 7
+
+
+async def test_every_ballot_gets_a_receipt_but_tabulate_names_only_the_latest(
+    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
+) -> None:
+    # §6.5: one receipt per cast; ATR's email tally leaves out all of them, the API names the effective one.
+    asked: list[sandbox_atr.TallyRequest] = []
+
+    async def tally(request: sandbox_atr.TallyRequest) -> Mapping[str, Any] | None:
+        asked.append(request)
+        return None
+
+    async with start_atr(tally=tally) as atr, client_for(atr, atr_clock, uid="bob", pat="pat-bob-0000") as bob:
+        await bob.vote_cast("example", "1.2.0", "+1")
+        await bob.vote_cast("example", "1.2.0", "-1", "found a problem")
+        results = await bob.vote_tabulate("example", "1.2.0")
+    receipts = [m for m in memory_lists.on("dev@example.apache.org") if m.from_address == "bob@apache.org"]
+    assert [m.text.splitlines()[0] for m in receipts] == [
+        "+1 (binding) (bob) Bob Builder",
+        "-1 (binding) (bob) Bob Builder",
+    ]
+    assert results.receipt_message_ids() == {receipts[1].message_id}
+    assert asked[-1].excluded_message_ids == {m.message_id for m in receipts}
+
+
+async def test_vote_serials_are_per_release(start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock) -> None:
+    async with start_atr() as atr:
+        before = {key: r.current_vote_seq for key, r in atr.state.releases.items()}
+        await atr.restart_vote("mailer-3.0.1")
+    assert atr.state.releases["mailer-3.0.1"].current_vote_seq == (before["mailer-3.0.1"] or 0) + 1

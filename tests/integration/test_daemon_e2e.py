@@ -135,7 +135,8 @@ async def test_atr_500_during_resolve_is_retried_and_resolves_once(start_e2e: e2
     assert [e.data["resolution"] for e in env.of("resolved", RELEASE)] == ["passed"]
     assert env.vote_of(RELEASE).phase == "release_preview"
     results = [s for s in env.posted_subjects(RELEASE) if s.startswith("[RESULT]")]
-    assert results == ["[RESULT] [VOTE] Release Lantern 2.0.0 PASSED"]
+    # ATR names the project by its display name in the [RESULT] subject (reference/atr.md §5.7).
+    assert results == ["[RESULT] [VOTE] Release Apache Lantern 2.0.0 PASSED"]
     async with env.store() as db:
         resolution = await db.get_resolution(RELEASE, 1)
     assert resolution is not None

@@ -66,7 +66,7 @@ def scenario(now: float) -> atr_scenario.Scenario:
         projects[key] = {
             "name": f"Apache {key.title()}",
             "committee_key": key,
-            "policy": {"vote_mode": "trusted", "min_hours": 72, "vote_recipients": {"to": [f"dev@{key}.apache.org"]}},
+            "policy": {"vote_mode": "trusted", "min_hours": 72, "vote_recipients": {"to": f"dev@{key}.apache.org"}},
         }
         releases.append(
             {
@@ -83,6 +83,7 @@ def scenario(now: float) -> atr_scenario.Scenario:
     data = {
         "atr": {
             "pats": {"watcher": PAT},
+            "api_per_minute": 1_000_000,
             "api_per_hour": 1_000_000,
             "jwt_per_hour": 1_000,
             "jwt_minutes": 600,

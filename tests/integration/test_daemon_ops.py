@@ -59,6 +59,7 @@ def scenario(now: float) -> atr_scenario.Scenario:
     data = {
         "atr": {
             "pats": {"watcher": PAT},
+            "api_per_minute": 100_000,
             "api_per_hour": 100_000,
             "jwt_minutes": 600,
             "committees": {
@@ -73,7 +74,7 @@ def scenario(now: float) -> atr_scenario.Scenario:
                 PROJECT: {
                     "name": "Apache Lantern",
                     "committee_key": PROJECT,
-                    "policy": {"vote_mode": "trusted", "min_hours": 72, "vote_recipients": {"to": [LIST]}},
+                    "policy": {"vote_mode": "trusted", "min_hours": 72, "vote_recipients": {"to": LIST}},
                 }
             },
             "releases": [

@@ -67,7 +67,7 @@ def scenario(ends_in_s: int) -> dict[str, Any]:
         projects[key] = {
             "name": f"Apache {key.title()}",
             "committee_key": key,
-            "policy": {"vote_mode": "trusted", "min_hours": 72, "vote_recipients": {"to": [f"dev@{key}.apache.org"]}},
+            "policy": {"vote_mode": "trusted", "min_hours": 72, "vote_recipients": {"to": f"dev@{key}.apache.org"}},
         }
         releases.append(
             {
@@ -87,6 +87,7 @@ def scenario(ends_in_s: int) -> dict[str, Any]:
         "atr": {
             "pats": {instances.WATCHER_UID: PAT},
             "jwt_per_hour": 1000,
+            "api_per_minute": 1_000_000,
             "api_per_hour": 1_000_000,
             "resolve_per_hour": 1000,
             "committees": committees,

@@ -67,3 +67,42 @@ def test_sliding_window_counts_exactly_and_frees_as_events_age() -> None:
     clock.advance(3600 - 600)
     assert window.delay() == 0
     assert len(window) == 9
+
+
+async def test_route_budgets_count_each_route_alone_as_atr_does() -> None:
+    clock = sandbox_clock.ManualClock(0)
+    routes = budget.RouteBudget(300, per_minute=90, own={"/api/vote/resolve": 10}, clock=clock)
+    waits = [await routes.take("/api/project/get", clock.sleep) for _ in range(90)]
+    assert sum(waits) == 0
+    # The 91st in the minute waits for the next slot (60/90 s); another route does not wait at all.
+    assert await routes.take("/api/policy/get", clock.sleep) == 0
+    assert await routes.take("/api/project/get", clock.sleep) == pytest.approx(60 / 90)
+
+
+async def test_a_routes_own_limit_spaces_it_after_its_burst() -> None:
+    clock = sandbox_clock.ManualClock(0)
+    routes = budget.RouteBudget(300, own={"/api/vote/resolve": 10}, clock=clock)
+    waits = [await routes.take("/api/vote/resolve", clock.sleep) for _ in range(11)]
+    # ATR's 10/h by GCRA: ten at once, then one per 6 minutes (atr.md §10.3).
+    assert waits[:10] == [0.0] * 10
+    assert waits[10] == pytest.approx(360)
+
+
+async def test_no_hour_of_a_route_holds_more_than_the_budget() -> None:
+    clock = sandbox_clock.ManualClock(0)
+    routes = budget.RouteBudget(40, clock=clock)
+    stamps = []
+    for _ in range(200):
+        await routes.take("/api/release/get", clock.sleep)
+        stamps.append(clock())
+    assert max_in_any_hour(stamps) <= 40
+
+
+async def test_an_empty_bucket_reported_by_atr_holds_the_route() -> None:
+    clock = sandbox_clock.ManualClock(0)
+    routes = budget.RouteBudget(300, clock=clock)
+    routes.observe("/api/release/get", remaining=0, limit=100)
+    assert routes.delay("/api/release/get") == pytest.approx(0.6)
+    routes.hold("/api/project/get", 30)
+    assert routes.delay("/api/project/get") == pytest.approx(30)
+    assert routes.delay("/api/committee/get") == 0

@@ -85,7 +85,8 @@ def policy(**fields: object) -> models.Policy:
 
 
 def test_a_trusted_vote_of_a_top_level_project() -> None:
-    vote = discovery.track(release(), PROJECT, policy(policy_vote_recipients={"to": ["dev@example.apache.org"]}), PMC)
+    recipients = {"to": "dev@example.apache.org", "cc": [], "bcc": []}
+    vote = discovery.track(release(), PROJECT, policy(policy_vote_recipients=recipients), PMC)
     assert vote is not None
     assert (vote.release_key, vote.project, vote.version, vote.vote_seq) == ("example-1.0.0", "example", "1.0.0", 3)
     assert vote.mode == "trusted"
@@ -137,9 +138,11 @@ def test_podling_rounds_use_the_ppmc_then_the_ipmc_and_general() -> None:
     assert discovery.change_kind(round_one, round_two) == "next_round"
 
 
-def test_list_address_falls_back_to_mailto_then_dev() -> None:
-    old = policy(policy_mailto_addresses=["private@example.apache.org"])
-    assert discovery.list_address(old, "example", None, discovery.SECOND_ROUND_LIST) == "private@example.apache.org"
+def test_list_address_is_the_policy_default_else_dev() -> None:
+    private = policy(policy_vote_recipients={"to": "private@example.apache.org", "cc": [], "bcc": []})
+    assert discovery.list_address(private, "example", None, discovery.SECOND_ROUND_LIST) == "private@example.apache.org"
+    unset = policy(policy_vote_recipients={"to": None, "cc": [], "bcc": []})
+    assert discovery.list_address(unset, "example", None, discovery.SECOND_ROUND_LIST) == "dev@example.apache.org"
     assert discovery.list_address(policy(), "example", None, discovery.SECOND_ROUND_LIST) == "dev@example.apache.org"
 
 

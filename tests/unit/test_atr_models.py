@@ -36,18 +36,17 @@ def test_a_release_without_its_key_fields_is_refused() -> None:
         models.Release.model_validate({"key": "x-1", "phase": "release_candidate"})
 
 
-def test_an_older_policy_with_mailto_addresses_parses() -> None:
-    policy = models.Policy.model_validate(
-        {
-            "project_key": "old",
-            "policy_vote_mode": "email",
-            "policy_min_hours": 72,
-            "policy_mailto_addresses": ["dev@old.apache.org", "private@old.apache.org"],
-            "policy_start_vote_subject": "[VOTE] Release {{PROJECT_NAME}} {{VERSION}}",
-        }
+def test_policy_vote_recipients_to_is_one_address_or_null() -> None:
+    # reference/atr.md §10.5.5: `to` is a string or null, never a list.
+    base = {"project_key": "p", "policy_vote_mode": "trusted", "policy_min_hours": 72}
+    one = models.Policy.model_validate(
+        base | {"policy_vote_recipients": {"to": "dev@p.apache.org", "cc": ["x@p.apache.org"], "bcc": []}}
     )
-    assert policy.policy_vote_recipients is None
-    assert policy.policy_mailto_addresses[0] == "dev@old.apache.org"
+    assert one.policy_vote_recipients is not None
+    assert one.policy_vote_recipients.to == "dev@p.apache.org"
+    unset = models.Policy.model_validate(base | {"policy_vote_recipients": {"to": None, "cc": [], "bcc": []}})
+    assert unset.policy_vote_recipients is not None
+    assert unset.policy_vote_recipients.to is None
 
 
 def test_tabulate_results_give_receipt_ids_without_brackets() -> None:

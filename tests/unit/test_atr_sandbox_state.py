@@ -199,7 +199,7 @@ def test_issued_tokens_expire_and_can_be_invalidated() -> None:
     with pytest.raises(atr_state.RefusalError, match="Token has expired"):
         atr.verify_jwt(f"Bearer {jwt}", NOW + 30 * 60)
     atr.invalidate_tokens()
-    with pytest.raises(atr_state.RefusalError, match="Invalid token"):
+    with pytest.raises(atr_state.RefusalError, match="Token signature verification failed"):
         atr.verify_jwt(f"bearer {jwt}", NOW)
     with pytest.raises(atr_state.RefusalError, match="Invalid PAT"):
         atr.issue_jwt(fixtures.UID, "not-the-pat", NOW)

@@ -102,3 +102,112 @@ class SlidingWindow:
     def __len__(self) -> int:
         self._expire()
         return len(self._events)
+
+
+class Gcra:
+    """`count` requests per `period` as ATR's limiter counts them (GCRA, reference/atr.md §10.3):
+    a burst up to `count`, then one request per `period / count`."""
+
+    def __init__(self, count: int, period: float, *, clock: Clock = time.monotonic) -> None:
+        if count < 1:
+            raise ValueError("a rate limit must allow at least one request")
+        self.count = count
+        self.period = period
+        self.interval = period / count
+        self._clock = clock
+        self._tat = clock()
+
+    def delay(self) -> float:
+        """Seconds until a request is admitted (0: now)."""
+        now = self._clock()
+        separation = max(self._tat, now) - now
+        return max(0.0, separation - (self.period - self.interval))
+
+    def record(self) -> None:
+        """Count a request now."""
+        now = self._clock()
+        self._tat = max(self._tat, now) + self.interval
+
+    def hold(self, seconds: float) -> None:
+        """ATR said this bucket is empty: admit nothing for `seconds`."""
+        now = self._clock()
+        self._tat = max(self._tat, now + seconds + self.period - self.interval)
+
+    def remaining(self) -> int:
+        """Requests admitted at once from now."""
+        now = self._clock()
+        return max(0, int((self.period - (max(self._tat, now) - now)) / self.interval + _EPSILON))
+
+
+class RouteBudget:
+    """ATR's limits, kept on the client's side: each route has its own buckets (§10.3).
+
+    Every route: `per_minute` a minute (ATR's limiter: GCRA, 100) and at most `per_hour` in any
+    hour (ATR: 1000; the operator's `request_budget`, counted exactly by a sliding window), plus a
+    route's own limit (vote/resolve 10/h, vote/cast 60/h; PAT exchanges are counted by
+    `watcher.atr.tokens`). Requests to one route never wait for another route's.
+    """
+
+    def __init__(
+        self,
+        per_hour: int,
+        *,
+        per_minute: int = 90,
+        own: dict[str, int] | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        if per_hour < 1:
+            raise ValueError("the request budget must be at least 1 an hour")
+        self.per_hour = per_hour
+        self.per_minute = min(per_minute, per_hour)
+        self._own = dict(own or {})
+        self._clock = clock
+        self._minute: dict[str, Gcra] = {}
+        self._hour: dict[str, SlidingWindow] = {}
+        self._extra: dict[str, Gcra] = {}
+        self._lock = asyncio.Lock()
+        self.waited = 0.0
+
+    def _buckets(self, route: str) -> tuple[Gcra, SlidingWindow, Gcra | None]:
+        if route not in self._minute:
+            self._minute[route] = Gcra(self.per_minute, 60.0, clock=self._clock)
+            self._hour[route] = SlidingWindow(self.per_hour, clock=self._clock)
+            if route in self._own:
+                self._extra[route] = Gcra(self._own[route], HOUR, clock=self._clock)
+        return self._minute[route], self._hour[route], self._extra.get(route)
+
+    def delay(self, route: str) -> float:
+        """Seconds until `route` admits a request."""
+        minute, hour, extra = self._buckets(route)
+        return max(minute.delay(), hour.delay(), extra.delay() if extra is not None else 0.0)
+
+    async def take(self, route: str, sleep: Sleep = asyncio.sleep) -> float:
+        """Wait until `route` admits a request and count it; returns the seconds waited."""
+        waited = 0.0
+        async with self._lock:
+            while (wait := self.delay(route)) > _EPSILON:
+                waited += wait
+                await sleep(wait)
+            minute, hour, extra = self._buckets(route)
+            minute.record()
+            hour.record()
+            if extra is not None:
+                extra.record()
+        self.waited += waited
+        return waited
+
+    def observe(self, route: str, remaining: int | None, limit: int | None) -> None:
+        """ATR's `RateLimit-Remaining`/`-Limit` (its per-minute bucket): when it is empty, wait for the next slot."""
+        if remaining is None or limit is None or remaining > 0 or limit < 1:
+            return
+        self._buckets(route)[0].hold(60.0 / limit)
+
+    def hold(self, route: str, seconds: float) -> None:
+        """A 429 said `retry_after`: the route admits nothing until then."""
+        self._buckets(route)[0].hold(seconds)
+
+    def remaining(self) -> int:
+        """Requests left in the last hour's budget on the busiest route (the whole budget before any)."""
+        if not self._hour:
+            return self.per_hour
+        return min(max(0, self.per_hour - len(window)) for window in self._hour.values())

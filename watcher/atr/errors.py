@@ -77,6 +77,10 @@ class AuthLimitError(AtrError):
     """The client refused to exchange the PAT again: ATR allows 10 exchanges an hour."""
 
 
+class PatRejectedError(UnauthorizedError):
+    """ATR refused the PAT itself (`jwt/create` answered 401 or 403): expired, revoked, or not this uid's."""
+
+
 class UnexpectedStatusError(AtrError):
     """Any other non-success status."""
 

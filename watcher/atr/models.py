@@ -1,13 +1,18 @@
-"""ATR API response models, field names as ATR's (reference/atr.md §3, §10).
+"""ATR API response models, field names and JSON types as ATR's at 1881ebb9 (reference/atr.md §10.5).
 
 Every model ignores fields it does not know, so a newer ATR that adds fields still parses.
 Enumerations that ATR may extend (phase, vote mode) are plain strings with known values below.
+
+`parse` is the tolerant reader: a field of an unexpected shape that the caller can do without is
+dropped (its default applies) and named by JSON path; only an essential field's failure raises.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime
-from typing import Annotated, Final
+from collections.abc import Collection
+from typing import Annotated, Any, Final, TypeVar
 
 import pydantic
 
@@ -20,6 +25,12 @@ MODE_EMAIL: Final = "email"
 MODE_TRUSTED: Final = "trusted"
 DEFAULT_MIN_HOURS: Final = 72
 DEFAULT_SUBJECT_TEMPLATE: Final = "[VOTE] Release {{PROJECT_NAME}} {{VERSION}}"
+# What a vote cannot be tracked without (issue 16 item 1); everything else has a safe default.
+RELEASE_ESSENTIAL: Final = frozenset({"key", "project_key", "version", "phase", "current_vote_seq", "vote_mode"})
+# Ballots decide reminders and resolutions: guessing them is worse than failing the call.
+TABULATE_ESSENTIAL: Final = frozenset({"vote_mode", "vote_seq", "trusted_ballots", "trusted_summary", "trusted_passed"})
+JWT_ESSENTIAL: Final = frozenset({"jwt"})
+_MAX_REPAIRS: Final = 50
 
 
 def _as_utc(value: datetime.datetime) -> datetime.datetime:
@@ -65,37 +76,39 @@ class ReleasesPage(AtrModel):
 class Project(AtrModel):
     """A project (`project/get`): its committee and full name ("Apache Example")."""
 
-    key: str
+    key: str = ""
     name: str | None = None
     committee_key: str | None = None
     status: str | None = None
 
 
 class Recipients(AtrModel):
-    """`policy_vote_recipients`: where the [VOTE] mail goes."""
+    """`RecipientDefaults` (reference/atr.md §10.5.5): the default [VOTE] recipients.
 
-    to: list[str] = []
+    `to` is one address or null (null unless a default is stored), never a list.
+    """
+
+    to: str | None = None
     cc: list[str] = []
     bcc: list[str] = []
 
 
 class Policy(AtrModel):
-    """A release policy (`policy/get`); older ATRs give `policy_mailto_addresses` instead of recipients."""
+    """A release policy (`policy/get`, reference/atr.md §10.5.5)."""
 
-    project_key: str
+    project_key: str = ""
     policy_vote_mode: str = MODE_EMAIL
     policy_manual_vote: bool = False
     policy_min_hours: int | None = None
     policy_start_vote_subject: str = DEFAULT_SUBJECT_TEMPLATE
     policy_start_vote_template: str = ""
     policy_vote_recipients: Recipients | None = None
-    policy_mailto_addresses: list[str] = []
 
 
 class Committee(AtrModel):
     """A committee (`committee/get`); the IPMC is `incubator`."""
 
-    key: str
+    key: str = ""
     name: str | None = None
     is_podling: bool = False
     committee_members: list[str] = []
@@ -178,9 +191,9 @@ class VoteCastResults(AtrModel):
 
 
 class VoteResolveResults(AtrModel):
-    """`vote/resolve`."""
+    """`vote/resolve` (`success` is always true, §10.5.8)."""
 
-    success: bool
+    success: bool = True
 
 
 class JwtCreateResults(AtrModel):
@@ -188,3 +201,73 @@ class JwtCreateResults(AtrModel):
 
     asfuid: str
     jwt: pydantic.SecretStr
+
+
+Model = TypeVar("Model", bound=pydantic.BaseModel)
+
+
+def parse(model: type[Model], data: object, essential: Collection[str] = ()) -> tuple[Model, list[str]]:
+    """The model, and the JSON paths of the fields left out because their shape was unexpected.
+
+    Raises `pydantic.ValidationError` when a top-level field in `essential` (or a required field
+    without a default) fails, or when `data` is not an object.
+    """
+    current: Any = copy.deepcopy(data)
+    ignored: list[str] = []
+    for _ in range(_MAX_REPAIRS):
+        try:
+            return model.model_validate(current), ignored
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            loc = tuple(first["loc"])
+            if first["type"] == "missing":
+                loc = loc[:-1]
+            if not isinstance(current, dict) or not loc or loc[0] in essential or str(loc[0]) not in current:
+                raise
+            ignored.append(_drop(current, loc))
+    return model.model_validate(current), ignored
+
+
+def _drop(data: dict[str, Any], loc: tuple[int | str, ...]) -> str:
+    """Remove the value at `loc` (as deep as the data reaches); returns its JSON path."""
+    parent: Any = data
+    path = "$"
+    for index, step in enumerate(loc):
+        last = index == len(loc) - 1
+        child = _child(parent, step)
+        if child is _ABSENT:
+            break
+        if last or not isinstance(child, dict | list):
+            _remove(parent, step)
+            return f"{path}.{step}"
+        parent, path = child, f"{path}.{step}"
+    # The location's tail is not in the data (a union tag): drop what it reached.
+    return _drop_path(data, path)
+
+
+_ABSENT: Final = object()
+
+
+def _child(parent: Any, step: int | str) -> Any:
+    if isinstance(parent, dict):
+        return parent.get(str(step), _ABSENT)
+    if isinstance(parent, list) and isinstance(step, int) and 0 <= step < len(parent):
+        return parent[step]
+    return _ABSENT
+
+
+def _remove(parent: Any, step: int | str) -> None:
+    if isinstance(parent, dict):
+        parent.pop(str(step), None)
+    elif isinstance(parent, list) and isinstance(step, int):
+        parent.pop(step)
+
+
+def _drop_path(data: dict[str, Any], path: str) -> str:
+    steps = path.split(".")[1:]
+    parent: Any = data
+    for step in steps[:-1]:
+        parent = parent[int(step)] if isinstance(parent, list) else parent[step]
+    last = steps[-1]
+    _remove(parent, int(last) if isinstance(parent, list) else last)
+    return path

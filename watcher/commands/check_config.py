@@ -1,4 +1,9 @@
-"""`vote-watcher check-config --config PATH`: validate a configuration, print what would run."""
+"""`vote-watcher check-config --config PATH [--probe]`: validate a configuration, print what would run.
+
+With `--probe` it also tries the live ATR (`watcher.atr.probe`): the PAT (or the JWT the state
+database holds), the running votes, and the drift of ATR's `/api/openapi.json` from the schema the
+client was written against. It exits 1 when something the daemon needs is missing or refused.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,15 @@ from typing import Final
 
 import sqlalchemy.engine
 
+import watcher.atr.client as atr_client
+import watcher.atr.probe as atr_probe
+import watcher.atr.tokens as atr_tokens
 import watcher.config as config
 import watcher.durations as durations
+import watcher.store as store_api
 
 EXIT_OK: Final = 0
+EXIT_PROBE_FAILED: Final = 1
 EXIT_INVALID: Final = 2
 
 
@@ -22,7 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-readable-secrets", action="store_true", help="accept *_file secrets others can read, with a warning"
     )
-    parser.add_argument("--probe", action="store_true", help="also ask the live servers (archive lists)")
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="also ask the live servers: ATR (the PAT, the running votes, its OpenAPI schema against ours) "
+        "and the archive lists",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,9 +56,44 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.config}: OK")
     for line in summary(loaded):
         print(line)
-    if args.probe and not probe_archives(loaded):
+    if not getattr(args, "probe", False):
+        return EXIT_OK
+    archives_ok = probe_archives(loaded)
+    report = asyncio.run(probe(loaded))
+    for line in report.lines:
+        print(line)
+    if not archives_ok:
         return EXIT_INVALID
-    return EXIT_OK
+    return EXIT_OK if report.ok else EXIT_PROBE_FAILED
+
+
+async def probe(cfg: config.Config) -> atr_probe.Report:
+    """The probe with this configuration's ATR account; the stored JWT is shared when the database is current."""
+    db = None
+    shared: atr_tokens.TokenStore = atr_tokens.MemoryTokens()
+    try:
+        db = await store_api.open(cfg.watcher.database_url)
+        await db.check_current()
+        if cfg.atr.pat is not None:
+            shared = atr_tokens.StoreTokens(db, cfg.atr.base_url, cfg.atr.uid, cfg.atr.pat.reveal())
+    except Exception as exc:
+        # No state database yet (or not reachable): the probe still works, with a JWT of its own.
+        print(f"state database: {type(exc).__name__}: not used by the probe", file=sys.stderr)
+    try:
+        client = atr_client.AtrClient(
+            cfg.atr.base_url,
+            cfg.atr.uid,
+            cfg.atr.pat,
+            budget_per_hour=cfg.atr.request_budget,
+            ca_file=cfg.atr.ca_file,
+            token_store=shared,
+            max_retries=1,
+        )
+        async with client:
+            return await atr_probe.probe(client)
+    finally:
+        if db is not None:
+            await db.close()
 
 
 def probe_archives(cfg: config.Config) -> bool:

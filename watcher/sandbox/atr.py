@@ -1,9 +1,12 @@
 """A stand-in for ATR's HTTP API on loopback, for the demo and the tests (reference/atr.md §10).
 
 It serves the endpoints vote-watcher uses, with ATR's JSON shapes and errors, from a scenario
-(`atr_scenario`) and the rules in `atr_state`: PAT → JWT with expiry and 10 exchanges an hour,
-500 API requests an hour (429 with Retry-After), trusted ballots with the IPMC carry,
-`vote/tabulate`, `vote/resolve` and `vote/cast`. Time comes from an injected clock, so a test or
+(`atr_scenario`) and the rules in `atr_state`: PAT → JWT with expiry, ATR's rate limits (every
+route 100/min and 1000/h, jwt/create and vote/resolve 10/h, vote/cast 60/h; a 429 says
+`retry_after` in its body, §10.3), trusted ballots with the IPMC carry, `vote/tabulate`,
+`vote/resolve` and `vote/cast`. Every answer is checked against `atr-api-schema.json` before it
+leaves (an answer that disagrees is a 500 and is kept in `schema_violations`, so a test that
+relies on a fiction fails). Time comes from an injected clock, so a test or
 the demo decides when votes end. Every request is logged (`requests`) for tests and benchmarks.
 Mails ATR would send (ballot receipts, [RESULT], a round-2 [VOTE]) go to `on_receipt(raw, list)`,
 which the sandbox lists.apache.org accepts; `tally` may supply the email tabulation (`details`).
@@ -22,12 +25,14 @@ import argparse
 import asyncio
 import dataclasses
 import inspect
+import json
 import pathlib
 import signal
 import ssl
 import sys
 import time
 import urllib.parse
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
@@ -35,12 +40,14 @@ import aiohttp
 import aiohttp.web as web
 import structlog
 
+import watcher.atr.schema as schema
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.atr_state as atr_state
 import watcher.sandbox.clock as sandbox_clock
 import watcher.sandbox.site as site
 
 BEARER_PATHS: Final = frozenset({"/api/vote/tabulate", "/api/vote/cast", "/api/vote/resolve"})
+JWT_PATH: Final = "/api/jwt/create"
 UID: Final = web.RequestKey("uid", str)
 CLIENT_CLOSED: Final = 499
 
@@ -112,6 +119,12 @@ class AtrSandbox:
         self.tally = tally
         self.ssl_context = ssl_context
         self.requests: list[RequestRecord] = []
+        self.schema_violations: list[str] = []
+        """Answers that disagreed with atr-api-schema.json (each was sent as a 500 instead)."""
+        self.openapi_document: dict[str, Any] = openapi_document()
+        """What `/api/openapi.json` serves (a test may change it to show drift)."""
+        self.request_violations: list[str] = []
+        """Request bodies that disagreed with the schema's request definitions (each answered 400)."""
         self.posted: list[atr_state.Outgoing] = []
         self._faults = _Faults()
         self._site = site.LoopbackSite()
@@ -157,8 +170,7 @@ class AtrSandbox:
     async def start(self) -> str:
         """Listen on the loopback port (0 picks a free one); returns the base URL."""
         app = web.Application(middlewares=[self._middleware])
-        for path in self.state.settings.jwt_paths:
-            app.router.add_post(path, self._jwt_create)
+        app.router.add_post(JWT_PATH, self._jwt_create)
         app.router.add_get("/api/releases/list", self._releases_list)
         app.router.add_get("/api/release/get/{project}/{version}", self._release_get)
         app.router.add_get("/api/project/get/{project}", self._project_get)
@@ -167,6 +179,7 @@ class AtrSandbox:
         app.router.add_post("/api/vote/tabulate", self._vote_tabulate)
         app.router.add_post("/api/vote/cast", self._vote_cast)
         app.router.add_post("/api/vote/resolve", self._vote_resolve)
+        app.router.add_get("/api/openapi.json", self._openapi)
         app.router.add_get("/_sandbox/requests", self._sandbox_requests)
         app.router.add_post("/_sandbox/restart/{key}", self._sandbox_restart)
         self.port = await self._site.start(app, self.host, self.port, self.ssl_context)
@@ -202,6 +215,13 @@ class AtrSandbox:
 
     async def _answer(self, request: web.Request, handler: Handler, now: float) -> web.StreamResponse:
         api = request.path.startswith("/api/")
+        response = await self._respond(request, handler, now)
+        if api and isinstance(response, web.Response):
+            return self._checked(request.path, response)
+        return response
+
+    async def _respond(self, request: web.Request, handler: Handler, now: float) -> web.StreamResponse:
+        api = request.path.startswith("/api/")
         faults = self._faults
         if api and request.path.startswith(faults.prefix) and faults.failures > 0:
             faults.failures -= 1
@@ -209,25 +229,54 @@ class AtrSandbox:
         if api and request.path.startswith(faults.prefix) and faults.delays > 0:
             faults.delays -= 1
             await asyncio.sleep(faults.delay_s)
+        headers: atr_state.RateHeaders = {}
         try:
-            if api:
-                self.state.limit("api", self.state.settings.api_per_hour, now)
+            route = _route(request)
+            if api and route is not None:
+                headers = self.state.limit(route, now, self._own_limit(route))
             if request.path in BEARER_PATHS:
                 request[UID] = self.state.verify_jwt(request.headers.get("Authorization", ""), now)
-            return await handler(request)
+            response = await handler(request)
         except atr_state.RefusalError as refusal:
-            return _error(refusal.status, refusal.error, refusal.retry_after)
+            response = _error(refusal.status, refusal.error, refusal.retry_after, refusal.details)
+            headers = refusal.headers or headers
+            if refusal.details:
+                self.request_violations.append(f"{request.path}: " + "; ".join(refusal.details))
         except web.HTTPNotFound:
-            return _error(404, "Not found")
+            response = _error(404, "404 Not Found")
         except web.HTTPMethodNotAllowed:
-            return _error(405, "Method not allowed")
+            response = _error(405, "405 Method Not Allowed")
+        response.headers.update(headers)
+        return response
+
+    def _own_limit(self, route: str) -> int | None:
+        # Routes with a limit of their own besides the defaults (§10.3).
+        settings = self.state.settings
+        own = {
+            JWT_PATH: settings.jwt_per_hour,
+            "/api/vote/resolve": settings.resolve_per_hour,
+            "/api/vote/cast": settings.cast_per_hour,
+        }
+        return own.get(route)
+
+    def _checked(self, path: str, response: web.Response) -> web.Response:
+        """The answer, if it agrees with atr-api-schema.json; else a loud 500 (§10.1: ATR validates its answers)."""
+        name = schema.response_definition(path) if 200 <= response.status < 300 else schema.ERROR_BODY
+        if name is None or not isinstance(response.body, bytes):
+            return response
+        found = schema.violations(name, json.loads(response.body))
+        if not found:
+            return response
+        text = f"sandbox answer to {path} breaks {name}: " + "; ".join(found[:5])
+        self.schema_violations.append(text)
+        log.error("sandbox_atr.schema_violation", path=path, definition=name, violations=found[:5])
+        return _error(500, text)
 
     # Handlers.
 
     async def _jwt_create(self, request: web.Request) -> web.Response:
-        body = await _body(request, ("asfuid", "pat"))
+        body = await _body(request)
         now = self.clock()
-        self.state.limit("jwt", self.state.settings.jwt_per_hour, now)
         jwt = self.state.issue_jwt(body["asfuid"], body["pat"], now)
         request[UID] = body["asfuid"]
         return web.json_response({"endpoint": "/jwt/create", "asfuid": body["asfuid"], "jwt": jwt})
@@ -254,17 +303,16 @@ class AtrSandbox:
         return web.json_response(self.state.committee_json(request.match_info["key"]))
 
     async def _vote_tabulate(self, request: web.Request) -> web.Response:
-        body = await _body(request, ("project", "version"))
-        result = self.state.tabulate(body["project"], body["version"])
+        body = await _body(request)
+        result = self.state.tabulate(request[UID], body["project"], body["version"])
         if self.tally is not None:
             release = self.state.release(body["project"], body["version"])
             result["details"] = await self.tally(self._tally_request(release))
         return web.json_response(result)
 
     async def _vote_cast(self, request: web.Request) -> web.Response:
-        body = await _body(request, ("project", "version", "choice"), optional=("comment",))
+        body = await _body(request)
         now = self.clock()
-        self.state.limit("vote/cast", self.state.settings.cast_per_hour, now)
         receipt = self.state.cast(
             request[UID],
             body["project"],
@@ -279,14 +327,17 @@ class AtrSandbox:
         )
 
     async def _vote_resolve(self, request: web.Request) -> web.Response:
-        body = await _body(request, ("project", "version", "resolution"))
+        body = await _body(request)
         now = self.clock()
-        self.state.limit("vote/resolve", self.state.settings.resolve_per_hour, now)
         mails = self.state.resolve(
             request[UID], body["project"], body["version"], resolution=body["resolution"], now=now
         )
         await self._post(mails)
         return web.json_response({"endpoint": "/vote/resolve", "success": True})
+
+    async def _openapi(self, request: web.Request) -> web.Response:
+        """§10.1: ATR serves its OpenAPI document; the sandbox's is its own schema, as components."""
+        return web.json_response(self.openapi_document)
 
     async def _sandbox_requests(self, request: web.Request) -> web.Response:
         records = [dataclasses.asdict(r) for r in self.requests]
@@ -329,22 +380,45 @@ class AtrSandbox:
                 log.warning("sandbox_atr.post_failed", list=mail.list_address, error=str(exc))
 
 
-def _error(status: int, text: str, retry_after: int | None = None) -> web.Response:
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return web.json_response({"error": text}, status=status, headers=headers)
+def openapi_document() -> dict[str, Any]:
+    """An OpenAPI 3.1 document whose components are atr-api-schema.json's definitions."""
+    text = json.dumps(schema.definitions()).replace('"#/$defs/', '"#/components/schemas/')
+    return {"openapi": "3.1.0", "info": {"title": "ATR API (sandbox)"}, "components": {"schemas": json.loads(text)}}
 
 
-async def _body(request: web.Request, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, str]:
+def _route(request: web.Request) -> str | None:
+    """The route's path template (limits are counted per route, §10.3); None for an unknown path."""
+    info = request.match_info
+    if isinstance(info, web.UrlMappingMatchInfo) and info.route.resource is not None:
+        return info.route.resource.canonical
+    return None
+
+
+def _error(status: int, text: str, retry_after: int | None = None, details: list[str] | None = None) -> web.Response:
+    """ATR's error body (§10.2): `error` and `request_id`; a 429 adds `detail` and `retry_after`, no header;
+    a 400 from validation adds `validation_details`."""
+    body: dict[str, Any] = {"error": text, "request_id": str(uuid.uuid4())}
+    if status == 429:
+        body |= {"detail": "Too many requests, please retry later.", "retry_after": retry_after}
+    if details:
+        body["validation_details"] = [{"type": "schema", "loc": [], "msg": detail} for detail in details]
+    return web.json_response(body, status=status)
+
+
+async def _body(request: web.Request) -> dict[str, str]:
+    """The JSON body, checked against the route's request definition in atr-api-schema.json.
+
+    ATR's request models are `schema.Strict` (§10.1): an unknown field or a wrong JSON type is a
+    400 "Input validation failed" with pydantic's `validation_details`.
+    """
     try:
         data = await request.json()
     except ValueError:
         raise atr_state.RefusalError(400, "Input validation failed") from None
-    if not isinstance(data, dict):
-        raise atr_state.RefusalError(400, "Input validation failed")
-    missing = [name for name in required if not isinstance(data.get(name), str)]
-    unknown = sorted(set(data) - set(required) - set(optional))
-    if missing or unknown or any(not isinstance(data[name], str) for name in optional if name in data):
-        raise atr_state.RefusalError(400, "Input validation failed")
+    name = schema.REQUESTS[request.path]
+    found = schema.violations(name, data)
+    if found:
+        raise atr_state.RefusalError(400, "Input validation failed", details=found)
     return {str(k): str(v) for k, v in data.items()}
 
 

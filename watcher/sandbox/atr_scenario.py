@@ -57,10 +57,11 @@ class Settings:
     jwt_minutes: float = 30.0
     jwt_leeway_seconds: float = 0.0
     jwt_per_hour: int = 10
-    api_per_hour: int = 500
+    api_per_minute: int = 100
+    """Every route's default limits, each counted per route and client (reference/atr.md §10.3)."""
+    api_per_hour: int = 1000
     cast_per_hour: int = 60
     resolve_per_hour: int = 10
-    jwt_paths: tuple[str, ...] = ("/api/jwt/create", "/api/jwt")
     second_round_email_to: str = DEFAULT_SECOND_ROUND_LIST
 
 
@@ -85,9 +86,9 @@ class PolicySpec:
     min_hours: int | None = None
     start_vote_subject: str = ""
     start_vote_template: str = ""
-    vote_recipients_to: tuple[str, ...] = ()
+    vote_recipients_to: str | None = None
+    """`recipient_defaults.vote`: one address or none (reference/atr.md §10.5.5)."""
     vote_recipients_cc: tuple[str, ...] = ()
-    mailto_addresses: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -120,6 +121,8 @@ class ReleaseSpec:
     vote_message_id: str | None = None
     email_to: str | None = None
     initiator: str | None = None
+    expedited: bool = False
+    vote_thread_url: str | None = None
 
     @property
     def key(self) -> str:
@@ -179,10 +182,10 @@ def from_mapping(data: Mapping[str, Any], now: float, source: str = "scenario") 
         jwt_minutes=top.number("jwt_minutes", 30.0),
         jwt_leeway_seconds=top.number("jwt_leeway_seconds", 0.0),
         jwt_per_hour=top.integer("jwt_per_hour", 10),
-        api_per_hour=top.integer("api_per_hour", 500),
+        api_per_minute=top.integer("api_per_minute", 100),
+        api_per_hour=top.integer("api_per_hour", 1000),
         cast_per_hour=top.integer("cast_per_hour", 60),
         resolve_per_hour=top.integer("resolve_per_hour", 10),
-        jwt_paths=tuple(top.strings("jwt_paths", ["/api/jwt/create", "/api/jwt"])),
         second_round_email_to=top.string("second_round_email_to", DEFAULT_SECOND_ROUND_LIST),
     )
     clock = settings.now
@@ -220,9 +223,8 @@ def _project(key: str, table: _Table) -> ProjectSpec:
             min_hours=policy_table.optional_integer("min_hours"),
             start_vote_subject=policy_table.string("start_vote_subject", ""),
             start_vote_template=policy_table.string("start_vote_template", ""),
-            vote_recipients_to=tuple(recipients.strings("to", [])) if recipients else (),
+            vote_recipients_to=recipients.optional_string("to") if recipients else None,
             vote_recipients_cc=tuple(recipients.strings("cc", [])) if recipients else (),
-            mailto_addresses=tuple(policy_table.strings("mailto_addresses", [])),
         )
         if recipients is not None:
             recipients.check_unknown()
@@ -254,6 +256,8 @@ def _release(table: _Table, now: float) -> ReleaseSpec:
         vote_subject=table.optional_string("vote_subject"),
         vote_message_id=table.optional_string("vote_message_id"),
         email_to=table.optional_string("email_to"),
+        expedited=table.boolean("expedited", False),
+        vote_thread_url=table.optional_string("vote_thread_url"),
         initiator=table.optional_string("initiator"),
     )
     table.check_unknown()

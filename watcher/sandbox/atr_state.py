@@ -9,7 +9,6 @@ takes `now` (Unix seconds) explicitly; messages ATR would post to a list come ba
 from __future__ import annotations
 
 import base64
-import collections
 import dataclasses
 import datetime
 import email.message
@@ -18,6 +17,7 @@ import email.utils
 import hashlib
 import hmac
 import json
+import math
 import re
 import secrets
 import uuid
@@ -34,23 +34,45 @@ MANUAL: Final = "manual"
 IPMC_KEY: Final = "incubator"
 DEFAULT_MIN_HOURS: Final = 72
 DEFAULT_SUBJECT: Final = "[VOTE] Release {{PROJECT_NAME}} {{VERSION}}"
-JWT_AUDIENCE: Final = "atr-api-pat-test-v1"
-JWT_ISSUER: Final = "https://atr.sandbox.invalid/"
+APP_HOST: Final = "atr.sandbox.invalid"
+# §10.4: `aud` is `https://{APP_HOST}/`.
+JWT_AUDIENCE: Final = f"https://{APP_HOST}/"
+JWT_ISSUER: Final = f"https://{APP_HOST}/"
+# §8.1: `vote_end` = when the VOTE_INITIATE task runs + the duration, so a little after `vote_started`.
+INITIATE_DELAY: Final = 1.0
+THREAD_URL: Final = "https://lists.apache.org/thread/"
 HOUR: Final = 3600.0
+# werkzeug's NotFound() text: what release/get, project/get and policy/get answer (§10.2).
+NOT_FOUND_TEXT: Final = (
+    "The requested URL was not found on the server. If you entered the URL manually please check your spelling and "
+    "try again."
+)
 RESOLUTIONS: Final = frozenset({"passed", "failed", "cancelled"})
 _NAMESPACE: Final = uuid.UUID("6b1c1f55-4d7e-4d43-9a3e-2f0a4be6c1d1")
 _PLACEHOLDER: Final = re.compile(r"\{\{([A-Z_]+)\}\}")
 _BASE36: Final = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
-class RefusalError(Exception):
-    """An API error: HTTP status and ATR's `error` text (and Retry-After seconds for 429)."""
+RateHeaders = dict[str, str]
 
-    def __init__(self, status: int, error: str, retry_after: int | None = None) -> None:
+
+class RefusalError(Exception):
+    """An API error: HTTP status and ATR's `error` text (and, for 429, `retry_after` and the limit headers)."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        retry_after: int | None = None,
+        headers: RateHeaders | None = None,
+        details: list[str] | None = None,
+    ) -> None:
         super().__init__(error)
         self.status = status
         self.error = error
         self.retry_after = retry_after
+        self.headers = headers or {}
+        self.details = details or []
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -80,6 +102,8 @@ class Release:
     vote_message_id: str
     email_to: str
     initiator: str
+    expedited: bool = False
+    vote_thread_url: str | None = None
 
     @property
     def key(self) -> str:
@@ -87,10 +111,10 @@ class Release:
         return f"{self.project_key}-{self.version}"
 
     def vote_end(self) -> float | None:
-        """When the running vote may be resolved (start + duration)."""
+        """When the running vote may be resolved: when the start task ran, plus the duration (§8.1)."""
         if self.vote_started is None:
             return None
-        return self.vote_started + self.vote_duration * HOUR
+        return self.vote_started + INITIATE_DELAY + self.vote_duration * HOUR
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -132,7 +156,7 @@ class AtrState:
         self._jwt_key = secrets.token_bytes(32)
         # Kept so that tests can check no token leaks into logs or errors.
         self.issued_jwts: list[str] = []
-        self._windows: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        self._tat: dict[str, float] = {}
         self.releases: dict[str, Release] = {}
         self.ballots: list[Ballot] = []
         for release_spec in scenario.releases:
@@ -162,6 +186,8 @@ class AtrState:
             vote_message_id=spec.vote_message_id or "",
             email_to=spec.email_to or "",
             initiator=spec.initiator or self._default_initiator(spec.project_key),
+            expedited=spec.expedited,
+            vote_thread_url=spec.vote_thread_url,
         )
         release.vote_subject = spec.vote_subject or self.render_subject(release)
         release.email_to = release.email_to or self._vote_list(release)
@@ -229,37 +255,64 @@ class AtrState:
                 401, "Authentication required. Please provide a valid Bearer token in the Authorization header"
             )
         parts = token.strip().split(".")
+        # The texts are jwtoken.py's (§10.2).
         if len(parts) != 3:
-            raise RefusalError(401, "Invalid token")
+            raise RefusalError(401, "Invalid Bearer JWT format")
         expected = _b64(hmac.new(self._jwt_key, f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest())
         if not hmac.compare_digest(expected, parts[2]):
-            raise RefusalError(401, "Invalid token")
+            raise RefusalError(401, "Token signature verification failed")
         claims = json.loads(_unb64(parts[1]))
         leeway = self.settings.jwt_leeway_seconds
         if claims.get("aud") != JWT_AUDIENCE or now < claims["nbf"] - leeway:
-            raise RefusalError(401, "Invalid token")
+            raise RefusalError(401, "Token signature verification failed")
         if now >= claims["exp"] + leeway:
             raise RefusalError(401, "Token has expired")
         pat = self.pats.get(claims["sub"])
         if pat is None or hashlib.sha3_256(pat.encode()).hexdigest() != claims.get("atr_th"):
-            raise RefusalError(401, "Token is no longer valid")
+            raise RefusalError(401, "Personal Access Token invalid")
         return str(claims["sub"])
 
     def invalidate_tokens(self) -> None:
         """Make every JWT issued so far invalid (as if ATR's signing key changed)."""
         self._jwt_key = secrets.token_bytes(32)
 
-    # Limits.
+    # Limits (reference/atr.md §10.3).
 
-    def limit(self, name: str, per_hour: int, now: float) -> None:
-        """Count a request against a sliding one-hour window; 429 with Retry-After when full."""
-        window = self._windows[name]
-        while window and window[0] <= now - HOUR:
-            window.popleft()
-        if len(window) >= per_hour:
-            retry_after = max(1, int(window[0] + HOUR - now + 0.999))
-            raise RefusalError(429, f"Rate limit exceeded: {per_hour} per 1 hour", retry_after)
-        window.append(now)
+    def limit(self, route: str, now: float, own_per_hour: int | None = None) -> RateHeaders:
+        """Count a request to `route` from the one client key (loopback: the IP) against its buckets.
+
+        §10.3: the route's own limit (if any), then 100/min and 1000/h, each counted per route and
+        client, by GCRA (a burst up to the count, then one request per period/count). Returns the
+        `RateLimit-*` headers of the shortest-period bucket; a 429 carries them and `retry_after`.
+        """
+        settings = self.settings
+        limits: list[tuple[int, float]] = [(own_per_hour, HOUR)] if own_per_hour is not None else []
+        limits += [(settings.api_per_minute, 60.0), (settings.api_per_hour, HOUR)]
+        shortest = min(limits, key=lambda item: item[1])
+        for count, period in limits:
+            retry_after = self._gcra(f"{route}-{count}-{period}", count, period, now)
+            if retry_after is not None:
+                raise RefusalError(429, "rate_limit_exceeded", retry_after, self._headers(route, shortest, now))
+        return self._headers(route, shortest, now)
+
+    def _gcra(self, key: str, count: int, period: float, now: float) -> int | None:
+        # quart-rate-limiter's GCRA: a theoretical arrival time per bucket; None when admitted.
+        inverse = period / count
+        tat = max(self._tat.get(key, now), now)
+        separation = tat - now
+        max_interval = period - inverse
+        if separation > max_interval:
+            return max(1, int(separation - max_interval))
+        self._tat[key] = tat + inverse
+        return None
+
+    def _headers(self, route: str, limit: tuple[int, float], now: float) -> RateHeaders:
+        count, period = limit
+        inverse = period / count
+        tat = max(self._tat.get(f"{route}-{count}-{period}", now), now)
+        remaining = max(0, int((period - (tat - now)) / inverse))
+        reset = max(0, math.ceil(tat - now))
+        return {"RateLimit-Limit": str(count), "RateLimit-Remaining": str(remaining), "RateLimit-Reset": str(reset)}
 
     # Facts.
 
@@ -298,12 +351,19 @@ class AtrState:
     def _policy(self, project_key: str) -> atr_scenario.PolicySpec:
         return self.projects[project_key].policy or atr_scenario.PolicySpec()
 
-    def release(self, project_key: str, version: str) -> Release:
-        """The release, or 404."""
+    def release(self, project_key: str, version: str, missing: str = NOT_FOUND_TEXT) -> Release:
+        """The release, or 404 with `missing` (each handler has its own text, §10.2)."""
         found = self.releases.get(f"{project_key}-{version}")
         if found is None or found.project_key != project_key:
-            raise RefusalError(404, f"Release {project_key} {version} not found")
+            raise RefusalError(404, missing)
         return found
+
+    def embargoed_for(self, uid: str, release: Release) -> bool:
+        """An expedited release before its release phase, for a caller outside its committee (§8.6)."""
+        if not release.expedited or release.phase == "release":
+            return False
+        committee = self.committee_of(release.project_key)
+        return committee is None or uid not in committee.committee_members
 
     # Reads rendered as ATR's JSON.
 
@@ -311,19 +371,30 @@ class AtrState:
         """`releases/list`: newest first, paged."""
         if offset < 0 or limit < 1:
             raise RefusalError(400, "Input validation failed")
-        chosen = [r for r in self.releases.values() if phase is None or r.phase == phase]
+        # §8.6: embargoed (expedited, not yet released) releases are left out for every caller.
+        listed = [r for r in self.releases.values() if not (r.expedited and r.phase != "release")]
+        chosen = [r for r in listed if phase is None or r.phase == phase]
         chosen.sort(key=lambda r: (r.created, r.key), reverse=True)
         page = chosen[offset : offset + limit]
         return {"endpoint": "/releases/list", "data": [self.release_json(r) for r in page], "count": len(chosen)}
 
     def release_json(self, release: Release) -> dict[str, Any]:
-        """A Release as ATR serialises it (with some fields clients do not need)."""
+        """A Release as ATR serialises it: every field of §10.5.3, always present, null included."""
         return {
             "key": release.key,
             "phase": release.phase,
             "created": iso(release.created),
             "released": None,
             "archived": None,
+            "is_archived": False,
+            "archive_source": None,
+            "activity_at": iso(max(filter(None, (release.created, release.vote_started, release.vote_resolved)))),
+            "inactivity_notice_key": None,
+            "archive_prior_release": False,
+            "expedited": release.expedited,
+            "check_cache_key": None,
+            "download_path_suffix": None,
+            "commit_hash": None,
             "project_key": release.project_key,
             "cycle_key": f"{release.project_key}-default",
             "package_managers": [],
@@ -331,90 +402,127 @@ class AtrState:
             "sboms": [],
             "release_policy_id": None,
             "vote_mode": release.vote_mode,
+            # §3.1: set at vote start, cleared when the release returns to draft.
+            "voted_revision_number": release.latest_revision_number if release.phase != DRAFT else None,
             "current_vote_seq": release.current_vote_seq,
             "vote_started": iso(release.vote_started),
             "vote_resolved": iso(release.vote_resolved),
             "podling_thread_id": release.podling_thread_id,
+            "vote_thread_url": release.vote_thread_url,
             "latest_revision_number": release.latest_revision_number,
         }
 
     def project_json(self, project_key: str) -> dict[str, Any]:
-        """`project/get`."""
+        """`project/get`: every field of §10.5.4."""
         project = self.projects.get(project_key)
         if project is None:
-            raise RefusalError(404, f"Project {project_key} not found")
+            raise RefusalError(404, NOT_FOUND_TEXT)
+        created = iso(self.settings.now - 365 * 24 * HOUR)
         data: dict[str, Any] = {
             "key": project.key,
             "name": project.name,
             "status": project.status,
-            "committee_key": project.committee_key,
+            "super_project_key": None,
             "description": None,
+            "categories": None,
+            "programming_languages": None,
+            "short_description": None,
+            "homepage": None,
+            "lifecycle_page": None,
+            "download_page": None,
+            "bug_database": None,
+            "mailing_lists": None,
             "repositories": [],
+            "standards": [],
+            "security_contact": None,
+            "threat_model_link": None,
+            "threat_model_src_link": None,
             "version_method": "simple",
+            "version_pattern": None,
+            "cycle_match": None,
+            "calver_format": None,
+            "branch_template": None,
+            "committee_key": project.committee_key,
+            "release_policy_id": None,
+            "created": created,
+            "created_by": None,
+            "updated": None,
+            "updated_by": None,
+            "update_type": "bootstrap",
         }
         return {"endpoint": "/project/get", "project": data}
 
     def policy_json(self, project_key: str) -> dict[str, Any]:
-        """`policy/get` (new `policy_vote_recipients` and old `policy_mailto_addresses`)."""
+        """`policy/get` (§10.5.5; `policy_mailto_addresses` is gone since migration 0089)."""
         if project_key not in self.projects:
-            raise RefusalError(404, f"Project {project_key} not found")
+            raise RefusalError(404, NOT_FOUND_TEXT)
         policy = self._policy(project_key)
         return {
             "endpoint": "/policy/get",
             "project_key": project_key,
+            # `to=vote_to or None`: one address, null when no default is stored (§10.5.5).
+            "policy_vote_recipients": {
+                "to": policy.vote_recipients_to or None,
+                "cc": list(policy.vote_recipients_cc),
+                "bcc": [],
+            },
+            "policy_announce_recipients": {"to": None, "cc": [], "bcc": []},
             "policy_vote_mode": policy.vote_mode,
             "policy_manual_vote": policy.vote_mode == MANUAL,
             "policy_min_hours": policy.min_hours if policy.min_hours is not None else DEFAULT_MIN_HOURS,
             "policy_start_vote_subject": policy.start_vote_subject or DEFAULT_SUBJECT,
-            "policy_start_vote_template": policy.start_vote_template,
-            "policy_finish_vote_template": "",
+            "policy_start_vote_template": policy.start_vote_template or _DEFAULT_BODY,
+            "policy_finish_vote_template": _DEFAULT_FINISH,
             "policy_vote_comment_template": "",
-            "policy_vote_recipients": {
-                "to": list(self._recipients(project_key)),
-                "cc": list(policy.vote_recipients_cc),
-                "bcc": [],
-            },
-            "policy_mailto_addresses": list(self._mailto(project_key)),
+            "policy_start_vote_template_url": "",
+            "policy_finish_vote_template_url": "",
+            "policy_vote_comment_template_url": "",
+            "policy_announce_release_template_url": "",
             "policy_announce_release_subject": "[ANNOUNCE] {{PROJECT_NAME}} {{VERSION}} released",
+            "policy_announce_release_template": "The Apache {{COMMITTEE}} team announces {{VERSION}}.",
+            "policy_release_checklist": "",
             "policy_license_check_mode": "Both",
             "policy_binary_artifact_paths": [],
             "policy_source_artifact_paths": [],
             "policy_github_repository_name": "",
+            "policy_github_repository_branch": "",
+            "policy_github_compose_workflow_path": [],
+            "policy_github_vote_workflow_path": [],
+            "policy_github_finish_workflow_path": [],
         }
 
     def committee_json(self, key: str) -> dict[str, Any]:
-        """`committee/get`."""
+        """`committee/get`: every field of §10.5.6; 404 "Committee 'x' was not found"."""
         committee = self.committees.get(key)
         if committee is None:
-            raise RefusalError(404, f"Committee {key} not found")
+            raise RefusalError(404, f"Committee '{key}' was not found")
         data: dict[str, Any] = {
             "key": committee.key,
             "name": committee.name,
             "charter": None,
             "is_podling": committee.is_podling,
+            "keys_mode": "automatic",
+            "mail_addresses": [],
+            "archived": None,
+            "is_archived": False,
+            "catalog_reviewed": False,
             "parent_committee_key": committee.parent_committee_key,
             "committee_members": list(committee.committee_members),
             "committers": list(committee.committers),
             "release_managers": list(committee.release_managers),
             "updated": None,
+            "updated_by": None,
+            "update_type": "bootstrap",
         }
         return {"endpoint": "/committee/get", "committee": data}
 
-    def _mailto(self, project_key: str) -> tuple[str, ...]:
-        policy = self._policy(project_key)
-        if policy.mailto_addresses:
-            return policy.mailto_addresses
-        committee = self.projects[project_key].committee_key or project_key
-        return (f"dev@{committee}.apache.org", f"private@{committee}.apache.org")
-
-    def _recipients(self, project_key: str) -> tuple[str, ...]:
-        policy = self._policy(project_key)
-        return policy.vote_recipients_to or self._mailto(project_key)[:1]
-
     def _vote_list(self, release: Release) -> str:
+        # The RM picks the list at start (§8.1); a scenario that names none gets the policy default, else dev@.
         if self.vote_round(release) == 2:
             return self.settings.second_round_email_to
-        return self._recipients(release.project_key)[0]
+        default = self._policy(release.project_key).vote_recipients_to
+        committee = self.projects[release.project_key].committee_key or release.project_key
+        return default or f"dev@{committee}.apache.org"
 
     # Trusted ballots (reference/atr.md §6.3, §6.4).
 
@@ -446,9 +554,12 @@ class AtrState:
         yes, no = counts["binding_votes_yes"], counts["binding_votes_no"]
         return counts, yes >= 3 and yes > no
 
-    def tabulate(self, project_key: str, version: str) -> dict[str, Any]:
-        """`vote/tabulate` without `details` (the server adds those through its tally hook)."""
-        release = self.release(project_key, version)
+    def tabulate(self, uid: str, project_key: str, version: str) -> dict[str, Any]:
+        """`vote/tabulate` without `details` (the server adds those through its tally hook); no phase check."""
+        missing = f"Release {project_key}-{version} not found"
+        release = self.release(project_key, version, missing)
+        if self.embargoed_for(uid, release):
+            raise RefusalError(404, missing)
         mode = self.effective_vote_mode(release)
         result: dict[str, Any] = {
             "endpoint": "/vote/tabulate",
@@ -466,20 +577,32 @@ class AtrState:
             result["trusted_passed"] = passed
             return result
         if release.current_vote_seq is None:
-            raise RefusalError(404, f"No vote has been started for {release.key}")
+            raise RefusalError(404, "No vote task found")
         return result
 
     def receipt_ids(self, release: Release) -> frozenset[str]:
-        """Receipt Message-IDs of the effective ballots (what ATR leaves out of the email tally)."""
-        return frozenset(e.ballot.receipt_message_id for e in self.effective_ballots(release))
+        """Receipt Message-IDs of **every** ballot of the vote_seq: ATR's email tally leaves all out (§6.5),
+        while `vote/tabulate` names only the effective ballots' receipts."""
+        seq = release.current_vote_seq
+        return frozenset(
+            b.receipt_message_id for b in self.ballots if b.release_key == release.key and b.vote_seq == seq
+        )
 
     # Writes.
 
     def cast(self, uid: str, project_key: str, version: str, *, choice: str, comment: str, now: float) -> Outgoing:
-        """`vote/cast`: append a ballot and return its receipt for the vote's list."""
-        release = self.release(project_key, version)
+        """`vote/cast`: append a ballot and return its receipt (one per ballot, §6.5) for the vote's list.
+
+        §10.5.9: 404 only for an embargoed release; every other refusal is a 409, an unknown release included.
+        """
         if choice not in atr_scenario.CHOICES:
             raise RefusalError(400, "Input validation failed")
+        found = self.releases.get(f"{project_key}-{version}")
+        if found is not None and self.embargoed_for(uid, found):
+            raise RefusalError(404, f"Release {project_key}-{version} not found")
+        if found is None or found.phase != CANDIDATE:
+            raise RefusalError(409, "Vote is no longer open.")
+        release = found
         if release.phase != CANDIDATE:
             raise RefusalError(409, "Vote is no longer open.")
         if self.effective_vote_mode(release) != TRUSTED or release.current_vote_seq is None:
@@ -505,20 +628,24 @@ class AtrState:
         return Outgoing(receipt_message(ballot, release), release.email_to)
 
     def resolve(self, uid: str, project_key: str, version: str, *, resolution: str, now: float) -> list[Outgoing]:
-        """`vote/resolve` with ATR's rules; returns the mails ATR sends ([RESULT], a round-2 [VOTE])."""
-        release = self.release(project_key, version)
+        """`vote/resolve` with ATR's rules (§8.5); returns the mails ATR sends ([RESULT], a round-2 [VOTE])."""
         if resolution not in RESOLUTIONS:
             raise RefusalError(400, "Input validation failed")
-        if not self._may_resolve(uid, release):
+        found = self.releases.get(f"{project_key}-{version}")
+        if found is not None and not self._may_resolve(uid, found):
             raise RefusalError(403, "You do not have permission to resolve this vote.")
-        if release.phase != CANDIDATE:
-            raise RefusalError(409, "This release is not in the voting phase; the release state has changed.")
+        # The writer looks the release up with phase == release_candidate: anything else is a 404 (§8.5).
+        if found is None or found.phase != CANDIDATE:
+            raise RefusalError(404, "Release not found")
+        release = found
         mode = self.effective_vote_mode(release)
         if mode == MANUAL:
-            raise RefusalError(409, "Manual votes are resolved in the ATR web interface.")
+            raise RefusalError(409, "Release is configured for manual voting")
         vote_end = release.vote_end()
         if resolution != "cancelled" and vote_end is not None and now < vote_end:
-            raise RefusalError(409, f"The vote is still open; it ends at {iso(vote_end)}.")
+            raise RefusalError(
+                409, "The vote cannot be resolved before the voting period has ended unless it is cancelled."
+            )
         if resolution == "passed" and mode == TRUSTED and not self.trusted_tally(release)[1]:
             raise RefusalError(409, "The trusted ballot record does not have enough binding +1 votes to pass.")
         outgoing = [Outgoing(self._result_message(release, resolution, now), release.email_to)]
@@ -526,9 +653,12 @@ class AtrState:
             outgoing.append(self._start_round_two(release, now))
         elif resolution == "passed":
             release.phase, release.vote_resolved = PREVIEW, now
+            # §3.1: the passed vote's thread (the sandbox archive always has it by now).
+            release.vote_thread_url = THREAD_URL + thread_id(release.vote_message_id)
         else:
+            # §3.1: back to draft; vote_seq survives.
             release.phase, release.vote_mode = DRAFT, None
-            release.vote_resolved, release.podling_thread_id = None, None
+            release.vote_resolved, release.podling_thread_id, release.vote_thread_url = None, None, None
         return outgoing
 
     def _may_resolve(self, uid: str, release: Release) -> bool:
@@ -554,8 +684,9 @@ class AtrState:
         return self.announcement(release)
 
     def _new_vote(self, release: Release, now: float) -> None:
-        seqs = [r.current_vote_seq or 0 for r in self.releases.values()] + [b.vote_seq for b in self.ballots]
-        release.current_vote_seq = max(seqs, default=0) + 1
+        # §3.1: the serial is per release (a VoteCounter row), new on every start, round 2 included.
+        seqs = [release.current_vote_seq or 0] + [b.vote_seq for b in self.ballots if b.release_key == release.key]
+        release.current_vote_seq = max(seqs) + 1
         release.vote_started = now
         release.vote_message_id = self._message_id(release)
 
@@ -593,7 +724,11 @@ class AtrState:
         return Outgoing(mail.as_bytes(), release.email_to)
 
     def _result_message(self, release: Release, resolution: str, now: float) -> bytes:
-        name = self._values(release)["PROJECT_NAME"]
+        # §5.7: the project's display name ("Apache Example", "(Incubating)" for podlings).
+        project = self.projects[release.project_key]
+        committee = self.committee_of(release.project_key)
+        podling = committee is not None and committee.is_podling
+        name = (project.name or project.key) + (" (Incubating)" if podling else "")
         subject = f"[RESULT] [VOTE] Release {name} {release.version} {resolution.upper()}"
         mail = _mail(release.initiator, release.email_to, subject, f"{uuid.uuid4()}@apache.org", now)
         mail["In-Reply-To"] = mail["References"] = f"<{release.vote_message_id}>"
@@ -612,6 +747,16 @@ _SUMMARY_KEYS: Final = {
     (False, "-1"): "non_binding_votes_no",
     (False, "0"): "non_binding_votes_abstain",
 }
+
+_DEFAULT_FINISH: Final = """Dear {{COMMITTEE}} participants,
+
+The vote on {{PROJECT_NAME}} {{VERSION}} has {{OUTCOME}}.
+
+{{ATR_TALLY}}
+
+Thanks,
+{{YOUR_FULL_NAME}} ({{YOUR_ASF_ID}})
+"""
 
 _DEFAULT_BODY: Final = """Hello {{COMMITTEE}},
 

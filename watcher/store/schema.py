@@ -182,6 +182,29 @@ leases: Final = sa.Table(
     sa.Column("acquired_at", UtcDateTime, nullable=False),
 )
 
+# ATR's JWT, shared by `run`, `run --once` and every instance (one exchange per half hour, not per run).
+atr_tokens: Final = sa.Table(
+    "atr_tokens",
+    metadata,
+    # "{base_url} {uid}": a JWT belongs to one ATR and one account.
+    sa.Column("account", sa.Text, primary_key=True),
+    sa.Column("jwt", sa.Text, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Every PAT exchange, so that all processes together stay within ATR's 10 an hour (reference/atr.md §10.3).
+atr_exchanges: Final = sa.Table(
+    "atr_exchanges",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("account", sa.Text, nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    # "renew" (the JWT was due), "401" (ATR refused the JWT), "rejected" (ATR refused the PAT).
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Index(None, "account", "at"),
+)
+
 decisions: Final = sa.Table(
     "decisions",
     metadata,

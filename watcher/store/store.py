@@ -912,6 +912,56 @@ class Store:
             row = (await conn.execute(sa.select(table).where(table.c.name == name))).first()
         return records.Lease(**row._asdict()) if row is not None else None
 
+    # ATR's JWT and PAT exchanges (watcher.atr.tokens.TokenStore) ---------------------------------------------------
+
+    async def get_atr_token(self, account: str) -> tuple[str, datetime.datetime] | None:
+        """The stored JWT of an ATR account and when it expires, or None."""
+        table = schema.atr_tokens
+        async with self._db.connect() as conn:
+            row = (
+                await conn.execute(sa.select(table.c.jwt, table.c.expires_at).where(table.c.account == account))
+            ).first()
+        return (row.jwt, row.expires_at) if row is not None else None
+
+    async def save_atr_token(
+        self, account: str, jwt: str, expires_at: datetime.datetime, now: datetime.datetime
+    ) -> None:
+        """Keep the account's JWT (replacing the one before)."""
+        table = schema.atr_tokens
+        insert = self._insert(table).values(account=account, jwt=jwt, expires_at=expires_at, updated_at=now)
+        statement = insert.on_conflict_do_update(
+            index_elements=["account"],
+            set_={name: insert.excluded[name] for name in ("jwt", "expires_at", "updated_at")},
+        )
+        async with self._db.begin() as conn:
+            await conn.execute(statement)
+
+    async def drop_atr_token(self, account: str, jwt: str) -> None:
+        """Forget the JWT ATR refused (only that one: another process may have stored a newer one)."""
+        table = schema.atr_tokens
+        async with self._db.begin() as conn:
+            await conn.execute(sa.delete(table).where(table.c.account == account, table.c.jwt == jwt))
+
+    async def record_atr_exchange(self, account: str, at: datetime.datetime, reason: str) -> None:
+        """Count a PAT exchange (and forget those older than a day)."""
+        table = schema.atr_exchanges
+        async with self._db.begin() as conn:
+            await conn.execute(sa.insert(table).values(account=account, at=at, reason=reason))
+            old = at - datetime.timedelta(days=1)
+            await conn.execute(sa.delete(table).where(table.c.account == account, table.c.at < old))
+
+    async def atr_exchanges_since(self, account: str, since: datetime.datetime) -> list[tuple[datetime.datetime, str]]:
+        """The account's PAT exchanges at or after `since`, oldest first, with their reasons."""
+        table = schema.atr_exchanges
+        statement = (
+            sa.select(table.c.at, table.c.reason)
+            .where(table.c.account == account, table.c.at >= since)
+            .order_by(table.c.at, table.c.id)
+        )
+        async with self._db.connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        return [(row.at, row.reason) for row in rows]
+
     # Helpers --------------------------------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
