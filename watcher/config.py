@@ -187,6 +187,8 @@ class WatcherSection(Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     instance_name: str = ""
     check_interval: Interval = datetime.timedelta(minutes=1)
+    # After a database failure (disk full, server stopped), how soon the failed job runs again.
+    store_retry: Interval = datetime.timedelta(seconds=30)
     # Hostile mail: a vote-related message over this size is stored unread and flagged; one whose reading passes
     # read_timeout in the worker process is flagged unreadable (watcher/intake.py says why these values).
     max_message_bytes: int = pydantic.Field(default=2_000_000, ge=10_000)
@@ -217,7 +219,7 @@ class AtrSection(Section):
     pat_file: ConfigPath | None = None
     pat_env: str | None = None
     poll_interval: Interval = datetime.timedelta(minutes=10)
-    request_budget: int = pydantic.Field(default=300, ge=1)
+    request_budget: int = pydantic.Field(default=300, ge=1, le=1_000_000)
     ca_file: ExistingFile | None = None
 
     @pydantic.model_validator(mode="after")
@@ -302,6 +304,7 @@ class MboxSource(Section):
     kind: Literal["mbox"]
     name: str = ""
     path: ExistingFile
+    poll_interval: Interval = datetime.timedelta(minutes=10)
 
     @pydantic.model_validator(mode="after")
     def _defaults(self) -> MboxSource:
@@ -316,6 +319,7 @@ class MaildirSource(Section):
     kind: Literal["maildir"]
     name: str = ""
     path: ExistingDir
+    poll_interval: Interval = datetime.timedelta(minutes=10)
 
     @pydantic.model_validator(mode="after")
     def _defaults(self) -> MaildirSource:
@@ -347,7 +351,7 @@ class RemindersSection(Section):
     delay: Duration = datetime.timedelta(hours=2)
     from_: Address = pydantic.Field(default="", alias="from")
     reply_to: Address = ""
-    daily_cap_per_recipient: int = pydantic.Field(default=3, ge=0)
+    daily_cap_per_recipient: int = pydantic.Field(default=3, ge=0, le=10_000)
     opt_out: list[str] = pydantic.Field(default_factory=list)
     opt_out_file: ExistingFile | None = None
     templates_dir: ExistingDir | None = None
@@ -391,6 +395,9 @@ class SmtpSection(Section):
     password_env: str | None = None
     ca_file: ExistingFile | None = None
     timeout: Interval = datetime.timedelta(seconds=30)
+    # The wait for the answer to the end of DATA: RFC 5321 §4.5.3.2.6 gives it 10 minutes, and a
+    # shorter wait gets a slow relay's mail twice.
+    data_timeout: Interval = datetime.timedelta(minutes=10)
 
     def check(self) -> list[Problem]:
         """Plain text only to loopback; a user and a password come together."""
@@ -645,8 +652,18 @@ _SECTION_ADAPTERS: Final[Mapping[str, pydantic.TypeAdapter[Any]]] = {
 }
 
 
-def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
-    """Read, override from the environment, validate and check a config file; raise `ConfigError` listing all."""
+def load(
+    path: str | os.PathLike[str],
+    environ: Mapping[str, str] | None = None,
+    *,
+    allow_readable_secrets: bool = False,
+    warnings: list[str] | None = None,
+) -> Config:
+    """Read, override from the environment, validate and check a config file; raise `ConfigError` listing all.
+
+    A `*_file` secret that group or others can read is refused, unless `allow_readable_secrets` (tests,
+    demos), when a line saying so is added to `warnings`.
+    """
     file = pathlib.Path(path)
     env = os.environ if environ is None else environ
     data = _read(file)
@@ -654,7 +671,7 @@ def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None)
     problems = list(overridden.problems)
     sections, found = _validate_sections(overridden.data, file.parent)
     problems += found
-    origin = _Origin(file, overridden.origins, env)
+    origin = _Origin(file, overridden.origins, env, allow_readable_secrets, warnings if warnings is not None else [])
     for name, value in sections.items():
         problems += _load_secrets(name, value, origin)
     config: Config | None = None
@@ -775,6 +792,8 @@ class _Origin:
     file: pathlib.Path
     overridden: Mapping[str, str]
     environ: Mapping[str, str]
+    allow_readable_secrets: bool = False
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 def _load_secrets(name: str, value: object, origin: _Origin) -> list[Problem]:
@@ -804,6 +823,9 @@ def _load_secret(section: Section, prefix: str, name: str, origin: _Origin) -> l
     try:
         if from_file is not None:
             setattr(section, name, secrets.from_file(from_file))
+            problem = _shared_secret_file(from_file, _join(prefix, f"{name}_file"), origin)
+            if problem is not None:
+                return [problem]
         elif from_env is not None:
             setattr(section, name, secrets.from_env(from_env, origin.environ))
     except secrets.SecretError as exc:
@@ -812,6 +834,18 @@ def _load_secret(section: Section, prefix: str, name: str, origin: _Origin) -> l
     if inline is None or path in origin.overridden or _owner_only(origin.file):
         return []
     return [Problem(path, _inline_refused(origin.file, f"{name}_file or {name}_env"))]
+
+
+def _shared_secret_file(file: pathlib.Path, path: str, origin: _Origin) -> Problem | None:
+    """A secret file others can read is refused, as an inline secret in such a config file is."""
+    if _owner_only(file):
+        return None
+    mode = file.stat().st_mode & 0o777
+    text = f"{file} can be read by others (mode {mode:04o}): run chmod 600 on it (and chown it to the service user)"
+    if origin.allow_readable_secrets:
+        origin.warnings.append(f"{origin.file}: {path}: {text} (allowed by --allow-readable-secrets)")
+        return None
+    return Problem(path, text)
 
 
 def _database_password(section: WatcherSection, origin: _Origin) -> list[Problem]:

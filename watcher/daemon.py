@@ -15,6 +15,7 @@ import datetime
 import functools
 import pathlib
 import signal
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final
 
@@ -43,7 +44,7 @@ import watcher.outbox as outbox
 import watcher.render as render
 import watcher.roster as roster
 import watcher.sources.archive as archive
-import watcher.sources.cursor as cursor
+import watcher.sources.files as files_source
 import watcher.sources.imap as imap
 import watcher.sources.ponymail as ponymail
 import watcher.store as store_api
@@ -56,15 +57,15 @@ log = structlog.get_logger("watcher.daemon")
 
 STOP_TIMEOUT_S: Final = 8.0
 READY_DB_TIMEOUT_S: Final = 2.0
-FILES_INTERVAL: Final = datetime.timedelta(minutes=10)
-FILE_BATCH: Final = 500
-FILE_FOLDER: Final = ""
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 EXIT_PAT_REJECTED: Final = 2
 Clock = Callable[[], datetime.datetime]
 # How long before a vote's start a mailbox may have stored its [VOTE] (clocks differ; mail is not early by more).
 STORED_SLACK: Final = datetime.timedelta(days=1)
+# The scheduler's jobs: one of them that the database failed is run again soon, and the outage is over
+# once each of them that failed has worked again.
+SCHEDULED_JOBS: Final = frozenset({"discovery", "checks", "outbox", "archives", "mailboxes", "files"})
 # Vote statuses whose pending mails are skipped, and the reason recorded (as `_apply` records it).
 _ENDED: Final = {"closed": "vote closed", "replaced": "vote restarted"}
 # Outages a job survives: one warning line each (the traceback only when debugging).
@@ -105,9 +106,11 @@ class CycleReport:
 
 
 def claim_ttl(cfg: config_api.Config) -> datetime.timedelta:
-    """How long an outbox claim lasts: long enough for a send to finish, short enough that mails a
-    killed instance had claimed go out soon after another takes over."""
-    return max(2 * cfg.leases.ttl, 2 * cfg.smtp.timeout + datetime.timedelta(seconds=30))
+    """How long an outbox claim lasts: long enough for a send to finish (its end-of-DATA wait included,
+    or a slow relay's answer would let another instance send the mail again), short enough that mails
+    a killed instance had claimed go out soon after another takes over."""
+    send = 2 * cfg.smtp.timeout + cfg.smtp.data_timeout + datetime.timedelta(seconds=30)
+    return max(2 * cfg.leases.ttl, send)
 
 
 def utcnow() -> datetime.datetime:
@@ -168,10 +171,11 @@ class Daemon:
     clock: Clock
     archives: list[tuple[ponymail.PonyMailSource, ponymail.ArchiveClient]] = dataclasses.field(default_factory=list)
     mailboxes: list[imap.ImapSource] = dataclasses.field(default_factory=list)
-    files: list[tuple[str, pathlib.Path, bool]] = dataclasses.field(default_factory=list)
-    """Local sources: (name, path, is_mbox)."""
+    files: list[files_source.FileSource] = dataclasses.field(default_factory=list)
+    """Local sources: mbox files and Maildirs."""
     keeper: leases.LeaseKeeper = dataclasses.field(default_factory=leases.LeaseKeeper.solo)
     ready: bool = False
+    waiting_on_relay: int = 0
     last_poll: datetime.datetime | None = None
     report: CycleReport = dataclasses.field(default_factory=CycleReport)
     atr_ok_at: datetime.datetime | None = None
@@ -180,6 +184,12 @@ class Daemon:
     _changed_again: set[int] = dataclasses.field(default_factory=set)
     _tasks: set[asyncio.Task[Any]] = dataclasses.field(default_factory=set)
     _stopping: bool = False
+    store_down_since: datetime.datetime | None = None
+    """When the database last started failing (None while it works): the outage the status line shows."""
+    _store_failed_jobs: set[str] = dataclasses.field(default_factory=set)
+    _store_failed_at: float = 0.0
+    _stale_votes: set[int] = dataclasses.field(default_factory=set)
+    _job_locks: dict[str, asyncio.Lock] = dataclasses.field(default_factory=dict)
 
     @property
     def stopping(self) -> bool:
@@ -316,17 +326,16 @@ class Daemon:
 
     async def read_files(self) -> None:
         """Backfill and replay from local mbox files and Maildirs (each under a lease, like an archive)."""
-        for name, path, is_mbox in self.files:
-            work = functools.partial(self._read_file, name, path, is_mbox)
+        for source in self.files:
             try:
-                read = await self.keeper.run_under(leases.archive(name), work)
+                read = await self.keeper.run_under(leases.archive(source.name), source.read)
             except (OSError, archive.ArchiveError) as exc:
-                await self._poll_failed(name, f"{type(exc).__name__}: {exc}")
+                await self._poll_failed(source.name, f"{type(exc).__name__}: {exc}")
                 raise
             if read is None:
                 self.report.elsewhere = True
             else:
-                await self._polled(name)
+                await self._polled(source.name)
 
     async def _polled(self, name: str) -> None:
         now = self.clock()
@@ -361,32 +370,15 @@ class Daemon:
             "at": self.clock().isoformat(),
         }
 
-    async def _read_file(self, name: str, path: pathlib.Path, is_mbox: bool) -> int:
-        """Take every message not taken yet; returns how many the source holds.
-
-        An mbox only grows, so its cursor is the count already read; a Maildir is read whole (the store
-        keeps each message once).
-        """
-        saved = await self.store.get_cursor(name, FILE_FOLDER)
-        done = saved.position if saved is not None and is_mbox else 0
-        count = 0
-        for raw in archive.iter_raw(path):
-            count += 1
-            if count <= done:
-                if count % FILE_BATCH == 0:
-                    await asyncio.sleep(0)  # a long skip must not hold up the other jobs
-                continue
-            await self.intake.take(raw, name)
-            if count % FILE_BATCH == 0:
-                await self.store.set_cursor(name, FILE_FOLDER, cursor.Cursor(0, count))
-        await self.store.set_cursor(name, FILE_FOLDER, cursor.Cursor(0, count))
-        return count
-
     async def check_votes(self) -> None:
         """Reminders and resolutions of every open vote."""
         for vote in await self.store.votes(open_only=True):
             if self.keeper.shared:
                 await self._catch_up(vote)
+            if vote.id in self._stale_votes:
+                # Its re-tally failed on the database: the thread changed since the stored tally.
+                await self.desk.retally(vote)
+                self._stale_votes.discard(vote.id)
             await self._check(vote.id)
 
     async def _catch_up(self, vote: records.TrackedVote) -> None:
@@ -427,6 +419,9 @@ class Daemon:
                 await self.desk.retally(vote)
                 await self._check(vote_id)
                 again = vote_id in self._changed_again and not self._stopping
+        except store_api.StoreError:
+            self._stale_votes.add(vote_id)
+            raise
         finally:
             self._pending_checks.discard(vote_id)
             self._changed_again.discard(vote_id)
@@ -439,6 +434,9 @@ class Daemon:
             self._record_delivery(delivery)
             if delivery.result in ("retry", "deferred"):
                 await self._skip_if_vote_ended(delivery)
+        waiting = await self.store.waiting_on_relay()
+        self.waiting_on_relay = sum(waiting.values())
+        self.metrics.set_waiting(waiting)
 
     async def _skip_if_vote_ended(self, delivery: outbox.Delivery) -> None:
         """A mail put back for later whose vote closed or restarted meanwhile is skipped now.
@@ -455,6 +453,9 @@ class Daemon:
     def _record_delivery(self, delivery: outbox.Delivery) -> None:
         row = delivery
         result = delivery.result
+        if delivery.answer_lost:
+            self.metrics.answer_lost()
+            log.warning("outbox.answer_lost", to=row.recipient, message_id=row.message_id, kind=row.kind)
         if row.kind == "reminder" and result in ("sent", "failed", "skipped"):
             self.metrics.reminder("sent" if result == "sent" else "failed" if result == "failed" else "skipped")
         if result == "sent":
@@ -521,31 +522,83 @@ class Daemon:
             await work
         except asyncio.CancelledError:
             raise
-        except EXPECTED_OUTAGES as exc:
-            # An outage the daemon rides out: one line; the traceback only when debugging.
-            log.warning("daemon.job_failed", job=name, error=f"{type(exc).__name__}: {exc}")
-            log.debug("daemon.job_failed_traceback", job=name, exc_info=True)
-        except Exception:
+        except Exception as exc:
+            outage = _store_error(exc)
+            if outage is not None:
+                self._store_failed(name, outage)
+                return
+            self.metrics.job_failed(name, "error")
+            if isinstance(exc, EXPECTED_OUTAGES):
+                # An outage the daemon rides out: one line; the traceback only when debugging.
+                log.warning("daemon.job_failed", job=name, error=f"{type(exc).__name__}: {exc}")
+                log.debug("daemon.job_failed_traceback", job=name, exc_info=True)
+                return
             log.exception("daemon.job_failed", job=name)
+        else:
+            self._store_worked(name)
+
+    def _store_failed(self, name: str, exc: store_api.StoreError) -> None:
+        """An outage, not a bug: one clear line when it starts, a count for every job it stops."""
+        self.metrics.job_failed(name, "store")
+        self._store_failed_at = time.monotonic()
+        if name in SCHEDULED_JOBS:
+            self._store_failed_jobs.add(name)
+        if self.store_down_since is not None:
+            log.debug("daemon.store_still_unavailable", job=name, error=str(exc))
+            return
+        self.store_down_since = self.clock()
+        log.error(
+            "daemon.store_unavailable",
+            job=name,
+            error=str(exc),
+            action="nothing is acknowledged to the sources until the database works again; "
+            f"retrying every {self.cfg.watcher.store_retry.total_seconds():g} s",
+        )
+
+    def _store_worked(self, name: str) -> None:
+        self._store_failed_jobs.discard(name)
+        if self.store_down_since is None or self._store_failed_jobs:
+            return
+        # A nearly full disk takes small writes and refuses large ones: the outage is over only once
+        # nothing has failed for two retry periods, so that it is one line, not one per flap.
+        quiet = time.monotonic() - self._store_failed_at
+        if quiet < 2 * self.cfg.watcher.store_retry.total_seconds():
+            return
+        log.info("daemon.store_recovered", job=name, down_since=self.store_down_since.isoformat())
+        self.store_down_since = None
 
     def job(self, work: Callable[[], Awaitable[None]], name: str) -> Callable[[], Awaitable[None]]:
-        """A scheduler job that logs failures and is tracked, so shutdown can wait for it."""
+        """A scheduler job that logs failures and is tracked, so shutdown can wait for it.
+
+        A job the database failed runs again after `watcher.store_retry` rather than at its next
+        turn (files are read every 10 minutes), so what was offered meanwhile is stored soon.
+        """
+        lock = self._job_locks.setdefault(name, asyncio.Lock())
 
         async def run() -> None:
-            if self._stopping:
+            if self._stopping or lock.locked():
                 return
-            task = asyncio.ensure_future(self._guarded(work(), name))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                # Cancelled by the shutdown (SIGTERM): an ending, not a failure of the job.
-                if not self.stopping:
-                    raise
-                log.debug("daemon.job_cancelled", job=name)
+            async with lock:
+                task = asyncio.ensure_future(self._guarded(work(), name))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                try:
+                    await asyncio.shield(task)
+                except asyncio.CancelledError:
+                    # Cancelled by the shutdown (SIGTERM): an ending, not a failure of the job.
+                    if not self.stopping:
+                        raise
+                    log.debug("daemon.job_cancelled", job=name)
+                    return
+            if name in self._store_failed_jobs and not self._stopping:
+                loop = asyncio.get_running_loop()
+                loop.call_later(self.cfg.watcher.store_retry.total_seconds(), self._retry_job, run, name)
 
         return run
+
+    def _retry_job(self, run: Callable[[], Awaitable[None]], name: str) -> None:
+        if not self._stopping:
+            self._spawn(run(), f"{name}:retry")
 
     async def cycle(self) -> None:
         """One full cycle: discovery, archives, mailboxes, checks, mail (`run --once`)."""
@@ -723,7 +776,7 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         if isinstance(s, config_api.ImapSource)
     ]
     daemon.files = [
-        (_source_name(s), s.path, isinstance(s, config_api.MboxSource))
+        files_source.FileSource(_source_name(s), s.path, isinstance(s, config_api.MboxSource), db, daemon.intake.take)
         for s in cfg.sources
         if isinstance(s, config_api.MboxSource | config_api.MaildirSource)
     ]
@@ -731,9 +784,21 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         # Several instances may share this database: singleton work runs under leases.
         names = [leases.DISCOVERY, *(leases.archive(s.name) for s, _ in archives)]
         names += [leases.mailbox(m.config.source_name) for m in daemon.mailboxes]
-        names += [leases.archive(name) for name, _, _ in daemon.files]
+        names += [leases.archive(source.name) for source in daemon.files]
         daemon.keeper = leases.LeaseKeeper(db, owner, names, ttl=cfg.leases.ttl, heartbeat=cfg.leases.heartbeat)
     return daemon
+
+
+def _store_error(exc: BaseException) -> store_api.StoreError | None:
+    """The store error behind `exc` (a source may wrap what its consumer raised), if there is one."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, store_api.StoreError):
+            return seen
+        seen = seen.__cause__
+    return None
 
 
 def _source_name(source: config_api.Source) -> str:
@@ -778,6 +843,7 @@ def _mailer(cfg: config_api.Config) -> mailer.Mailer:
             password=cfg.smtp.password,
             ca_file=cfg.smtp.ca_file,
             timeout=cfg.smtp.timeout,
+            data_timeout=cfg.smtp.data_timeout,
         )
     )
 
@@ -868,7 +934,7 @@ def _readiness(daemon: Daemon, loop: asyncio.AbstractEventLoop) -> Callable[[], 
 
 
 def _poll_intervals(cfg: config_api.Config) -> dict[str, tuple[str, datetime.timedelta]]:
-    """Each source's lease, and how often it is polled (an IMAP mailbox: its sweep; a file: every 10 minutes)."""
+    """Each source's lease, and how often it is polled (an IMAP mailbox: its sweep; a file: its poll_interval)."""
     intervals: dict[str, tuple[str, datetime.timedelta]] = {}
     for source in cfg.sources:
         name = _source_name(source)
@@ -877,7 +943,7 @@ def _poll_intervals(cfg: config_api.Config) -> dict[str, tuple[str, datetime.tim
         elif isinstance(source, config_api.ImapSource):
             intervals[name] = (leases.mailbox(name), source.sweep_interval)
         else:
-            intervals[name] = (leases.archive(name), FILES_INTERVAL)
+            intervals[name] = (leases.archive(name), source.poll_interval)
     return intervals
 
 
@@ -939,6 +1005,10 @@ async def _rest_of_first_cycle(daemon: Daemon, scheduler: AsyncIOScheduler) -> N
     await daemon.catch_up()
     await daemon.act()
     scheduler.start()
+    for job in scheduler.get_jobs():
+        if job.id in daemon._store_failed_jobs:
+            # The first cycle failed on the database: try again soon, not at the job's next turn.
+            job.modify(next_run_time=utcnow() + daemon.cfg.watcher.store_retry)
 
 
 async def _until_stopped(daemon: Daemon, stop: asyncio.Event) -> None:
@@ -955,6 +1025,10 @@ def _status(daemon: Daemon) -> str:
     """systemd's status line: the votes tracked and the last successful poll of a source."""
     count = len(daemon.discovering.votes)
     text = f"{count} vote{'' if count == 1 else 's'} tracked"
+    if daemon.store_down_since is not None:
+        text += f", DATABASE UNAVAILABLE since {daemon.store_down_since:%Y-%m-%d %H:%M:%S} UTC"
+    if daemon.waiting_on_relay:
+        text += f", {daemon.waiting_on_relay} mail{'' if daemon.waiting_on_relay == 1 else 's'} waiting on the relay"
     if daemon.last_poll is None:
         return f"{text}, no source polled yet"
     return f"{text}, last poll {daemon.last_poll:%Y-%m-%d %H:%M:%S} UTC"
@@ -975,8 +1049,9 @@ def _scheduler(daemon: Daemon) -> AsyncIOScheduler:
     mailboxes = [s for s in cfg.sources if isinstance(s, config_api.ImapSource)]
     if mailboxes:
         jobs.append((daemon.sweep_mailboxes, "mailboxes", min(s.sweep_interval.total_seconds() for s in mailboxes)))
-    if daemon.files:
-        jobs.append((daemon.read_files, "files", FILES_INTERVAL.total_seconds()))
+    local = [s for s in cfg.sources if isinstance(s, config_api.MboxSource | config_api.MaildirSource)]
+    if local:
+        jobs.append((daemon.read_files, "files", min(s.poll_interval.total_seconds() for s in local)))
     for work, name, seconds in jobs:
         scheduler.add_job(daemon.job(work, name), "interval", seconds=seconds, id=name, name=name, **options)
     return scheduler

@@ -10,6 +10,8 @@ UNITS: Final = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _RANK: Final = {unit: rank for rank, unit in enumerate(UNITS)}
 _PART_RE: Final = re.compile(r"(\d+)([a-z]+)")
 _SHAPE_RE: Final = re.compile(r"(?:\d+[a-z]+)+")
+# Far beyond any vote or interval, and far from the overflow of datetime arithmetic (a start plus a delay).
+MAX: Final = datetime.timedelta(days=3650)
 HINT: Final = 'write a whole number and a unit (w, d, h, m, s), largest first, such as "30s", "10m", "72h" or "1h30m"'
 
 
@@ -41,6 +43,8 @@ def parse(text: object) -> datetime.timedelta:
             raise DurationError(f"invalid duration {text!r}: each unit may appear once, largest first, as in '1h30m'")
         previous = rank
         seconds += int(number) * UNITS[unit]
+    if seconds > MAX.total_seconds():
+        raise DurationError(f"duration {text!r} is out of range: at most {MAX.days} days (10 years)")
     return datetime.timedelta(seconds=seconds)
 
 

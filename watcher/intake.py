@@ -132,7 +132,11 @@ class Intake:
         return self.matcher.match(env)
 
     async def take(self, raw: bytes, source: str) -> bool:
-        """Store one message; True when it was new. A bad message is logged, never raised."""
+        """Store one message; True when it was new. A bad message is logged, never raised.
+
+        A `StoreError` (disk full, database gone) is raised: the message was not stored, so the
+        source must not move its cursor past it, and it is not remembered as seen.
+        """
         try:
             return await self._take(raw, source)
         except store_api.StoreError:
@@ -145,8 +149,6 @@ class Intake:
         env = message.peek(raw)
         root = self._route(env)
         keep = root is not None or bool(_VOTE_WORDS_RE.search(env.subject))
-        if keep:
-            self._known.add(env.key)
         too_large = keep and len(raw) > self.max_bytes
         new = await self.store.add_message(
             raw, source, envelope=env, keep_raw=keep and not too_large, now=self._clock()
@@ -155,19 +157,18 @@ class Intake:
             await self._flag(env.key, TOO_LARGE, f"larger than the limit of {self.max_bytes:,} bytes", raw)
         elif not new and keep:
             await self.store.attach_raw(env.key, raw)
-        if not new and root is None:
-            return False
         if self._metrics is not None and new:
             self._metrics.ingested(source)
-        if root is None:
-            return new
-        vote_id = self._votes_by_root.get(root)
-        if vote_id is None:
-            return new
-        if await self.store.link_message_to_vote(vote_id, env.key, now=self._clock()):
+        vote_id = self._votes_by_root.get(root) if root is not None else None
+        changed = False
+        if vote_id is not None and await self.store.link_message_to_vote(vote_id, env.key, now=self._clock()):
             log.info("intake.vote_message", source=source, message_id=env.message_id, vote_id=vote_id)
-            if too_large or await self.screen(env.key, raw):
-                return new  # listed for the release manager; the tally stays as it was
+            # A flagged message is listed for the release manager; the tally stays as it was.
+            changed = not (too_large or await self.screen(env.key, raw))
+        if keep:
+            # Only once stored and linked: a message the store refused is fetched again by the next poll.
+            self._known.add(env.key)
+        if changed and vote_id is not None:
             await self._on_vote_changed(vote_id)
         return new
 

@@ -1,9 +1,17 @@
 """Sending one mail over SMTP (aiosmtplib), or writing it to a folder in dry-run mode.
 
 TLS is verified against the system CAs or a configured CA file; plain text is refused unless
-the relay is on loopback. Every outcome is a `SendResult`, never an exception: `sent`,
-`transient` (4xx, connection trouble, timeouts, TLS or login problems: try again later) or
-`permanent` (a 5xx answer to the sender, a recipient or the content: do not try again).
+the relay is on loopback. Every outcome is a `SendResult`, never an exception:
+
+- `sent`;
+- `permanent` only for an answer about the recipient: 550, 551 or 553 at RCPT (RFC 5321 §4.2.3:
+  mailbox unavailable, not local, name not allowed); another try cannot help;
+- `uncertain`: the message was sent (DATA) but its answer never came (timeout, dropped
+  connection); the relay may have taken it. It is retried, with the same Message-ID, only after
+  the long end-of-DATA wait (`data_timeout`, RFC 5321 §4.5.3.2.6: 10 minutes);
+- `transient` for everything else: 4xx, connection trouble, timeouts, TLS, and 5xx answers about
+  the relay or our settings rather than the recipient (535 at AUTH, 5xx at MAIL FROM, 554 5.7.1
+  relay policy at DATA): a misconfigured or troubled relay must not cost a reminder.
 The mailer also refuses, as permanent, any mail that is not addressed to exactly one
 `{uid}@apache.org`: the last guard before a forged address could receive a reminder.
 """
@@ -21,7 +29,7 @@ import pathlib
 import re
 import ssl
 import tempfile
-from typing import Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 import aiosmtplib
 
@@ -31,7 +39,9 @@ Security = Literal["starttls", "implicit", "none"]
 
 RECIPIENT_RE: Final = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*@apache\.org")
 _FORBIDDEN_HEADERS: Final = ("Cc", "Bcc", "Resent-To", "Resent-Cc", "Resent-Bcc")
-_PERMANENT_FROM: Final = 500
+# RCPT answers that are about the recipient (RFC 5321 §4.2.3); 552 at RCPT is to be taken as 452 (§4.5.3.1.10).
+RECIPIENT_CODES: Final = frozenset({550, 551, 553})
+DATA_TIMEOUT: Final = datetime.timedelta(minutes=10)
 _SAFE_FILE_RE: Final = re.compile(r"[^A-Za-z0-9._@+=-]")
 
 
@@ -44,6 +54,7 @@ class Outcome(enum.StrEnum):
 
     SENT = "sent"
     TRANSIENT = "transient"
+    UNCERTAIN = "uncertain"
     PERMANENT = "permanent"
 
 
@@ -72,6 +83,7 @@ class SmtpSettings:
     password: secrets.Secret | None = dataclasses.field(default=None, repr=False)
     ca_file: pathlib.Path | None = None
     timeout: datetime.timedelta = datetime.timedelta(seconds=30)
+    data_timeout: datetime.timedelta = DATA_TIMEOUT
     local_hostname: str | None = None
 
 
@@ -109,32 +121,59 @@ class SmtpMailer:
         sender, recipient = checked
         settings = self._settings
         password = settings.password.reveal() if settings.password is not None else None
+        session = _Session(
+            settings.data_timeout.total_seconds(),
+            hostname=settings.host,
+            port=settings.port,
+            username=settings.user or None,
+            password=password,
+            use_tls=settings.tls == "implicit",
+            start_tls=settings.tls == "starttls",
+            validate_certs=settings.tls != "none",
+            tls_context=self._tls_context,
+            timeout=settings.timeout.total_seconds(),
+            local_hostname=settings.local_hostname,
+        )
         try:
-            await aiosmtplib.send(
-                msg,
-                sender=sender,
-                recipients=[recipient],
-                hostname=settings.host,
-                port=settings.port,
-                username=settings.user or None,
-                password=password,
-                use_tls=settings.tls == "implicit",
-                start_tls=settings.tls == "starttls",
-                validate_certs=settings.tls != "none",
-                tls_context=self._tls_context,
-                timeout=settings.timeout.total_seconds(),
-                local_hostname=settings.local_hostname,
-            )
+            await session.connect()
+            await session.send_message(msg, sender=sender, recipients=[recipient])
         except aiosmtplib.SMTPRecipientsRefused as exc:
             return _refused(exc)
-        except (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPDataError, aiosmtplib.SMTPRecipientRefused) as exc:
-            return _answered(exc, exc.code, exc.message)
-        except aiosmtplib.SMTPResponseException as exc:
-            # Greeting, HELO and AUTH refusals are about the relay or our settings, not this mail.
-            return SendResult(Outcome.TRANSIENT, f"{type(exc).__name__}: {exc.code} {exc.message}", exc.code)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError, TimeoutError) as exc:
+            if session.data_sent:
+                return SendResult(Outcome.UNCERTAIN, f"answer to DATA lost: {type(exc).__name__}: {exc}")
             return SendResult(Outcome.TRANSIENT, f"{type(exc).__name__}: {exc}")
+        except aiosmtplib.SMTPResponseException as exc:
+            # Greeting, HELO, AUTH, MAIL FROM and DATA refusals are about the relay or our settings.
+            return SendResult(Outcome.TRANSIENT, f"{type(exc).__name__}: {exc.code} {exc.message}", exc.code)
+        except aiosmtplib.SMTPException as exc:
+            return SendResult(Outcome.TRANSIENT, f"{type(exc).__name__}: {exc}")
+        finally:
+            await _quit(session)
         return SendResult(Outcome.SENT, f"accepted by {settings.host}:{settings.port}")
+
+
+class _Session(aiosmtplib.SMTP):
+    """One SMTP session whose end-of-DATA answer gets its own, long timeout; it notes when DATA began."""
+
+    def __init__(self, data_timeout: float, **options: Any) -> None:
+        super().__init__(**options)
+        self.data_timeout = data_timeout
+        self.data_sent = False
+
+    async def data(self, message: str | bytes, /, *, timeout: Any = None) -> aiosmtplib.SMTPResponse:
+        """DATA with `data_timeout` for its answers, whatever timeout the transaction uses."""
+        self.data_sent = True
+        return await super().data(message, timeout=self.data_timeout)
+
+
+async def _quit(session: aiosmtplib.SMTP) -> None:
+    if not session.is_connected:
+        return
+    try:
+        await session.quit()
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        session.close()
 
 
 class DryRunMailer:
@@ -221,7 +260,7 @@ def _refused(exc: aiosmtplib.SMTPRecipientsRefused) -> SendResult:
 
 
 def _answered(exc: Exception, code: int | None, message: str) -> SendResult:
-    outcome = Outcome.PERMANENT if code is not None and code >= _PERMANENT_FROM else Outcome.TRANSIENT
+    outcome = Outcome.PERMANENT if code in RECIPIENT_CODES else Outcome.TRANSIENT
     return SendResult(outcome, f"{type(exc).__name__}: {code} {message}", code)
 
 

@@ -12,7 +12,7 @@ import json
 import socket
 import socketserver
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, Literal
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from wsgiref.types import StartResponse, WSGIEnvironment
@@ -89,6 +89,25 @@ class Metrics:
         self._budget = prometheus_client.Gauge(
             "vote_watcher_atr_budget_remaining", "ATR API requests left in this hour's budget.", registry=registry
         )
+        self._job_failures = prometheus_client.Counter(
+            "vote_watcher_job_failures",
+            "Jobs that failed, by job and cause (store: the database could not be used).",
+            ["job", "cause"],
+            registry=registry,
+        )
+        self._mail_waiting = prometheus_client.Gauge(
+            "vote_watcher_outbox_waiting",
+            "Pending mails that failed at least once on the relay and wait for another attempt, by kind.",
+            ["kind"],
+            registry=registry,
+        )
+        self._waiting_kinds: set[str] = {"reminder"}
+        self._mail_waiting.labels(kind="reminder")
+        self._answers_lost = prometheus_client.Counter(
+            "vote_watcher_smtp_answers_lost",
+            "Mails whose DATA was sent but whose answer never came: retried with the same Message-ID.",
+            registry=registry,
+        )
         prometheus_client.Info("vote_watcher", "The running vote-watcher.", registry=registry).info(
             {"version": version}
         )
@@ -128,6 +147,20 @@ class Metrics:
     def set_votes_tracked(self, mode: str, count: int) -> None:
         """How many votes of ATR vote mode `mode` (e.g. "hybrid", "email") are being watched."""
         self._votes_tracked.labels(mode=mode).set(count)
+
+    def job_failed(self, job: str, cause: str) -> None:
+        """A job failed: `cause` is "store" for a database outage, "error" for anything else."""
+        self._job_failures.labels(job=job, cause=cause).inc()
+
+    def set_waiting(self, counts: Mapping[str, int]) -> None:
+        """Pending mails waiting on the relay, by kind (kinds absent from `counts` are set to 0)."""
+        self._waiting_kinds.update(counts)
+        for kind in self._waiting_kinds:
+            self._mail_waiting.labels(kind=kind).set(counts.get(kind, 0))
+
+    def answer_lost(self) -> None:
+        """One send whose end-of-DATA answer was lost (it is retried, same Message-ID)."""
+        self._answers_lost.inc()
 
     def set_budget(self, remaining: int) -> None:
         """ATR API requests left in the current hour."""

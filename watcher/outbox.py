@@ -7,10 +7,12 @@ How a mail travels:
    attempt to write the same key is refused by the store, so there is never a second reminder
    with a new Message-ID.
 2. `Outbox.run_once` claims due rows (`claim_due`, under a lease, so that several instances share
-   the work) and hands each to the mailer, then records the outcome: sent; failed (a permanent
-   5xx, or too many attempts); rescheduled with exponential backoff and jitter (a 4xx or a
-   connection problem); deferred (the recipient's daily cap is reached); skipped (the recipient
-   opted out).
+   the work) and hands each to the mailer, then records the outcome: sent; failed (only an answer
+   about the recipient: 550/551/553 at RCPT); rescheduled with exponential backoff and jitter,
+   capped at `max_delay` (anything else: 4xx, connection problems, a relay that refuses us with
+   535 or 554, an answer lost after DATA); deferred (the recipient's daily cap is reached);
+   skipped (the recipient opted out). A relay outage never fails a mail for good: the row stays
+   pending for as long as its vote runs (the daemon skips a vote's pending mails when it ends).
 
 Crash semantics: if the process dies after the relay accepted a mail but before `mark_sent`, the
 row's claim expires and the mail is sent again, from the stored bytes, with the *same*
@@ -33,7 +35,7 @@ from typing import Final, Literal, Protocol
 
 import watcher.mailer as mailer
 
-DeliveryResult = Literal["sent", "retry", "failed", "skipped", "deferred"]
+DeliveryResult = Literal["sent", "retry", "failed", "skipped", "deferred", "claim_lost"]
 DAY: Final = datetime.timedelta(days=1)
 _EPOCH: Final = datetime.datetime.min.replace(tzinfo=datetime.UTC)
 
@@ -74,6 +76,14 @@ class OutboxStore(Protocol):
         """Pending rows due at `now` (not claimed, or their claim expired), claimed for `owner`, oldest first."""
         ...
 
+    async def renew_claim(self, id: int, owner: str, now: datetime.datetime) -> bool:
+        """Extend `owner`'s live claim on a pending row from `now`; False when it expired or passed to another.
+
+        Called just before each send, so that a batch claimed at once never outlives its claims while
+        earlier mails of it wait on a slow relay (another instance could then send the same row).
+        """
+        ...
+
     async def mark_sent(self, id: int, now: datetime.datetime) -> None:
         """The relay accepted the mail."""
         ...
@@ -103,9 +113,9 @@ class OutboxStore(Protocol):
 class OutboxPolicy:
     """Retries, caps and opt-outs. `daily_cap` None means no cap; `opt_out` holds uids."""
 
-    max_attempts: int = 8
     base_delay: datetime.timedelta = datetime.timedelta(minutes=1)
-    max_delay: datetime.timedelta = datetime.timedelta(hours=1)
+    # Short enough that a relay back after hours gets the waiting reminders within minutes.
+    max_delay: datetime.timedelta = datetime.timedelta(minutes=15)
     daily_cap: int | None = 3
     cap_retry: datetime.timedelta = datetime.timedelta(hours=1)
     opt_out: Collection[str] = frozenset()
@@ -125,6 +135,8 @@ class Delivery:
     kind: str = "reminder"
     release_key: str = ""
     vote_seq: int | None = None
+    answer_lost: bool = False
+    """DATA was sent but its answer never came: the relay may have the mail; it is retried all the same."""
 
 
 class Outbox:
@@ -167,6 +179,8 @@ class Outbox:
         if isinstance(msg, str):
             await self.store.mark_failed(row.id, msg, now)
             return _delivery(row, "failed", msg)
+        if not await self.store.renew_claim(row.id, self.owner, self._clock()):
+            return _delivery(row, "claim_lost", "the claim ran out before the send; another instance may have it")
         result = await self._send(msg)
         return await self._record(row, result)
 
@@ -186,13 +200,10 @@ class Outbox:
         if result.outcome == mailer.Outcome.PERMANENT:
             await self.store.mark_failed(row.id, result.detail, now)
             return _delivery(row, "failed", result.detail)
-        if attempts >= self.policy.max_attempts:
-            error = f"gave up after {attempts} attempts: {result.detail}"
-            await self.store.mark_failed(row.id, error, now)
-            return _delivery(row, "failed", error)
         next_at = now + backoff(attempts, self.policy, self._rng)
         await self.store.reschedule(row.id, result.detail, next_at)
-        return _delivery(row, "retry", result.detail, next_at)
+        lost = result.outcome == mailer.Outcome.UNCERTAIN
+        return dataclasses.replace(_delivery(row, "retry", result.detail, next_at), answer_lost=lost)
 
 
 def backoff(attempts: int, policy: OutboxPolicy, rng: random.Random) -> datetime.timedelta:
@@ -285,6 +296,15 @@ class MemoryOutboxStore:
             entry.owner = owner
             entry.claimed_until = now + self.lease
         return [entry.row for entry in due[:limit]]
+
+    async def renew_claim(self, id: int, owner: str, now: datetime.datetime) -> bool:
+        """Extend a live claim of `owner` by the lease."""
+        entry = self._rows[id]
+        live = entry.claimed_until is not None and entry.claimed_until > now
+        if entry.status != Status.PENDING or entry.owner != owner or not live:
+            return False
+        entry.claimed_until = now + self.lease
+        return True
 
     async def mark_sent(self, id: int, now: datetime.datetime) -> None:
         """Sent."""

@@ -160,39 +160,112 @@ async def test_transient_replies_are_retried_with_backoff_then_sent(smtp_sink: S
     assert (status, attempts) == (outbox.Status.SENT, 2)
 
 
-@pytest.mark.parametrize("stage", ["DATA", "RCPT"])
-async def test_permanent_refusal_fails_without_retry(smtp_sink: SmtpSink, stage: Stage) -> None:
+@pytest.mark.parametrize("reply", ["550 5.1.1 No such user", "551 5.1.6 User not local", "553 5.1.3 Bad address"])
+async def test_recipient_refusal_at_rcpt_fails_without_retry(smtp_sink: SmtpSink, reply: str) -> None:
     store, clock = outbox.MemoryOutboxStore(), Clock()
     row = add(store, "alice")
-    smtp_sink.fail("550 5.1.1 No such user", times=5, stage=stage)
+    smtp_sink.fail(reply, times=5, stage="RCPT")
     box = make_outbox(store, plain(smtp_sink), clock)
     [delivery] = await box.run_once()
     assert delivery.result == "failed"
-    assert "550" in delivery.detail
+    code = reply[:3]
+    assert code in delivery.detail
     status, attempts, error, _ = store.status(row.id)
     assert (status, attempts) == (outbox.Status.FAILED, 0)
-    assert "550" in error
+    assert code in error
     clock.advance(datetime.timedelta(days=2))
     assert await box.run_once() == []
-    assert smtp_sink.handler.refused == ["550 5.1.1 No such user"]
+    assert smtp_sink.handler.refused == [reply]
     assert smtp_sink.received == []
 
 
-async def test_unreachable_relay_gives_up_after_max_attempts() -> None:
+@pytest.mark.parametrize(
+    ("stage", "reply"),
+    [
+        ("DATA", "554 5.7.1 Relaying denied by policy"),
+        ("DATA", "550 5.7.1 Message rejected by local policy"),
+        ("DATA", "451 4.3.0 Try again later"),
+        ("RCPT", "554 5.7.1 Relay access denied"),
+        ("RCPT", "452 4.2.2 Mailbox full"),
+        ("RCPT", "552 5.2.2 Over quota"),
+    ],
+)
+async def test_answers_about_the_relay_keep_the_mail_pending(smtp_sink: SmtpSink, stage: Stage, reply: str) -> None:
+    # A misconfigured relay (554 relay policy) is not the recipient's fault: the mail waits for it.
     store, clock = outbox.MemoryOutboxStore(), Clock()
     row = add(store, "alice")
-    relay = mailer.SmtpMailer(mailer.SmtpSettings("127.0.0.1", closed_port(), tls="none"))
-    box = make_outbox(store, relay, clock, max_attempts=3)
+    smtp_sink.fail(reply, times=3, stage=stage)
+    box = make_outbox(store, plain(smtp_sink), clock)
     results = []
-    for _ in range(3):
-        [delivery] = await box.run_once()
-        results.append(delivery.result)
+    for _ in range(4):
+        results += [d.result for d in await box.run_once()]
         clock.advance(box.policy.max_delay)
-    assert results == ["retry", "retry", "failed"]
+    assert results == ["retry", "retry", "retry", "sent"]
+    assert store.status(row.id)[:2] == (outbox.Status.SENT, 3)
+    [mail] = smtp_sink.received
+    assert mail.message["Message-ID"] == row.message_id
+
+
+async def test_relay_down_for_six_hours_keeps_the_mail_pending_with_capped_backoff(smtp_sink: SmtpSink) -> None:
+    store, clock = outbox.MemoryOutboxStore(), Clock()
+    row = add(store, "alice")
+    down = mailer.SmtpMailer(mailer.SmtpSettings("127.0.0.1", closed_port(), tls="none"))
+    box = make_outbox(store, down, clock)
+    waits: list[datetime.timedelta] = []
+    start = clock.now
+    while clock.now - start < datetime.timedelta(hours=6):
+        deliveries = await box.run_once()
+        for delivery in deliveries:
+            assert delivery.result == "retry"
+            assert delivery.next_at is not None
+            waits.append(delivery.next_at - clock.now)
+        clock.advance(datetime.timedelta(minutes=1))
     status, attempts, error, _ = store.status(row.id)
-    assert status == outbox.Status.FAILED
-    assert attempts == 2
-    assert error.startswith("gave up after 3 attempts")
+    assert status == outbox.Status.PENDING
+    assert max(waits) <= box.policy.max_delay
+    assert attempts == len(waits) >= 20  # capped: it kept trying all along, not once an hour
+    assert "Connect" in error or "refused" in error.lower()
+    box.mailer = plain(smtp_sink)
+    clock.advance(box.policy.max_delay)
+    assert [d.result for d in await box.run_once()] == ["sent"]
+    assert len(smtp_sink.received) == 1
+
+
+async def test_slow_end_of_data_answer_within_data_timeout_is_one_mail(smtp_sink: SmtpSink) -> None:
+    # The relay takes 1.5 s to answer the end of DATA; the command timeout is 0.5 s, DATA's own 5 s.
+    store, clock = outbox.MemoryOutboxStore(), Clock()
+    row = add(store, "alice")
+    smtp_sink.handler.data_delay_s = 1.5
+    seconds = datetime.timedelta(seconds=1)
+    relay = mailer.SmtpMailer(
+        mailer.SmtpSettings(smtp_sink.host, smtp_sink.port, tls="none", timeout=seconds / 2, data_timeout=5 * seconds)
+    )
+    [delivery] = await make_outbox(store, relay, clock).run_once()
+    assert delivery.result == "sent", delivery.detail
+    assert not delivery.answer_lost
+    assert store.status(row.id)[0] == outbox.Status.SENT
+    assert len(smtp_sink.received) == 1
+
+
+async def test_lost_end_of_data_answer_is_counted_and_resent_with_the_same_message_id(smtp_sink: SmtpSink) -> None:
+    store, clock = outbox.MemoryOutboxStore(), Clock()
+    row = add(store, "alice")
+    smtp_sink.handler.data_delay_s = 1.5
+    seconds = datetime.timedelta(seconds=1)
+    relay = mailer.SmtpMailer(
+        mailer.SmtpSettings(smtp_sink.host, smtp_sink.port, tls="none", timeout=seconds / 2, data_timeout=seconds / 2)
+    )
+    box = make_outbox(store, relay, clock)
+    [lost] = await box.run_once()
+    assert (lost.result, lost.answer_lost) == ("retry", True)
+    assert "answer to DATA lost" in lost.detail
+    assert store.status(row.id)[:2] == (outbox.Status.PENDING, 1)
+    smtp_sink.handler.data_delay_s = 0
+    clock.advance(box.policy.max_delay)
+    [again] = await box.run_once()
+    assert again.result == "sent"
+    mails = await smtp_sink.wait_for(2)
+    assert [m.message["Message-ID"] for m in mails] == [row.message_id, row.message_id]
 
 
 async def test_silent_relay_times_out_as_transient() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import pathlib
 import re
+import subprocess
+import sys
 import textwrap
 import tomllib
 from typing import Any
@@ -46,6 +48,7 @@ tls = "none"
 def write(folder: pathlib.Path, text: str, *, mode: int = 0o600, name: str = "config.toml") -> pathlib.Path:
     """A config file (and the PAT file it points to), owner-only unless told."""
     (folder / "pat").write_text(PAT + "\n")
+    (folder / "pat").chmod(0o600)
     path = folder / name
     path.write_text(textwrap.dedent(text))
     path.chmod(mode)
@@ -548,6 +551,82 @@ def test_example_config_states_the_defaults() -> None:
             default = field.get_default(call_default_factory=True)
             expected = durations.parse(value) if isinstance(default, datetime.timedelta) else value
             assert expected == default, f"sources {entry['kind']}.{key}"
+
+
+# Out-of-range values and readable secret files ------------------------------------------------------------------
+
+
+def _set(text: str, section: str, line: str) -> str:
+    """MINIMAL with `line` added at the top of `[section]` (the section is added when missing)."""
+    if f"[{section}]\n" not in text:
+        return f"{text}\n[{section}]\n{line}\n"
+    return text.replace(f"[{section}]\n", f"[{section}]\n{line}\n", 1)
+
+
+@pytest.mark.parametrize(
+    ("section", "line", "path"),
+    [
+        ("reminders", 'delay = "9999999999d"', "reminders.delay"),
+        ("watcher", 'check_interval = "99999999999999w"', "watcher.check_interval"),
+        ("watcher", 'store_retry = "3651d"', "watcher.store_retry"),
+        ("resolve", 'grace = "999999999999s"', "resolve.grace"),
+        ("smtp", 'data_timeout = "0s"', "smtp.data_timeout"),
+        ("smtp", 'timeout = "9999999999999d"', "smtp.timeout"),
+        ("atr", "request_budget = 9223372036854775807", "atr.request_budget"),
+        ("reminders", "daily_cap_per_recipient = 99999999999", "reminders.daily_cap_per_recipient"),
+        ("metrics", 'listen = "127.0.0.1:70000"', "metrics.listen"),
+        ("leases", 'ttl = "99999999999d"', "leases.ttl"),
+    ],
+)
+def test_out_of_range_values_exit_2_naming_their_path(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str], section: str, line: str, path: str
+) -> None:
+    config_path = write(tmp_path, _set(MINIMAL, section, line))
+    assert cli.main(["run", "--config", str(config_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{config_path}: {path}: " in err
+    assert "Traceback" not in err
+
+
+def test_huge_delay_as_a_process_is_a_clean_exit_2(tmp_path: pathlib.Path) -> None:
+    # The exact value that once crashed config loading with a traceback and exit 1 (a restart loop).
+    config_path = write(tmp_path, _set(MINIMAL, "reminders", 'delay = "9999999999d"'))
+    done = subprocess.run(
+        [sys.executable, "-m", "watcher", "run", "--config", str(config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "reminders.delay: duration '9999999999d' is out of range" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_secret_file_others_can_read_is_refused(tmp_path: pathlib.Path) -> None:
+    path = write(tmp_path, MINIMAL)
+    (tmp_path / "pat").chmod(0o644)
+    lines = problems(path)
+    assert has_line(lines, "atr.pat_file", "can be read by others (mode 0644)")
+    assert has_line(lines, "atr.pat_file", "chmod 600")
+    assert not any(PAT in line for line in lines)
+    (tmp_path / "pat").chmod(0o640)
+    assert has_line(problems(path), "atr.pat_file", "mode 0640")
+
+
+def test_readable_secret_file_allowed_with_a_warning(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, MINIMAL)
+    (tmp_path / "pat").chmod(0o644)
+    warnings: list[str] = []
+    cfg = config.load(path, {}, allow_readable_secrets=True, warnings=warnings)
+    assert cfg.atr.pat is not None and cfg.atr.pat.reveal() == PAT
+    assert len(warnings) == 1
+    assert "atr.pat_file" in warnings[0] and "--allow-readable-secrets" in warnings[0]
+    assert cli.main(["check-config", "--config", str(path), "--allow-readable-secrets"]) == 0
+    assert "warning:" in capsys.readouterr().err
+    assert cli.main(["check-config", "--config", str(path)]) == 2
 
 
 def test_opt_out_entries_must_name_a_uid(tmp_path: pathlib.Path) -> None:

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of this command."""
     parser.add_argument("--config", required=True, metavar="PATH", help="path to the TOML configuration")
     parser.add_argument(
+        "--allow-readable-secrets", action="store_true", help="accept *_file secrets others can read, with a warning"
+    )
+    parser.add_argument(
         "--probe",
         action="store_true",
         help="also ask the live servers: ATR (the PAT, the running votes, its OpenAPI schema against ours) "
@@ -39,14 +42,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print every problem with its TOML path and return 2, or print a summary and return 0."""
+    warnings: list[str] = []
     try:
-        loaded = config.load(args.config)
+        loaded = config.load(args.config, allow_readable_secrets=args.allow_readable_secrets, warnings=warnings)
     except config.ConfigError as exc:
         for line in exc.lines:
             print(line, file=sys.stderr)
         count = len(exc.lines)
         print(f"{args.config}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
         return EXIT_INVALID
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
     print(f"{args.config}: OK")
     for line in summary(loaded):
         print(line)

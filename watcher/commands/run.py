@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="PATH", help="path to the TOML configuration")
     parser.add_argument("--once", action="store_true", help="run one full cycle, then exit")
     parser.add_argument("--dry-run", action="store_true", help="send no mail and resolve nothing; write .eml files")
+    parser.add_argument(
+        "--allow-readable-secrets",
+        action="store_true",
+        help="accept *_file secrets that others can read, with a warning (for tests and demos, never in production)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,12 +41,15 @@ def run(args: argparse.Namespace) -> int:
     file in use by another instance), 1 on another fatal error (a database that cannot be reached; with
     `--once`, a cycle that reached neither ATR nor any source, or could not hand mail to the relay).
     """
+    warnings: list[str] = []
     try:
-        cfg = config.load(args.config)
+        cfg = config.load(args.config, allow_readable_secrets=args.allow_readable_secrets, warnings=warnings)
     except config.ConfigError as exc:
         for line in exc.lines:
             print(line, file=sys.stderr)
         return EXIT_CONFIG
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
     if args.dry_run:
         cfg = cfg.model_copy(update={"watcher": cfg.watcher.model_copy(update={"dry_run": True})})
     log_setup.configure(cfg.watcher.log_format, cfg.watcher.log_level)

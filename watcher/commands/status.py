@@ -51,6 +51,7 @@ async def collect(db: store_api.Store, now: datetime.datetime) -> dict[str, Any]
         "atr": atr,
         "open_votes": votes,
         "outbox": await db.outbox_counts(),
+        "waiting_on_relay": await db.waiting_on_relay(),
     }
 
 
@@ -111,7 +112,9 @@ def to_text(data: dict[str, Any], now: datetime.datetime) -> list[str]:
             f"{binding}, non-binding {others}; reminders: {reminders}{thread}"
         )
     outbox = ", ".join(f"{state} {n}" for state, n in sorted(data["outbox"].items())) or "empty"
-    lines += ["", f"Outbox: {outbox}"]
+    waiting = sum(data["waiting_on_relay"].values())
+    relay = f"; {waiting} waiting on the relay (failed at least once, tried again)" if waiting else ""
+    lines += ["", f"Outbox: {outbox}{relay}"]
     return lines
 
 

@@ -32,6 +32,8 @@ import watcher.message as message
 
 MboxFormat = Literal["mboxrd", "mboxo"]
 Kind = Literal["mbox", "maildir", "eml", "eml-dir"]
+OnUnreadable = Callable[[pathlib.Path, str], None]
+"""Told of a Maildir or .eml file that cannot be read (its path and why); it is skipped."""
 _FileLister = Callable[[pathlib.Path], list[pathlib.Path]]
 
 _SNIFF_BYTES: Final = 64 * 1024
@@ -67,19 +69,23 @@ class ArchiveError(Exception):
     """An archive that cannot be read; the message names the path and the reason."""
 
 
-def iter_raw(path: pathlib.Path, *, mbox_format: MboxFormat = "mboxrd") -> Iterator[bytes]:
+def iter_raw(
+    path: pathlib.Path, *, mbox_format: MboxFormat = "mboxrd", on_unreadable: OnUnreadable | None = None
+) -> Iterator[bytes]:
     """Every message of one mbox, Maildir, .eml directory or .eml file, as raw bytes.
 
     The path is checked now (ArchiveError if it is missing, unreadable or not mail); the
-    messages are read as the iterator is consumed.
+    messages are read as the iterator is consumed. With `on_unreadable`, a file of a Maildir or
+    .eml folder that cannot be read (not mail, permission denied, gone) is reported to it and
+    skipped, so one broken file never blocks the ones after it; without, it raises ArchiveError.
     """
     kind = detect(path)
     if kind == "mbox":
         return _iter_mbox(path, mbox_format)
     if kind == "maildir":
-        return _iter_files(path, _maildir_files)
+        return _iter_files(path, _maildir_files, on_unreadable)
     if kind == "eml-dir":
-        return _iter_files(path, _eml_files)
+        return _iter_files(path, _eml_files, on_unreadable)
     return _iter_files(path, lambda _: [path])
 
 
@@ -213,13 +219,22 @@ def _iter_mbox(path: pathlib.Path, mbox_format: MboxFormat) -> Iterator[bytes]:
         raise _error(path, exc) from exc
 
 
-def _iter_files(root: pathlib.Path, list_files: _FileLister) -> Iterator[bytes]:
+def _iter_files(
+    root: pathlib.Path, list_files: _FileLister, on_unreadable: OnUnreadable | None = None
+) -> Iterator[bytes]:
     try:
         files = list_files(root)
     except OSError as exc:
         raise _error(root, exc) from exc
     for file in files:
-        yield _read_message_file(file)
+        try:
+            raw = _read_message_file(file)
+        except ArchiveError as exc:
+            if on_unreadable is None:
+                raise
+            on_unreadable(file, str(exc).removeprefix(f"{file}: "))
+            continue
+        yield raw
 
 
 def _read_message_file(path: pathlib.Path) -> bytes:
@@ -267,7 +282,11 @@ def _maildir_files(maildir: pathlib.Path) -> list[pathlib.Path]:
 
 
 def _maildir_sort_key(file: pathlib.Path) -> tuple[datetime.datetime, str]:
-    date = message.peek(_read_header_block(file)).date
+    try:
+        date = message.peek(_read_header_block(file)).date
+    except ArchiveError:
+        # Unreadable now: it sorts last, and reading it says why (or finds it readable by then).
+        date = None
     return (date or _LATER_THAN_ANY_DATE, file.name)
 
 

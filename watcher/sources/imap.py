@@ -454,7 +454,8 @@ class ImapSource:
                 break
             except ConsumerError as exc:
                 state.last_error = str(exc)
-                flog.error("imap.consumer_failed", error=str(exc.__cause__ or exc), exc_info=exc.__cause__)
+                # The consumer logs its own failures (the daemon: a store outage, once); no traceback here.
+                flog.warning("imap.consumer_failed", error=str(exc.__cause__ or exc))
             except Exception as exc:
                 # Anything else (network, TLS, a server's odd answer) is survivable: back off and retry.
                 state.last_error = _describe(exc, self.config.password)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime
 
-from watcher.store.engine import StoreError, StoreLockedError
+from watcher.store.engine import StoreError, StoreLockedError, StoreUnavailableError
 from watcher.store.migrate import SchemaNotCurrentError
 from watcher.store.records import (
     Decision,
@@ -32,6 +32,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreLockedError",
+    "StoreUnavailableError",
     "StoredMessage",
     "TrackedVote",
     "VoterVote",

@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import os
 import pathlib
+from collections.abc import AsyncIterator
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -36,6 +37,36 @@ class StoreError(Exception):
 
 class StoreLockedError(StoreError):
     """Another process uses the same SQLite database."""
+
+
+class StoreUnavailableError(StoreError):
+    """A read or write failed (disk full, database stopped, connection lost): an outage, not bad input.
+
+    Callers keep what they were storing and try again later; nothing is acknowledged on it.
+    """
+
+
+# What a database outage looks like from here: the driver's errors (wrapped by SQLAlchemy), a socket
+# that went away, a timeout.
+OUTAGE_ERRORS: Final = (sa.exc.SQLAlchemyError, OSError, TimeoutError)
+
+
+@contextlib.asynccontextmanager
+async def translated(operation: str) -> AsyncIterator[None]:
+    """Turn any database failure inside the block into `StoreUnavailableError` naming the operation."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except OUTAGE_ERRORS as exc:
+        raise StoreUnavailableError(f"{operation}: {describe(exc)}") from exc
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line reason for a database error: the driver's own message, without SQL or parameters."""
+    reason = getattr(exc, "orig", None) or exc
+    text = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
+    return f"{type(reason).__name__}: {text}"[:300]
 
 
 def async_url(url: str) -> sqlalchemy.engine.URL:

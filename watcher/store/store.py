@@ -8,8 +8,9 @@ Times are aware UTC datetimes; every method that writes takes an optional `now`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -138,7 +139,7 @@ class Store:
     async def _insert_messages(self, rows: list[dict[str, Any]]) -> list[str]:
         table = schema.messages
         statement = self._insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             result = await conn.execute(statement, rows)
             return [row.key for row in result]
 
@@ -150,7 +151,7 @@ class Store:
         """Which of these keys are stored."""
         table = schema.messages
         found: set[str] = set()
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             for chunk in _chunks(list(dict.fromkeys(keys))):
                 result = await conn.execute(sa.select(table.c.key).where(table.c.key.in_(chunk)))
                 found.update(result.scalars())
@@ -159,7 +160,7 @@ class Store:
     async def get_raw(self, key: str) -> bytes | None:
         """The stored bytes of a message; None when unknown or stored without them."""
         table = schema.messages
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             raw = await conn.scalar(sa.select(table.c.raw).where(table.c.key == key))
         return bytes(raw) if raw is not None else None
 
@@ -169,7 +170,7 @@ class Store:
         statement = (
             sa.update(table).where(table.c.key == key, table.c.raw.is_(None)).values(raw=raw).returning(table.c.key)
         )
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             return (await conn.execute(statement)).first() is not None
 
     async def get_message(self, key: str) -> records.StoredMessage | None:
@@ -177,7 +178,7 @@ class Store:
         table = schema.messages
         columns = [column for column in table.c if column.name != "raw"]
         statement = sa.select(*columns, table.c.raw.is_not(None).label("has_raw")).where(table.c.key == key)
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             row = (await conn.execute(statement)).first()
         if row is None:
             return None
@@ -205,7 +206,7 @@ class Store:
             index_elements=["release_key", "vote_seq"],
             set_={name: insert.excluded[name] for name in values if name not in ("release_key", "vote_seq")},
         ).returning(*table.c)
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             row = (await conn.execute(statement)).one()
         return _vote(row)
 
@@ -219,7 +220,7 @@ class Store:
         return await self._one_vote(schema.votes.c.id == vote_id)
 
     async def _one_vote(self, where: sa.ColumnElement[bool]) -> records.TrackedVote | None:
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             row = (await conn.execute(sa.select(schema.votes).where(where))).first()
         return _vote(row) if row is not None else None
 
@@ -229,14 +230,14 @@ class Store:
         statement = sa.select(table).order_by(table.c.id)
         if open_only:
             statement = statement.where(table.c.status == "open")
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             return [_vote(row) for row in await conn.execute(statement)]
 
     async def set_vote_status(self, vote_id: int, status: str, now: datetime.datetime | None = None) -> None:
         """Change a vote's status (anything but `open` takes it off the `votes()` list)."""
         table = schema.votes
         statement = sa.update(table).where(table.c.id == vote_id).values(status=status, updated_at=_now(now))
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(statement)
 
     async def link_message_to_vote(
@@ -263,7 +264,7 @@ class Store:
         statement = insert.on_conflict_do_nothing(index_elements=["vote_id", "message_key"]).returning(
             table.c.message_key
         )
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             return (await conn.execute(statement)).first() is not None
 
     async def thread_keys(self, vote_id: int) -> list[str]:
@@ -274,7 +275,7 @@ class Store:
             .where(table.c.vote_id == vote_id)
             .order_by(table.c.position, table.c.added_at, table.c.message_key)
         )
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             return list((await conn.execute(statement)).scalars())
 
     async def thread_messages(self, vote_id: int) -> list[bytes]:
@@ -286,7 +287,7 @@ class Store:
             .where(links.c.vote_id == vote_id, messages.c.raw.is_not(None), messages.c.flag == "")
             .order_by(links.c.position, links.c.added_at, links.c.message_key)
         )
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             return [bytes(raw) for raw in (await conn.execute(statement)).scalars()]
 
     async def flag_message(self, key: str, flag: str, detail: str, sender: str = "") -> bool:
@@ -333,7 +334,7 @@ class Store:
             .join(links, links.c.message_key == messages.c.key)
             .where(links.c.vote_id == vote_id)
         )
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             return {row.key: row.stored_at for row in await conn.execute(statement)}
 
     async def kept_since(self, since: datetime.datetime) -> list[tuple[str, bytes]]:
@@ -347,14 +348,14 @@ class Store:
             .where(table.c.raw.is_not(None), table.c.stored_at >= since)
             .order_by(table.c.stored_at, table.c.key)
         )
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             return [(row.key, bytes(row.raw)) for row in await conn.execute(statement)]
 
     async def votes_containing(self, keys: Iterable[str]) -> dict[str, list[int]]:
         """For each of these message keys that is in a tracked vote's thread, the ids of those votes."""
         table = schema.vote_messages
         found: dict[str, list[int]] = {}
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             for chunk in _chunks(list(dict.fromkeys(keys))):
                 statement = (
                     sa.select(table.c.message_key, table.c.vote_id)
@@ -378,7 +379,7 @@ class Store:
             index_elements=["vote_id", "voter"],
             set_={name: insert.excluded[name] for name in values if name not in ("vote_id", "voter")},
         )
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(statement)
 
     async def replace_voter_votes(
@@ -390,7 +391,7 @@ class Store:
         """
         table = schema.voter_votes
         moment = _now(now)
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             lock = sa.select(schema.votes.c.id).where(schema.votes.c.id == vote_id).with_for_update()
             await conn.execute(lock)
             await conn.execute(sa.delete(table).where(table.c.vote_id == vote_id))
@@ -401,7 +402,7 @@ class Store:
         """A tracked vote's voters' votes, in archive order."""
         table = schema.voter_votes
         statement = sa.select(table).where(table.c.vote_id == vote_id).order_by(table.c.position, table.c.voter)
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             return [_voter_vote(row) for row in await conn.execute(statement)]
 
     # Source cursors (watcher.sources.cursor.CursorStore) --------------------------------------------------------
@@ -412,7 +413,7 @@ class Store:
         statement = sa.select(table.c.validity, table.c.position).where(
             table.c.source == source, table.c.folder == folder
         )
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             row = (await conn.execute(statement)).first()
         return cursor.Cursor(row.validity, row.position) if row is not None else None
 
@@ -433,7 +434,7 @@ class Store:
             index_elements=["source", "folder"],
             set_={name: insert.excluded[name] for name in ("validity", "position", "updated_at")},
         )
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(statement)
 
     # The outbox (watcher.outbox.OutboxStore) ----------------------------------------------------------------------
@@ -482,7 +483,7 @@ class Store:
             .values(**values, attempts=0, last_error="", sent_at=None, claimed_by="", claimed_until=None)
             .returning(*table.c)
         )
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             row = (await conn.execute(statement)).first()
             if row is None and state != outbox.Status.DRY_RUN.value:
                 row = (await conn.execute(take_over)).first()
@@ -533,7 +534,7 @@ class Store:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             ids = list((await conn.execute(due)).scalars())
             if not ids:
                 return []
@@ -547,6 +548,23 @@ class Store:
         rows.sort(key=lambda row: (row.next_attempt_at, row.id))
         return [_outbox_row(row) for row in rows]
 
+    async def renew_claim(self, id: int, owner: str, now: datetime.datetime) -> bool:
+        """Extend `owner`'s live claim on a pending row to `now + claim_ttl`; False when it is no longer theirs."""
+        table = schema.outbox
+        statement = (
+            sa.update(table)
+            .where(
+                table.c.id == id,
+                table.c.state == _PENDING,
+                table.c.claimed_by == owner,
+                table.c.claimed_until > now,
+            )
+            .values(claimed_until=now + self.claim_ttl)
+            .returning(table.c.id)
+        )
+        async with self._write() as conn:
+            return (await conn.execute(statement)).first() is not None
+
     async def release_claims(self) -> int:
         """Release every outbox claim; returns how many there were.
 
@@ -559,7 +577,7 @@ class Store:
             .where(table.c.state == _PENDING, table.c.claimed_until.is_not(None))
             .values(claimed_by="", claimed_until=None)
         )
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             return (await conn.execute(statement)).rowcount
 
     async def mark_sent(self, id: int, now: datetime.datetime) -> None:
@@ -586,7 +604,7 @@ class Store:
     async def _settle(self, id: int, **values: Any) -> None:
         table = schema.outbox
         statement = sa.update(table).where(table.c.id == id).values(claimed_by="", claimed_until=None, **values)
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(statement)
 
     async def skip_pending(
@@ -606,7 +624,7 @@ class Store:
             .values(state=outbox.Status.SKIPPED.value, last_error=reason, claimed_by="", claimed_until=None)
             .returning(table.c.id)
         )
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             return len((await conn.execute(statement)).all())
 
     async def sent_today(self, recipient: str, now: datetime.datetime) -> int:
@@ -622,8 +640,19 @@ class Store:
                 table.c.sent_at <= now,
             )
         )
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             return int(await conn.scalar(statement) or 0)
+
+    async def waiting_on_relay(self) -> dict[str, int]:
+        """Pending mails that failed at least once and wait for another attempt, counted by kind."""
+        table = schema.outbox
+        statement = (
+            sa.select(table.c.kind, sa.func.count())
+            .where(table.c.state == _PENDING, table.c.attempts > 0)
+            .group_by(table.c.kind)
+        )
+        async with self._read() as conn:
+            return {row[0]: int(row[1]) for row in await conn.execute(statement)}
 
     async def mails(self, release_key: str, vote_seq: int) -> list[records.MailRecord]:
         """Every outbox row of a vote, oldest first (for release-manager notices and reports)."""
@@ -633,14 +662,14 @@ class Store:
             .where(table.c.release_key == release_key, table.c.vote_seq == vote_seq)
             .order_by(table.c.id)
         )
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             return [records.MailRecord(**row._asdict()) for row in await conn.execute(statement)]
 
     async def outbox_counts(self) -> dict[str, int]:
         """How many outbox rows are in each state."""
         table = schema.outbox
         statement = sa.select(table.c.state, sa.func.count()).group_by(table.c.state)
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             return {row[0]: int(row[1]) for row in await conn.execute(statement)}
 
     async def outbox_rows(
@@ -653,14 +682,14 @@ class Store:
             statement = statement.where(table.c.state == state)
         if release_key is not None:
             statement = statement.where(table.c.release_key == release_key)
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             return [records.MailRecord(**row._asdict()) for row in await conn.execute(statement)]
 
     async def mail(self, id: int) -> tuple[records.MailRecord, bytes] | None:
         """One outbox row and its stored bytes."""
         table = schema.outbox
         statement = sa.select(*_mail_columns(), table.c.raw).where(table.c.id == id)
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             row = (await conn.execute(statement)).first()
         if row is None:
             return None
@@ -683,7 +712,7 @@ class Store:
             .values(state=_PENDING, attempts=0, next_attempt_at=moment, last_error="retry asked by the operator")
             .returning(table.c.id)
         )
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             return (await conn.execute(statement)).first() is not None
 
     async def cancel_mail(self, id: int, now: datetime.datetime | None = None) -> bool:
@@ -700,7 +729,7 @@ class Store:
             .values(state=outbox.Status.SKIPPED.value, last_error="cancelled by the operator")
             .returning(table.c.id)
         )
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             return (await conn.execute(statement)).first() is not None
 
     # Decisions and observations ---------------------------------------------------------------------------------
@@ -715,7 +744,7 @@ class Store:
             index_elements=["release_key", "vote_seq", "voter"],
             set_={name: insert.excluded[name] for name in values if name not in ("release_key", "vote_seq", "voter")},
         )
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(statement)
 
     async def decisions(self, release_key: str, vote_seq: int) -> list[records.Decision]:
@@ -726,7 +755,7 @@ class Store:
             .where(table.c.release_key == release_key, table.c.vote_seq == vote_seq)
             .order_by(table.c.voter)
         )
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             return [records.Decision(**row._asdict()) for row in await conn.execute(statement)]
 
     async def observe(
@@ -740,19 +769,19 @@ class Store:
             index_elements=["key", "instance"],
             set_={"value": insert.excluded.value, "updated_at": insert.excluded.updated_at},
         )
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(statement)
 
     async def observations(self) -> list[records.Observation]:
         """Everything every instance recorded, by key and instance."""
         table = schema.observations
         statement = sa.select(table).order_by(table.c.key, table.c.instance)
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             return [records.Observation(**row._asdict()) for row in await conn.execute(statement)]
 
     async def ping(self) -> None:
         """One round trip to the database; raises when it cannot be reached."""
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     # Resolutions ----------------------------------------------------------------------------------------------
@@ -777,7 +806,7 @@ class Store:
         )
         key = (table.c.release_key == release_key) & (table.c.vote_seq == vote_seq)
         retake = sa.update(table).where(key, table.c.state == "held").values(**fresh).returning(*table.c)
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             row = (await conn.execute(insert)).first() or (await conn.execute(retake)).first()
             if row is not None:
                 return _resolution(row), True
@@ -818,7 +847,7 @@ class Store:
             .values(state=state, detail=detail, updated_at=_now(now))
             .returning(*table.c)
         )
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             row = (await conn.execute(statement)).first()
         if row is None:
             raise engine.StoreError(f"no resolution with id {id}")
@@ -828,7 +857,7 @@ class Store:
         """The resolution record of a vote, if any."""
         table = schema.resolutions
         statement = sa.select(table).where(table.c.release_key == release_key, table.c.vote_seq == vote_seq)
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             row = (await conn.execute(statement)).first()
         return _resolution(row) if row is not None else None
 
@@ -851,7 +880,7 @@ class Store:
             set_={"owner": owner, "expires_at": insert.excluded.expires_at, "acquired_at": taken_over},
             where=sa.or_(table.c.expires_at <= moment, table.c.owner == owner),
         ).returning(table.c.owner)
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             return (await conn.execute(statement)).first() is not None
 
     async def renew_lease(
@@ -866,20 +895,20 @@ class Store:
             .values(expires_at=moment + ttl)
             .returning(table.c.name)
         )
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             return (await conn.execute(statement)).first() is not None
 
     async def release_lease(self, name: str, owner: str) -> bool:
         """Give a lease up at once (on shutdown), so another instance need not wait for it to expire."""
         table = schema.leases
         statement = sa.delete(table).where(table.c.name == name, table.c.owner == owner).returning(table.c.name)
-        async with self._db.begin() as conn:
+        async with self._write() as conn:
             return (await conn.execute(statement)).first() is not None
 
     async def lease(self, name: str) -> records.Lease | None:
         """The lease row (it may have expired: compare `expires_at` with now)."""
         table = schema.leases
-        async with self._db.connect() as conn:
+        async with self._read() as conn:
             row = (await conn.execute(sa.select(table).where(table.c.name == name))).first()
         return records.Lease(**row._asdict()) if row is not None else None
 
@@ -934,6 +963,18 @@ class Store:
         return [(row.at, row.reason) for row in rows]
 
     # Helpers --------------------------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[sa_async.AsyncConnection]:
+        """A transaction; a database failure in it (disk full, server gone) is a `StoreUnavailableError`."""
+        async with engine.translated("database write failed"), self._db.begin() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[sa_async.AsyncConnection]:
+        """A connection for reading; failures as in `_write`."""
+        async with engine.translated("database read failed"), self._db.connect() as conn:
+            yield conn
 
     def _insert(self, table: sa.Table) -> Insert:
         if self.backend == "postgresql":
