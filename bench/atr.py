@@ -37,10 +37,10 @@ import tests.fixtures.e2e as e2e
 import watcher.atr.client as atr_client
 import watcher.atr.tokens as tokens
 import watcher.config as config_api
+import watcher.core.message as message
 import watcher.daemon as daemon_api
 import watcher.discovery as discovery
 import watcher.log as log_setup
-import watcher.message as message
 import watcher.sandbox.atr as sandbox_atr
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.clock as sandbox_clock

@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
-import watcher.castings as castings
+import watcher.core.castings as castings
 
 RUNS = 3
 SIZES = {"100KB": 100_000, "1MB": 1_000_000}

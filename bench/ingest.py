@@ -7,7 +7,7 @@ SQLite store in a temporary directory.
 IMAP latency is measured from just before an APPEND on a second connection:
 - `imap_server_push_median_s`: a bare aioimaplib client in IDLE sees `* n EXISTS`;
 - `imap_idle_to_stored_median_s`: the IMAP source handed the message on, it was parsed with
-  `watcher.message.parse` and stored in SQLite (the store is also the source's cursor store).
+  `watcher.core.message.parse` and stored in SQLite (the store is also the source's cursor store).
 Both clients use implicit TLS, each IDLEs on its own folder, and runs alternate between them
 so that neither disturbs the other and drift affects both alike. Dovecot itself waits about
 0.5 s before it reports a change to an idling client, which sets the floor for both.
@@ -43,11 +43,12 @@ from typing import Any
 
 import aioimaplib
 
-import watcher.castings as castings
-import watcher.identity as identity
+import watcher.core.castings as castings
+import watcher.core.identity as identity
+import watcher.core.message as message
+import watcher.core.roster as roster
+import watcher.core.threads as threads
 import watcher.log as log
-import watcher.message as message
-import watcher.roster as roster
 import watcher.sandbox.ponymail as sandbox_ponymail
 import watcher.secrets as secrets
 import watcher.sources.archive as archive
@@ -56,7 +57,6 @@ import watcher.sources.imap as imap
 import watcher.sources.ponymail as ponymail
 import watcher.store as store
 import watcher.testing.dovecot as dovecot
-import watcher.threads as threads
 
 RUNS = 20
 CATCH_UP = 1000

@@ -23,7 +23,7 @@ import tempfile
 import time
 from typing import Final
 
-import watcher.durations as durations
+import watcher.core.durations as durations
 import watcher.leases as leases
 import watcher.sandbox.atr as sandbox_atr
 import watcher.sandbox.atr_scenario as atr_scenario

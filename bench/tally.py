@@ -17,13 +17,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-import watcher.castings as castings
-import watcher.identity as identity
-import watcher.message as message
-import watcher.roster as roster
+import watcher.core.castings as castings
+import watcher.core.identity as identity
+import watcher.core.message as message
+import watcher.core.roster as roster
+import watcher.core.tally as tally
+import watcher.core.threads as threads
 import watcher.sources.archive as archive
-import watcher.tally as tally
-import watcher.threads as threads
 
 STREAM = (
     pathlib.Path(__file__).resolve().parents[2]

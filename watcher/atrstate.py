@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 
 import watcher.atr.models as models
-import watcher.decide as decide
+import watcher.core.decide as decide
 import watcher.discovery as discovery
 import watcher.store.records as records
 

@@ -25,8 +25,8 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 import pydantic
 import sqlalchemy.engine
 
-import watcher.durations as durations
-import watcher.roster as roster
+import watcher.core.durations as durations
+import watcher.core.roster as roster
 import watcher.secrets as secrets
 import watcher.store.engine as engine
 

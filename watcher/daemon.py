@@ -29,7 +29,11 @@ import watcher.atr.rosters as atr_rosters
 import watcher.atr.tokens as atr_tokens
 import watcher.atrstate as atrstate
 import watcher.config as config_api
-import watcher.decide as decide
+import watcher.core.decide as decide
+import watcher.core.message as message
+import watcher.core.roster as roster
+import watcher.core.threads as threads
+import watcher.core.votesubject as votesubject
 import watcher.desk as desk_api
 import watcher.discovery as discovery
 import watcher.events as events
@@ -37,20 +41,16 @@ import watcher.intake as intake_api
 import watcher.leases as leases
 import watcher.log as log_setup
 import watcher.mailer as mailer
-import watcher.message as message
 import watcher.metrics as metrics_api
 import watcher.notify as notify
 import watcher.outbox as outbox
 import watcher.render as render
-import watcher.roster as roster
 import watcher.sources.archive as archive
 import watcher.sources.files as files_source
 import watcher.sources.imap as imap
 import watcher.sources.ponymail as ponymail
 import watcher.store as store_api
 import watcher.store.records as records
-import watcher.threads as threads
-import watcher.votesubject as votesubject
 import watcher.worker as worker_api
 
 log = structlog.get_logger("watcher.daemon")

@@ -23,8 +23,8 @@ from typing import Any, Final, TextIO
 
 import watcher.atr.client as atr_client
 import watcher.config as config_api
+import watcher.core.durations as durations
 import watcher.daemon as daemon
-import watcher.durations as durations
 import watcher.events as events
 import watcher.log as log_setup
 import watcher.sandbox.atr as atr_sandbox

@@ -18,20 +18,20 @@ import watcher.atr.client as atr_client
 import watcher.atr.errors as atr_errors
 import watcher.atr.models as models
 import watcher.atrstate as atrstate
-import watcher.decide as decide
+import watcher.core.decide as decide
+import watcher.core.identity as identity
+import watcher.core.message as message
+import watcher.core.receipts as receipts
+import watcher.core.roster as roster
+import watcher.core.tally as tally
 import watcher.events as events
-import watcher.identity as identity
 import watcher.intake as intake_api
 import watcher.mailer as mailer
-import watcher.message as message
 import watcher.metrics as metrics_api
 import watcher.outbox as outbox
-import watcher.receipts as receipts
 import watcher.render as render
-import watcher.roster as roster
 import watcher.store as store_api
 import watcher.store.records as records
-import watcher.tally as tally
 import watcher.worker as worker_api
 
 log = structlog.get_logger("watcher.desk")

@@ -24,7 +24,7 @@ import watcher.atr.cache as cache
 import watcher.atr.errors as errors
 import watcher.atr.models as models
 import watcher.atr.rosters as rosters
-import watcher.roster as roster
+import watcher.core.roster as roster
 
 Mode = Literal["trusted", "email"]
 ChangeKind = Literal["started", "restarted", "next_round", "thread_found", "closed"]

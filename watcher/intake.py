@@ -22,11 +22,11 @@ from typing import Any, Final
 
 import structlog
 
-import watcher.message as message
+import watcher.core.message as message
+import watcher.core.threads as threads
 import watcher.metrics as metrics_api
 import watcher.store as store_api
 import watcher.store.records as records
-import watcher.threads as threads
 import watcher.worker as worker_api
 
 log = structlog.get_logger("watcher.intake")

@@ -34,7 +34,7 @@ import jinja2
 import jinja2.exceptions
 import jinja2.sandbox
 
-import watcher.decide as decide
+import watcher.core.decide as decide
 
 REMINDER: Final = "reminder"
 HELD_NOTICE: Final = "held_notice"

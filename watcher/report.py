@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any, Final
 
-import watcher.tally as tally
+import watcher.core.tally as tally
 
 _STATUS_TITLES: Final = (
     ("binding", "Binding votes"),

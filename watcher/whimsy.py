@@ -22,7 +22,7 @@ import pathlib
 from collections.abc import Mapping
 from typing import Any, Final
 
-import watcher.roster as roster
+import watcher.core.roster as roster
 
 DEFAULT_URL: Final = "https://whimsy.apache.org/public"
 PROJECTS_FILE: Final = "public_ldap_projects.json"

@@ -21,11 +21,11 @@ from typing import Final, TypeVar
 
 import pebble
 
-import watcher.castings as castings
-import watcher.message as message
-import watcher.receipts as receipts
-import watcher.roster as roster
-import watcher.tally as tally
+import watcher.core.castings as castings
+import watcher.core.message as message
+import watcher.core.receipts as receipts
+import watcher.core.roster as roster
+import watcher.core.tally as tally
 
 T = TypeVar("T")
 

@@ -156,7 +156,7 @@ async def test_check_config_probe_names_a_mistyped_and_a_private_list(
 async def test_imap_only_discovery_finds_the_differently_worded_vote_by_the_same_rule(
     start_e2e: e2e.StartE2E, dovecot_server: dovecot.DovecotServer, imap_folder: str
 ) -> None:
-    # No archive: the [VOTE] is found among stored mail by watcher.votesubject, as the archive client finds it.
+    # No archive: the [VOTE] is found among stored mail by watcher.core.votesubject, as the archive client finds it.
     async with start_e2e(scenario(), imap=(dovecot_server, imap_folder)) as env, env.daemon():
         await env.until(lambda: env.of("vote_tracked", RELEASE), "the vote tracked")
         await asyncio.sleep(1)

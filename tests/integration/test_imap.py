@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 import structlog
 
-import watcher.message as message
+import watcher.core.message as message
 import watcher.secrets as secrets
 import watcher.sources.cursor as cursor
 import watcher.sources.imap as imap

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
+import watcher.core.message as message
+import watcher.core.votesubject as votesubject
 import watcher.discovery as discovery
-import watcher.message as message
 import watcher.sandbox.ponymail as sandbox_ponymail
 import watcher.sources.archive as archive
 import watcher.sources.cursor as cursor
 import watcher.sources.ponymail as ponymail
-import watcher.votesubject as votesubject
 from tests.fixtures.ponymail import LIST, OTHER_LIST, mail
 
 Sandbox = sandbox_ponymail.PonyMailSandbox

@@ -10,7 +10,7 @@ import tracemalloc
 
 import pytest
 
-import watcher.message as message
+import watcher.core.message as message
 import watcher.sources.archive as archive
 
 SEPARATOR = b"From jane@example.org Wed Nov 01 06:04:53 2017\n"

@@ -8,8 +8,8 @@ import datetime
 import pytest
 
 import watcher.atr.models as models
+import watcher.core.roster as roster
 import watcher.discovery as discovery
-import watcher.roster as roster
 
 STARTED = datetime.datetime(2026, 6, 1, 10, 0, tzinfo=datetime.UTC)
 

@@ -8,7 +8,7 @@ import watcher.atr.cache as cache
 import watcher.atr.errors as errors
 import watcher.atr.models as models
 import watcher.atr.rosters as rosters
-import watcher.roster as roster
+import watcher.core.roster as roster
 import watcher.sandbox.clock as sandbox_clock
 
 PPMC = models.Committee(

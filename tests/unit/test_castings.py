@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-import watcher.castings as castings
+import watcher.core.castings as castings
 
 QUOTED_VOTE_CALL = "\n".join(
     [

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import watcher.castings as castings
-import watcher.message as message
+import watcher.core.castings as castings
+import watcher.core.message as message
 
 SMALL: int = 100_000
 LARGE: int = 1_000_000

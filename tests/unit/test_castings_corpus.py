@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-import watcher.castings as castings
-import watcher.message as message
+import watcher.core.castings as castings
+import watcher.core.message as message
 
 pytestmark = pytest.mark.corpus
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-import watcher.castings as castings
+import watcher.core.castings as castings
 
 
 def case(case_id: str, body: str, vote: str | None, confidence: str, **extra: object) -> object:

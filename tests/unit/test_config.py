@@ -18,7 +18,7 @@ import pytest
 
 import watcher.cli as cli
 import watcher.config as config
-import watcher.durations as durations
+import watcher.core.durations as durations
 import watcher.secrets as secrets
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -651,7 +651,7 @@ def test_opt_out_addresses_become_uids(tmp_path: pathlib.Path) -> None:
         '[roster]\naliases_file = "aliases.toml"\n\n[reminders]\nopt_out = ["Dave@apache.org", "HERVE@free.example"]\n',
     )
     loaded = config.load(write(tmp_path, text), {})
-    import watcher.roster as roster
+    import watcher.core.roster as roster
 
     people = roster.load(tmp_path / "aliases.toml")
     assert loaded.reminders.opt_out_uids(people) == {"dave", "hboutemy"}

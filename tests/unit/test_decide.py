@@ -7,7 +7,7 @@ import datetime
 
 import pytest
 
-import watcher.decide as decide
+import watcher.core.decide as decide
 
 T0 = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=datetime.UTC)
 HOUR = datetime.timedelta(hours=1)

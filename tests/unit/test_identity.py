@@ -6,9 +6,9 @@ import base64
 
 import pytest
 
-import watcher.identity as identity
-import watcher.message as message
-import watcher.roster as roster
+import watcher.core.identity as identity
+import watcher.core.message as message
+import watcher.core.roster as roster
 from tests.mailfactory import mail
 
 PEOPLE = roster.Roster(

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-import watcher.message as message
+import watcher.core.message as message
 import watcher.sources.archive as archive
 
 REPLACEMENT = "\ufffd"

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import watcher.message as message
+import watcher.core.message as message
+import watcher.core.threads as threads
 import watcher.sources.archive as archive
-import watcher.threads as threads
 
 FUZZ: Any = settings(max_examples=150, deadline=None)
 

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-import watcher.decide as decide
+import watcher.core.decide as decide
 import watcher.render as render
 
 T0 = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=datetime.UTC)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-import watcher.message as message
-import watcher.roster as roster
-import watcher.tally as tally
+import watcher.core.message as message
+import watcher.core.roster as roster
+import watcher.core.tally as tally
 from tests.mailfactory import at, mail
 
 PEOPLE = roster.Roster(

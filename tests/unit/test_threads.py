@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-import watcher.message as message
+import watcher.core.message as message
+import watcher.core.threads as threads
 import watcher.sources.archive as archive
-import watcher.threads as threads
 
 STREAM = "stream/maven-dev-2017-11-listsao.mbox"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import watcher.votesubject as votesubject
+import watcher.core.votesubject as votesubject
 
 RENDERED = "[VOTE] Release Apache Foo 1.2.0"
 

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-import watcher.roster as roster
-import watcher.tally as tally
+import watcher.core.roster as roster
+import watcher.core.tally as tally
 import watcher.worker as worker_api
 
 VOTE = b"From: Chen Wei <chen@apache.org>\nMessage-ID: <v1@x>\nSubject: Re: [VOTE] Release Foo 1.0\n\n+1 (binding)\n"

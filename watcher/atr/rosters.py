@@ -13,7 +13,7 @@ from typing import Final, Protocol
 import watcher.atr.budget as budget
 import watcher.atr.cache as cache
 import watcher.atr.models as models
-import watcher.roster as roster
+import watcher.core.roster as roster
 
 DEFAULT_TTL: Final = 6 * 3600.0
 

@@ -18,7 +18,7 @@ import watcher.atr.client as atr_client
 import watcher.atr.probe as atr_probe
 import watcher.atr.tokens as atr_tokens
 import watcher.config as config
-import watcher.durations as durations
+import watcher.core.durations as durations
 import watcher.store as store_api
 
 EXIT_OK: Final = 0

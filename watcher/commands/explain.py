@@ -2,7 +2,7 @@
 
 RELEASE is a release key (`lantern-2.0.0`, its latest vote) or `lantern-2.0.0#2` for one vote_seq. The
 answer: the emailed tally, ATR's ballots as last seen, and for each email voter whether a reminder
-went out and, if not, why, in the words `watcher.decide` chose. Read from the database; safe while
+went out and, if not, why, in the words `watcher.core.decide` chose. Read from the database; safe while
 the daemon runs.
 """
 

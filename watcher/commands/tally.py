@@ -12,13 +12,13 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 import watcher.commands.tally_atr as tally_atr
-import watcher.message as message
+import watcher.core.message as message
+import watcher.core.roster as roster
+import watcher.core.tally as tally
+import watcher.core.threads as threads
 import watcher.progress as progress
 import watcher.report as report
-import watcher.roster as roster
 import watcher.sources.archive as archive
-import watcher.tally as tally
-import watcher.threads as threads
 import watcher.whimsy as whimsy
 
 EXIT_INPUT: Final = 2

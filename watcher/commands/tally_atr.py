@@ -17,7 +17,7 @@ import pathlib
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import watcher.roster as roster
+import watcher.core.roster as roster
 
 if TYPE_CHECKING:
     # The ATR client (httpx, pydantic, structlog) loads only when --atr is given: `tally` starts fast.

@@ -46,7 +46,7 @@ from typing import Any, Final
 
 import aiohttp.web as web
 
-import watcher.message as message
+import watcher.core.message as message
 import watcher.sandbox.site as site
 import watcher.sources.archive as archive
 

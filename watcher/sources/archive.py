@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Final, Literal
 
-import watcher.message as message
+import watcher.core.message as message
 
 MboxFormat = Literal["mboxrd", "mboxo"]
 Kind = Literal["mbox", "maildir", "eml", "eml-dir"]

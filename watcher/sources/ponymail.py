@@ -37,11 +37,11 @@ from typing import Any, Final
 import httpx
 import structlog
 
+import watcher.core.identity as identity
+import watcher.core.message as message
+import watcher.core.votesubject as votesubject
 import watcher.discovery as discovery
-import watcher.identity as identity
-import watcher.message as message
 import watcher.sources.cursor as cursor
-import watcher.votesubject as votesubject
 
 DEFAULT_ARCHIVE_URL: Final = "https://lists.apache.org"
 CONNECT_TIMEOUT_S: Final = 10.0
@@ -301,7 +301,7 @@ class ArchiveClient:
 
         Foal matches `header_subject` as a phrase (§6.3), so the archive is asked broadly (every
         subject with the word "vote" in the window, `emailsOnly`) and the subject is matched here
-        (`watcher.votesubject`). Among several openers: one a release manager sent, then the
+        (`watcher.core.votesubject`). Among several openers: one a release manager sent, then the
         rendered subject word for word, then the earliest. `thread_url` (ATR's `vote_thread_url`)
         wins when set and archived.
         """

@@ -135,7 +135,7 @@ class Lease:
 class Decision:
     """Why a voter of one vote was (or was not) reminded, as last decided (`vote-watcher explain`).
 
-    `decision` is "due" (a reminder was written) or "not_due"; `reason` is a `watcher.decide.Reason`
+    `decision` is "due" (a reminder was written) or "not_due"; `reason` is a `watcher.core.decide.Reason`
     value and `detail` its text. `ballot` is the ATR ballot as last seen ("" for none).
     """
 

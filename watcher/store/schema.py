@@ -46,7 +46,7 @@ metadata: Final = sa.MetaData(naming_convention=NAMING)
 messages: Final = sa.Table(
     "messages",
     metadata,
-    # Message-ID without angle brackets, else "sha256:<hex>" of the bytes (`watcher.message.content_key`).
+    # Message-ID without angle brackets, else "sha256:<hex>" of the bytes (`watcher.core.message.content_key`).
     sa.Column("key", sa.Text, primary_key=True),
     sa.Column("message_id", sa.Text, nullable=False, server_default=""),
     sa.Column("list_id", sa.Text, nullable=False, server_default=""),
@@ -220,7 +220,7 @@ decisions: Final = sa.Table(
     # The ATR ballot as last seen ("" for none), and when ATR was read.
     sa.Column("ballot", sa.Text, nullable=False, server_default=""),
     sa.Column("atr_read_at", UtcDateTime, nullable=True),
-    # "due" (a reminder was queued) or "not_due"; the reason key of watcher.decide.Reason, and its text.
+    # "due" (a reminder was queued) or "not_due"; the reason key of watcher.core.decide.Reason, and its text.
     sa.Column("decision", sa.Text, nullable=False),
     sa.Column("reason", sa.Text, nullable=False, server_default=""),
     sa.Column("detail", sa.Text, nullable=False, server_default=""),

@@ -18,7 +18,7 @@ import sqlalchemy.dialects.postgresql as postgresql
 import sqlalchemy.dialects.sqlite as sqlite
 import sqlalchemy.ext.asyncio as sa_async
 
-import watcher.message as message
+import watcher.core.message as message
 import watcher.outbox as outbox
 import watcher.sources.cursor as cursor
 import watcher.store.engine as engine

@@ -16,8 +16,8 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from typing import Final
 
-import watcher.identity as identity
-import watcher.message as message
+import watcher.core.identity as identity
+import watcher.core.message as message
 
 _FIRST_LINE_RE: Final = re.compile(
     r"^(?:\+1|0|-1) (?:\((?:binding|non-binding|formal|informal)\) )?\(([a-z0-9_.-]+)\) \S"

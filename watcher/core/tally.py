@@ -14,11 +14,11 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Final, Literal
 
-import watcher.castings as castings
-import watcher.identity as identity
-import watcher.message as message
-import watcher.receipts as receipts
-import watcher.roster as roster
+import watcher.core.castings as castings
+import watcher.core.identity as identity
+import watcher.core.message as message
+import watcher.core.receipts as receipts
+import watcher.core.roster as roster
 
 VoteValue = Literal["+1", "0", "-1", "?"]
 Outcome = Literal["passed", "failed", "cancelled", "unknown"]

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-import watcher.threads as threads
+import watcher.core.threads as threads
 
 # Words that say nothing about which project a subject names.
 _NOISE: Final = frozenset({"apache", "incubating", "incubator", "release", "the", "of", "for", "vote"})

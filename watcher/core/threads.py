@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Final, Literal, Protocol, TypeVar
 
-import watcher.message as message
+import watcher.core.message as message
 
 Kind = Literal["vote", "result", "cancel", "other"]
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from typing import Final, Literal, Protocol
 
-import watcher.tally as tally
+import watcher.core.tally as tally
 
 Mode = Literal["trusted", "email", "manual"]
 Choice = Literal["+1", "0", "-1"]
@@ -79,7 +79,7 @@ class VoteState:
 
 
 class EmailVote(Protocol):
-    """A voter's latest emailed vote, as `watcher.tally.Vote` has it (only these attributes are read)."""
+    """A voter's latest emailed vote, as `watcher.core.tally.Vote` has it (only these attributes are read)."""
 
     @property
     def voter(self) -> str:

@@ -14,8 +14,8 @@ import re
 import unicodedata
 from typing import Final, Literal
 
-import watcher.message as message
-import watcher.roster as roster
+import watcher.core.message as message
+import watcher.core.roster as roster
 
 Confidence = Literal["high", "low"]
 
