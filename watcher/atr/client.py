@@ -14,7 +14,6 @@ import asyncio
 import base64
 import binascii
 import email.utils
-import ipaddress
 import json
 import pathlib
 import random
@@ -33,6 +32,7 @@ import watcher.atr.budget as budget
 import watcher.atr.errors as errors
 import watcher.atr.models as models
 import watcher.atr.tokens as tokens
+import watcher.core.loopback as loopback
 import watcher.log as log_setup
 
 PROJECT_URL: Final = "https://github.com/apache/vote-watcher"
@@ -480,20 +480,10 @@ def checked_base_url(base_url: str) -> str:
     url = urllib.parse.urlsplit(base_url.strip())
     if url.scheme not in {"https", "http"} or not url.hostname:
         raise ValueError(f"ATR base_url must be an https:// URL, not {base_url!r}")
-    if url.scheme == "http" and not is_loopback(url.hostname):
+    if url.scheme == "http" and not loopback.is_loopback(url.hostname):
         raise ValueError(f"ATR base_url must use https unless it is on loopback: {base_url!r}")
     path = url.path.rstrip("/").removesuffix("/api")
     return urllib.parse.urlunsplit((url.scheme, url.netloc, path, "", ""))
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost and loopback addresses."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def jwt_lifetime(jwt: str) -> float:

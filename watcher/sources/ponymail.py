@@ -25,7 +25,6 @@ import asyncio
 import dataclasses
 import datetime
 import email.utils
-import ipaddress
 import math
 import random
 import re
@@ -38,6 +37,7 @@ import httpx
 import structlog
 
 import watcher.core.identity as identity
+import watcher.core.loopback as loopback
 import watcher.core.message as message
 import watcher.core.votesubject as votesubject
 import watcher.discovery as discovery
@@ -66,7 +66,6 @@ _THREAD_PATH: Final = re.compile(r"^(?P<base>.*?)/thread/(?P<id>[^/?#]+)/?$")
 _RETRY_STATUS: Final = frozenset({429})
 _RETRY_AFTER_STATUS: Final = frozenset({429, 503})
 NOT_VISIBLE: Final = "not visible to this session (a private list, or deleted from the archive)"
-_LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost.localdomain"})
 
 log = structlog.get_logger(__name__)
 
@@ -876,7 +875,7 @@ def check_url(base_url: str) -> str:
     host = parsed.hostname or ""
     if parsed.scheme == "https" and host:
         return base_url.strip().rstrip("/")
-    if parsed.scheme == "http" and _is_loopback(host):
+    if parsed.scheme == "http" and loopback.is_loopback(host):
         return base_url.strip().rstrip("/")
     raise ValueError(f"archive URL must be https (plain http only to loopback): {base_url!r}")
 
@@ -913,15 +912,6 @@ def _entry(item: object) -> ThreadEntry | None:
 
 def _archive_id(entry: Mapping[str, Any]) -> str:
     return str(entry.get("mid") or entry.get("id") or "")
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _same(tracked: _Tracked, thread_id: str | None, message_id: str | None) -> bool:
