@@ -449,5 +449,5 @@ def test_backoff_doubles_within_jitter_and_is_capped() -> None:
     rng = random.Random(1)
     for attempts, full in [(1, 10), (2, 20), (3, 40), (4, 60), (10, 60), (200, 60)]:
         for _ in range(50):
-            wait = outbox.backoff(attempts, policy, rng).total_seconds()
+            wait = outbox.retry_delay(attempts, policy, rng).total_seconds()
             assert full / 2 <= wait <= full

@@ -31,6 +31,7 @@ import aioimaplib
 import structlog
 
 import watcher.config as config_module
+import watcher.core.backoff as backoff
 import watcher.core.loopback as loopback
 import watcher.secrets as secrets
 import watcher.sources.cursor as cursor
@@ -183,8 +184,7 @@ def _folder_problems(folders: tuple[str, ...]) -> list[str]:
 
 def backoff_delay(attempt: int, base_s: float, cap_s: float, rand: random.Random) -> float:
     """Seconds to wait before retry number `attempt` (1, 2, ...): exponential, capped, half jittered."""
-    ceiling = min(cap_s, base_s * 2.0 ** min(max(attempt, 1) - 1, 32))
-    return ceiling / 2 + rand.uniform(0, ceiling / 2)
+    return backoff.Backoff(base_s, cap_s, backoff.Jitter.HALF).delay(attempt - 1, rand.random)
 
 
 def start_position(

@@ -36,6 +36,7 @@ from typing import Any, Final
 import httpx
 import structlog
 
+import watcher.core.backoff as backoff
 import watcher.core.identity as identity
 import watcher.core.loopback as loopback
 import watcher.core.message as message
@@ -429,8 +430,8 @@ class ArchiveClient:
             return response
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.settings.backoff_max_s, self.settings.backoff_s * 2.0**attempt)
-        return ceiling * (0.5 + 0.5 * self._jitter())
+        policy = backoff.Backoff(self.settings.backoff_s, self.settings.backoff_max_s, backoff.Jitter.HALF)
+        return policy.delay(attempt, self._jitter)
 
     def _url(self, endpoint: str) -> str:
         return f"{self.base_url}/api/{endpoint}"
