@@ -30,11 +30,12 @@ import email.policy
 import enum
 import random
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from typing import Final, Literal, Protocol
 
 import watcher.core.backoff as backoff
 import watcher.mailer as mailer
+import watcher.wallclock as wallclock
 
 DeliveryResult = Literal["sent", "retry", "failed", "skipped", "deferred", "claim_lost"]
 DAY: Final = datetime.timedelta(days=1)
@@ -150,7 +151,7 @@ class Outbox:
         policy: OutboxPolicy,
         *,
         owner: str,
-        clock: Callable[[], datetime.datetime] | None = None,
+        clock: wallclock.Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
         """`owner` names this instance in claims; `clock` and `rng` are injectable for tests."""
@@ -158,7 +159,7 @@ class Outbox:
         self.mailer = sender
         self.policy = policy
         self.owner = owner
-        self._clock = clock or _utcnow
+        self._clock = clock or wallclock.utcnow
         self._rng = rng or random.Random()
 
     async def run_once(self) -> list[Delivery]:
@@ -352,7 +353,3 @@ def _delivery(
     return Delivery(
         row.id, row.recipient, row.message_id, result, detail, next_at, row.kind, row.release_key, row.vote_seq
     )
-
-
-def _utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)

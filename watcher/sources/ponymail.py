@@ -43,6 +43,7 @@ import watcher.core.message as message
 import watcher.core.votesubject as votesubject
 import watcher.discovery as discovery
 import watcher.sources.cursor as cursor
+import watcher.wallclock as wallclock
 
 DEFAULT_ARCHIVE_URL: Final = "https://lists.apache.org"
 CONNECT_TIMEOUT_S: Final = 10.0
@@ -311,7 +312,7 @@ class ArchiveClient:
                 return named
         start = since.astimezone(datetime.UTC)
         low = start - datetime.timedelta(days=1)
-        high = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
+        high = wallclock.utcnow() + datetime.timedelta(days=1)
         params: dict[str, str | int] = {
             "header_subject": "[VOTE]",
             "d": f"dfr={low:%Y-%m-%d}|dto={high:%Y-%m-%d}",
