@@ -2,7 +2,12 @@
 
 import pytest
 
+import watcher.atr.client as atr_client
 import watcher.core.loopback as loopback
+import watcher.mailer as mailer
+import watcher.secrets as secrets
+import watcher.sources.imap as imap
+import watcher.sources.ponymail as ponymail
 
 
 @pytest.mark.parametrize(
@@ -50,3 +55,40 @@ def test_loopback_hosts(host: str) -> None:
 )
 def test_other_hosts(host: str) -> None:
     assert loopback.is_loopback(host) is False
+
+
+def _edges_accept(host: str) -> list[bool]:
+    """Whether each edge lets plain text go to `host`: the ATR client, the archive, SMTP, IMAP."""
+    url = f"http://{host}:8080/"
+    answers = []
+    for check in (atr_client.checked_base_url, ponymail.check_url):
+        try:
+            check(url)
+            answers.append(True)
+        except ValueError:
+            answers.append(False)
+    try:
+        mailer.SmtpMailer(mailer.SmtpSettings(host.strip("[]"), 25, tls="none"))
+        answers.append(True)
+    except mailer.MailerError:
+        answers.append(False)
+    try:
+        imap.ImapConfig(host=host, user="watcher", password=secrets.Secret("pw"), tls=False, port=143)
+        answers.append(True)
+    except imap.ImapConfigError:
+        answers.append(False)
+    return answers
+
+
+@pytest.mark.parametrize(
+    ("host", "accepted"),
+    [
+        ("mail.localhost", True),  # the IMAP and config copies took it, the others did not
+        ("[::1]", True),
+        ("127.0.0.2", True),
+        ("localhost.localdomain", False),  # the mailer and archive copies took it, the others did not
+        ("lists.apache.org", False),
+    ],
+)
+def test_every_edge_gives_the_same_answer(host: str, accepted: bool) -> None:
+    assert _edges_accept(host) == [accepted] * 4
