@@ -38,7 +38,6 @@ import watcher.atr.client as atr_client
 import watcher.atr.tokens as tokens
 import watcher.config as config_api
 import watcher.core.message as message
-import watcher.daemon as daemon_api
 import watcher.discovery as discovery
 import watcher.log as log_setup
 import watcher.sandbox.atr as sandbox_atr
@@ -46,6 +45,7 @@ import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.clock as sandbox_clock
 import watcher.sandbox.ponymail as sandbox_ponymail
 import watcher.store as store_api
+import watcher.wiring as wiring
 
 VOTES: Final = 50
 UID: Final = "watcher"
@@ -241,7 +241,7 @@ async def startup(folder: pathlib.Path, votes: int, *, stop_at_ready: bool = Fal
         with _notify_socket(folder) as sock:
             stop = asyncio.Event()
             started = time.monotonic()
-            task = asyncio.ensure_future(daemon_api.run(cfg, stop=stop))
+            task = asyncio.ensure_future(wiring.run(cfg, stop=stop))
             ready_at, ready_requests = await _ready(sock, task, atr, started)
             while not stop_at_ready and atr.count("/api/vote/tabulate") < votes:
                 if task.done() or time.monotonic() - started > STARTUP_TIMEOUT_S:

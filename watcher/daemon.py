@@ -1,4 +1,4 @@
-"""The daemon: builds the parts from the configuration and runs them.
+"""The daemon: runs the parts `watcher.wiring` built, and reacts to what discovery and the sources find.
 
 APScheduler (AsyncIOScheduler) runs discovery, archive polls and sweeps, the vote checks and
 the outbox on intervals; IMAP IDLE pushes and new archive messages trigger a vote check at
@@ -13,34 +13,21 @@ import contextlib
 import dataclasses
 import datetime
 import functools
-import pathlib
 import signal
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Final
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-import watcher
 import watcher.atr.client as atr_client
 import watcher.atr.errors as atr_errors
-import watcher.atr.rosters as atr_rosters
-import watcher.atr.tokens as atr_tokens
-import watcher.atrstate as atrstate
-import watcher.config as config_api
-import watcher.core.decide as decide
-import watcher.core.message as message
-import watcher.core.roster as roster
-import watcher.core.threads as threads
-import watcher.core.votesubject as votesubject
 import watcher.desk as desk_api
 import watcher.discovery as discovery
 import watcher.events as events
 import watcher.intake as intake_api
 import watcher.leases as leases
-import watcher.log as log_setup
-import watcher.mailer as mailer
 import watcher.metrics as metrics_api
 import watcher.notify as notify
 import watcher.outbox as outbox
@@ -52,7 +39,6 @@ import watcher.sources.ponymail as ponymail
 import watcher.store as store_api
 import watcher.store.records as records
 import watcher.wallclock as wallclock
-import watcher.worker as worker_api
 
 log = structlog.get_logger("watcher.daemon")
 
@@ -61,8 +47,6 @@ READY_DB_TIMEOUT_S: Final = 2.0
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 EXIT_PAT_REJECTED: Final = 2
-# How long before a vote's start a mailbox may have stored its [VOTE] (clocks differ; mail is not early by more).
-STORED_SLACK: Final = datetime.timedelta(days=1)
 # The scheduler's jobs: one of them that the database failed is run again soon, and the outage is over
 # once each of them that failed has worked again.
 SCHEDULED_JOBS: Final = frozenset({"discovery", "checks", "outbox", "archives", "mailboxes", "files"})
@@ -105,56 +89,30 @@ class CycleReport:
         return None
 
 
-def claim_ttl(cfg: config_api.Config) -> datetime.timedelta:
-    """How long an outbox claim lasts: long enough for a send to finish (its end-of-DATA wait included,
-    or a slow relay's answer would let another instance send the mail again), short enough that mails
-    a killed instance had claimed go out soon after another takes over."""
-    send = 2 * cfg.smtp.timeout + cfg.smtp.data_timeout + datetime.timedelta(seconds=30)
-    return max(2 * cfg.leases.ttl, send)
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What the running daemon reads of the configuration (`watcher.wiring` builds it)."""
 
-
-class _StoredThreads:
-    """A ThreadFinder for configurations without an archive: the [VOTE] among the messages the sources stored.
-
-    The intake keeps every message with [VOTE] in its subject, so a mailbox's copy of the [VOTE] is there.
-    """
-
-    def __init__(self, store: store_api.Store, worker: worker_api.Worker) -> None:
-        self.store = store
-        self.worker = worker
-
-    async def find_vote_thread(
-        self,
-        list_address: str,
-        subject: str,
-        project: str,
-        version: str,
-        since: datetime.datetime,
-        **hints: object,
-    ) -> discovery.FoundThread | None:
-        """The earliest [VOTE] opener on the list dated at or after `since` naming the release (by votesubject)."""
-        wanted = votesubject.release(project, version, subject)
-        list_id = list_address.lower().replace("@", ".")
-        found: list[tuple[datetime.datetime, bytes]] = []
-        for _, raw in await self.store.kept_since(since - STORED_SLACK):
-            env = message.peek(raw)
-            if env.date is None or env.date < since or threads.is_reply(env):
-                continue
-            if env.list_id and env.list_id.lower() != list_id:
-                continue
-            if votesubject.is_vote_call(env.subject, wanted):
-                found.append((env.date, raw))
-        if not found:
-            return None
-        first = await self.worker.parse(min(found, key=lambda item: item[0])[1])
-        return discovery.FoundThread(first.message_id, first.subject, first.text, first.date)
+    instance_name: str
+    dry_run: bool = False
+    store_retry: datetime.timedelta = datetime.timedelta(seconds=30)
+    check_interval: datetime.timedelta = datetime.timedelta(minutes=1)
+    atr_poll_interval: datetime.timedelta = datetime.timedelta(minutes=10)
+    request_budget: int = 300
+    metrics_listen: str = ""
+    sources: int = 0
+    """How many sources are configured (`run --once` fails when it reached none of them, nor ATR)."""
+    polls: Mapping[str, tuple[str, datetime.timedelta]] = dataclasses.field(default_factory=dict)
+    """Each source's lease, and how often it is polled (an IMAP mailbox: its sweep), for /readyz."""
+    source_jobs: Mapping[str, datetime.timedelta] = dataclasses.field(default_factory=dict)
+    """The source jobs that run ("archives", "mailboxes", "files"), each at its shortest source interval."""
 
 
 @dataclasses.dataclass
 class Daemon:
     """The running parts, wired together."""
 
-    cfg: config_api.Config
+    settings: Settings
     store: store_api.Store
     atr: atr_client.AtrClient
     desk: desk_api.Desk
@@ -185,6 +143,10 @@ class Daemon:
     _store_failed_at: float = 0.0
     _stale_votes: set[int] = dataclasses.field(default_factory=set)
     _job_locks: dict[str, asyncio.Lock] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The intake reports changed threads to the daemon, which runs its background work.
+        self.intake.connect(self.on_vote_changed, self.spawn)
 
     @property
     def stopping(self) -> bool:
@@ -246,7 +208,7 @@ class Daemon:
                 await self.store.skip_pending(old.release_key, old.vote_seq, "vote restarted", self.clock())
                 self.intake.untrack(old)
                 self.desk.forget(old.id)
-        stored = await self.store.upsert_vote(atrstate.stored_vote(vote), self.clock())
+        stored = await self.store.upsert_vote(stored_vote(vote), self.clock())
         kind: events.Kind = "vote_restarted" if change.kind == "restarted" else "vote_tracked"
         if change.kind in ("started", "restarted", "next_round"):
             ends = stored.vote_end.strftime("%Y-%m-%d %H:%M UTC") if stored.vote_end else "unknown"
@@ -269,7 +231,7 @@ class Daemon:
         known = self.discovering.votes.get(vote.release_key)
         if known is None or known.thread is None:
             return
-        stored = await self.store.upsert_vote(atrstate.stored_vote(known), self.clock())
+        stored = await self.store.upsert_vote(stored_vote(known), self.clock())
         await self._follow(stored)
 
     def _untrack_archive(self, vote: records.TrackedVote) -> None:
@@ -291,15 +253,6 @@ class Daemon:
 
     async def _deliver_archived(self, archived: ponymail.ArchivedMessage) -> None:
         await self.intake.take(archived.raw, "ponymail")
-
-    async def reread_thread(self, vote: records.TrackedVote) -> int:
-        """Read a vote's archived thread again before a decision (a back-dated reply may be there); new messages."""
-        if not vote.root_message_id:
-            return 0
-        found = 0
-        for source, _ in self.archives:
-            found += await source.refresh(vote.root_message_id, self.intake.seen, self._deliver_archived)
-        return found
 
     async def take_imap(self, folder: str, uid: int, raw: bytes) -> None:
         """An IMAP message, pushed by IDLE or found by a sweep."""
@@ -349,9 +302,9 @@ class Daemon:
         try:
             if keep_last_ok:
                 before = {(o.key, o.instance): o.value for o in await self.store.observations()}
-                last_ok = before.get((key, self.cfg.watcher.instance_name), {}).get("last_ok")
+                last_ok = before.get((key, self.settings.instance_name), {}).get("last_ok")
                 value = {**value, "last_ok": last_ok}
-            await self.store.observe(key, self.cfg.watcher.instance_name, value, self.clock())
+            await self.store.observe(key, self.settings.instance_name, value, self.clock())
         except store_api.StoreError as exc:
             log.debug("daemon.observe_failed", key=key, error=str(exc))
 
@@ -360,7 +313,7 @@ class Daemon:
         renews_at = self.clock() + datetime.timedelta(seconds=renews_in) if renews_in is not None else None
         return {
             "budget_remaining": int(self.atr.budget.remaining()),
-            "budget_per_hour": self.cfg.atr.request_budget,
+            "budget_per_hour": self.settings.request_budget,
             "jwt_renews_at": renews_at.isoformat() if renews_at is not None else None,
             "at": self.clock().isoformat(),
         }
@@ -423,7 +376,7 @@ class Daemon:
 
     async def send_mail(self) -> None:
         """Deliver what the outbox holds (a dry run leaves it alone: its mails are written, not queued)."""
-        if self.cfg.watcher.dry_run:
+        if self.settings.dry_run:
             return
         for delivery in await self.sender.run_once():
             self._record_delivery(delivery)
@@ -547,7 +500,7 @@ class Daemon:
             job=name,
             error=str(exc),
             action="nothing is acknowledged to the sources until the database works again; "
-            f"retrying every {self.cfg.watcher.store_retry.total_seconds():g} s",
+            f"retrying every {self.settings.store_retry.total_seconds():g} s",
         )
 
     def _store_worked(self, name: str) -> None:
@@ -557,7 +510,7 @@ class Daemon:
         # A nearly full disk takes small writes and refuses large ones: the outage is over only once
         # nothing has failed for two retry periods, so that it is one line, not one per flap.
         quiet = time.monotonic() - self._store_failed_at
-        if quiet < 2 * self.cfg.watcher.store_retry.total_seconds():
+        if quiet < 2 * self.settings.store_retry.total_seconds():
             return
         log.info("daemon.store_recovered", job=name, down_since=self.store_down_since.isoformat())
         self.store_down_since = None
@@ -587,7 +540,7 @@ class Daemon:
                     return
             if name in self._store_failed_jobs and not self._stopping:
                 loop = asyncio.get_running_loop()
-                loop.call_later(self.cfg.watcher.store_retry.total_seconds(), self._retry_job, run, name)
+                loop.call_later(self.settings.store_retry.total_seconds(), self._retry_job, run, name)
 
         return run
 
@@ -652,138 +605,32 @@ class Daemon:
         self.desk.worker.close()
 
 
-async def build(
-    cfg: config_api.Config, *, sink: events.Sink = events.ignore, clock: wallclock.Clock = wallclock.utcnow
-) -> Daemon:
-    """Open the store (checking its schema) and build every part from the configuration.
-
-    Every event the parts report is also logged, at info, as one line (`watcher.log.log_event`).
-    """
-    sink = log_setup.logging_sink(sink)
-    db = await store_api.open(cfg.watcher.database_url, claim_ttl=claim_ttl(cfg))
-    try:
-        await db.check_current()
-    except Exception:
-        await db.close()
-        raise
-    if db.backend == "sqlite":
-        # This process holds the SQLite lock: a claim left on an outbox row is that of a process that
-        # died while sending (kill -9). Waiting for it to expire would hold that mail back for minutes.
-        await db.release_claims()
-    metrics = metrics_api.Metrics(watcher.__version__, [_source_name(s) for s in cfg.sources], clock=clock)
-    atr = atr_client.AtrClient(
-        cfg.atr.base_url,
-        cfg.atr.uid,
-        cfg.atr.pat,
-        budget_per_hour=cfg.atr.request_budget,
-        ca_file=cfg.atr.ca_file,
-        # One JWT for run, run --once and every instance (issue 16 item 5).
-        token_store=atr_tokens.StoreTokens(db, cfg.atr.base_url, cfg.atr.uid, cfg.atr.pat.reveal())
-        if cfg.atr.pat is not None
-        else None,
+def stored_vote(vote: discovery.TrackedVote) -> records.TrackedVote:
+    """What the store keeps of a vote discovery found."""
+    thread = vote.thread
+    return records.TrackedVote(
+        release_key=vote.release_key,
+        project=vote.project,
+        version=vote.version,
+        vote_seq=vote.vote_seq,
+        mode=vote.mode,
+        vote_round=vote.round,
+        committee=vote.binding_committee_key,
+        list_address=vote.list_address,
+        subject=thread.subject if thread else vote.subject,
+        root_message_id=thread.message_id if thread else "",
+        vote_started=vote.vote_started,
+        vote_end=vote.vote_end,
+        phase="release_candidate",
+        status="open",
+        extra={
+            "committee_key": vote.committee_key,
+            "podling_thread_id": vote.podling_thread_id or "",
+            "end_source": vote.end_source,
+            "min_hours": vote.min_hours,
+            "project_name": vote.project_name,
+        },
     )
-    aliases = roster.load(cfg.roster.aliases_file) if cfg.roster.aliases_file else roster.Roster()
-    rosters = atr_rosters.AtrRosters(atr, ttl=cfg.roster.committee_ttl.total_seconds())
-    archives = [_archive(source, db, clock) for source in cfg.sources if isinstance(source, config_api.PonymailSource)]
-    worker = worker_api.Worker(check_timeout=cfg.watcher.read_timeout.total_seconds())
-    finder: discovery.ThreadFinder = ponymail.ThreadFinder(archives[0][1]) if archives else _StoredThreads(db, worker)
-    found = discovery.Discovery(atr, finder, atr_rosters=rosters)
-    templates = render.Templates(cfg.reminders.templates_dir)
-    settings = desk_api.Settings(
-        atr_host=cfg.atr.host,
-        sender=cfg.reminders.from_ or f"vote-watcher <{cfg.atr.uid}@apache.org>",
-        reply_to=cfg.reminders.reply_to or None,
-        reminders_enabled=cfg.reminders.enabled,
-        reminder=decide.ReminderConfig(cfg.reminders.delay),
-        resolve_enabled=cfg.resolve.enabled,
-        resolve=decide.ResolveConfig(cfg.resolve.grace, cfg.resolve.failed),
-        dry_run=cfg.watcher.dry_run,
-        contact=cfg.reminders.contact,
-        opt_out=cfg.reminders.opt_out_uids(aliases),
-    )
-
-    async def roster_for(vote: records.TrackedVote) -> roster.Roster:
-        committee = str(vote.extra.get("committee_key") or vote.committee)
-        return aliases.merged(await rosters.for_vote(committee, vote.vote_round))
-
-    async def previous_round(vote: records.TrackedVote) -> Sequence[bytes]:
-        thread_id = str(vote.extra.get("podling_thread_id") or "")
-        if not thread_id or not archives:
-            return []
-        return await archives[0][1].thread_raw(thread_id)
-
-    holder: list[Daemon] = []
-    owner = leases.owner_id(cfg.watcher.instance_name)
-
-    async def vote_changed(vote_id: int) -> None:
-        await holder[0].on_vote_changed(vote_id)
-
-    def spawn(work: Coroutine[Any, Any, None], name: str) -> None:
-        holder[0].spawn(work, name)
-
-    intake = intake_api.Intake(
-        db,
-        vote_changed,
-        metrics=metrics,
-        clock=clock,
-        worker=worker,
-        max_bytes=cfg.watcher.max_message_bytes,
-        spawn=spawn,
-    )
-
-    async def reread(vote: records.TrackedVote) -> int:
-        return await holder[0].reread_thread(vote)
-
-    desk = desk_api.Desk(
-        db,
-        atr,
-        templates,
-        settings,
-        roster_for=roster_for,
-        previous_round=previous_round,
-        sink=sink,
-        clock=clock,
-        worker=worker,
-        screen=intake.screen,
-        shadow=mailer.DryRunMailer(dry_run_dir(cfg)) if cfg.watcher.dry_run else None,
-        metrics=metrics,
-        reread=reread,
-    )
-    daemon = Daemon(
-        cfg=cfg,
-        store=db,
-        atr=atr,
-        desk=desk,
-        intake=intake,
-        discovering=found,
-        sender=outbox.Outbox(db, _mailer(cfg), _policy(cfg, aliases), owner=owner, clock=clock),
-        metrics=metrics,
-        sink=sink,
-        clock=clock,
-        archives=archives,
-    )
-    holder.append(daemon)
-    # Threads of votes that ended or restarted before this start: a late reply there is no other vote's.
-    for known in await db.votes(open_only=False):
-        if known.status != "open":
-            daemon.intake.retire(known.root_message_id)
-    daemon.mailboxes = [
-        imap.ImapSource(imap.from_settings(s, cfg.watcher.max_message_bytes + 1), db, daemon.take_imap)
-        for s in cfg.sources
-        if isinstance(s, config_api.ImapSource)
-    ]
-    daemon.files = [
-        files_source.FileSource(_source_name(s), s.path, isinstance(s, config_api.MboxSource), db, daemon.intake.take)
-        for s in cfg.sources
-        if isinstance(s, config_api.MboxSource | config_api.MaildirSource)
-    ]
-    if db.backend != "sqlite":
-        # Several instances may share this database: singleton work runs under leases.
-        names = [leases.DISCOVERY, *(leases.archive(s.name) for s, _ in archives)]
-        names += [leases.mailbox(m.config.source_name) for m in daemon.mailboxes]
-        names += [leases.archive(source.name) for source in daemon.files]
-        daemon.keeper = leases.LeaseKeeper(db, owner, names, ttl=cfg.leases.ttl, heartbeat=cfg.leases.heartbeat)
-    return daemon
 
 
 def _store_error(exc: BaseException) -> store_api.StoreError | None:
@@ -798,72 +645,13 @@ def _store_error(exc: BaseException) -> store_api.StoreError | None:
     return None
 
 
-def _source_name(source: config_api.Source) -> str:
-    return source.name or source.kind
-
-
-def _archive(
-    source: config_api.PonymailSource, db: store_api.Store, clock: wallclock.Clock
-) -> tuple[ponymail.PonyMailSource, ponymail.ArchiveClient]:
-    settings = ponymail.Settings(
-        base_url=source.base_url,
-        total_timeout_s=source.timeout.total_seconds(),
-        concurrency=source.concurrency,
-    )
-    client = ponymail.ArchiveClient(settings)
-    polled = ponymail.PonyMailSource(
-        client,
-        source.lists,
-        cursors=db,
-        name=_source_name(source),
-        lookback_s=int(source.lookback.total_seconds()),
-        reread_every=source.reread_every,
-        clock=lambda: clock().timestamp(),
-    )
-    return polled, client
-
-
-def dry_run_dir(cfg: config_api.Config) -> pathlib.Path:
-    """Where a dry run (or a configuration without a relay) writes its mails."""
-    return cfg.reminders.dry_run_dir or cfg.watcher.state_dir / "dry-run"
-
-
-def _mailer(cfg: config_api.Config) -> mailer.Mailer:
-    if cfg.watcher.dry_run or not cfg.smtp.host:
-        return mailer.DryRunMailer(dry_run_dir(cfg))
-    return mailer.SmtpMailer(
-        mailer.SmtpSettings(
-            host=cfg.smtp.host,
-            port=cfg.smtp.port,
-            tls=cfg.smtp.tls,
-            user=cfg.smtp.user,
-            password=cfg.smtp.password,
-            ca_file=cfg.smtp.ca_file,
-            timeout=cfg.smtp.timeout,
-            data_timeout=cfg.smtp.data_timeout,
-        )
-    )
-
-
-def _policy(cfg: config_api.Config, people: roster.Roster) -> outbox.OutboxPolicy:
-    cap = cfg.reminders.daily_cap_per_recipient
-    return outbox.OutboxPolicy(daily_cap=cap or None, opt_out=cfg.reminders.opt_out_uids(people))
-
-
-async def run(
-    cfg: config_api.Config,
-    *,
-    stop: asyncio.Event | None = None,
-    once: bool = False,
-    sink: events.Sink = events.ignore,
-    clock: wallclock.Clock = wallclock.utcnow,
-) -> int:
-    """Run the daemon until `stop` is set or a signal arrives (or one cycle with `once`); returns the exit status."""
+async def run(daemon: Daemon, *, stop: asyncio.Event | None = None, once: bool = False) -> int:
+    """Run a built daemon until `stop` is set or a signal arrives (or one cycle with `once`); the exit status."""
     stop = stop or asyncio.Event()
-    daemon = await build(cfg, sink=sink, clock=clock)
     endpoint = None
-    if cfg.metrics.listen:
-        endpoint = daemon.metrics.start(cfg.metrics.listen, ready=_readiness(daemon, asyncio.get_running_loop()))
+    if daemon.settings.metrics_listen:
+        ready = _readiness(daemon, asyncio.get_running_loop())
+        endpoint = daemon.metrics.start(daemon.settings.metrics_listen, ready=ready)
     # Leases are renewed beside everything else, until the work in flight has been drained.
     await daemon.keeper.tick()
     heartbeat_stop = asyncio.Event()
@@ -876,7 +664,7 @@ async def run(
                 # A refused PAT is the operator's to fix now, not an hour's silent wait (atr.pat_rejected).
                 log.error("daemon.cycle_failed", reason="ATR refused the PAT (atr.pat_rejected)")
                 return EXIT_PAT_REJECTED
-            reason = daemon.report.failure(len(cfg.sources))
+            reason = daemon.report.failure(daemon.settings.sources)
             if reason is not None:
                 log.error("daemon.cycle_failed", reason=reason)
                 raise CycleFailedError(reason)
@@ -913,14 +701,14 @@ def _readiness(daemon: Daemon, loop: asyncio.AbstractEventLoop) -> Callable[[], 
         except Exception as exc:
             checks["database"] = f"unreachable: {type(exc).__name__}"
         now = daemon.clock()
-        for name, (lease, interval) in _poll_intervals(daemon.cfg).items():
+        for name, (lease, interval) in daemon.settings.polls.items():
             if not daemon.keeper.holds(lease):
                 checks[f"source:{name}"] = "ok"  # another instance holds its lease and polls it
                 continue
             age = daemon.metrics.poll_age(name, now)
             fine = age is not None and age <= 2 * interval.total_seconds()
             checks[f"source:{name}"] = "ok" if fine else f"last good poll {age:.0f} s ago" if age else "never polled"
-        atr_interval = 2 * daemon.cfg.atr.poll_interval.total_seconds()
+        atr_interval = 2 * daemon.settings.atr_poll_interval.total_seconds()
         atr_ok = daemon.atr_ok_at is not None and (now - daemon.atr_ok_at).total_seconds() <= atr_interval
         if not daemon.keeper.holds(leases.DISCOVERY):
             atr_ok = True  # discovery runs in the instance that holds its lease
@@ -928,20 +716,6 @@ def _readiness(daemon: Daemon, loop: asyncio.AbstractEventLoop) -> Callable[[], 
         return all(value == "ok" for value in checks.values()), checks
 
     return ready
-
-
-def _poll_intervals(cfg: config_api.Config) -> dict[str, tuple[str, datetime.timedelta]]:
-    """Each source's lease, and how often it is polled (an IMAP mailbox: its sweep; a file: its poll_interval)."""
-    intervals: dict[str, tuple[str, datetime.timedelta]] = {}
-    for source in cfg.sources:
-        name = _source_name(source)
-        if isinstance(source, config_api.PonymailSource):
-            intervals[name] = (leases.archive(name), source.poll_interval)
-        elif isinstance(source, config_api.ImapSource):
-            intervals[name] = (leases.mailbox(name), source.sweep_interval)
-        else:
-            intervals[name] = (leases.archive(name), source.poll_interval)
-    return intervals
 
 
 async def _serve(daemon: Daemon, stop: asyncio.Event) -> int:
@@ -963,7 +737,7 @@ async def _serve(daemon: Daemon, stop: asyncio.Event) -> int:
         for m in daemon.mailboxes
     ]
     notify.ready(_status(daemon))
-    log.info("daemon.ready", sources=len(daemon.cfg.sources), votes=len(daemon.discovering.votes))
+    log.info("daemon.ready", sources=daemon.settings.sources, votes=len(daemon.discovering.votes))
     rest = asyncio.ensure_future(_rest_of_first_cycle(daemon, scheduler))
     try:
         await _until_stopped(daemon, stop)
@@ -1005,7 +779,7 @@ async def _rest_of_first_cycle(daemon: Daemon, scheduler: AsyncIOScheduler) -> N
     for job in scheduler.get_jobs():
         if job.id in daemon._store_failed_jobs:
             # The first cycle failed on the database: try again soon, not at the job's next turn.
-            job.modify(next_run_time=wallclock.utcnow() + daemon.cfg.watcher.store_retry)
+            job.modify(next_run_time=wallclock.utcnow() + daemon.settings.store_retry)
 
 
 async def _until_stopped(daemon: Daemon, stop: asyncio.Event) -> None:
@@ -1032,23 +806,17 @@ def _status(daemon: Daemon) -> str:
 
 
 def _scheduler(daemon: Daemon) -> AsyncIOScheduler:
-    cfg = daemon.cfg
+    settings = daemon.settings
     scheduler = AsyncIOScheduler(timezone=datetime.UTC)
     options: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
     jobs: list[tuple[Callable[[], Awaitable[None]], str, float]] = [
-        (daemon.discover, "discovery", cfg.atr.poll_interval.total_seconds()),
-        (daemon.check_votes, "checks", cfg.watcher.check_interval.total_seconds()),
-        (daemon.send_mail, "outbox", min(cfg.watcher.check_interval.total_seconds(), 30.0)),
+        (daemon.discover, "discovery", settings.atr_poll_interval.total_seconds()),
+        (daemon.check_votes, "checks", settings.check_interval.total_seconds()),
+        (daemon.send_mail, "outbox", min(settings.check_interval.total_seconds(), 30.0)),
     ]
-    archives = [s for s in cfg.sources if isinstance(s, config_api.PonymailSource)]
-    if archives:
-        jobs.append((daemon.poll_archives, "archives", min(s.poll_interval.total_seconds() for s in archives)))
-    mailboxes = [s for s in cfg.sources if isinstance(s, config_api.ImapSource)]
-    if mailboxes:
-        jobs.append((daemon.sweep_mailboxes, "mailboxes", min(s.sweep_interval.total_seconds() for s in mailboxes)))
-    local = [s for s in cfg.sources if isinstance(s, config_api.MboxSource | config_api.MaildirSource)]
-    if local:
-        jobs.append((daemon.read_files, "files", min(s.poll_interval.total_seconds() for s in local)))
+    sources = {"archives": daemon.poll_archives, "mailboxes": daemon.sweep_mailboxes, "files": daemon.read_files}
+    for name, interval in settings.source_jobs.items():
+        jobs.append((sources[name], name, interval.total_seconds()))
     for work, name, seconds in jobs:
         scheduler.add_job(daemon.job(work, name), "interval", seconds=seconds, id=name, name=name, **options)
     return scheduler

@@ -24,7 +24,6 @@ from typing import Any, Final, TextIO
 import watcher.atr.client as atr_client
 import watcher.config as config_api
 import watcher.core.durations as durations
-import watcher.daemon as daemon
 import watcher.events as events
 import watcher.log as log_setup
 import watcher.sandbox.atr as atr_sandbox
@@ -34,6 +33,7 @@ import watcher.sandbox.ponymail as ponymail_sandbox
 import watcher.sandbox.serve as serve
 import watcher.store as store_api
 import watcher.wallclock as wallclock
+import watcher.wiring as wiring
 
 ROUND_TWO_LIST: Final = "general@incubator.apache.org"
 ATR_HOST: Final = "release-test.apache.org"
@@ -237,7 +237,7 @@ async def _run(
         await db.upgrade()
         await db.close()
         stop = asyncio.Event()
-        running = asyncio.ensure_future(daemon.run(cfg, stop=stop, sink=timeline, clock=clock.now))
+        running = asyncio.ensure_future(wiring.run(cfg, stop=stop, sink=timeline, clock=clock.now))
         await _play(
             steps,
             clock=clock,

@@ -17,7 +17,6 @@ import structlog
 import watcher.atr.client as atr_client
 import watcher.atr.errors as atr_errors
 import watcher.atr.models as models
-import watcher.atrstate as atrstate
 import watcher.core.decide as decide
 import watcher.core.identity as identity
 import watcher.core.message as message
@@ -290,7 +289,7 @@ class Desk:
             return
         reminded = await self._reminded(vote)
         decisions = decide.reminders_due(
-            atrstate.vote_state(vote),
+            vote_state(vote),
             known.result.votes,
             known.atr,
             config=self.settings.reminder,
@@ -390,7 +389,7 @@ class Desk:
             return False
         known = self._known.setdefault(vote.id, _Known())
         previous = known.atr
-        known.atr = atrstate.atr_state(result, self._clock())
+        known.atr = atr_state(result, self._clock())
         if previous is None or previous.ballots != known.atr.ballots:
             await self._note_ballots(vote, known.atr)
         receipts = result.receipt_message_ids()
@@ -428,7 +427,7 @@ class Desk:
             return
         reminded = await self._reminded(vote)
         decisions = decide.reminders_due(
-            atrstate.vote_state(vote),
+            vote_state(vote),
             known.result.votes,
             atr,
             config=self.settings.reminder,
@@ -446,7 +445,7 @@ class Desk:
                 # Has a ballot: is it the one the email says? If not, they are told once.
                 seen = known.seen_at.get(emailed.message_id)
                 decision = decide.ballot_note_due(
-                    atrstate.vote_state(vote),
+                    vote_state(vote),
                     emailed,
                     atr,
                     config=self.settings.reminder,
@@ -578,7 +577,7 @@ class Desk:
         if atr is None or known.result is None:
             return
         decision = decide.resolution_due(
-            atrstate.vote_state(vote), atr, known.result.votes, config=self.settings.resolve, now=self._clock()
+            vote_state(vote), atr, known.result.votes, config=self.settings.resolve, now=self._clock()
         )
         log.info(
             "desk.resolution",
@@ -674,7 +673,7 @@ class Desk:
         result = await self.retally(vote)
         if known.atr is None or result is None:
             return
-        running = dataclasses.replace(atrstate.vote_state(vote), phase=decide.CANDIDATE_PHASE, resolved=False)
+        running = dataclasses.replace(vote_state(vote), phase=decide.CANDIDATE_PHASE, resolved=False)
         due = max(now, vote.vote_end + self.settings.resolve.grace)
         decision = decide.resolution_due(running, known.atr, result.votes, config=self.settings.resolve, now=due)
         if decision.action != "hold":
@@ -790,3 +789,74 @@ def _voter_vote(vote: tally.Vote) -> records.VoterVote:
 def _flagged(item: records.FlaggedMessage, people: roster.Roster) -> render.Flagged:
     uid = identity.uid_from_address(item.sender) or people.uid_for_address(item.sender) or ""
     return render.Flagged(item.message_id, item.sender, item.flag, item.detail, item.date, uid)
+
+
+# ATR's answers turned into the values the decisions read (pure).
+
+
+def atr_state(result: models.VoteTabulateResults, fetched_at: datetime.datetime) -> decide.AtrState:
+    """The effective ballots (carried ones included), the trusted summary and whether it passes."""
+    ballots: dict[str, decide.Ballot] = {}
+    for entry in result.trusted_ballots or []:
+        choice = _choice(entry.choice)
+        if choice is None:
+            continue
+        ballots[entry.voter_asf_uid] = decide.Ballot(
+            voter=entry.voter_asf_uid,
+            choice=choice,
+            is_binding=entry.is_binding,
+            is_carried=entry.is_carried,
+            cast_at=entry.cast_at,
+        )
+    summary = result.trusted_summary
+    return decide.AtrState(
+        vote_seq=result.vote_seq,
+        fetched_at=fetched_at,
+        ballots=ballots,
+        trusted_passed=result.trusted_passed,
+        summary=_trusted_summary(summary) if summary is not None else None,
+    )
+
+
+def _choice(value: str) -> decide.Choice | None:
+    if value == "+1":
+        return "+1"
+    if value == "0":
+        return "0"
+    if value == "-1":
+        return "-1"
+    return None
+
+
+def _mode(value: str) -> decide.Mode:
+    if value == "trusted":
+        return "trusted"
+    if value == "manual":
+        return "manual"
+    return "email"
+
+
+def _trusted_summary(summary: models.TrustedVoteSummary) -> decide.TrustedSummary:
+    return decide.TrustedSummary(
+        binding_yes=summary.binding_votes_yes,
+        binding_no=summary.binding_votes_no,
+        binding_abstain=summary.binding_votes_abstain,
+        non_binding_yes=summary.non_binding_votes_yes,
+        non_binding_no=summary.non_binding_votes_no,
+        non_binding_abstain=summary.non_binding_votes_abstain,
+    )
+
+
+def vote_state(vote: records.TrackedVote) -> decide.VoteState:
+    """The decision inputs of a tracked vote."""
+    return decide.VoteState(
+        release_key=vote.release_key,
+        project=vote.project,
+        version=vote.version,
+        vote_seq=vote.vote_seq,
+        mode=_mode(vote.mode),
+        vote_round=vote.vote_round,
+        vote_end=vote.vote_end,
+        phase=vote.phase or decide.CANDIDATE_PHASE,
+        resolved=vote.status == "resolved",
+    )

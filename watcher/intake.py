@@ -42,13 +42,17 @@ UNREADABLE: Final = "unreadable"
 _HEADER_BLOCK_MAX: Final = 64 * 1024
 
 
+async def _not_connected(vote_id: int) -> None:
+    raise RuntimeError(f"vote {vote_id} changed before the intake was connected to its consumer")
+
+
 class Intake:
     """Stores messages once and links those of tracked vote threads; never raises on bad mail."""
 
     def __init__(
         self,
         store: store_api.Store,
-        on_vote_changed: OnVoteChanged,
+        on_vote_changed: OnVoteChanged | None = None,
         *,
         metrics: metrics_api.Metrics | None = None,
         clock: wallclock.Clock,
@@ -64,9 +68,14 @@ class Intake:
         self._votes_by_root: dict[str, int] = {}
         self._retired: set[str] = set()
         self._known: set[str] = set()
-        self._on_vote_changed = on_vote_changed
+        self._on_vote_changed = on_vote_changed or _not_connected
         self._metrics = metrics
         self._clock = clock
+
+    def connect(self, on_vote_changed: OnVoteChanged, spawn: Spawn) -> None:
+        """Hand changes of a vote's thread to `on_vote_changed`, and background work to `spawn` (the daemon's)."""
+        self._on_vote_changed = on_vote_changed
+        self._spawn = spawn
 
     def is_tracked(self, root_message_id: str) -> bool:
         """True when this [VOTE] root is followed."""

@@ -26,6 +26,7 @@ import watcher.cli as cli
 import watcher.daemon as daemon_api
 import watcher.sandbox.ponymail as sandbox_ponymail
 import watcher.testing.dovecot as dovecot
+import watcher.wiring as wiring
 from tests.fixtures.ponymail import mail
 
 RELEASE = "lantern-2.0.0"
@@ -82,9 +83,9 @@ async def test_run_once_dry_run_finds_the_vote_and_writes_one_reminder(start_e2e
         await env.vote_by_email(RELEASE, "Gina Gomez <gina@apache.org>", "+1 (binding)\n")
         cfg = env.load_config()
         # The first run stores the thread; the reminder is due once the delay has passed since then.
-        assert await daemon_api.run(cfg, once=True, clock=env.clock.now) == daemon_api.EXIT_OK
+        assert await wiring.run(cfg, once=True, clock=env.clock.now) == daemon_api.EXIT_OK
         await env.wait_scenario(2)
-        assert await daemon_api.run(cfg, once=True, clock=env.clock.now) == daemon_api.EXIT_OK
+        assert await wiring.run(cfg, once=True, clock=env.clock.now) == daemon_api.EXIT_OK
     written = sorted((env.folder / "state" / "dry-run").glob("*.eml"))
     tos = [email.message_from_bytes(path.read_bytes())["To"] for path in written]
     assert len(written) == 1, tos

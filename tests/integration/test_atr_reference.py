@@ -18,8 +18,8 @@ import time
 import tests.fixtures.atr_reference as reference
 import tests.fixtures.smtp as smtp_fixtures
 import watcher.config as config_api
-import watcher.daemon as daemon
 import watcher.store as store_api
+import watcher.wiring as wiring
 
 LIST = "dev@lantern.apache.org"
 PAT = "pat-watcher-4a1f9c"
@@ -135,7 +135,7 @@ async def test_run_once_against_the_reference_atr_reminds_once_and_resolves_once
             await db.upgrade()
             await db.close()
             for _ in range(3):
-                assert await daemon.run(cfg, once=True) == 0
+                assert await wiring.run(cfg, once=True) == 0
                 # Cron's next run: the reminder's delay (1 s) has passed since the thread was stored.
                 time.sleep(1.2)
         received = list(sink.received)
@@ -184,7 +184,7 @@ async def test_run_once_exits_2_at_once_when_atr_refuses_the_pat(tmp_path: pathl
             await db.upgrade()
             await db.close()
             started = time.monotonic()
-            assert await daemon.run(cfg, once=True) == 2
+            assert await wiring.run(cfg, once=True) == 2
             elapsed = time.monotonic() - started
     assert elapsed < 30
     assert atr.called("/api/jwt/create") == [("POST", "/api/jwt/create", 401)]

@@ -13,10 +13,10 @@ import time
 
 import tests.fixtures.e2e as e2e
 import watcher.config as config_api
-import watcher.daemon as daemon
 import watcher.sandbox.atr as atr_sandbox
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.store as store_api
+import watcher.wiring as wiring
 
 RELEASE = "lantern-2.0.0"
 
@@ -82,7 +82,7 @@ async def test_run_once_from_an_mbox_writes_the_reminder_once(tmp_path: pathlib.
         await db.upgrade()
         await db.close()
         # The first run reads the mbox and then finds the [VOTE] in it: one run tracks the vote and tallies it.
-        assert await daemon.run(cfg, once=True) == 0
+        assert await wiring.run(cfg, once=True) == 0
         db = await store_api.open(cfg.watcher.database_url)
         try:
             [tracked] = await db.votes()
@@ -92,8 +92,8 @@ async def test_run_once_from_an_mbox_writes_the_reminder_once(tmp_path: pathlib.
             await db.close()
         # The reminder is due once the delay has passed since the thread was stored.
         time.sleep(1.2)
-        assert await daemon.run(cfg, once=True) == 0
-        assert await daemon.run(cfg, once=True) == 0
+        assert await wiring.run(cfg, once=True) == 0
+        assert await wiring.run(cfg, once=True) == 0
     written = sorted((tmp_path / "state" / "dry-run").glob("*.eml"))
     assert len(written) == 1
     mail = email.message_from_bytes(written[0].read_bytes())

@@ -23,6 +23,7 @@ import tests.fixtures.e2e as e2e
 import watcher.config as config_api
 import watcher.daemon as daemon
 import watcher.store as store_api
+import watcher.wiring as wiring
 
 LANTERN = "lantern-2.0.0"
 HARBOR = "harbor-1.1.0"
@@ -63,10 +64,10 @@ async def test_a_dry_run_leaves_every_reminder_and_resolution_to_the_live_run(st
         await env.vote_by_email(LANTERN, "Chen Wei <chen@apache.org>", "+1 (binding)\n\nBuilt from source.\n")
         cfg = env.load_config()
         # The first dry run stores the thread; the reminder's delay (1 h) runs from then.
-        assert await daemon.run(dry(cfg), once=True, sink=env.sink, clock=env.clock.now) == daemon.EXIT_OK
+        assert await wiring.run(dry(cfg), once=True, sink=env.sink, clock=env.clock.now) == daemon.EXIT_OK
         await env.wait_scenario(1.5)
         # The second dry run's cycle, with its metrics at hand: a dry run's reminder counts as skipped, not sent.
-        shadow = await daemon.build(dry(cfg), sink=env.sink, clock=env.clock.now)
+        shadow = await wiring.build(dry(cfg), sink=env.sink, clock=env.clock.now)
         try:
             await shadow.cycle()
             await shadow.settle()
@@ -94,7 +95,7 @@ async def test_a_dry_run_leaves_every_reminder_and_resolution_to_the_live_run(st
             assert await db.get_resolution(HARBOR, 4) is None
 
         env.events.clear()
-        assert await daemon.run(cfg, once=True, sink=env.sink, clock=env.clock.now) == daemon.EXIT_OK
+        assert await wiring.run(cfg, once=True, sink=env.sink, clock=env.clock.now) == daemon.EXIT_OK
         sent = {(e.release, e.data["voter"]) for e in env.of("reminder_sent")}
         resolved = {e.release for e in env.of("resolved")}
         assert sent == shadow_reminders
@@ -274,10 +275,10 @@ async def test_run_once_fails_when_the_relay_takes_no_mail(start_e2e: e2e.StartE
     async with start_e2e(two_votes(), settings=settings) as env:
         await env.vote_by_email(LANTERN, "Chen Wei <chen@apache.org>", "+1 (binding)\n")
         cfg = env.load_config()
-        assert await daemon.run(cfg, once=True, sink=env.sink, clock=env.clock.now) == daemon.EXIT_OK
+        assert await wiring.run(cfg, once=True, sink=env.sink, clock=env.clock.now) == daemon.EXIT_OK
         await env.wait_scenario(1.5)
         with pytest.raises(daemon.CycleFailedError, match=r"could not hand mail to the relay: .*"):
-            await daemon.run(cfg, once=True, sink=env.sink, clock=env.clock.now)
+            await wiring.run(cfg, once=True, sink=env.sink, clock=env.clock.now)
         async with env.store() as db:
             [row] = await db.mails(LANTERN, 1)
     # The reminder waits for the relay; nothing is lost.

@@ -12,6 +12,7 @@ import watcher.secrets as secrets
 import watcher.sources.cursor as cursor
 import watcher.sources.imap as imap
 import watcher.sources.imap_wire as wire
+import watcher.wiring as wiring
 
 # As aioimaplib hands them back from Dovecot 2.3 (untagged `* ` stripped, tagged text last).
 SELECT_LINES = [
@@ -151,7 +152,7 @@ def test_plain_text_allowed_to_loopback() -> None:
     assert config.ssl_context() is None
 
 
-def test_from_settings_maps_the_config_section() -> None:
+def test_imap_settings_maps_the_config_section() -> None:
     section = config_module.ImapSource(
         kind="imap",
         host="imap.example.org",
@@ -161,7 +162,7 @@ def test_from_settings_maps_the_config_section() -> None:
         idle_timeout="20m",
         sweep_interval="5m",
     )
-    settings = imap.from_settings(section)
+    settings = wiring.imap_settings(section)
     assert (settings.host, settings.port, settings.tls, settings.folders) == (
         "imap.example.org",
         993,
@@ -173,9 +174,9 @@ def test_from_settings_maps_the_config_section() -> None:
     assert settings.source_name == "imap:watcher@imap.example.org"
 
 
-def test_from_settings_refuses_plain_text_to_a_remote_host() -> None:
+def test_imap_settings_refuses_plain_text_to_a_remote_host() -> None:
     section = config_module.ImapSource(
         kind="imap", host="imap.example.org", user="w", password=secrets.Secret("x"), tls="none", port=143
     )
     with pytest.raises(imap.ImapConfigError, match="plain-text"):
-        imap.from_settings(section)
+        wiring.imap_settings(section)

@@ -15,6 +15,7 @@ import watcher.daemon as daemon
 import watcher.log as log_setup
 import watcher.store as store_api
 import watcher.store.engine as engine
+import watcher.wiring as wiring
 
 EXIT_CONFIG: Final = 2
 EXIT_FAILURE: Final = 1
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         instance=cfg.watcher.instance_name,
     )
     try:
-        return asyncio.run(daemon.run(cfg, once=args.once))
+        return asyncio.run(wiring.run(cfg, once=args.once))
     except daemon.CycleFailedError as exc:
         print(f"vote-watcher run --once: {exc}", file=sys.stderr)
         return EXIT_FAILURE

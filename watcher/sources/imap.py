@@ -30,7 +30,6 @@ from typing import Any, Final, TypeVar
 import aioimaplib
 import structlog
 
-import watcher.config as config_module
 import watcher.core.backoff as backoff
 import watcher.core.loopback as loopback
 import watcher.secrets as secrets
@@ -83,7 +82,7 @@ class ImapConfig:
 
     `tls` is implicit TLS (port 993) verified against the system CAs or `ca_file`; plain text
     (`tls=False`) is refused unless `host` is loopback. `password` is a `secrets.Secret`, shown
-    nowhere. `name` keys the cursors (default `imap:user@host`, as `watcher.config` names it).
+    nowhere. `name` keys the cursors (default `imap:user@host`, as the configuration names it).
     `start_at_end` makes a folder without a cursor start at its current end instead of UID 1.
     """
 
@@ -118,25 +117,6 @@ class ImapConfig:
         if not self.tls:
             return None
         return ssl.create_default_context(cafile=self.ca_file)
-
-
-def from_settings(section: config_module.ImapSource, max_fetch_bytes: int | None = None) -> ImapConfig:
-    """The source's settings from a loaded `[[sources]]` entry of kind "imap" (its secret already read)."""
-    if section.password is None:
-        raise ImapConfigError(f"{section.name}: no IMAP password (set password_file or password_env)")
-    return ImapConfig(
-        host=section.host,
-        user=section.user,
-        password=section.password,
-        folders=tuple(section.folders),
-        port=section.port,
-        tls=section.tls == "implicit",
-        ca_file=str(section.ca_file) if section.ca_file is not None else None,
-        idle_renew_s=section.idle_timeout.total_seconds(),
-        sweep_interval_s=section.sweep_interval.total_seconds(),
-        name=section.name,
-        max_fetch_bytes=max_fetch_bytes,
-    )
 
 
 def _problems(config: ImapConfig) -> list[str]:
