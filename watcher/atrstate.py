@@ -6,6 +6,7 @@ import datetime
 
 import watcher.atr.models as models
 import watcher.core.decide as decide
+import watcher.core.lifecycle as lifecycle
 import watcher.discovery as discovery
 import watcher.store.records as records
 
@@ -74,7 +75,7 @@ def vote_state(vote: records.TrackedVote) -> decide.VoteState:
         vote_round=vote.vote_round,
         vote_end=vote.vote_end,
         phase=vote.phase or decide.CANDIDATE_PHASE,
-        resolved=vote.status == "resolved",
+        resolved=vote.status is lifecycle.Status.RESOLVED,
     )
 
 
@@ -95,7 +96,7 @@ def stored_vote(vote: discovery.TrackedVote) -> records.TrackedVote:
         vote_started=vote.vote_started,
         vote_end=vote.vote_end,
         phase="release_candidate",
-        status="open",
+        status=lifecycle.INITIAL,
         extra={
             "committee_key": vote.committee_key,
             "podling_thread_id": vote.podling_thread_id or "",

@@ -30,6 +30,7 @@ import watcher.atr.tokens as atr_tokens
 import watcher.atrstate as atrstate
 import watcher.config as config_api
 import watcher.core.decide as decide
+import watcher.core.lifecycle as lifecycle
 import watcher.core.message as message
 import watcher.core.roster as roster
 import watcher.core.threads as threads
@@ -66,8 +67,6 @@ STORED_SLACK: Final = datetime.timedelta(days=1)
 # The scheduler's jobs: one of them that the database failed is run again soon, and the outage is over
 # once each of them that failed has worked again.
 SCHEDULED_JOBS: Final = frozenset({"discovery", "checks", "outbox", "archives", "mailboxes", "files"})
-# Vote statuses whose pending mails are skipped, and the reason recorded (as `_apply` records it).
-_ENDED: Final = {"closed": "vote closed", "replaced": "vote restarted"}
 # Outages a job survives: one warning line each (the traceback only when debugging).
 EXPECTED_OUTAGES: Final = (
     atr_errors.AtrError,
@@ -235,22 +234,13 @@ class Daemon:
         if change.kind == "closed":
             stored = await self.store.get_vote(vote.release_key, vote.vote_seq)
             if stored is not None:
-                await self.store.set_vote_status(stored.id, "closed", self.clock())
-                await self.store.skip_pending(vote.release_key, vote.vote_seq, "vote closed", self.clock())
-                # Resolved at its end by ATR itself: the RM may still need to hear what the ballots missed.
-                await self._guarded(self.desk.resolved_elsewhere(stored, change.phase), "resolved_elsewhere")
-                self.intake.untrack(stored)
-                self.desk.forget(stored.id)
-                self._untrack_archive(stored)
+                await self._end(stored, lifecycle.Event.CLOSE, change.phase)
             self.desk.emit("vote_closed", stored, f"vote closed in ATR ({change.phase or 'no longer listed'})")
             return
         if change.previous is not None and change.previous.vote_seq != vote.vote_seq:
             old = await self.store.get_vote(change.previous.release_key, change.previous.vote_seq)
             if old is not None:
-                await self.store.set_vote_status(old.id, "replaced", self.clock())
-                await self.store.skip_pending(old.release_key, old.vote_seq, "vote restarted", self.clock())
-                self.intake.untrack(old)
-                self.desk.forget(old.id)
+                await self._end(old, lifecycle.Event.REPLACE)
         stored = await self.store.upsert_vote(atrstate.stored_vote(vote), self.clock())
         kind: events.Kind = "vote_restarted" if change.kind == "restarted" else "vote_tracked"
         if change.kind in ("started", "restarted", "next_round"):
@@ -276,6 +266,17 @@ class Daemon:
             return
         stored = await self.store.upsert_vote(atrstate.stored_vote(known), self.clock())
         await self._follow(stored)
+
+    async def _end(self, vote: records.TrackedVote, event: lifecycle.Event, phase: str | None = None) -> None:
+        """A vote ATR closed or replaced: its status (its waiting mail skipped), and nobody follows it any more."""
+        await self.store.end_vote(vote, lifecycle.next_status(vote.status, event), self.clock())
+        if event is lifecycle.Event.CLOSE:
+            # Resolved at its end by ATR itself: the RM may still need to hear what the ballots missed.
+            await self._guarded(self.desk.resolved_elsewhere(vote, phase), "resolved_elsewhere")
+        self.intake.untrack(vote)
+        self.desk.forget(vote.id)
+        if event is lifecycle.Event.CLOSE:
+            self._untrack_archive(vote)
 
     def _untrack_archive(self, vote: records.TrackedVote) -> None:
         for source, _ in self.archives:
@@ -391,7 +392,7 @@ class Daemon:
 
     async def _check(self, vote_id: int) -> None:
         vote = await self.store.vote_by_id(vote_id)
-        if vote is None or vote.status != "open":
+        if vote is None or not lifecycle.is_open(vote.status):
             return
         with structlog.contextvars.bound_contextvars(release=vote.release_key, vote_seq=vote.vote_seq):
             await self.desk.check(vote)
@@ -414,7 +415,7 @@ class Daemon:
             while again:
                 self._changed_again.discard(vote_id)
                 vote = await self.store.vote_by_id(vote_id)
-                if vote is None or vote.status != "open":
+                if vote is None or not lifecycle.is_open(vote.status):
                     return  # mail after the end (the [RESULT], late replies) changes nothing
                 await self.desk.retally(vote)
                 await self._check(vote_id)
@@ -446,9 +447,10 @@ class Daemon:
         if delivery.vote_seq is None:
             return
         vote = await self.store.get_vote(delivery.release_key, delivery.vote_seq)
-        if vote is None or vote.status not in _ENDED:
+        reason = lifecycle.skip_reason(vote.status) if vote is not None else None
+        if vote is None or reason is None:
             return
-        await self.store.skip_pending(vote.release_key, vote.vote_seq, _ENDED[vote.status], self.clock())
+        await self.store.skip_pending(vote.release_key, vote.vote_seq, reason, self.clock())
 
     def _record_delivery(self, delivery: outbox.Delivery) -> None:
         row = delivery
@@ -768,7 +770,7 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
     holder.append(daemon)
     # Threads of votes that ended or restarted before this start: a late reply there is no other vote's.
     for known in await db.votes(open_only=False):
-        if known.status != "open":
+        if not lifecycle.is_open(known.status):
             daemon.intake.retire(known.root_message_id)
     daemon.mailboxes = [
         imap.ImapSource(imap.from_settings(s, cfg.watcher.max_message_bytes + 1), db, daemon.take_imap)

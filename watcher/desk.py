@@ -20,6 +20,7 @@ import watcher.atr.models as models
 import watcher.atrstate as atrstate
 import watcher.core.decide as decide
 import watcher.core.identity as identity
+import watcher.core.lifecycle as lifecycle
 import watcher.core.message as message
 import watcher.core.receipts as receipts
 import watcher.core.roster as roster
@@ -563,7 +564,7 @@ class Desk:
     # Resolution ---------------------------------------------------------------------------------------------
 
     def _resolution_time(self, vote: records.TrackedVote) -> bool:
-        if vote.vote_end is None or vote.status != "open":
+        if vote.vote_end is None or not lifecycle.is_open(vote.status):
             return False
         now = self._clock()
         later = self._known[vote.id].next_resolve_check
@@ -595,7 +596,7 @@ class Desk:
         elif decision.action in ("hold", "manual"):
             await self._hold(vote, decision)
         elif decision.action in ("drop", "never") and not self.settings.dry_run:
-            await self.store.set_vote_status(vote.id, "done", self._clock())
+            await self._move(vote, lifecycle.Event.DROP)
 
     async def _signal(self, vote: records.TrackedVote, resolution: decide.Resolution) -> None:
         if self.settings.dry_run:
@@ -624,10 +625,14 @@ class Desk:
             return
         await self.store.mark_resolution_called(record.id, resolution, self._clock())
         await self.store.mark_resolution_done(record.id, resolution, self._clock())
-        await self.store.set_vote_status(vote.id, "resolved", self._clock())
+        await self._move(vote, lifecycle.Event.RESOLVE)
         if self._metrics is not None:
             self._metrics.resolution("signalled")
         self.emit("resolved", vote, f"resolved as {resolution} through ATR's API", resolution=resolution)
+
+    async def _move(self, vote: records.TrackedVote, event: lifecycle.Event) -> None:
+        """The vote's next status after `event` (the lifecycle table refuses a move it does not allow)."""
+        await self.store.set_vote_status(vote.id, lifecycle.next_status(vote.status, event), self._clock())
 
     async def _retake_stale(self, vote: records.TrackedVote, record: records.Resolution) -> bool:
         """A `pending` row left by a crash before the call may be taken up again; anything else may not."""
@@ -654,7 +659,7 @@ class Desk:
             phase = release.phase if release is not None else "gone"
             log.info("desk.resolved_elsewhere", release=vote.release_key, phase=phase)
             await self.store.mark_resolution_done(record.id, f"resolved elsewhere ({phase})", self._clock())
-            await self.store.set_vote_status(vote.id, "resolved", self._clock())
+            await self._move(vote, lifecycle.Event.RESOLVE)
             self.emit("resolved_elsewhere", vote, f"resolved elsewhere (ATR: {error})", phase=phase)
             return
         await self.store.mark_resolution_held(record.id, f"ATR said: {error}", self._clock())
