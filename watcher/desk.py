@@ -362,23 +362,25 @@ class Desk:
         if known.result is None:
             return False
         now = self._clock()
-        if vote.vote_end is not None and now >= vote.vote_end:
-            return False
-        reminded = {key.voter for key in await self._reminded(vote)}
-        noted = {key.voter for key in await self._reminded(vote, BALLOT_NOTE)}
-        ballots = known.atr.ballots if known.atr else {}
+        state = atrstate.vote_state(vote)
+        reminded = await self._reminded(vote)
+        noted = await self._reminded(vote, BALLOT_NOTE)
         for voted in known.result.votes:
-            if voted.status != "binding" or voted.vote not in tally.COUNTED or voted.voter in reminded:
-                continue
             if known.declined.get(voted.voter) == voted.message_id:
-                continue
-            ballot = ballots.get(voted.voter)
-            current = known.atr is not None and known.atr.vote_seq == vote.vote_seq
-            if ballot is not None and current and (ballot.choice == voted.vote or voted.voter in noted):
-                continue
+                continue  # decided with a fresh tabulate already, and not for a passing reason
+            # A message not seen yet is taken as seen now: its delay has not run.
             seen = known.seen_at.get(voted.message_id, now)
-            since = max(filter(None, (voted.date, seen)))
-            if since + self.settings.reminder.delay <= now:
+            possible = decide.reminder_possible(
+                state,
+                voted,
+                known.atr,
+                config=self.settings.reminder,
+                reminded=reminded,
+                noted=noted,
+                now=now,
+                seen_at=seen,
+            )
+            if possible:
                 return True
         return False
 
