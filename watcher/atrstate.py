@@ -7,7 +7,7 @@ import datetime
 import watcher.atr.models as models
 import watcher.core.decide as decide
 import watcher.core.lifecycle as lifecycle
-import watcher.discovery as discovery
+import watcher.core.tracking as tracking
 import watcher.store.records as records
 
 
@@ -79,7 +79,7 @@ def vote_state(vote: records.TrackedVote) -> decide.VoteState:
     )
 
 
-def stored_vote(vote: discovery.TrackedVote) -> records.TrackedVote:
+def stored_vote(vote: tracking.TrackedVote) -> records.TrackedVote:
     """What the store keeps of a vote discovery found."""
     thread = vote.thread
     return records.TrackedVote(

@@ -34,6 +34,7 @@ import watcher.core.lifecycle as lifecycle
 import watcher.core.message as message
 import watcher.core.roster as roster
 import watcher.core.threads as threads
+import watcher.core.tracking as tracking
 import watcher.core.votesubject as votesubject
 import watcher.desk as desk_api
 import watcher.discovery as discovery
@@ -135,7 +136,7 @@ class _StoredThreads:
         version: str,
         since: datetime.datetime,
         **hints: object,
-    ) -> discovery.FoundThread | None:
+    ) -> tracking.FoundThread | None:
         """The earliest [VOTE] opener on the list dated at or after `since` naming the release (by votesubject)."""
         wanted = votesubject.release(project, version, subject)
         list_id = list_address.lower().replace("@", ".")
@@ -151,7 +152,7 @@ class _StoredThreads:
         if not found:
             return None
         first = await self.worker.parse(min(found, key=lambda item: item[0])[1])
-        return discovery.FoundThread(first.message_id, first.subject, first.text, first.date)
+        return tracking.FoundThread(first.message_id, first.subject, first.text, first.date)
 
 
 @dataclasses.dataclass
@@ -229,7 +230,7 @@ class Daemon:
             if not vote.root_message_id:
                 await self._find_root(vote)
 
-    async def _apply(self, change: discovery.Change) -> None:
+    async def _apply(self, change: tracking.Change) -> None:
         vote = change.vote
         if change.kind == "closed":
             stored = await self.store.get_vote(vote.release_key, vote.vote_seq)
