@@ -75,7 +75,7 @@ def vote_state(vote: records.TrackedVote) -> decide.VoteState:
         vote_round=vote.vote_round,
         vote_end=vote.vote_end,
         phase=vote.phase or decide.CANDIDATE_PHASE,
-        resolved=vote.status is lifecycle.Status.RESOLVED,
+        resolved=vote.status == lifecycle.Status.RESOLVED,
     )
 
 
