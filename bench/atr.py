@@ -38,6 +38,7 @@ import watcher.atr.client as atr_client
 import watcher.atr.tokens as tokens
 import watcher.config as config_api
 import watcher.core.message as message
+import watcher.core.tracking as tracking
 import watcher.discovery as discovery
 import watcher.log as log_setup
 import watcher.sandbox.atr as sandbox_atr
@@ -79,11 +80,11 @@ class Archive:
         *,
         managers: Iterable[str] = (),
         thread_url: str | None = None,
-    ) -> discovery.FoundThread | None:
+    ) -> tracking.FoundThread | None:
         found = self.mails.get((list_address, subject))
         if found is None:
             return None
-        return discovery.FoundThread(found.message_id, found.subject, found.text, found.date)
+        return tracking.FoundThread(found.message_id, found.subject, found.text, found.date)
 
 
 async def steady_state() -> dict[str, float]:

@@ -23,6 +23,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 import watcher.atr.client as atr_client
 import watcher.atr.errors as atr_errors
+import watcher.core.lifecycle as lifecycle
+import watcher.core.tracking as tracking
 import watcher.desk as desk_api
 import watcher.discovery as discovery
 import watcher.events as events
@@ -50,8 +52,6 @@ EXIT_PAT_REJECTED: Final = 2
 # The scheduler's jobs: one of them that the database failed is run again soon, and the outage is over
 # once each of them that failed has worked again.
 SCHEDULED_JOBS: Final = frozenset({"discovery", "checks", "outbox", "archives", "mailboxes", "files"})
-# Vote statuses whose pending mails are skipped, and the reason recorded (as `_apply` records it).
-_ENDED: Final = {"closed": "vote closed", "replaced": "vote restarted"}
 # Outages a job survives: one warning line each (the traceback only when debugging).
 EXPECTED_OUTAGES: Final = (
     atr_errors.AtrError,
@@ -187,27 +187,18 @@ class Daemon:
             if not vote.root_message_id:
                 await self._find_root(vote)
 
-    async def _apply(self, change: discovery.Change) -> None:
+    async def _apply(self, change: tracking.Change) -> None:
         vote = change.vote
         if change.kind == "closed":
             stored = await self.store.get_vote(vote.release_key, vote.vote_seq)
             if stored is not None:
-                await self.store.set_vote_status(stored.id, "closed", self.clock())
-                await self.store.skip_pending(vote.release_key, vote.vote_seq, "vote closed", self.clock())
-                # Resolved at its end by ATR itself: the RM may still need to hear what the ballots missed.
-                await self._guarded(self.desk.resolved_elsewhere(stored, change.phase), "resolved_elsewhere")
-                self.intake.untrack(stored)
-                self.desk.forget(stored.id)
-                self._untrack_archive(stored)
+                await self._end(stored, lifecycle.Event.CLOSE, change.phase)
             self.desk.emit("vote_closed", stored, f"vote closed in ATR ({change.phase or 'no longer listed'})")
             return
         if change.previous is not None and change.previous.vote_seq != vote.vote_seq:
             old = await self.store.get_vote(change.previous.release_key, change.previous.vote_seq)
             if old is not None:
-                await self.store.set_vote_status(old.id, "replaced", self.clock())
-                await self.store.skip_pending(old.release_key, old.vote_seq, "vote restarted", self.clock())
-                self.intake.untrack(old)
-                self.desk.forget(old.id)
+                await self._end(old, lifecycle.Event.REPLACE)
         stored = await self.store.upsert_vote(stored_vote(vote), self.clock())
         kind: events.Kind = "vote_restarted" if change.kind == "restarted" else "vote_tracked"
         if change.kind in ("started", "restarted", "next_round"):
@@ -233,6 +224,17 @@ class Daemon:
             return
         stored = await self.store.upsert_vote(stored_vote(known), self.clock())
         await self._follow(stored)
+
+    async def _end(self, vote: records.TrackedVote, event: lifecycle.Event, phase: str | None = None) -> None:
+        """A vote ATR closed or replaced: its status (its waiting mail skipped), and nobody follows it any more."""
+        await self.store.end_vote(vote, lifecycle.next_status(vote.status, event), self.clock())
+        if event is lifecycle.Event.CLOSE:
+            # Resolved at its end by ATR itself: the RM may still need to hear what the ballots missed.
+            await self._guarded(self.desk.resolved_elsewhere(vote, phase), "resolved_elsewhere")
+        self.intake.untrack(vote)
+        self.desk.forget(vote.id)
+        if event is lifecycle.Event.CLOSE:
+            self._untrack_archive(vote)
 
     def _untrack_archive(self, vote: records.TrackedVote) -> None:
         for source, _ in self.archives:
@@ -339,7 +341,7 @@ class Daemon:
 
     async def _check(self, vote_id: int) -> None:
         vote = await self.store.vote_by_id(vote_id)
-        if vote is None or vote.status != "open":
+        if vote is None or not lifecycle.is_open(vote.status):
             return
         with structlog.contextvars.bound_contextvars(release=vote.release_key, vote_seq=vote.vote_seq):
             await self.desk.check(vote)
@@ -362,7 +364,7 @@ class Daemon:
             while again:
                 self._changed_again.discard(vote_id)
                 vote = await self.store.vote_by_id(vote_id)
-                if vote is None or vote.status != "open":
+                if vote is None or not lifecycle.is_open(vote.status):
                     return  # mail after the end (the [RESULT], late replies) changes nothing
                 await self.desk.retally(vote)
                 await self._check(vote_id)
@@ -394,9 +396,10 @@ class Daemon:
         if delivery.vote_seq is None:
             return
         vote = await self.store.get_vote(delivery.release_key, delivery.vote_seq)
-        if vote is None or vote.status not in _ENDED:
+        reason = lifecycle.skip_reason(vote.status) if vote is not None else None
+        if vote is None or reason is None:
             return
-        await self.store.skip_pending(vote.release_key, vote.vote_seq, _ENDED[vote.status], self.clock())
+        await self.store.skip_pending(vote.release_key, vote.vote_seq, reason, self.clock())
 
     def _record_delivery(self, delivery: outbox.Delivery) -> None:
         row = delivery
@@ -605,7 +608,7 @@ class Daemon:
         self.desk.worker.close()
 
 
-def stored_vote(vote: discovery.TrackedVote) -> records.TrackedVote:
+def stored_vote(vote: tracking.TrackedVote) -> records.TrackedVote:
     """What the store keeps of a vote discovery found."""
     thread = vote.thread
     return records.TrackedVote(
@@ -622,7 +625,7 @@ def stored_vote(vote: discovery.TrackedVote) -> records.TrackedVote:
         vote_started=vote.vote_started,
         vote_end=vote.vote_end,
         phase="release_candidate",
-        status="open",
+        status=lifecycle.INITIAL,
         extra={
             "committee_key": vote.committee_key,
             "podling_thread_id": vote.podling_thread_id or "",

@@ -19,6 +19,7 @@ import watcher.atr.errors as atr_errors
 import watcher.atr.models as models
 import watcher.core.decide as decide
 import watcher.core.identity as identity
+import watcher.core.lifecycle as lifecycle
 import watcher.core.message as message
 import watcher.core.receipts as receipts
 import watcher.core.roster as roster
@@ -360,23 +361,25 @@ class Desk:
         if known.result is None:
             return False
         now = self._clock()
-        if vote.vote_end is not None and now >= vote.vote_end:
-            return False
-        reminded = {key.voter for key in await self._reminded(vote)}
-        noted = {key.voter for key in await self._reminded(vote, BALLOT_NOTE)}
-        ballots = known.atr.ballots if known.atr else {}
+        state = vote_state(vote)
+        reminded = await self._reminded(vote)
+        noted = await self._reminded(vote, BALLOT_NOTE)
         for voted in known.result.votes:
-            if voted.status != "binding" or voted.vote not in tally.COUNTED or voted.voter in reminded:
-                continue
             if known.declined.get(voted.voter) == voted.message_id:
-                continue
-            ballot = ballots.get(voted.voter)
-            current = known.atr is not None and known.atr.vote_seq == vote.vote_seq
-            if ballot is not None and current and (ballot.choice == voted.vote or voted.voter in noted):
-                continue
+                continue  # decided with a fresh tabulate already, and not for a passing reason
+            # A message not seen yet is taken as seen now: its delay has not run.
             seen = known.seen_at.get(voted.message_id, now)
-            since = max(filter(None, (voted.date, seen)))
-            if since + self.settings.reminder.delay <= now:
+            possible = decide.reminder_possible(
+                state,
+                voted,
+                known.atr,
+                config=self.settings.reminder,
+                reminded=reminded,
+                noted=noted,
+                now=now,
+                seen_at=seen,
+            )
+            if possible:
                 return True
         return False
 
@@ -562,7 +565,7 @@ class Desk:
     # Resolution ---------------------------------------------------------------------------------------------
 
     def _resolution_time(self, vote: records.TrackedVote) -> bool:
-        if vote.vote_end is None or vote.status != "open":
+        if vote.vote_end is None or not lifecycle.is_open(vote.status):
             return False
         now = self._clock()
         later = self._known[vote.id].next_resolve_check
@@ -594,7 +597,7 @@ class Desk:
         elif decision.action in ("hold", "manual"):
             await self._hold(vote, decision)
         elif decision.action in ("drop", "never") and not self.settings.dry_run:
-            await self.store.set_vote_status(vote.id, "done", self._clock())
+            await self._move(vote, lifecycle.Event.DROP)
 
     async def _signal(self, vote: records.TrackedVote, resolution: decide.Resolution) -> None:
         if self.settings.dry_run:
@@ -623,10 +626,14 @@ class Desk:
             return
         await self.store.mark_resolution_called(record.id, resolution, self._clock())
         await self.store.mark_resolution_done(record.id, resolution, self._clock())
-        await self.store.set_vote_status(vote.id, "resolved", self._clock())
+        await self._move(vote, lifecycle.Event.RESOLVE)
         if self._metrics is not None:
             self._metrics.resolution("signalled")
         self.emit("resolved", vote, f"resolved as {resolution} through ATR's API", resolution=resolution)
+
+    async def _move(self, vote: records.TrackedVote, event: lifecycle.Event) -> None:
+        """The vote's next status after `event` (the lifecycle table refuses a move it does not allow)."""
+        await self.store.set_vote_status(vote.id, lifecycle.next_status(vote.status, event), self._clock())
 
     async def _retake_stale(self, vote: records.TrackedVote, record: records.Resolution) -> bool:
         """A `pending` row left by a crash before the call may be taken up again; anything else may not."""
@@ -653,7 +660,7 @@ class Desk:
             phase = release.phase if release is not None else "gone"
             log.info("desk.resolved_elsewhere", release=vote.release_key, phase=phase)
             await self.store.mark_resolution_done(record.id, f"resolved elsewhere ({phase})", self._clock())
-            await self.store.set_vote_status(vote.id, "resolved", self._clock())
+            await self._move(vote, lifecycle.Event.RESOLVE)
             self.emit("resolved_elsewhere", vote, f"resolved elsewhere (ATR: {error})", phase=phase)
             return
         await self.store.mark_resolution_held(record.id, f"ATR said: {error}", self._clock())
@@ -858,5 +865,5 @@ def vote_state(vote: records.TrackedVote) -> decide.VoteState:
         vote_round=vote.vote_round,
         vote_end=vote.vote_end,
         phase=vote.phase or decide.CANDIDATE_PHASE,
-        resolved=vote.status == "resolved",
+        resolved=vote.status == lifecycle.Status.RESOLVED,
     )

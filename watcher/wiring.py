@@ -17,6 +17,7 @@ import watcher.atr.rosters as atr_rosters
 import watcher.atr.tokens as atr_tokens
 import watcher.config as config_api
 import watcher.core.decide as decide
+import watcher.core.lifecycle as lifecycle
 import watcher.core.roster as roster
 import watcher.daemon as daemon_api
 import watcher.desk as desk_api
@@ -124,7 +125,7 @@ async def build(
     )
     # Threads of votes that ended or restarted before this start: a late reply there is no other vote's.
     for known in await db.votes(open_only=False):
-        if known.status != "open":
+        if not lifecycle.is_open(known.status):
             intake.retire(known.root_message_id)
     daemon.mailboxes = [
         imap.ImapSource(imap_settings(s, cfg.watcher.max_message_bytes + 1), db, daemon.take_imap)

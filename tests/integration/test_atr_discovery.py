@@ -6,6 +6,7 @@ import bisect
 import datetime
 
 import watcher.atr.client as atr_client
+import watcher.core.tracking as tracking
 import watcher.discovery as discovery
 import watcher.sandbox.atr as sandbox_atr
 import watcher.sandbox.atr_scenario as atr_scenario
@@ -23,7 +24,7 @@ def discover(
     return client, discovery.Discovery(client, lists, clock=clock)
 
 
-def by_release(changes: list[discovery.Change]) -> dict[str, discovery.Change]:
+def by_release(changes: list[tracking.Change]) -> dict[str, tracking.Change]:
     return {change.vote.release_key: change for change in changes}
 
 
@@ -193,7 +194,7 @@ class BrokenFinder:
         version: str,
         since: datetime.datetime,
         **hints: object,
-    ) -> discovery.FoundThread | None:
+    ) -> tracking.FoundThread | None:
         raise ConnectionError("archive unreachable")
 
 

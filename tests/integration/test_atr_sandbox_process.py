@@ -10,6 +10,7 @@ import httpx
 import pydantic
 
 import watcher.atr.client as atr_client
+import watcher.core.tracking as tracking
 import watcher.discovery as discovery
 import watcher.sandbox.atr as sandbox_atr
 import watcher.sandbox.atr_scenario as atr_scenario
@@ -84,9 +85,9 @@ async def test_receipts_reach_the_sandbox_archive_in_process(
 async def test_discovery_runs_on_an_interval_and_hands_changes_on(
     start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
 ) -> None:
-    handed: list[list[discovery.Change]] = []
+    handed: list[list[tracking.Change]] = []
 
-    async def on_changes(changes: list[discovery.Change]) -> None:
+    async def on_changes(changes: list[tracking.Change]) -> None:
         handed.append(changes)
 
     async with start_atr() as atr, client_for(atr, atr_clock) as client:

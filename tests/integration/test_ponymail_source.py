@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 import watcher.core.message as message
+import watcher.core.tracking as tracking
 import watcher.core.votesubject as votesubject
-import watcher.discovery as discovery
 import watcher.sandbox.ponymail as sandbox_ponymail
 import watcher.sources.archive as archive
 import watcher.sources.cursor as cursor
@@ -537,7 +537,7 @@ async def test_thread_finder_for_discovery(corpus_dir: pathlib.Path) -> None:
         finder = ponymail.ThreadFinder(archive_client)
         found = await finder.find_vote_thread(LIST, subject.format("6.0.0"), "Maven Indexer", "6.0.0", started)
         missing = await finder.find_vote_thread(LIST, subject.format("7.0.0"), "Maven Indexer", "7.0.0", started)
-    assert isinstance(found, discovery.FoundThread)
+    assert isinstance(found, tracking.FoundThread)
     assert found.message_id == INDEXER_VOTE_MID
     assert found.subject == subject.format("6.0.0")
     assert found.date == datetime.datetime(2017, 11, 28, 10, 20, 31, tzinfo=datetime.UTC)

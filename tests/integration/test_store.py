@@ -10,6 +10,7 @@ import pathlib
 
 import pytest
 
+import watcher.core.lifecycle as lifecycle
 import watcher.mailer as mailer
 import watcher.outbox as outbox
 import watcher.sources.cursor as cursor
@@ -156,7 +157,7 @@ async def test_votes_lists_open_ones(state_store: store.Store) -> None:
     one = await state_store.upsert_vote(vote("foo-1.0"))
     two = await state_store.upsert_vote(vote("bar-2.0", vote_round=2, mode="email"))
     assert [v.id for v in await state_store.votes()] == [one.id, two.id]
-    await state_store.set_vote_status(one.id, "resolved")
+    await state_store.set_vote_status(one.id, lifecycle.Status.RESOLVED)
     assert [v.release_key for v in await state_store.votes()] == ["bar-2.0"]
     assert {v.release_key for v in await state_store.votes(open_only=False)} == {"foo-1.0", "bar-2.0"}
     assert (await state_store.votes())[0].vote_round == 2
@@ -337,6 +338,39 @@ async def test_skip_pending_when_a_vote_ends(state_store: store.Store) -> None:
     assert {(row.vote_seq, row.id) for row in due} == {(1, held.id), (2, restarted.id)}
     states = {row.recipient: row.state for row in await state_store.mails("foo-1.0", 1)}
     assert states == {"a": "pending", "b": "skipped", "c": "skipped"}
+
+
+@pytest.mark.parametrize(
+    ("status", "skipped"),
+    [
+        (lifecycle.Status.CLOSED, "vote closed"),
+        (lifecycle.Status.REPLACED, "vote restarted"),
+        (lifecycle.Status.DONE, ""),
+    ],
+)
+async def test_ending_a_vote_sets_its_status_and_skips_its_waiting_mail(
+    state_store: store.Store, status: lifecycle.Status, skipped: str
+) -> None:
+    tracked = await state_store.upsert_vote(vote("foo-1.0"), T0)
+    other = await state_store.upsert_vote(vote("foo-1.0", vote_seq=2), T0)
+    for seq in (1, 2):
+        await state_store.enqueue_reminder(
+            release_key="foo-1.0", vote_seq=seq, voter="a", raw=b"m", message_id=f"<a{seq}@x>", now=T0
+        )
+    await state_store.end_vote(tracked, status, T0 + MINUTE)
+    ended = await state_store.vote_by_id(tracked.id)
+    assert ended is not None and ended.status is status and ended.updated_at == T0 + MINUTE
+    assert [v.id for v in await state_store.votes()] == [other.id]
+    (mail,) = await state_store.mails("foo-1.0", 1)
+    assert (mail.state, mail.last_error) == (("skipped", skipped) if skipped else ("pending", ""))
+    (untouched,) = await state_store.mails("foo-1.0", 2)
+    assert untouched.state == "pending"
+
+
+async def test_a_status_that_names_no_lifecycle_status_is_refused(state_store: store.Store) -> None:
+    with pytest.raises(store.StoreError, match="'opened'"):
+        await state_store.upsert_vote(vote("foo-1.0", status="opened"), T0)
+    assert await state_store.votes(open_only=False) == []
 
 
 async def test_the_outbox_loop_runs_on_the_store(state_store: store.Store, tmp_path: pathlib.Path) -> None:

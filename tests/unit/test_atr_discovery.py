@@ -9,7 +9,7 @@ import pytest
 
 import watcher.atr.models as models
 import watcher.core.roster as roster
-import watcher.discovery as discovery
+import watcher.core.tracking as tracking
 
 STARTED = datetime.datetime(2026, 6, 1, 10, 0, tzinfo=datetime.UTC)
 
@@ -33,7 +33,7 @@ STARTED = datetime.datetime(2026, 6, 1, 10, 0, tzinfo=datetime.UTC)
     ],
 )
 def test_stated_durations_in_several_wordings(body: str, hours: int) -> None:
-    assert discovery.stated_duration_hours(body) == hours
+    assert tracking.stated_duration_hours(body) == hours
 
 
 @pytest.mark.parametrize(
@@ -48,16 +48,16 @@ def test_stated_durations_in_several_wordings(body: str, hours: int) -> None:
     ],
 )
 def test_no_duration_is_read_where_none_is_stated(body: str) -> None:
-    assert discovery.stated_duration_hours(body) is None
+    assert tracking.stated_duration_hours(body) is None
 
 
 def test_vote_end_prefers_the_body_then_the_policy() -> None:
-    assert discovery.vote_end(STARTED, 72, "The vote is open for 96 hours.") == (
+    assert tracking.vote_end(STARTED, 72, "The vote is open for 96 hours.") == (
         STARTED + datetime.timedelta(hours=96),
         "body",
     )
-    assert discovery.vote_end(STARTED, 72, "Please vote.") == (STARTED + datetime.timedelta(hours=72), "policy")
-    assert discovery.vote_end(STARTED, 120, None) == (STARTED + datetime.timedelta(hours=120), "policy")
+    assert tracking.vote_end(STARTED, 72, "Please vote.") == (STARTED + datetime.timedelta(hours=72), "policy")
+    assert tracking.vote_end(STARTED, 120, None) == (STARTED + datetime.timedelta(hours=120), "policy")
 
 
 def release(**fields: object) -> models.Release:
@@ -86,7 +86,7 @@ def policy(**fields: object) -> models.Policy:
 
 def test_a_trusted_vote_of_a_top_level_project() -> None:
     recipients = {"to": "dev@example.apache.org", "cc": [], "bcc": []}
-    vote = discovery.track(release(), PROJECT, policy(policy_vote_recipients=recipients), PMC)
+    vote = tracking.track(release(), PROJECT, policy(policy_vote_recipients=recipients), PMC)
     assert vote is not None
     assert (vote.release_key, vote.project, vote.version, vote.vote_seq) == ("example-1.0.0", "example", "1.0.0", 3)
     assert vote.mode == "trusted"
@@ -100,22 +100,22 @@ def test_a_trusted_vote_of_a_top_level_project() -> None:
 
 
 def test_the_frozen_mode_wins_over_the_policy_and_manual_votes_are_not_tracked() -> None:
-    email = discovery.track(release(vote_mode="email"), PROJECT, policy(), PMC)
+    email = tracking.track(release(vote_mode="email"), PROJECT, policy(), PMC)
     assert email is not None
     assert email.mode == "email"
-    assert discovery.track(release(vote_mode=None), PROJECT, policy(policy_vote_mode="manual"), PMC) is None
-    assert discovery.track(release(vote_mode="manual"), PROJECT, policy(), PMC) is None
+    assert tracking.track(release(vote_mode=None), PROJECT, policy(policy_vote_mode="manual"), PMC) is None
+    assert tracking.track(release(vote_mode="manual"), PROJECT, policy(), PMC) is None
 
 
 def test_only_running_votes_with_a_serial_and_a_start_are_tracked() -> None:
-    assert discovery.track(release(phase="release_preview"), PROJECT, policy(), PMC) is None
-    assert discovery.track(release(current_vote_seq=None), PROJECT, policy(), PMC) is None
-    assert discovery.track(release(vote_started=None), PROJECT, policy(), PMC) is None
+    assert tracking.track(release(phase="release_preview"), PROJECT, policy(), PMC) is None
+    assert tracking.track(release(current_vote_seq=None), PROJECT, policy(), PMC) is None
+    assert tracking.track(release(vote_started=None), PROJECT, policy(), PMC) is None
 
 
 def test_podling_rounds_use_the_ppmc_then_the_ipmc_and_general() -> None:
     project = models.Project(key="fooling", name="Apache Fooling", committee_key="fooling")
-    round_one = discovery.track(
+    round_one = tracking.track(
         release(key="fooling-0.3", project_key="fooling", version="0.3"), project, policy(), PODLING
     )
     assert round_one is not None
@@ -123,7 +123,7 @@ def test_podling_rounds_use_the_ppmc_then_the_ipmc_and_general() -> None:
     assert round_one.binding_committee_key == "fooling"
     assert round_one.list_address == "dev@fooling.apache.org"
     assert round_one.subject == "[VOTE] Release Fooling (Incubating) 0.3"
-    round_two = discovery.track(
+    round_two = tracking.track(
         release(
             key="fooling-0.3", project_key="fooling", version="0.3", podling_thread_id="x" * 32, current_vote_seq=4
         ),
@@ -135,22 +135,22 @@ def test_podling_rounds_use_the_ppmc_then_the_ipmc_and_general() -> None:
     assert round_two.round == 2
     assert round_two.binding_committee_key == "incubator"
     assert round_two.list_address == "general@incubator.apache.org"
-    assert discovery.change_kind(round_one, round_two) == "next_round"
+    assert tracking.change_kind(round_one, round_two) == "next_round"
 
 
 def test_list_address_is_the_policy_default_else_dev() -> None:
     private = policy(policy_vote_recipients={"to": "private@example.apache.org", "cc": [], "bcc": []})
-    assert discovery.list_address(private, "example", None, discovery.SECOND_ROUND_LIST) == "private@example.apache.org"
+    assert tracking.list_address(private, "example", None, tracking.SECOND_ROUND_LIST) == "private@example.apache.org"
     unset = policy(policy_vote_recipients={"to": None, "cc": [], "bcc": []})
-    assert discovery.list_address(unset, "example", None, discovery.SECOND_ROUND_LIST) == "dev@example.apache.org"
-    assert discovery.list_address(policy(), "example", None, discovery.SECOND_ROUND_LIST) == "dev@example.apache.org"
+    assert tracking.list_address(unset, "example", None, tracking.SECOND_ROUND_LIST) == "dev@example.apache.org"
+    assert tracking.list_address(policy(), "example", None, tracking.SECOND_ROUND_LIST) == "dev@example.apache.org"
 
 
 def test_subject_templates_render_atrs_placeholders_and_keep_unknown_ones() -> None:
     template = (
         "[VOTE] {{COMMITTEE}}: release {{PROJECT_NAME}} {{VERSION}} rev {{REVISION}} ends {{VOTE_ENDS_UTC}} {{X}}"
     )
-    vote = discovery.track(release(), PROJECT, policy(policy_start_vote_subject=template), PMC)
+    vote = tracking.track(release(), PROJECT, policy(policy_start_vote_subject=template), PMC)
     assert vote is not None
     assert vote.subject == "[VOTE] Example: release Example 1.0.0 rev 00004 ends 4 Jun 10:00 UTC {{X}}"
 
@@ -159,25 +159,25 @@ def test_project_names_as_atr_shortens_them() -> None:
     def named(name: str | None) -> models.Project:
         return models.Project(key="kafka", name=name)
 
-    assert discovery.project_name(named("Apache Kafka"), False) == "Kafka"
-    assert discovery.project_name(named("Apache Software Foundation Infrastructure"), False) == "Infrastructure"
-    assert discovery.project_name(named(None), False) == "kafka"
-    assert discovery.project_name(named("Apache Fooling"), True) == "Fooling (Incubating)"
+    assert tracking.project_name(named("Apache Kafka"), False) == "Kafka"
+    assert tracking.project_name(named("Apache Software Foundation Infrastructure"), False) == "Infrastructure"
+    assert tracking.project_name(named(None), False) == "kafka"
+    assert tracking.project_name(named("Apache Fooling"), True) == "Fooling (Incubating)"
 
 
 def test_the_thread_sets_the_end_from_its_body() -> None:
-    vote = discovery.track(release(), PROJECT, policy(), PMC)
+    vote = tracking.track(release(), PROJECT, policy(), PMC)
     assert vote is not None
-    thread = discovery.FoundThread("abc@apache.org", vote.subject, "The vote is open for at least 96 hours.", STARTED)
-    found = discovery.with_thread(vote, thread)
+    thread = tracking.FoundThread("abc@apache.org", vote.subject, "The vote is open for at least 96 hours.", STARTED)
+    found = tracking.with_thread(vote, thread)
     assert found.thread == thread
     assert found.vote_end == STARTED + datetime.timedelta(hours=96)
     assert found.end_source == "body"
-    assert discovery.thread_since(vote) < STARTED
+    assert tracking.thread_since(vote) < STARTED
 
 
 def test_a_new_vote_seq_is_a_restart() -> None:
-    vote = discovery.track(release(), PROJECT, policy(), PMC)
+    vote = tracking.track(release(), PROJECT, policy(), PMC)
     assert vote is not None
-    assert discovery.change_kind(None, vote) == "started"
-    assert discovery.change_kind(vote, dataclasses.replace(vote, vote_seq=4)) == "restarted"
+    assert tracking.change_kind(None, vote) == "started"
+    assert tracking.change_kind(vote, dataclasses.replace(vote, vote_seq=4)) == "restarted"

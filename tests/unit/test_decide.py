@@ -371,3 +371,64 @@ def test_reminders_due_decides_each_voter() -> None:
     ]
     decisions = decide.reminders_due(STATE, votes, atr, config=REMINDER_CONFIG, reminded=(), now=NOW)
     assert [decision.due for _, decision in decisions] == [True, False, False]
+
+
+# The pre-check of the desk: would a fresh read of ATR make anything due? ------------------------------------
+
+
+def possible(**changes: object) -> bool:
+    args: dict[str, object] = {
+        "state": STATE,
+        "vote": EMAIL_VOTE,
+        "known": None,
+        "config": REMINDER_CONFIG,
+        "reminded": frozenset(),
+        "noted": frozenset(),
+        "now": NOW,
+        "seen_at": None,
+    }
+    args.update(changes)
+    return decide.reminder_possible(**args)
+
+
+MINUTE = datetime.timedelta(minutes=1)
+ALICE = decide.ReminderKey("foo-1.0.0", 7, "alice")
+STALE = decide.AtrState(vote_seq=7, fetched_at=T0)
+
+
+def known_ballot(choice: decide.Choice, cast_at: datetime.datetime | None = None) -> decide.AtrState:
+    """An old tabulate (read before the delay ran out) with alice's ballot."""
+    return dataclasses.replace(STALE, ballots={"alice": ballot("alice", choice, cast_at=cast_at)})
+
+
+POSSIBLE_CASES: list[tuple[str, dict[str, object], bool]] = [
+    ("nothing known of ATR yet", {}, True),
+    ("an old tabulate without a ballot", {"known": STALE}, True),
+    ("the delay has not run", {"now": T0 + HOUR + 10 * MINUTE}, False),
+    ("seen later than its date", {"seen_at": NOW - 10 * MINUTE}, False),
+    ("the vote ended", {"now": END}, False),
+    ("email mode", {"state": dataclasses.replace(STATE, mode="email")}, False),
+    ("not binding", {"vote": dataclasses.replace(EMAIL_VOTE, status="committer")}, False),
+    ("no casting", {"vote": dataclasses.replace(EMAIL_VOTE, vote="?")}, False),
+    ("reminded already", {"reminded": {ALICE}}, False),
+    ("no date, not seen", {"vote": dataclasses.replace(EMAIL_VOTE, date=None)}, False),
+    ("a ballot as the email says", {"known": known_ballot("+1")}, False),
+    ("a ballot that differs", {"known": known_ballot("-1")}, True),
+    ("reminded, then a differing ballot: a note", {"known": known_ballot("-1"), "reminded": {ALICE}}, True),
+    ("a ballot that differs, told already", {"known": known_ballot("-1"), "noted": {ALICE}}, False),
+    (
+        "a differing ballot cast after the email",
+        {"known": known_ballot("-1", cast_at=T0 + 90 * MINUTE)},
+        False,
+    ),
+    (
+        "a ballot of another vote_seq does not count",
+        {"known": decide.AtrState(vote_seq=6, fetched_at=T0, ballots={"alice": ballot("alice", "+1")})},
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(("changes", "expected"), [c[1:] for c in POSSIBLE_CASES], ids=[c[0] for c in POSSIBLE_CASES])
+def test_reminder_possible_table(changes: dict[str, object], expected: bool) -> None:
+    assert possible(**changes) is expected

@@ -16,15 +16,17 @@ from typing import Annotated, Any, Final, TypeVar
 
 import pydantic
 
+import watcher.core.tracking as tracking
+
 PHASE_DRAFT: Final = "release_candidate_draft"
 PHASE_CANDIDATE: Final = "release_candidate"
 PHASE_PREVIEW: Final = "release_preview"
 PHASE_RELEASE: Final = "release"
 MODE_MANUAL: Final = "manual"
-MODE_EMAIL: Final = "email"
-MODE_TRUSTED: Final = "trusted"
-DEFAULT_MIN_HOURS: Final = 72
-DEFAULT_SUBJECT_TEMPLATE: Final = "[VOTE] Release {{PROJECT_NAME}} {{VERSION}}"
+MODE_EMAIL: Final = tracking.MODE_EMAIL
+MODE_TRUSTED: Final = tracking.MODE_TRUSTED
+DEFAULT_MIN_HOURS: Final = tracking.DEFAULT_MIN_HOURS
+DEFAULT_SUBJECT_TEMPLATE: Final = tracking.DEFAULT_SUBJECT_TEMPLATE
 # What a vote cannot be tracked without (issue 16 item 1); everything else has a safe default.
 RELEASE_ESSENTIAL: Final = frozenset({"key", "project_key", "version", "phase", "current_vote_seq", "vote_mode"})
 # Ballots decide reminders and resolutions: guessing them is worse than failing the call.

@@ -413,6 +413,31 @@ def ballot_note_due(
     return ReminderDecision(True, Reason.DUE, detail)
 
 
+def reminder_possible(
+    state: VoteState,
+    vote: EmailVote,
+    known: AtrState | None,
+    *,
+    config: ReminderConfig,
+    reminded: Collection[ReminderKey],
+    noted: Collection[ReminderKey],
+    now: datetime.datetime,
+    seen_at: datetime.datetime | None = None,
+) -> bool:
+    """Whether reading ATR now could make a reminder (or, where a ballot exists, a ballot note) due for `vote`.
+
+    The same rules as `reminder_due` and `ballot_note_due`, asked of the tabulate a fresh read would give
+    if the ballots were unchanged: `known` is the last one read (None before any), its ballots count only
+    when it is of this vote_seq. So ATR, whose budget is shared, is read only when something may be due.
+    """
+    ballots = known.ballots if known is not None and known.vote_seq == state.vote_seq else {}
+    fresh = AtrState(vote_seq=state.vote_seq, fetched_at=now, ballots=ballots)
+    decision = reminder_due(state, vote, fresh, config=config, reminded=reminded, now=now, seen_at=seen_at)
+    if decision.reason is Reason.HAS_BALLOT:
+        decision = ballot_note_due(state, vote, fresh, config=config, noted=noted, now=now, seen_at=seen_at)
+    return decision.due
+
+
 def resolution_due(
     state: VoteState,
     atr: AtrState,

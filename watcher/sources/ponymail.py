@@ -40,8 +40,8 @@ import watcher.core.backoff as backoff
 import watcher.core.identity as identity
 import watcher.core.loopback as loopback
 import watcher.core.message as message
+import watcher.core.tracking as tracking
 import watcher.core.votesubject as votesubject
-import watcher.discovery as discovery
 import watcher.sources.cursor as cursor
 import watcher.wallclock as wallclock
 
@@ -721,7 +721,7 @@ class ThreadFinder:
         *,
         managers: Iterable[str] = (),
         thread_url: str | None = None,
-    ) -> discovery.FoundThread | None:
+    ) -> tracking.FoundThread | None:
         """The [VOTE] message, read from its raw source for the full body; None while not archived."""
         wanted = votesubject.release(project, version, subject)
         found = await self.client.find_vote_thread(
@@ -735,7 +735,7 @@ class ThreadFinder:
         parsed = message.parse(raw)
         message_id = parsed.message_id or found.message_id
         self.thread_ids[message_id] = found.thread_id
-        return discovery.FoundThread(
+        return tracking.FoundThread(
             message_id=message_id, subject=parsed.subject or found.subject, body=parsed.text, date=parsed.date
         )
 

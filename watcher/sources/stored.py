@@ -7,8 +7,8 @@ from typing import Final
 
 import watcher.core.message as message
 import watcher.core.threads as threads
+import watcher.core.tracking as tracking
 import watcher.core.votesubject as votesubject
-import watcher.discovery as discovery
 import watcher.store as store_api
 import watcher.worker as worker_api
 
@@ -34,7 +34,7 @@ class StoredThreads:
         version: str,
         since: datetime.datetime,
         **hints: object,
-    ) -> discovery.FoundThread | None:
+    ) -> tracking.FoundThread | None:
         """The earliest [VOTE] opener on the list dated at or after `since` naming the release (by votesubject)."""
         wanted = votesubject.release(project, version, subject)
         list_id = list_address.lower().replace("@", ".")
@@ -50,4 +50,4 @@ class StoredThreads:
         if not found:
             return None
         first = await self.worker.parse(min(found, key=lambda item: item[0])[1])
-        return discovery.FoundThread(first.message_id, first.subject, first.text, first.date)
+        return tracking.FoundThread(first.message_id, first.subject, first.text, first.date)

@@ -7,6 +7,8 @@ import datetime
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
+import watcher.core.lifecycle as lifecycle
+
 ResolutionState = Literal["pending", "called", "done", "held", "failed"]
 RESOLUTION_STATES: Final = ("pending", "called", "done", "held", "failed")
 
@@ -44,7 +46,7 @@ class FlaggedMessage:
 class TrackedVote:
     """A vote the watcher follows, as the daemon last described it; `id` is 0 until stored.
 
-    `status` is the daemon's own label (`open` while it watches the thread; anything else is closed).
+    `status` is where it is in its lifecycle (`watcher.core.lifecycle`: watched while `open`).
     `extra` keeps facts the daemon wants back without a schema change (JSON values).
     """
 
@@ -61,7 +63,7 @@ class TrackedVote:
     vote_started: datetime.datetime | None = None
     vote_end: datetime.datetime | None = None
     phase: str = ""
-    status: str = "open"
+    status: lifecycle.Status = lifecycle.INITIAL
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     id: int = 0
     updated_at: datetime.datetime | None = None

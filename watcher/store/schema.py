@@ -7,6 +7,8 @@ from typing import Final
 
 import sqlalchemy as sa
 
+import watcher.core.lifecycle as lifecycle
+
 # Constraint and index names are fixed by convention, so that migrations can name them on every backend.
 NAMING: Final = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -39,6 +41,21 @@ class UtcDateTime(sa.types.TypeDecorator[datetime.datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=datetime.UTC)
         return value.astimezone(datetime.UTC)
+
+
+class VoteStatus(sa.types.TypeDecorator[lifecycle.Status]):
+    """A tracked vote's `lifecycle.Status`, stored as its string value (`open`, `closed`, ...)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: lifecycle.Status | str | None, dialect: sa.Dialect) -> str | None:
+        """The status's value; a string that names no status is refused."""
+        return None if value is None else lifecycle.Status(value).value
+
+    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> lifecycle.Status | None:
+        """The status the stored string names."""
+        return None if value is None else lifecycle.Status(value)
 
 
 metadata: Final = sa.MetaData(naming_convention=NAMING)
@@ -86,7 +103,7 @@ votes: Final = sa.Table(
     sa.Column("vote_started", UtcDateTime, nullable=True),
     sa.Column("vote_end", UtcDateTime, nullable=True),
     sa.Column("phase", sa.Text, nullable=False, server_default=""),
-    sa.Column("status", sa.Text, nullable=False, server_default="open"),
+    sa.Column("status", VoteStatus, nullable=False, server_default=lifecycle.INITIAL.value),
     sa.Column("extra", sa.JSON, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.UniqueConstraint("release_key", "vote_seq"),

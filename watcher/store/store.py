@@ -18,6 +18,7 @@ import sqlalchemy.dialects.postgresql as postgresql
 import sqlalchemy.dialects.sqlite as sqlite
 import sqlalchemy.ext.asyncio as sa_async
 
+import watcher.core.lifecycle as lifecycle
 import watcher.core.message as message
 import watcher.outbox as outbox
 import watcher.sources.cursor as cursor
@@ -230,16 +231,32 @@ class Store:
         table = schema.votes
         statement = sa.select(table).order_by(table.c.id)
         if open_only:
-            statement = statement.where(table.c.status == "open")
+            statement = statement.where(table.c.status == lifecycle.Status.OPEN)
         async with self._read() as conn:
             return [_vote(row) for row in await conn.execute(statement)]
 
-    async def set_vote_status(self, vote_id: int, status: str, now: datetime.datetime | None = None) -> None:
+    async def set_vote_status(
+        self, vote_id: int, status: lifecycle.Status, now: datetime.datetime | None = None
+    ) -> None:
         """Change a vote's status (anything but `open` takes it off the `votes()` list)."""
         table = schema.votes
         statement = sa.update(table).where(table.c.id == vote_id).values(status=status, updated_at=_now(now))
         async with self._write() as conn:
             await conn.execute(statement)
+
+    async def end_vote(
+        self, vote: records.TrackedVote, status: lifecycle.Status, now: datetime.datetime | None = None
+    ) -> None:
+        """Give a vote its new status and, when mail for a vote in that status is no longer sent, skip its
+        pending mails (`skip_pending`), in one transaction."""
+        table = schema.votes
+        moment = _now(now)
+        update = sa.update(table).where(table.c.id == vote.id).values(status=status, updated_at=moment)
+        reason = lifecycle.skip_reason(status)
+        async with self._write() as conn:
+            await conn.execute(update)
+            if reason is not None:
+                await conn.execute(_skip_statement(vote.release_key, vote.vote_seq, reason, moment))
 
     async def link_message_to_vote(
         self, vote_id: int, message_key: str, *, position: int | None = None, now: datetime.datetime | None = None
@@ -612,19 +629,7 @@ class Store:
         self, release_key: str, vote_seq: int, reason: str, now: datetime.datetime | None = None
     ) -> int:
         """Skip a vote's pending mails that nobody holds a live claim on (the vote ended or restarted)."""
-        table = schema.outbox
-        moment = _now(now)
-        statement = (
-            sa.update(table)
-            .where(
-                table.c.release_key == release_key,
-                table.c.vote_seq == vote_seq,
-                table.c.state == _PENDING,
-                sa.or_(table.c.claimed_until.is_(None), table.c.claimed_until <= moment),
-            )
-            .values(state=outbox.Status.SKIPPED.value, last_error=reason, claimed_by="", claimed_until=None)
-            .returning(table.c.id)
-        )
+        statement = _skip_statement(release_key, vote_seq, reason, _now(now))
         async with self._write() as conn:
             return len((await conn.execute(statement)).all())
 
@@ -1043,6 +1048,21 @@ def _vote_values(vote: records.TrackedVote, now: datetime.datetime) -> dict[str,
         "extra": dict(vote.extra),
         "updated_at": now,
     }
+
+
+def _skip_statement(release_key: str, vote_seq: int, reason: str, moment: datetime.datetime) -> sa.Update:
+    table = schema.outbox
+    return (
+        sa.update(table)
+        .where(
+            table.c.release_key == release_key,
+            table.c.vote_seq == vote_seq,
+            table.c.state == _PENDING,
+            sa.or_(table.c.claimed_until.is_(None), table.c.claimed_until <= moment),
+        )
+        .values(state=outbox.Status.SKIPPED.value, last_error=reason, claimed_by="", claimed_until=None)
+        .returning(table.c.id)
+    )
 
 
 def _vote(row: sa.Row[Any]) -> records.TrackedVote:
