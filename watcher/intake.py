@@ -173,17 +173,21 @@ class Intake:
         return new
 
     async def screen(self, key: str, raw: bytes) -> bool:
-        """Read a message once in the worker; True when it is flagged (now, or before) and so not to be read."""
+        """Read a message once in the worker and keep its reading; True when it is flagged (now, or before)."""
         if await self.store.message_flag(key):
             return True
         if len(raw) > self.max_bytes:
             return await self._flag(key, TOO_LARGE, f"larger than the limit of {self.max_bytes:,} bytes", raw)
         if self.worker is None:
             return False
-        reason = await self.worker.check(raw)
-        if reason is None:
+        if await self.store.reading(key) is not None:
             return False
-        return await self._flag(key, UNREADABLE, reason, raw)
+        found = await self.worker.read(raw)
+        if not isinstance(found, str):
+            # Stored beside the bytes: a re-tally combines readings and parses nothing again.
+            await self.store.set_reading(key, found)
+            return False
+        return await self._flag(key, UNREADABLE, found, raw)
 
     async def _flag(self, key: str, flag: str, detail: str, raw: bytes) -> bool:
         sender = sender_address(raw)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+import watcher.core.digest as digest
 import watcher.intake as intake_api
 import watcher.store as store
 import watcher.worker as worker_api
@@ -28,21 +29,21 @@ def reply(mid: str, body: bytes, sender: bytes = b"Chen <chen@apache.org>") -> b
 
 
 class SlowWorker(worker_api.Worker):
-    """A real worker whose check of a message marked SLOW sleeps past its limit (the process is really stopped)."""
+    """A real worker whose reading of a message marked SLOW sleeps past its limit (the process is really stopped)."""
 
     def __init__(self) -> None:
         super().__init__(check_timeout=0.5)
         self.checks = 0
 
-    async def check(self, raw: bytes) -> str | None:
+    async def read(self, raw: bytes) -> digest.Digest | str:
         self.checks += 1
         if b"SLOW" not in raw:
-            return await super().check(raw)
+            return await super().read(raw)
         try:
             await self.run(time.sleep, (30,), self.check_timeout)
         except worker_api.WorkerError as exc:
             return str(exc)
-        return None
+        return "the slow reading returned"
 
 
 @pytest.fixture

@@ -58,12 +58,12 @@ async def test_upgrade_from_empty_builds_exactly_the_tables(empty_store: store.S
     with pytest.raises(store.SchemaNotCurrentError, match=r"no vote-watcher schema yet: run `vote-watcher db upgrade`"):
         await empty_store.check_current()
     await empty_store.upgrade()
-    assert await empty_store.revision() == migrate.head() == "0003"
+    assert await empty_store.revision() == migrate.head() == "0007"
     await empty_store.check_current()
     async with empty_store.engine.connect() as conn:
         assert await conn.run_sync(_differences) == []
     await empty_store.upgrade()
-    assert await empty_store.revision() == "0003"
+    assert await empty_store.revision() == "0007"
 
 
 async def _fill_revision_0001(db: store.Store) -> None:
