@@ -114,7 +114,7 @@ def _db_time(db: store.Store, moment: datetime.datetime) -> datetime.datetime:
 async def test_upgrade_from_the_previous_revision_keeps_the_data(empty_store: store.Store) -> None:
     db = empty_store
     await db.upgrade("0001")
-    with pytest.raises(store.SchemaNotCurrentError, match=r"at revision 0001, this vote-watcher needs 0003: run"):
+    with pytest.raises(store.SchemaNotCurrentError, match=r"at revision 0001, this vote-watcher needs 0007: run"):
         await db.check_current()
     await _fill_revision_0001(db)
     await db.upgrade()
@@ -200,13 +200,13 @@ def test_db_upgrade_command(
     monkeypatch.setenv("TEST_ATR_PAT", "pat")
     path = _config(tmp_path, empty_url)
     assert cli.main(["db", "current", "--config", str(path)]) == 0
-    assert "revision none (empty) (this version needs 0003)" in capsys.readouterr().out
+    assert "revision none (empty) (this version needs 0007)" in capsys.readouterr().out
     assert cli.main(["db", "upgrade", "--config", str(path)]) == 0
-    assert "upgraded from an empty database to revision 0003" in capsys.readouterr().out
+    assert "upgraded from an empty database to revision 0007" in capsys.readouterr().out
     assert cli.main(["db", "upgrade", "--config", str(path)]) == 0
-    assert "already at revision 0003" in capsys.readouterr().out
+    assert "already at revision 0007" in capsys.readouterr().out
     assert cli.main(["db", "current", "--config", str(path)]) == 0
-    assert "revision 0003 (up to date)" in capsys.readouterr().out
+    assert "revision 0007 (up to date)" in capsys.readouterr().out
 
 
 def test_db_upgrade_refuses_a_locked_sqlite_database(
