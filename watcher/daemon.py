@@ -310,6 +310,10 @@ class Daemon:
         """An IMAP message, pushed by IDLE or found by a sweep."""
         await self.intake.take(raw, "imap")
 
+    async def take_imap_batch(self, folder: str, fetched: list[tuple[int, bytes]]) -> None:
+        """A fetched batch of IMAP messages (a catch-up), stored in one transaction."""
+        await self.intake.take_many([raw for _, raw in fetched], "imap")
+
     async def sweep_mailboxes(self) -> None:
         """Catch what a lost IDLE push missed."""
         for mailbox in self.mailboxes:
@@ -771,7 +775,12 @@ async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, cl
         if known.status != "open":
             daemon.intake.retire(known.root_message_id)
     daemon.mailboxes = [
-        imap.ImapSource(imap.from_settings(s, cfg.watcher.max_message_bytes + 1), db, daemon.take_imap)
+        imap.ImapSource(
+            imap.from_settings(s, cfg.watcher.max_message_bytes + 1),
+            db,
+            daemon.take_imap,
+            on_batch=daemon.take_imap_batch,
+        )
         for s in cfg.sources
         if isinstance(s, config_api.ImapSource)
     ]

@@ -12,12 +12,13 @@ and flagged `too_large`; a message joining a vote's thread is first read once in
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import email.parser
 import email.policy
 import email.utils
 import re
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final
 
 import structlog
@@ -40,6 +41,17 @@ MAX_MESSAGE_BYTES: Final = 2_000_000
 TOO_LARGE: Final = "too_large"
 UNREADABLE: Final = "unreadable"
 _HEADER_BLOCK_MAX: Final = 64 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Taken:
+    """A message routed on its headers, before or after it is stored."""
+
+    raw: bytes
+    env: message.Envelope
+    root: str | None
+    keep: bool
+    too_large: bool
 
 
 class Intake:
@@ -145,14 +157,51 @@ class Intake:
             log.exception("intake.message_failed", source=source, size=len(raw))
             return False
 
-    async def _take(self, raw: bytes, source: str) -> bool:
+    async def take_many(self, raws: Sequence[bytes], source: str) -> int:
+        """Store a batch (an IMAP fetch) in one transaction, then link each as `take` does; how many were new.
+
+        A `StoreError` is raised as by `take` (none of the batch counts as taken); a bad message is logged.
+        """
+        prepared = [found for found in map(self._prepare_logged, raws) if found is not None]
+        items = [(item.raw, item.env, item.keep and not item.too_large) for item in prepared]
+        new = await self.store.add_message_batch(items, source, now=self._clock())
+        count = 0
+        for item in prepared:
+            # A key twice in one batch is new only the first time.
+            fresh = item.env.key in new
+            new.discard(item.env.key)
+            try:
+                count += await self._settle(item, source, new=fresh)
+            except store_api.StoreError:
+                raise
+            except Exception:
+                log.exception("intake.message_failed", source=source, size=len(item.raw))
+        return count
+
+    def _prepare_logged(self, raw: bytes) -> _Taken | None:
+        try:
+            return self._prepare(raw)
+        except Exception:
+            log.exception("intake.message_failed", size=len(raw))
+            return None
+
+    def _prepare(self, raw: bytes) -> _Taken:
+        """Route a message on its headers: which vote (if any), whether its bytes are kept."""
         env = message.peek(raw)
         root = self._route(env)
         keep = root is not None or bool(_VOTE_WORDS_RE.search(env.subject))
-        too_large = keep and len(raw) > self.max_bytes
+        return _Taken(raw, env, root, keep, too_large=keep and len(raw) > self.max_bytes)
+
+    async def _take(self, raw: bytes, source: str) -> bool:
+        item = self._prepare(raw)
         new = await self.store.add_message(
-            raw, source, envelope=env, keep_raw=keep and not too_large, now=self._clock()
+            raw, source, envelope=item.env, keep_raw=item.keep and not item.too_large, now=self._clock()
         )
+        return await self._settle(item, source, new=new)
+
+    async def _settle(self, item: _Taken, source: str, *, new: bool) -> bool:
+        """After storing: flag, keep late bytes, link to its vote, read it once, tell the daemon."""
+        raw, env, root, keep, too_large = item.raw, item.env, item.root, item.keep, item.too_large
         if too_large:
             await self._flag(env.key, TOO_LARGE, f"larger than the limit of {self.max_bytes:,} bytes", raw)
         elif not new and keep:

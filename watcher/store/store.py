@@ -138,6 +138,23 @@ class Store:
         new = set(await self._insert_messages(list(rows.values())))
         return [key for key in rows if key in new]
 
+    async def add_message_batch(
+        self,
+        items: Sequence[tuple[bytes, message.Envelope, bool]],
+        source: str,
+        *,
+        now: datetime.datetime | None = None,
+    ) -> set[str]:
+        """Store (raw, envelope, keep_raw) messages once each, in one transaction; the keys that were new."""
+        moment = _now(now)
+        rows: dict[str, dict[str, Any]] = {}
+        for raw, envelope, keep_raw in items:
+            row = _message_row(raw, envelope, source, keep_raw, moment)
+            rows.setdefault(row["key"], row)
+        if not rows:
+            return set()
+        return set(await self._insert_messages(list(rows.values())))
+
     async def _insert_messages(self, rows: list[dict[str, Any]]) -> list[str]:
         table = schema.messages
         statement = self._insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
