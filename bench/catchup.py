@@ -1,7 +1,9 @@
-"""IMAP catch-up through the daemon's own intake: 1,000 waiting replies to a tracked vote, stored msgs/s.
+"""IMAP catch-up through the daemon's own intake: 1,000 waiting messages, stored msgs/s.
 
 Real parts on loopback: a Dovecot of its own (TLS), the IMAP source, `Intake`, the worker process
-and a SQLite store. Each new reply re-tallies the thread, coalesced per vote as the daemon does.
+and a SQLite store. Two scenarios: list traffic no vote tracks (stored only), and replies to a
+tracked vote, each read in the worker and re-tallying the thread (coalesced per vote, as the
+daemon does; the worker is shared by readings and tallies, as in the daemon).
 
 - before: one message per store transaction (`on_message`), and each re-tally parses every
   message of the thread again in the worker (what `Desk.retally` did until readings were stored);
@@ -25,6 +27,7 @@ import watcher.core.message as message
 import watcher.core.roster as roster
 import watcher.core.tally as tally
 import watcher.intake as intake_api
+import watcher.log as log
 import watcher.secrets as secrets
 import watcher.sources.imap as imap
 import watcher.store as store
@@ -32,7 +35,7 @@ import watcher.store.records as records
 import watcher.testing.dovecot as dovecot
 import watcher.worker as worker_api
 
-RUNS: Final = 5
+RUNS: Final = 3
 CATCH_UP: Final = 1000
 WAIT_S: Final = 600.0
 PEOPLE: Final = roster.Roster(committees={"example": roster.Committee("example", members=frozenset({"voter"}))})
@@ -101,8 +104,10 @@ class Retallier:
             await self._running
 
 
-async def one_run(server: dovecot.DovecotServer, workdir: str, run: str, *, after: bool) -> tuple[float, int]:
-    """Seconds until all CATCH_UP replies are stored and linked; and how many re-tallies ran."""
+async def one_run(
+    server: dovecot.DovecotServer, workdir: str, run: str, *, after: bool, tracked: bool
+) -> tuple[float, int]:
+    """Seconds until all CATCH_UP replies are stored (and linked, if tracked); and how many re-tallies ran."""
     folder = f"catchup-{run}"
     server.create_folder(folder)
     await asyncio.to_thread(server.append, folder, [mail(run, n) for n in range(CATCH_UP)])
@@ -126,7 +131,8 @@ async def one_run(server: dovecot.DovecotServer, workdir: str, run: str, *, afte
             ),
             T0,
         )
-        await intake.track(vote)
+        if tracked:
+            await intake.track(vote)
         await worker.check(root(run))  # the worker process is started before the clock runs
 
         async def take(_folder: str, _uid: int, raw: bytes) -> None:
@@ -150,8 +156,9 @@ async def one_run(server: dovecot.DovecotServer, workdir: str, run: str, *, afte
         elapsed = time.perf_counter() - started
         await retallier.settle()
         linked = len(await db.thread_keys(vote.id))
-        if linked != CATCH_UP + 1:
-            raise RuntimeError(f"linked {linked} of {CATCH_UP + 1} messages")
+        stored = len(await db.known_keys(f"{run}-{n}@bench.example.org" for n in range(CATCH_UP)))
+        if stored != CATCH_UP or linked != (CATCH_UP + 1 if tracked else 0):
+            raise RuntimeError(f"stored {stored} and linked {linked} of {CATCH_UP} messages")
         return elapsed, retallier.tallies
     finally:
         worker.close()
@@ -159,19 +166,24 @@ async def one_run(server: dovecot.DovecotServer, workdir: str, run: str, *, afte
 
 
 async def bench(server: dovecot.DovecotServer, workdir: str) -> list[tuple[str, float, str]]:
-    """Alternate before and after runs, so that drift affects both alike."""
-    seconds: dict[bool, list[float]] = {False: [], True: []}
-    tallies: dict[bool, list[int]] = {False: [], True: []}
-    for n in range(RUNS):
-        for after in (False, True):
-            elapsed, count = await one_run(server, workdir, f"r{n}{'a' if after else 'b'}", after=after)
-            seconds[after].append(elapsed)
-            tallies[after].append(count)
+    """Untracked list traffic (storing alone), then replies to a tracked vote; before and after runs alternate."""
     lines: list[tuple[str, float, str]] = []
-    for after, name in ((False, "before"), (True, "after")):
-        median = statistics.median(seconds[after])
-        lines.append((f"imap_catch_up_{CATCH_UP}_stored_msgs_per_s_{name}", CATCH_UP / median, "msgs/s"))
-        lines.append((f"imap_catch_up_retallies_{name}", statistics.median(tallies[after]), "re-tallies"))
+    for tracked, scenario in ((False, "list_traffic"), (True, "tracked_vote")):
+        seconds: dict[bool, list[float]] = {False: [], True: []}
+        tallies: dict[bool, list[int]] = {False: [], True: []}
+        for n in range(RUNS):
+            for after in (False, True):
+                run = f"{scenario[0]}{n}{'a' if after else 'b'}"
+                elapsed, count = await one_run(server, workdir, run, after=after, tracked=tracked)
+                seconds[after].append(elapsed)
+                tallies[after].append(count)
+        for after, name in ((False, "before"), (True, "after")):
+            median = statistics.median(seconds[after])
+            lines.append((f"{scenario}_stored_msgs_per_s_{name}", CATCH_UP / median, "msgs/s"))
+            if tracked:
+                lines.append((f"{scenario}_retallies_{name}", statistics.median(tallies[after]), "re-tallies"))
+        for line in lines[-4 if tracked else -2 :]:
+            print(f"{line[0]}: {line[1]:.1f} {line[2]}", flush=True)
     return lines
 
 
@@ -179,12 +191,12 @@ async def main_async(run: Callable[[dovecot.DovecotServer, str], Awaitable[list[
     server = dovecot.start()
     try:
         with tempfile.TemporaryDirectory(prefix="vote-watcher-catchup-") as workdir:
-            for name, value, unit in await run(server, workdir):
-                print(f"{name}: {value:.1f} {unit}", flush=True)
+            await run(server, workdir)
     finally:
         dovecot.cleanup(server)
 
 
 if __name__ == "__main__":
-    print(f"IMAP catch-up of {CATCH_UP} replies to a tracked vote, medians of {RUNS} runs:")
+    log.configure(level="warning")
+    print(f"IMAP catch-up of {CATCH_UP} waiting messages, medians of {RUNS} runs:")
     asyncio.run(main_async(bench))
