@@ -198,5 +198,4 @@ async def main_async(run: Callable[[dovecot.DovecotServer, str], Awaitable[list[
 
 if __name__ == "__main__":
     log.configure(level="warning")
-    print(f"IMAP catch-up of {CATCH_UP} waiting messages, medians of {RUNS} runs:")
     asyncio.run(main_async(bench))

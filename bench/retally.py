@@ -17,7 +17,7 @@ import watcher.core.tally as tally
 import watcher.store.readings as readings
 
 REPLIES: Final = 50
-RUNS: Final = 9
+RUNS: Final = 15
 PEOPLE: Final = roster.Roster(
     committees={"foo": roster.Committee("foo", members=frozenset(f"u{i}" for i in range(0, REPLIES, 2)))}
 )
@@ -42,7 +42,7 @@ def cpu(work: object) -> float:
 
 
 def main() -> None:
-    """Print the median CPU milliseconds of each way, and their ratio."""
+    """Print the median CPU milliseconds of each way (`name: value unit`), and their ratio."""
     raws = thread()
     stored = [readings.encode(digest.parse(raw)) for raw in raws]
     options = tally.Options(committee="foo")
@@ -57,10 +57,9 @@ def main() -> None:
     assert before() == after()
     parse_ms = statistics.median(cpu(before) for _ in range(RUNS)) * 1000
     combine_ms = statistics.median(cpu(after) for _ in range(RUNS)) * 1000
-    print(f"re-tally of a {REPLIES}-reply thread, CPU, median of {RUNS} runs:")
-    print(f"  parse every message (before): {parse_ms:8.2f} ms")
-    print(f"  combine stored readings (after): {combine_ms:8.2f} ms")
-    print(f"  ratio: {parse_ms / combine_ms:.1f}x less CPU")
+    print(f"retally_{REPLIES}_replies_cpu_ms_parsing_before: {parse_ms:.2f} ms", flush=True)
+    print(f"retally_{REPLIES}_replies_cpu_ms_from_readings_after: {combine_ms:.2f} ms", flush=True)
+    print(f"retally_{REPLIES}_replies_cpu_ratio: {parse_ms / combine_ms:.1f} x", flush=True)
 
 
 if __name__ == "__main__":
