@@ -178,9 +178,9 @@ async def bench(server: dovecot.DovecotServer, workdir: str) -> list[tuple[str, 
         for n in range(RUNS):
             for after in (False, True):
                 run = f"{scenario[0]}{n}{'a' if after else 'b'}"
-                elapsed, count = await one_run(server, workdir, run, after=after, tracked=tracked)
+                elapsed, retallies = await one_run(server, workdir, run, after=after, tracked=tracked)
                 seconds[after].append(elapsed)
-                tallies[after].append(count)
+                tallies[after].append(retallies)
         for after, name in ((False, "before"), (True, "after")):
             median = statistics.median(seconds[after])
             lines.append((f"{scenario}_stored_msgs_per_s_{name}", count / median, "msgs/s"))
