@@ -27,6 +27,7 @@ import watcher.store.migrate as migrate
 import watcher.store.readings as readings
 import watcher.store.records as records
 import watcher.store.schema as schema
+import watcher.wallclock as wallclock
 
 DAY: Final = datetime.timedelta(days=1)
 DEFAULT_CLAIM_TTL: Final = datetime.timedelta(minutes=5)
@@ -1037,7 +1038,7 @@ def _mail_columns() -> list[sa.Column[Any]]:
 
 
 def _now(now: datetime.datetime | None) -> datetime.datetime:
-    return now if now is not None else datetime.datetime.now(datetime.UTC)
+    return now if now is not None else wallclock.utcnow()
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
