@@ -260,6 +260,10 @@ class Daemon:
         """An IMAP message, pushed by IDLE or found by a sweep."""
         await self.intake.take(raw, "imap")
 
+    async def take_imap_batch(self, folder: str, fetched: list[tuple[int, bytes]]) -> None:
+        """A fetched batch of IMAP messages (a catch-up), stored in one transaction."""
+        await self.intake.take_many([raw for _, raw in fetched], "imap")
+
     async def sweep_mailboxes(self) -> None:
         """Catch what a lost IDLE push missed."""
         for mailbox in self.mailboxes:

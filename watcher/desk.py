@@ -18,9 +18,9 @@ import watcher.atr.client as atr_client
 import watcher.atr.errors as atr_errors
 import watcher.atr.models as models
 import watcher.core.decide as decide
+import watcher.core.digest as digest
 import watcher.core.identity as identity
 import watcher.core.lifecycle as lifecycle
-import watcher.core.message as message
 import watcher.core.receipts as receipts
 import watcher.core.roster as roster
 import watcher.core.tally as tally
@@ -91,7 +91,7 @@ class _Known:
     excluded: frozenset[str] = frozenset()
     atr: decide.AtrState | None = None
     next_resolve_check: datetime.datetime | None = None
-    previous: list[bytes] | None = None
+    previous: list[digest.Digest] | None = None
     """A podling's round-1 thread: finished, so fetched once."""
     failed_thread: tuple[str, ...] | None = None
     """The thread (keys) whose tally the worker could not finish: not tried again until the thread changes."""
@@ -163,20 +163,20 @@ class Desk:
         known = self._known.setdefault(vote.id, _Known())
         if vote.mode == "trusted" and known.atr is None:
             await self._load_atr(vote)
-        raws = await self.store.thread_messages(vote.id)
+        digests = await self._thread_digests(vote)
         people = await self._roster_for(vote)
         previous = await self._round_one(vote, known)
-        analysis = await self._analyse(vote, known, raws, people, previous)
+        analysis = await self._analyse(vote, known, digests, people, previous)
         if analysis is None:
             return known.result
         # A superseded ballot's receipt is never named by ATR (atr.md §6.5): known by its sender's ballot,
         # it is left out of the tally and is no reason to ask ATR again.
         unnamed = analysis.receipts - known.excluded - self._superseded(vote, known, analysis)
         if vote.mode == "trusted" and unnamed and await self._load_atr(vote):
-            analysis = await self._analyse(vote, known, raws, people, previous) or analysis
+            analysis = await self._analyse(vote, known, digests, people, previous) or analysis
         if self._superseded(vote, known, analysis) - known.superseded:
             known.superseded = self._superseded(vote, known, analysis)
-            analysis = await self._analyse(vote, known, raws, people, previous) or analysis
+            analysis = await self._analyse(vote, known, digests, people, previous) or analysis
         # Seen when first stored, so that a restart does not start every pending reminder's delay again.
         stored_at = await self.store.thread_stored_at(vote.id)
         for key, message_id in analysis.messages:
@@ -199,16 +199,42 @@ class Desk:
             return frozenset()
         return receipts.superseded_ids(analysis.receipt_senders, frozenset(known.atr.ballots))
 
+    async def _thread_digests(self, vote: records.TrackedVote) -> list[digest.Digest]:
+        """The stored readings of the thread, in order; a message stored before readings were kept is read once."""
+        found: list[digest.Digest] = []
+        for key, stored in await self.store.thread_readings(vote.id):
+            read = stored or await self._read_once(key)
+            if read is not None:
+                found.append(read)
+        return found
+
+    async def _read_once(self, key: str) -> digest.Digest | None:
+        """Read an old row in the worker and store its reading (None when it is flagged, now or before)."""
+        raw = await self.store.get_raw(key)
+        if raw is None:
+            return None
+        if self._screen is not None and await self._screen(key, raw):
+            return None
+        stored = await self.store.reading(key)
+        if stored is not None:
+            return stored
+        found = await self.worker.read(raw)
+        if isinstance(found, str):
+            log.warning("desk.read_failed", key=key, error=found)
+            return None
+        await self.store.set_reading(key, found)
+        return found
+
     async def _analyse(
         self,
         vote: records.TrackedVote,
         known: _Known,
-        raws: Sequence[bytes],
+        digests: Sequence[digest.Digest],
         people: roster.Roster,
-        previous: Sequence[bytes],
+        previous: Sequence[digest.Digest],
     ) -> worker_api.Analysis | None:
-        """The worker's tally; on failure each message is screened alone (culprits are flagged), then once more."""
-        thread = tuple(message.peek(raw).key for raw in raws)
+        """The worker's tally of the stored readings (None when it failed; not tried again until the thread changes)."""
+        thread = tuple(read.headers.key for read in digests)
         if known.failed_thread == thread:
             return None
         options = tally.Options(
@@ -217,18 +243,9 @@ class Desk:
             excluded_message_ids=known.excluded | known.superseded,
         )
         try:
-            return await self.worker.analyse(raws, people, options, previous)
+            return await self.worker.analyse(digests, people, options, previous)
         except worker_api.WorkerError as exc:
-            log.warning("desk.tally_failed", release=vote.release_key, messages=len(raws), error=str(exc))
-        flagged: set[str] = set()
-        if self._screen is not None:
-            flagged = {key for key, raw in zip(thread, raws, strict=True) if await self._screen(key, raw)}
-        if flagged:
-            readable = [raw for key, raw in zip(thread, raws, strict=True) if key not in flagged]
-            try:
-                return await self.worker.analyse(readable, people, options, previous)
-            except worker_api.WorkerError as exc:
-                log.warning("desk.tally_failed", release=vote.release_key, messages=len(readable), error=str(exc))
+            log.warning("desk.tally_failed", release=vote.release_key, messages=len(digests), error=str(exc))
         known.failed_thread = thread
         return None
 
@@ -245,12 +262,17 @@ class Desk:
             if possible.message_id not in seen_possible:
                 self._metrics.classified("possible")
 
-    async def _round_one(self, vote: records.TrackedVote, known: _Known) -> list[bytes]:
-        """The round-1 thread whose IPMC votes are carried into a podling's round 2 (empty otherwise)."""
+    async def _round_one(self, vote: records.TrackedVote, known: _Known) -> list[digest.Digest]:
+        """The round-1 thread whose IPMC votes are carried into a podling's round 2 (empty otherwise), read once."""
         if vote.vote_round != 2:
             return []
         if known.previous is None:
-            known.previous = list(await self._previous_round(vote))
+            raws = list(await self._previous_round(vote))
+            try:
+                known.previous = await self.worker.read_all(raws) if raws else []
+            except worker_api.WorkerError as exc:
+                log.warning("desk.round_one_failed", release=vote.release_key, messages=len(raws), error=str(exc))
+                return []
         return known.previous
 
     async def check(self, vote: records.TrackedVote) -> None:

@@ -12,12 +12,13 @@ and flagged `too_large`; a message joining a vote's thread is first read once in
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import email.parser
 import email.policy
 import email.utils
 import re
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final
 
 import structlog
@@ -44,6 +45,17 @@ _HEADER_BLOCK_MAX: Final = 64 * 1024
 
 async def _not_connected(vote_id: int) -> None:
     raise RuntimeError(f"vote {vote_id} changed before the intake was connected to its consumer")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Taken:
+    """A message routed on its headers, before or after it is stored."""
+
+    raw: bytes
+    env: message.Envelope
+    root: str | None
+    keep: bool
+    too_large: bool
 
 
 class Intake:
@@ -154,14 +166,51 @@ class Intake:
             log.exception("intake.message_failed", source=source, size=len(raw))
             return False
 
-    async def _take(self, raw: bytes, source: str) -> bool:
+    async def take_many(self, raws: Sequence[bytes], source: str) -> int:
+        """Store a batch (an IMAP fetch) in one transaction, then link each as `take` does; how many were new.
+
+        A `StoreError` is raised as by `take` (none of the batch counts as taken); a bad message is logged.
+        """
+        prepared = [found for found in map(self._prepare_logged, raws) if found is not None]
+        items = [(item.raw, item.env, item.keep and not item.too_large) for item in prepared]
+        new = await self.store.add_message_batch(items, source, now=self._clock())
+        count = 0
+        for item in prepared:
+            # A key twice in one batch is new only the first time.
+            fresh = item.env.key in new
+            new.discard(item.env.key)
+            try:
+                count += await self._settle(item, source, new=fresh)
+            except store_api.StoreError:
+                raise
+            except Exception:
+                log.exception("intake.message_failed", source=source, size=len(item.raw))
+        return count
+
+    def _prepare_logged(self, raw: bytes) -> _Taken | None:
+        try:
+            return self._prepare(raw)
+        except Exception:
+            log.exception("intake.message_failed", size=len(raw))
+            return None
+
+    def _prepare(self, raw: bytes) -> _Taken:
+        """Route a message on its headers: which vote (if any), whether its bytes are kept."""
         env = message.peek(raw)
         root = self._route(env)
         keep = root is not None or bool(_VOTE_WORDS_RE.search(env.subject))
-        too_large = keep and len(raw) > self.max_bytes
+        return _Taken(raw, env, root, keep, too_large=keep and len(raw) > self.max_bytes)
+
+    async def _take(self, raw: bytes, source: str) -> bool:
+        item = self._prepare(raw)
         new = await self.store.add_message(
-            raw, source, envelope=env, keep_raw=keep and not too_large, now=self._clock()
+            raw, source, envelope=item.env, keep_raw=item.keep and not item.too_large, now=self._clock()
         )
+        return await self._settle(item, source, new=new)
+
+    async def _settle(self, item: _Taken, source: str, *, new: bool) -> bool:
+        """After storing: flag, keep late bytes, link to its vote, read it once, tell the daemon."""
+        raw, env, root, keep, too_large = item.raw, item.env, item.root, item.keep, item.too_large
         if too_large:
             await self._flag(env.key, TOO_LARGE, f"larger than the limit of {self.max_bytes:,} bytes", raw)
         elif not new and keep:
@@ -182,17 +231,21 @@ class Intake:
         return new
 
     async def screen(self, key: str, raw: bytes) -> bool:
-        """Read a message once in the worker; True when it is flagged (now, or before) and so not to be read."""
+        """Read a message once in the worker and keep its reading; True when it is flagged (now, or before)."""
         if await self.store.message_flag(key):
             return True
         if len(raw) > self.max_bytes:
             return await self._flag(key, TOO_LARGE, f"larger than the limit of {self.max_bytes:,} bytes", raw)
         if self.worker is None:
             return False
-        reason = await self.worker.check(raw)
-        if reason is None:
+        if await self.store.reading(key) is not None:
             return False
-        return await self._flag(key, UNREADABLE, reason, raw)
+        found = await self.worker.read(raw)
+        if not isinstance(found, str):
+            # Stored beside the bytes: a re-tally combines readings and parses nothing again.
+            await self.store.set_reading(key, found)
+            return False
+        return await self._flag(key, UNREADABLE, found, raw)
 
     async def _flag(self, key: str, flag: str, detail: str, raw: bytes) -> bool:
         sender = sender_address(raw)

@@ -128,7 +128,9 @@ async def build(
         if not lifecycle.is_open(known.status):
             intake.retire(known.root_message_id)
     daemon.mailboxes = [
-        imap.ImapSource(imap_settings(s, cfg.watcher.max_message_bytes + 1), db, daemon.take_imap)
+        imap.ImapSource(
+            imap_settings(s, cfg.watcher.max_message_bytes + 1), db, daemon.take_imap, on_batch=daemon.take_imap_batch
+        )
         for s in cfg.sources
         if isinstance(s, config_api.ImapSource)
     ]

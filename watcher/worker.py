@@ -7,7 +7,8 @@ it runs). A task that passes its time limit has its process killed and replaced 
 ProcessPool does exactly this), and the caller gets the reason as text, to record once.
 
 The functions the worker runs are pure and module-level, so that they pickle; their inputs and
-results are plain values (bytes, rosters, tallies).
+results are plain values (bytes, digests, rosters, tallies). A message is parsed here once, when
+it is taken; its digest is stored, and a re-tally only combines digests.
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ from typing import Final, TypeVar
 
 import pebble
 
-import watcher.core.castings as castings
+import watcher.core.digest as digest
 import watcher.core.message as message
-import watcher.core.receipts as receipts
 import watcher.core.roster as roster
 import watcher.core.tally as tally
 
@@ -55,24 +55,28 @@ class Analysis:
     """Message-IDs of the round-1 thread's messages (a podling's round 2)."""
 
 
-def check(raw: bytes) -> None:
-    """Parse one message and read its castings, as a tally would (run in the worker; the result is the time)."""
-    castings.read(message.parse(raw).text)
+def read_all(raws: Sequence[bytes]) -> list[digest.Digest]:
+    """Parse and read several messages (run in the worker: a round-1 thread fetched from the archive)."""
+    return [digest.parse(raw) for raw in raws]
 
 
 def analyse(
-    raws: Sequence[bytes], previous_raws: Sequence[bytes], people: roster.Roster, options: tally.Options
+    digests: Sequence[digest.Digest],
+    previous: Sequence[digest.Digest],
+    people: roster.Roster,
+    options: tally.Options,
 ) -> Analysis:
-    """Parse a thread (and the round-1 thread, if any) and tally it (run in the worker)."""
-    messages = [message.parse(raw) for raw in raws]
-    previous = [message.parse(raw) for raw in previous_raws]
-    result = tally.tally(messages, people, dataclasses.replace(options, previous_round=previous))
+    """Tally a thread (and the round-1 thread, if any) from its messages' stored digests (run in the worker).
+
+    Nothing is parsed here: each message was read once, when it was taken (`Worker.read`).
+    """
+    result = tally.combine(digests, people, options, previous)
     return Analysis(
         result=result,
-        messages=tuple((m.key, m.message_id) for m in messages),
-        receipts=frozenset(m.message_id for m in messages if m.message_id and receipts.looks_like_receipt(m)),
-        receipt_senders=receipts.senders(messages),
-        previous=tuple(m.message_id for m in previous),
+        messages=tuple((d.headers.key, d.headers.message_id) for d in digests),
+        receipts=frozenset(d.headers.message_id for d in digests if d.headers.message_id and d.receipt),
+        receipt_senders=digest.receipt_senders(digests),
+        previous=tuple(d.headers.message_id for d in previous),
     )
 
 
@@ -84,13 +88,21 @@ class Worker:
         self.tally_timeout = tally_timeout
         self._pool: pebble.ProcessPool | None = None
 
-    async def check(self, raw: bytes) -> str | None:
-        """None when the message reads within the check's time limit, else why it cannot be read."""
+    async def read(self, raw: bytes) -> digest.Digest | str:
+        """The message read once (its digest), or why it cannot be read within the check's time limit."""
         try:
-            await self.run(check, (raw,), self.check_timeout)
+            return await self.run(digest.parse, (raw,), self.check_timeout)
         except WorkerError as exc:
             return str(exc)
-        return None
+
+    async def check(self, raw: bytes) -> str | None:
+        """None when the message reads within the check's time limit, else why it cannot be read."""
+        found = await self.read(raw)
+        return found if isinstance(found, str) else None
+
+    async def read_all(self, raws: Sequence[bytes]) -> list[digest.Digest]:
+        """Several messages read in the worker (one time limit for all); raises WorkerError."""
+        return await self.run(read_all, (list(raws),), self.tally_timeout)
 
     async def parse(self, raw: bytes) -> message.Message:
         """`message.parse` in the worker; raises WorkerError."""
@@ -98,14 +110,14 @@ class Worker:
 
     async def analyse(
         self,
-        raws: Sequence[bytes],
+        digests: Sequence[digest.Digest],
         people: roster.Roster,
         options: tally.Options,
-        previous_raws: Sequence[bytes] = (),
+        previous: Sequence[digest.Digest] = (),
     ) -> Analysis:
-        """The thread's tally, computed in the worker; raises WorkerError."""
+        """The thread's tally combined from stored digests in the worker; raises WorkerError."""
         bare = dataclasses.replace(options, previous_round=())
-        return await self.run(analyse, (list(raws), list(previous_raws), people, bare), self.tally_timeout)
+        return await self.run(analyse, (list(digests), list(previous), people, bare), self.tally_timeout)
 
     async def run(self, function: Callable[..., T], args: tuple[object, ...], timeout: float) -> T:
         """`function(*args)` in the worker process, stopped after `timeout` seconds; raises WorkerError."""

@@ -324,3 +324,35 @@ async def test_periodic_sweep_finds_mail_no_push_announced() -> None:
         assert recorder.per_message_id() == {"swept-1@example.org": 1, "swept-2@example.org": 1}
     finally:
         await asyncio.to_thread(dovecot.cleanup, server)
+
+
+async def test_batches_are_handed_on_whole_and_a_failed_batch_is_retried(
+    dovecot_server: dovecot.DovecotServer, imap_folder: str
+) -> None:
+    recorder = Recorder()
+    batches: list[list[int]] = []
+    failures = [1]
+
+    async def take_batch(folder: str, fetched: list[tuple[int, bytes]]) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise RuntimeError("database is locked")
+        batches.append([uid for uid, _ in fetched])
+        for uid, raw in fetched:
+            await recorder(folder, uid, raw)
+
+    async def per_message(folder: str, uid: int, raw: bytes) -> None:
+        raise AssertionError("on_message is not called when on_batch is given")
+
+    cursors = cursor.MemoryCursorStore()
+    settings = config(dovecot_server, imap_folder, fetch_batch=4)
+    source = imap.ImapSource(settings, cursors, per_message, on_batch=take_batch)
+    uids = await append(dovecot_server, imap_folder, *(mail(f"batch-{n}") for n in range(10)))
+    with pytest.raises(imap.ConsumerError, match="UIDs 1-4"):
+        await source.sweep_once()
+    saved = await cursors.get_cursor(settings.source_name, imap_folder)
+    assert saved is None or saved.position == 0  # nothing passed over
+    assert await source.sweep_once() == 10
+    assert batches == [uids[0:4], uids[4:8], uids[8:10]]
+    assert [key for _, _, key in recorder.calls] == [f"batch-{n}@example.org" for n in range(10)]
+    assert (await cursors.get_cursor(settings.source_name, imap_folder) or cursor.Cursor(0, 0)).position == uids[-1]

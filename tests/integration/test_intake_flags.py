@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+import watcher.core.digest as digest
 import watcher.intake as intake_api
 import watcher.store as store
 import watcher.worker as worker_api
@@ -28,21 +29,21 @@ def reply(mid: str, body: bytes, sender: bytes = b"Chen <chen@apache.org>") -> b
 
 
 class SlowWorker(worker_api.Worker):
-    """A real worker whose check of a message marked SLOW sleeps past its limit (the process is really stopped)."""
+    """A real worker whose reading of a message marked SLOW sleeps past its limit (the process is really stopped)."""
 
     def __init__(self) -> None:
         super().__init__(check_timeout=0.5)
         self.checks = 0
 
-    async def check(self, raw: bytes) -> str | None:
+    async def read(self, raw: bytes) -> digest.Digest | str:
         self.checks += 1
         if b"SLOW" not in raw:
-            return await super().check(raw)
+            return await super().read(raw)
         try:
             await self.run(time.sleep, (30,), self.check_timeout)
         except worker_api.WorkerError as exc:
             return str(exc)
-        return None
+        return "the slow reading returned"
 
 
 @pytest.fixture
@@ -116,6 +117,38 @@ async def test_screen_reads_a_stored_message_once(state_store: store.Store, work
     assert await intake.screen("slow@x", raw)
     assert worker.checks == before + 1
     assert await state_store.message_flag("slow@x") == "unreadable"
+
+
+async def test_a_readable_reply_is_read_once_and_its_reading_kept(state_store: store.Store, worker: SlowWorker) -> None:
+    changed: list[int] = []
+    intake, vote_id = await _intake(state_store, worker, changed)
+    fine = reply("fine@x", b"+1 (binding)\n")
+    assert await intake.take(fine, "test")
+    assert changed == [vote_id]
+    assert await state_store.reading("fine@x") == digest.parse(fine)
+    before = worker.checks
+    assert not await intake.screen("fine@x", fine)
+    assert worker.checks == before  # the kept reading is not made again
+    keys = [key for key, read in await state_store.thread_readings(vote_id) if read is not None]
+    assert keys == ["root@x", "fine@x"]
+
+
+async def test_a_batch_is_taken_as_its_messages_one_by_one(state_store: store.Store, worker: SlowWorker) -> None:
+    changed: list[int] = []
+    intake, vote_id = await _intake(state_store, worker, changed)
+    huge = reply("big@x", b"+1\n" + b"x" * 200_000, b"Eve <eve@evil.example>")
+    slow = reply("slow@x", b"+1 SLOW\n")
+    fine = reply("fine@x", b"+1\n")
+    other = b"From: a@b\nMessage-ID: <other@x>\nSubject: lunch\n\nsoup\n"
+    assert await intake.take_many([huge, slow, fine, fine, other], "imap") == 4  # fine@x twice: new once
+    assert changed == [vote_id]
+    flagged = {item.key: item.flag for item in await state_store.flagged_messages(vote_id)}
+    assert flagged == {"big@x": "too_large", "slow@x": "unreadable"}
+    assert await state_store.get_raw("other@x") is None  # list traffic: headers only
+    assert await state_store.thread_keys(vote_id) == ["root@x", "big@x", "slow@x", "fine@x"]
+    assert await state_store.reading("fine@x") == digest.parse(fine)
+    assert intake.seen("fine@x")
+    assert await intake.take_many([huge, slow, fine], "imap") == 0
 
 
 def test_sender_address_reads_only_the_header_block() -> None:

@@ -58,12 +58,12 @@ async def test_upgrade_from_empty_builds_exactly_the_tables(empty_store: store.S
     with pytest.raises(store.SchemaNotCurrentError, match=r"no vote-watcher schema yet: run `vote-watcher db upgrade`"):
         await empty_store.check_current()
     await empty_store.upgrade()
-    assert await empty_store.revision() == migrate.head() == "0003"
+    assert await empty_store.revision() == migrate.head() == "0007"
     await empty_store.check_current()
     async with empty_store.engine.connect() as conn:
         assert await conn.run_sync(_differences) == []
     await empty_store.upgrade()
-    assert await empty_store.revision() == "0003"
+    assert await empty_store.revision() == "0007"
 
 
 async def _fill_revision_0001(db: store.Store) -> None:
@@ -114,7 +114,7 @@ def _db_time(db: store.Store, moment: datetime.datetime) -> datetime.datetime:
 async def test_upgrade_from_the_previous_revision_keeps_the_data(empty_store: store.Store) -> None:
     db = empty_store
     await db.upgrade("0001")
-    with pytest.raises(store.SchemaNotCurrentError, match=r"at revision 0001, this vote-watcher needs 0003: run"):
+    with pytest.raises(store.SchemaNotCurrentError, match=r"at revision 0001, this vote-watcher needs 0007: run"):
         await db.check_current()
     await _fill_revision_0001(db)
     await db.upgrade()
@@ -200,13 +200,13 @@ def test_db_upgrade_command(
     monkeypatch.setenv("TEST_ATR_PAT", "pat")
     path = _config(tmp_path, empty_url)
     assert cli.main(["db", "current", "--config", str(path)]) == 0
-    assert "revision none (empty) (this version needs 0003)" in capsys.readouterr().out
+    assert "revision none (empty) (this version needs 0007)" in capsys.readouterr().out
     assert cli.main(["db", "upgrade", "--config", str(path)]) == 0
-    assert "upgraded from an empty database to revision 0003" in capsys.readouterr().out
+    assert "upgraded from an empty database to revision 0007" in capsys.readouterr().out
     assert cli.main(["db", "upgrade", "--config", str(path)]) == 0
-    assert "already at revision 0003" in capsys.readouterr().out
+    assert "already at revision 0007" in capsys.readouterr().out
     assert cli.main(["db", "current", "--config", str(path)]) == 0
-    assert "revision 0003 (up to date)" in capsys.readouterr().out
+    assert "revision 0007 (up to date)" in capsys.readouterr().out
 
 
 def test_db_upgrade_refuses_a_locked_sqlite_database(

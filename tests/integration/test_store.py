@@ -464,7 +464,7 @@ async def test_leases(state_store: store.Store) -> None:
 
 async def test_schema_is_current(state_store: store.Store) -> None:
     await state_store.check_current()
-    assert await state_store.revision() == "0003"  # 0003 (ATR tokens) is chained after 0006 in this branch
+    assert await state_store.revision() == "0007"  # 0007 (readings) is chained after 0003
 
 
 async def test_naive_times_are_refused(state_store: store.Store) -> None:

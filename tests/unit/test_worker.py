@@ -52,9 +52,11 @@ async def test_the_event_loop_keeps_its_timing_while_the_worker_is_busy(worker: 
     assert gap < 0.5
 
 
-async def test_a_thread_is_tallied_in_the_worker(worker: worker_api.Worker) -> None:
+async def test_a_thread_is_tallied_in_the_worker_from_its_readings(worker: worker_api.Worker) -> None:
     people = roster.Roster(committees={"foo": roster.Committee("foo", members=frozenset({"chen"}))})
-    analysis = await worker.analyse([VOTE], people, tally.Options(committee="foo"))
+    read = await worker.read(VOTE)
+    assert not isinstance(read, str)
+    analysis = await worker.analyse([read], people, tally.Options(committee="foo"))
     assert [(v.voter, v.vote, v.status) for v in analysis.result.votes] == [("chen", "+1", "binding")]
     assert analysis.messages == (("v1@x", "v1@x"),)
     assert analysis.receipts == frozenset()

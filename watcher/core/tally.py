@@ -15,9 +15,9 @@ from collections.abc import Iterable, Sequence
 from typing import Final, Literal
 
 import watcher.core.castings as castings
+import watcher.core.digest as digest
 import watcher.core.identity as identity
 import watcher.core.message as message
-import watcher.core.receipts as receipts
 import watcher.core.roster as roster
 
 VoteValue = Literal["+1", "0", "-1", "?"]
@@ -154,17 +154,28 @@ def is_stop_subject(subject: str) -> bool:
 
 def tally(messages: Sequence[message.Message], people: roster.Roster, options: Options = Options()) -> Tally:
     """Tally the votes of one thread, given in archive order."""
+    previous = [digest.read(msg) for msg in options.previous_round]
+    return combine([digest.read(msg) for msg in messages], people, options, previous)
+
+
+def combine(
+    digests: Sequence[digest.Digest],
+    people: roster.Roster,
+    options: Options = Options(),
+    previous: Sequence[digest.Digest] = (),
+) -> Tally:
+    """Tally a thread from its messages' digests, in archive order (`options.previous_round` is not read)."""
     committee = roster.committee_for_round(people, options.committee, options.vote_round)
     unknown_because = _unknown_because(people, committee)
     state = _Collector(people, committee, options, known=unknown_because is None)
-    state.read_all(messages)
+    state.read_all(digests)
     votes = list(state.votes.values())
-    if options.vote_round == 2 and options.previous_round:
-        votes.extend(_carried(options, people, set(state.votes)))
+    if options.vote_round == 2 and previous:
+        votes.extend(_carried(previous, people, set(state.votes)))
     voted = {vote.voter for vote in votes if vote.vote in COUNTED}
     possible = tuple(p for p in state.possible if p.voter not in voted)
     summary = summarise(votes)
-    thread = state.thread_info(messages)
+    thread = state.thread_info(digests)
     passed = None if unknown_because else passes(summary.binding.yes, summary.binding.no)
     no_verdict_because = unknown_because
     if passed is not None:
@@ -262,9 +273,9 @@ def _group(status: roster.Status) -> str:
     return "non_binding"
 
 
-def _carried(options: Options, people: roster.Roster, voted_again: set[str]) -> list[Vote]:
+def _carried(previous: Sequence[digest.Digest], people: roster.Roster, voted_again: set[str]) -> list[Vote]:
     """IPMC members' round-1 votes that stand in round 2 because they did not vote again."""
-    first = tally(options.previous_round, people, Options(committee=roster.IPMC_KEY))
+    first = combine(previous, people, Options(committee=roster.IPMC_KEY))
     carried: list[Vote] = []
     for vote in first.votes:
         if vote.voter in voted_again or vote.status != "binding" or vote.vote not in COUNTED:
@@ -290,8 +301,9 @@ class _Collector:
         self.stopped_at: StopAt | None = None
         self._last_date: datetime.datetime | None = None
 
-    def read_all(self, messages: Sequence[message.Message]) -> None:
-        for msg in messages:
+    def read_all(self, digests: Sequence[digest.Digest]) -> None:
+        for read in digests:
+            msg = read.headers
             if msg.message_id and msg.message_id in self.excluded:
                 continue
             stop = _STOP_RE.search(msg.subject)
@@ -299,14 +311,15 @@ class _Collector:
                 kind: StopKind = "result" if stop.group(1).lower() == "result" else "cancel"
                 self.stopped_at = StopAt(msg.message_id or msg.key, kind, msg.date)
                 return
-            if self.leave_out_receipts and receipts.looks_like_receipt(msg):
+            if self.leave_out_receipts and read.receipt:
                 self.receipts.append(msg.message_id or msg.key)
                 continue
             self._check_date(msg)
-            self._read(msg)
+            self._read(read)
 
-    def thread_info(self, messages: Sequence[message.Message]) -> ThreadInfo:
-        opener = next((m for m in messages if not is_stop_subject(m.subject)), None)
+    def thread_info(self, digests: Sequence[digest.Digest]) -> ThreadInfo:
+        heads = (read.headers for read in digests)
+        opener = next((m for m in heads if not is_stop_subject(m.subject)), None)
         if opener is None:
             return ThreadInfo("", "", "", None)
         return ThreadInfo(opener.subject, opener.message_id, opener.list_id, opener.date)
@@ -319,34 +332,36 @@ class _Collector:
             return
         self._last_date = msg.date
 
-    def _read(self, msg: message.Message) -> None:
+    def _read(self, read: digest.Digest) -> None:
+        msg = read.headers
         sender = identity.identify(msg, self.people)
         if sender is None:
             self.warnings.append(f"no sender address in <{msg.message_id or msg.key}>; message skipped")
             return
         self.warnings.extend(warning for warning in sender.warnings if warning not in self.warnings)
-        reading = castings.read(msg.text)
+        reading = read.reading
         if reading.vote is None and reading.fraction is None:
             if reading.withdrawn and self.votes.pop(sender.key, None) is not None:
                 self.warnings.append(f"{sender.key} withdrew their vote in <{msg.message_id or msg.key}>")
                 return
             self._maybe_possible(msg, sender, reading)
             return
-        self._record(msg, sender, reading)
+        self._record(read, sender, reading)
 
     def _maybe_possible(self, msg: message.Message, sender: identity.Sender, reading: castings.Reading) -> None:
         if not reading.possible:
             return
         self.possible.append(PossibleVote(sender.key, sender.address, sender.name, msg.message_id, reading.possible))
 
-    def _record(self, msg: message.Message, sender: identity.Sender, reading: castings.Reading) -> None:
+    def _record(self, read: digest.Digest, sender: identity.Sender, reading: castings.Reading) -> None:
+        msg = read.headers
         status = self.people.status(sender.uid, self.committee) if self.known else "unknown"
         value: VoteValue = reading.vote if reading.vote is not None else "?"
         label_reasons = _label_reasons(reading.self_label, status) if self.known else []
         reasons = [*sender.reasons, *reading.reasons, *label_reasons]
         if reading.vote is None and reading.fraction is not None:
             reasons.append(f"fractional vote {reading.fraction}: recorded, not counted")
-        if not msg.text.strip() and msg.text_source == "none":
+        if read.blank:
             reasons.append("no readable text part")
         low = sender.confidence == "low" or reading.confidence == "low" or value == "?" or bool(label_reasons)
         previous = self.votes.get(sender.key)

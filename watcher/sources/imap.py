@@ -38,6 +38,8 @@ import watcher.sources.imap_wire as wire
 
 T = TypeVar("T")
 OnMessage = Callable[[str, int, bytes], Awaitable[None]]
+# A fetched batch handed on at once: (folder, [(uid, raw), ...]); the consumer stores it in one transaction.
+OnBatch = Callable[[str, list[tuple[int, bytes]]], Awaitable[None]]
 
 IMAPS_PORT: Final = 993
 IDLE_RENEW_S: Final = 25 * 60.0
@@ -371,12 +373,15 @@ class ImapSource:
         on_message: OnMessage,
         *,
         rand: random.Random | None = None,
+        on_batch: OnBatch | None = None,
     ) -> None:
+        """`on_batch`, when given, takes each fetched batch at once instead of `on_message` per message."""
         self.config = config
         self.pushed = asyncio.Event()
         self.folders = {folder: FolderState() for folder in config.folders}
         self._cursors = cursors
         self._on_message = on_message
+        self._on_batch = on_batch
         self._rand = rand or random.Random()
         self._locks = {folder: asyncio.Lock() for folder in config.folders}
         self._log = log.bind(source=config.source_name)
@@ -487,9 +492,12 @@ class ImapSource:
         saved = position
         delivered = 0
         try:
-            for uid, raw in await connection.fetch(batch):
-                if uid <= position.position:
-                    continue
+            fetched = [(uid, raw) for uid, raw in await connection.fetch(batch) if uid > position.position]
+            if self._on_batch is not None and fetched:
+                await _hand_on_batch(self._on_batch, folder, fetched)
+                delivered, position = len(fetched), cursor.Cursor(position.validity, fetched[-1][0])
+                fetched = []
+            for uid, raw in fetched:
                 try:
                     await self._on_message(folder, uid, raw)
                 except Exception as exc:
@@ -502,6 +510,14 @@ class ImapSource:
             if position != saved:
                 await self._cursors.set_cursor(self.config.source_name, folder, position)
         return position, delivered
+
+
+async def _hand_on_batch(on_batch: OnBatch, folder: str, fetched: list[tuple[int, bytes]]) -> None:
+    """One fetched batch to the consumer at once (its cursor then advances past the whole batch)."""
+    try:
+        await on_batch(folder, fetched)
+    except Exception as exc:
+        raise ConsumerError(f"on_message failed for {folder} UIDs {fetched[0][0]}-{fetched[-1][0]}") from exc
 
 
 def _describe(exc: BaseException, password: secrets.Secret) -> str:

@@ -81,6 +81,8 @@ messages: Final = sa.Table(
     sa.Column("flag_detail", sa.Text, nullable=False, server_default=""),
     # The From address of a flagged message, read from its header block only.
     sa.Column("sender", sa.Text, nullable=False, server_default=""),
+    # The message read once (`digest.Digest` as JSON); NULL until read (migration 0007).
+    sa.Column("reading", sa.Text, nullable=True),
     sa.Index(None, "list_id"),
     sa.Index(None, "in_reply_to"),
 )

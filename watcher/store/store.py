@@ -18,12 +18,14 @@ import sqlalchemy.dialects.postgresql as postgresql
 import sqlalchemy.dialects.sqlite as sqlite
 import sqlalchemy.ext.asyncio as sa_async
 
+import watcher.core.digest as digest
 import watcher.core.lifecycle as lifecycle
 import watcher.core.message as message
 import watcher.outbox as outbox
 import watcher.sources.cursor as cursor
 import watcher.store.engine as engine
 import watcher.store.migrate as migrate
+import watcher.store.readings as readings
 import watcher.store.records as records
 import watcher.store.schema as schema
 import watcher.wallclock as wallclock
@@ -137,6 +139,23 @@ class Store:
             return []
         new = set(await self._insert_messages(list(rows.values())))
         return [key for key in rows if key in new]
+
+    async def add_message_batch(
+        self,
+        items: Sequence[tuple[bytes, message.Envelope, bool]],
+        source: str,
+        *,
+        now: datetime.datetime | None = None,
+    ) -> set[str]:
+        """Store (raw, envelope, keep_raw) messages once each, in one transaction; the keys that were new."""
+        moment = _now(now)
+        rows: dict[str, dict[str, Any]] = {}
+        for raw, envelope, keep_raw in items:
+            row = _message_row(raw, envelope, source, keep_raw, moment)
+            rows.setdefault(row["key"], row)
+        if not rows:
+            return set()
+        return set(await self._insert_messages(list(rows.values())))
 
     async def _insert_messages(self, rows: list[dict[str, Any]]) -> list[str]:
         table = schema.messages
@@ -307,6 +326,34 @@ class Store:
         )
         async with self._read() as conn:
             return [bytes(raw) for raw in (await conn.execute(statement)).scalars()]
+
+    async def thread_readings(self, vote_id: int) -> list[tuple[str, digest.Digest | None]]:
+        """(key, stored digest or None when not read yet) of a vote's messages in archive order.
+
+        Left out as in `thread_messages`: those kept without bytes, or flagged.
+        """
+        links, messages = schema.vote_messages, schema.messages
+        statement = (
+            sa.select(messages.c.key, messages.c.reading)
+            .join(links, links.c.message_key == messages.c.key)
+            .where(links.c.vote_id == vote_id, messages.c.raw.is_not(None), messages.c.flag == "")
+            .order_by(links.c.position, links.c.added_at, links.c.message_key)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(statement)).all()
+        return [(row.key, readings.decode(row.reading)) for row in rows]
+
+    async def reading(self, key: str) -> digest.Digest | None:
+        """A message's stored digest (None when not read yet)."""
+        table = schema.messages
+        async with self._read() as conn:
+            return readings.decode(await conn.scalar(sa.select(table.c.reading).where(table.c.key == key)))
+
+    async def set_reading(self, key: str, read: digest.Digest) -> None:
+        """Keep a message's digest beside its bytes (read once: a re-tally combines digests)."""
+        table = schema.messages
+        async with self._write() as conn:
+            await conn.execute(sa.update(table).where(table.c.key == key).values(reading=readings.encode(read)))
 
     async def flag_message(self, key: str, flag: str, detail: str, sender: str = "") -> bool:
         """Mark a message `too_large` or `unreadable` (it is read no more); True when it was not flagged before."""
