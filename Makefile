@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench system-deps clean
+.PHONY: demo test lint wheel-check bench system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,demo]'
 	touch $(STAMP)
 
 # Debian packages the integration tests need (Dovecot for IMAP). Installed only when missing.
@@ -24,7 +24,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check watcher tests bench
 	$(BIN)/mypy
 
-test: $(STAMP) system-deps lint
+# The wheel carries LICENSE and NOTICE and no test scaffolding (scripts/check-wheel.sh).
+wheel-check: $(STAMP)
+	./scripts/check-wheel.sh $(BIN)/python
+
+test: $(STAMP) system-deps lint wheel-check
 	$(BIN)/pytest
 
 bench: $(STAMP) system-deps
