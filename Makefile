@@ -28,8 +28,12 @@ lint: $(STAMP)
 wheel-check: $(STAMP)
 	./scripts/check-wheel.sh $(BIN)/python
 
+# Tests run in parallel processes (pytest-xdist): each has its own Dovecot, sandboxes and databases on free
+# ports, and the process-level tests mostly wait, so more workers than cores pay off.
+TEST_WORKERS ?= 4
+
 test: $(STAMP) system-deps lint wheel-check
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/run_all.py
