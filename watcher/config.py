@@ -12,7 +12,6 @@ import dataclasses
 import datetime
 import difflib
 import email.utils
-import ipaddress
 import os
 import pathlib
 import re
@@ -26,6 +25,7 @@ import pydantic
 import sqlalchemy.engine
 
 import watcher.core.durations as durations
+import watcher.core.loopback as loopback
 import watcher.core.roster as roster
 import watcher.secrets as secrets
 import watcher.store.engine as engine
@@ -53,17 +53,6 @@ class Problem:
 
     path: str
     message: str
-
-
-def is_loopback(host: str) -> bool:
-    """True for `localhost` and loopback IP addresses (no name resolution)."""
-    bare = host.strip().strip("[]").lower()
-    if bare == "localhost" or bare.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(bare).is_loopback
-    except ValueError:
-        return False
 
 
 # Field types --------------------------------------------------------------------------------------------------
@@ -128,7 +117,7 @@ def _check_url(value: str) -> str:
     parsed = urllib.parse.urlsplit(value.strip())
     if parsed.scheme not in ("https", "http") or not parsed.hostname:
         raise ValueError(f"{value!r} is not an http(s) URL")
-    if parsed.scheme == "http" and not is_loopback(parsed.hostname):
+    if parsed.scheme == "http" and not loopback.is_loopback(parsed.hostname):
         raise ValueError(f"{value!r}: plain http is allowed only to a loopback host; use https")
     return value.strip().rstrip("/")
 
@@ -172,7 +161,7 @@ def _secret_required(section: Section, name: str, what: str) -> list[Problem]:
 
 
 def _plain_only_to_loopback(host: str, tls: str) -> list[Problem]:
-    if tls != "none" or is_loopback(host):
+    if tls != "none" or loopback.is_loopback(host):
         return []
     return [Problem("tls", f'"none" (plain text) is allowed only to a loopback host, not {host}')]
 

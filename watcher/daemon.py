@@ -51,6 +51,7 @@ import watcher.sources.imap as imap
 import watcher.sources.ponymail as ponymail
 import watcher.store as store_api
 import watcher.store.records as records
+import watcher.wallclock as wallclock
 import watcher.worker as worker_api
 
 log = structlog.get_logger("watcher.daemon")
@@ -60,7 +61,6 @@ READY_DB_TIMEOUT_S: Final = 2.0
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 EXIT_PAT_REJECTED: Final = 2
-Clock = Callable[[], datetime.datetime]
 # How long before a vote's start a mailbox may have stored its [VOTE] (clocks differ; mail is not early by more).
 STORED_SLACK: Final = datetime.timedelta(days=1)
 # The scheduler's jobs: one of them that the database failed is run again soon, and the outage is over
@@ -113,11 +113,6 @@ def claim_ttl(cfg: config_api.Config) -> datetime.timedelta:
     return max(2 * cfg.leases.ttl, send)
 
 
-def utcnow() -> datetime.datetime:
-    """The wall clock, in UTC (the edge: the core never reads it)."""
-    return datetime.datetime.now(datetime.UTC)
-
-
 class _StoredThreads:
     """A ThreadFinder for configurations without an archive: the [VOTE] among the messages the sources stored.
 
@@ -168,7 +163,7 @@ class Daemon:
     sender: outbox.Outbox
     metrics: metrics_api.Metrics
     sink: events.Sink
-    clock: Clock
+    clock: wallclock.Clock
     archives: list[tuple[ponymail.PonyMailSource, ponymail.ArchiveClient]] = dataclasses.field(default_factory=list)
     mailboxes: list[imap.ImapSource] = dataclasses.field(default_factory=list)
     files: list[files_source.FileSource] = dataclasses.field(default_factory=list)
@@ -657,7 +652,9 @@ class Daemon:
         self.desk.worker.close()
 
 
-async def build(cfg: config_api.Config, *, sink: events.Sink = events.ignore, clock: Clock = utcnow) -> Daemon:
+async def build(
+    cfg: config_api.Config, *, sink: events.Sink = events.ignore, clock: wallclock.Clock = wallclock.utcnow
+) -> Daemon:
     """Open the store (checking its schema) and build every part from the configuration.
 
     Every event the parts report is also logged, at info, as one line (`watcher.log.log_event`).
@@ -806,7 +803,7 @@ def _source_name(source: config_api.Source) -> str:
 
 
 def _archive(
-    source: config_api.PonymailSource, db: store_api.Store, clock: Clock
+    source: config_api.PonymailSource, db: store_api.Store, clock: wallclock.Clock
 ) -> tuple[ponymail.PonyMailSource, ponymail.ArchiveClient]:
     settings = ponymail.Settings(
         base_url=source.base_url,
@@ -859,7 +856,7 @@ async def run(
     stop: asyncio.Event | None = None,
     once: bool = False,
     sink: events.Sink = events.ignore,
-    clock: Clock = utcnow,
+    clock: wallclock.Clock = wallclock.utcnow,
 ) -> int:
     """Run the daemon until `stop` is set or a signal arrives (or one cycle with `once`); returns the exit status."""
     stop = stop or asyncio.Event()
@@ -1008,7 +1005,7 @@ async def _rest_of_first_cycle(daemon: Daemon, scheduler: AsyncIOScheduler) -> N
     for job in scheduler.get_jobs():
         if job.id in daemon._store_failed_jobs:
             # The first cycle failed on the database: try again soon, not at the job's next turn.
-            job.modify(next_run_time=utcnow() + daemon.cfg.watcher.store_retry)
+            job.modify(next_run_time=wallclock.utcnow() + daemon.cfg.watcher.store_retry)
 
 
 async def _until_stopped(daemon: Daemon, stop: asyncio.Event) -> None:

@@ -33,6 +33,7 @@ import watcher.sandbox.clock as clocks
 import watcher.sandbox.ponymail as ponymail_sandbox
 import watcher.sandbox.serve as serve
 import watcher.store as store_api
+import watcher.wallclock as wallclock
 
 ROUND_TWO_LIST: Final = "general@incubator.apache.org"
 ATR_HOST: Final = "release-test.apache.org"
@@ -217,7 +218,7 @@ async def _run(
     report_path: pathlib.Path | None,
     out: TextIO,
 ) -> int:
-    clock = clocks.ScaledClock(datetime.datetime.now(datetime.UTC), speed)
+    clock = clocks.ScaledClock(wallclock.utcnow(), speed)
     start = clock.now()
     archive = ponymail_sandbox.PonyMailSandbox(clock=clock)
     _round_one(data, demo, archive, clock())

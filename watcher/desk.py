@@ -32,11 +32,11 @@ import watcher.outbox as outbox
 import watcher.render as render
 import watcher.store as store_api
 import watcher.store.records as records
+import watcher.wallclock as wallclock
 import watcher.worker as worker_api
 
 log = structlog.get_logger("watcher.desk")
 
-Clock = Callable[[], datetime.datetime]
 RosterFor = Callable[[records.TrackedVote], Awaitable[roster.Roster]]
 PreviousRound = Callable[[records.TrackedVote], Awaitable[Sequence[bytes]]]
 Screen = Callable[[str, bytes], Awaitable[bool]]
@@ -120,7 +120,7 @@ class Desk:
         roster_for: RosterFor,
         previous_round: PreviousRound,
         sink: events.Sink = events.ignore,
-        clock: Clock,
+        clock: wallclock.Clock,
         worker: worker_api.Worker | None = None,
         screen: Screen | None = None,
         shadow: mailer.Mailer | None = None,

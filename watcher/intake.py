@@ -27,12 +27,12 @@ import watcher.core.threads as threads
 import watcher.metrics as metrics_api
 import watcher.store as store_api
 import watcher.store.records as records
+import watcher.wallclock as wallclock
 import watcher.worker as worker_api
 
 log = structlog.get_logger("watcher.intake")
 
 OnVoteChanged = Callable[[int], Awaitable[None]]
-Clock = Callable[[], datetime.datetime]
 Spawn = Callable[[Coroutine[Any, Any, None], str], None]
 _VOTE_WORDS_RE: Final = re.compile(r"\[\s*(vote|result|cancel|cancell?ed)\s*\]", re.IGNORECASE)
 # Vote replies are a few KB, 200 KB with a long quoted thread; past this it is an attachment or an attack.
@@ -51,7 +51,7 @@ class Intake:
         on_vote_changed: OnVoteChanged,
         *,
         metrics: metrics_api.Metrics | None = None,
-        clock: Clock,
+        clock: wallclock.Clock,
         worker: worker_api.Worker | None = None,
         max_bytes: int = MAX_MESSAGE_BYTES,
         spawn: Spawn | None = None,

@@ -30,11 +30,11 @@ from typing import Any, Final, Protocol, TypeVar
 import structlog
 
 import watcher.store.records as records
+import watcher.wallclock as wallclock
 
 log = structlog.get_logger("watcher.leases")
 
 T = TypeVar("T")
-Clock = Callable[[], datetime.datetime]
 
 DISCOVERY: Final = "discovery"
 # A holder's expiry read from the table is retried this much later, so that it has surely passed.
@@ -56,11 +56,6 @@ def mailbox(source_name: str) -> str:
 def owner_id(instance_name: str) -> str:
     """A name for this process that no other process shares: `{instance}:{pid}:{random}`."""
     return f"{instance_name}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def utcnow() -> datetime.datetime:
-    """The wall clock in UTC (leases always use it: TTLs are real time, even when the daemon's clock is not)."""
-    return datetime.datetime.now(datetime.UTC)
 
 
 class LeaseStore(Protocol):
@@ -110,7 +105,7 @@ class LeaseKeeper:
         *,
         ttl: datetime.timedelta,
         heartbeat: datetime.timedelta,
-        clock: Clock = utcnow,
+        clock: wallclock.Clock = wallclock.utcnow,  # TTLs are real time, even when the daemon's clock is not
     ) -> None:
         """`store` None holds every lease for good (one instance: see `solo`)."""
         if heartbeat >= ttl:

@@ -23,7 +23,6 @@ import datetime
 import email.headerregistry
 import email.message
 import enum
-import ipaddress
 import os
 import pathlib
 import re
@@ -33,6 +32,7 @@ from typing import Any, Final, Literal, Protocol
 
 import aiosmtplib
 
+import watcher.core.loopback as loopback
 import watcher.secrets as secrets
 
 Security = Literal["starttls", "implicit", "none"]
@@ -102,7 +102,7 @@ class SmtpMailer:
         """Check the settings now, so that a bad configuration fails at start and not at the first send."""
         if not settings.host:
             raise MailerError("smtp host is empty")
-        if settings.tls == "none" and not is_loopback(settings.host):
+        if settings.tls == "none" and not loopback.is_loopback(settings.host):
             raise MailerError(f"plain-text SMTP is allowed only to loopback, not to {settings.host}")
         if settings.password is not None and not settings.user:
             raise MailerError("an SMTP password needs a user")
@@ -224,16 +224,6 @@ def tls_context(ca_file: pathlib.Path | None = None) -> ssl.SSLContext:
         raise MailerError(f"cannot load CA file {ca_file}: {exc}") from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
-
-
-def is_loopback(host: str) -> bool:
-    """True for `localhost` and loopback addresses (no name is looked up)."""
-    if host.lower() in {"localhost", "localhost.localdomain"}:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def eml_name(message_id: str) -> str:

@@ -21,6 +21,8 @@ import prometheus_client
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+import watcher.wallclock as wallclock
+
 DEFAULT_LISTEN: Final = "127.0.0.1:9464"
 DEFAULT_HOST: Final = "127.0.0.1"
 ReminderOutcome = Literal["sent", "skipped", "failed"]
@@ -28,13 +30,8 @@ ResolutionOutcome = Literal["signalled", "held"]
 REMINDER_OUTCOMES: Final[tuple[ReminderOutcome, ...]] = ("sent", "skipped", "failed")
 RESOLUTION_OUTCOMES: Final[tuple[ResolutionOutcome, ...]] = ("signalled", "held")
 _MAX_PORT: Final = 65535
-Clock = Callable[[], datetime.datetime]
 # /readyz's check: ready or not, and what each part said.
 Readiness = Callable[[], tuple[bool, dict[str, Any]]]
-
-
-def _utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,7 +64,7 @@ class Endpoint:
 class Metrics:
     """The daemon's metrics; methods are safe to call from any thread, and cheap."""
 
-    def __init__(self, version: str, sources: Iterable[str] = (), clock: Clock = _utcnow) -> None:
+    def __init__(self, version: str, sources: Iterable[str] = (), clock: wallclock.Clock = wallclock.utcnow) -> None:
         """`sources` are expected to poll: until their first success they age from now, rather than being absent."""
         self.registry = prometheus_client.CollectorRegistry()
         registry = self.registry
@@ -243,7 +240,7 @@ def parse_listen(listen: str) -> tuple[str, int]:
 class _PollAges(Collector):
     """vote_watcher_seconds_since_last_poll, computed when scraped from the last success per source."""
 
-    def __init__(self, clock: Clock, sources: Iterable[str]) -> None:
+    def __init__(self, clock: wallclock.Clock, sources: Iterable[str]) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         started = clock()

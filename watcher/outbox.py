@@ -30,10 +30,12 @@ import email.policy
 import enum
 import random
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from typing import Final, Literal, Protocol
 
+import watcher.core.backoff as backoff
 import watcher.mailer as mailer
+import watcher.wallclock as wallclock
 
 DeliveryResult = Literal["sent", "retry", "failed", "skipped", "deferred", "claim_lost"]
 DAY: Final = datetime.timedelta(days=1)
@@ -149,7 +151,7 @@ class Outbox:
         policy: OutboxPolicy,
         *,
         owner: str,
-        clock: Callable[[], datetime.datetime] | None = None,
+        clock: wallclock.Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
         """`owner` names this instance in claims; `clock` and `rng` are injectable for tests."""
@@ -157,7 +159,7 @@ class Outbox:
         self.mailer = sender
         self.policy = policy
         self.owner = owner
-        self._clock = clock or _utcnow
+        self._clock = clock or wallclock.utcnow
         self._rng = rng or random.Random()
 
     async def run_once(self) -> list[Delivery]:
@@ -200,17 +202,16 @@ class Outbox:
         if result.outcome == mailer.Outcome.PERMANENT:
             await self.store.mark_failed(row.id, result.detail, now)
             return _delivery(row, "failed", result.detail)
-        next_at = now + backoff(attempts, self.policy, self._rng)
+        next_at = now + retry_delay(attempts, self.policy, self._rng)
         await self.store.reschedule(row.id, result.detail, next_at)
         lost = result.outcome == mailer.Outcome.UNCERTAIN
         return dataclasses.replace(_delivery(row, "retry", result.detail, next_at), answer_lost=lost)
 
 
-def backoff(attempts: int, policy: OutboxPolicy, rng: random.Random) -> datetime.timedelta:
+def retry_delay(attempts: int, policy: OutboxPolicy, rng: random.Random) -> datetime.timedelta:
     """The wait after `attempts` failed attempts: base * 2^(attempts-1), capped, then jittered into [half, full]."""
-    exponent = min(max(attempts - 1, 0), 32)
-    full = min(policy.base_delay * (1 << exponent), policy.max_delay)
-    return full / 2 + full / 2 * rng.random()
+    retry = backoff.Backoff(policy.base_delay.total_seconds(), policy.max_delay.total_seconds(), backoff.Jitter.HALF)
+    return datetime.timedelta(seconds=retry.delay(attempts - 1, rng.random))
 
 
 def new_message_id(domain: str) -> str:
@@ -352,7 +353,3 @@ def _delivery(
     return Delivery(
         row.id, row.recipient, row.message_id, result, detail, next_at, row.kind, row.release_key, row.vote_seq
     )
-
-
-def _utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)

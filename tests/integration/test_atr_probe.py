@@ -43,7 +43,7 @@ path = "{mbox}"
 
 
 def probe(path: pathlib.Path) -> int:
-    return check_config.run(argparse.Namespace(config=str(path), probe=True))
+    return check_config.run(argparse.Namespace(config=str(path), probe=True, allow_readable_secrets=False))
 
 
 async def test_the_probe_passes_against_an_atr_that_matches_the_schema(

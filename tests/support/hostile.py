@@ -84,7 +84,7 @@ def scenario(now: float) -> atr_scenario.Scenario:
             "committers": [*MEMBERS, "watcher"],
             "release_managers": ["amira", "watcher"],
         }
-        recipients = {"to": [f"dev@{key}.apache.org"]}
+        recipients = {"to": f"dev@{key}.apache.org"}
         projects[key] = {
             "name": f"Apache {key.title()}",
             "committee_key": key,

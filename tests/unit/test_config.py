@@ -477,15 +477,6 @@ def test_apply_env_overrides_is_pure() -> None:
 # Small parts ------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("host", "loopback"),
-    [("localhost", True), ("127.0.0.1", True), ("127.1.2.3", True), ("::1", True), ("[::1]", True),
-     ("10.0.0.1", False), ("lists.apache.org", False), ("localhost.example.org", False)],
-)  # fmt: skip
-def test_is_loopback(host: str, loopback: bool) -> None:
-    assert config.is_loopback(host) is loopback
-
-
 def test_metrics_listen_address() -> None:
     assert config.MetricsSection(listen="127.0.0.1:9464").address == ("127.0.0.1", 9464)
     assert config.MetricsSection(listen="[::1]:9000").address == ("::1", 9000)

@@ -112,24 +112,6 @@ def test_start_position() -> None:
     assert imap.start_position(cursor.Cursor(4, 12), server, start_at_end=False) == (cursor.Cursor(5, 0), True)
 
 
-@pytest.mark.parametrize(
-    ("host", "loopback"),
-    [
-        ("localhost", True),
-        ("127.0.0.1", True),
-        ("127.3.2.1", True),
-        ("::1", True),
-        ("[::1]", True),
-        ("imap.example.org", False),
-        ("localhost.example.org", False),
-        ("10.0.0.1", False),
-        ("", False),
-    ],
-)
-def test_is_loopback(host: str, loopback: bool) -> None:
-    assert imap.is_loopback(host) is loopback
-
-
 def settings(**overrides: object) -> imap.ImapConfig:
     base = imap.ImapConfig(host="imap.example.org", user="watcher", password=secrets.Secret("hunter2-secret"))
     return dataclasses.replace(base, **overrides)

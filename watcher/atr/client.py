@@ -14,7 +14,6 @@ import asyncio
 import base64
 import binascii
 import email.utils
-import ipaddress
 import json
 import pathlib
 import random
@@ -33,6 +32,8 @@ import watcher.atr.budget as budget
 import watcher.atr.errors as errors
 import watcher.atr.models as models
 import watcher.atr.tokens as tokens
+import watcher.core.backoff as backoff
+import watcher.core.loopback as loopback
 import watcher.log as log_setup
 
 PROJECT_URL: Final = "https://github.com/apache/vote-watcher"
@@ -112,7 +113,7 @@ class AtrClient:
         self._sleep = sleep
         self._jitter = jitter
         self._max_retries = max_retries
-        self._backoff_base = backoff_base
+        self._retry_policy = backoff.Backoff(backoff_base, backoff_max, backoff.Jitter.FULL)
         self._backoff_max = backoff_max
         self._max_rate_limit_wait = max_rate_limit_wait
         self._renew_margin = renew_margin
@@ -355,13 +356,13 @@ class AtrClient:
 
     def _backoff(self, attempt: int) -> float:
         # Full jitter: a random wait up to the capped exponential step.
-        return self._jitter() * min(self._backoff_max, self._backoff_base * 2.0**attempt)
+        return self._retry_policy.delay(attempt, self._jitter)
 
     def _rate_limit_wait(self, response: httpx.Response, attempt: int) -> float:
         retry_after = _retry_after(response)
         if retry_after is not None:
             return retry_after
-        return min(self._backoff_max, self._backoff_base * 2.0**attempt)
+        return self._retry_policy.step(attempt)
 
     def _error_text(self, response: httpx.Response) -> str:
         try:
@@ -480,20 +481,10 @@ def checked_base_url(base_url: str) -> str:
     url = urllib.parse.urlsplit(base_url.strip())
     if url.scheme not in {"https", "http"} or not url.hostname:
         raise ValueError(f"ATR base_url must be an https:// URL, not {base_url!r}")
-    if url.scheme == "http" and not is_loopback(url.hostname):
+    if url.scheme == "http" and not loopback.is_loopback(url.hostname):
         raise ValueError(f"ATR base_url must use https unless it is on loopback: {base_url!r}")
     path = url.path.rstrip("/").removesuffix("/api")
     return urllib.parse.urlunsplit((url.scheme, url.netloc, path, "", ""))
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost and loopback addresses."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def jwt_lifetime(jwt: str) -> float:

@@ -21,11 +21,14 @@ from typing import Final, Literal, Protocol
 
 import cryptography.fernet as fernet
 
+import watcher.core.backoff as backoff
+
 EXCHANGES_PER_HOUR: Final = 10
 RESERVE: Final = 3
 STORM_BACKOFF: Final = 30.0
 STORM_BACKOFF_MAX: Final = 1800.0
 HOUR: Final = 3600.0
+_STORM: Final = backoff.Backoff(STORM_BACKOFF, STORM_BACKOFF_MAX, backoff.Jitter.NONE)
 
 Reason = Literal["renew", "401", "rejected"]
 
@@ -49,8 +52,7 @@ def exchange_wait(history: Sequence[Exchange], now: float, reason: Reason) -> fl
     if reason != "renew":
         streak = _refused_streak(recent)
         if streak:
-            backoff = min(STORM_BACKOFF_MAX, STORM_BACKOFF * 2.0 ** (streak - 1))
-            waits.append(recent[-1].at + backoff - now)
+            waits.append(recent[-1].at + _STORM.step(streak - 1) - now)
     return max(waits)
 
 

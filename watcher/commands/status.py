@@ -13,6 +13,7 @@ from typing import Any
 import watcher.commands.reading as reading
 import watcher.config as config
 import watcher.store as store_api
+import watcher.wallclock as wallclock
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,11 +25,11 @@ def run(args: argparse.Namespace) -> int:
     """Print the status; exit 1 when the database cannot be read."""
 
     async def work(db: store_api.Store, cfg: config.Config) -> int:
-        data = await collect(db, datetime.datetime.now(datetime.UTC))
+        data = await collect(db, wallclock.utcnow())
         if args.format == "json":
             reading.emit_json(data)
         else:
-            print("\n".join(to_text(data, datetime.datetime.now(datetime.UTC))))
+            print("\n".join(to_text(data, wallclock.utcnow())))
         return reading.EXIT_OK
 
     return reading.run(args, work)

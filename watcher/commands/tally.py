@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import json
 import pathlib
 import sys
@@ -19,6 +18,7 @@ import watcher.core.threads as threads
 import watcher.progress as progress
 import watcher.report as report
 import watcher.sources.archive as archive
+import watcher.wallclock as wallclock
 import watcher.whimsy as whimsy
 
 EXIT_INPUT: Final = 2
@@ -172,7 +172,7 @@ def _roster(args: argparse.Namespace) -> tuple[roster.Roster, list[str]]:
     people = roster.Roster()
     notes: list[str] = []
     if args.roster_url:
-        public, source = whimsy.load(args.roster_url, now=datetime.datetime.now(datetime.UTC))
+        public, source = whimsy.load(args.roster_url, now=wallclock.utcnow())
         people = people.merged(public)
         notes.append(source.describe())
         if source.warning:

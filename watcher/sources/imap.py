@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import ipaddress
 import os
 import random
 import ssl
@@ -32,6 +31,8 @@ import aioimaplib
 import structlog
 
 import watcher.config as config_module
+import watcher.core.backoff as backoff
+import watcher.core.loopback as loopback
 import watcher.secrets as secrets
 import watcher.sources.cursor as cursor
 import watcher.sources.imap_wire as wire
@@ -74,17 +75,6 @@ class ConsumerError(Exception):
 
 class _StoppedError(Exception):
     """The stop event was set while waiting on the server."""
-
-
-def is_loopback(host: str) -> bool:
-    """Whether a host name is loopback without asking DNS: `localhost`, 127.0.0.0/8 or ::1."""
-    name = host.strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,7 +149,7 @@ def _problems(config: ImapConfig) -> list[str]:
         problems.append("imap password is empty")
     if not 0 < config.port < 65536:
         problems.append(f"imap port {config.port} is not a TCP port")
-    if not config.tls and not is_loopback(config.host):
+    if not config.tls and not loopback.is_loopback(config.host):
         problems.append(
             f"plain-text IMAP to {config.host!r} refused: use implicit TLS (tls = true, port 993); "
             "plain text is allowed only to loopback"
@@ -194,8 +184,7 @@ def _folder_problems(folders: tuple[str, ...]) -> list[str]:
 
 def backoff_delay(attempt: int, base_s: float, cap_s: float, rand: random.Random) -> float:
     """Seconds to wait before retry number `attempt` (1, 2, ...): exponential, capped, half jittered."""
-    ceiling = min(cap_s, base_s * 2.0 ** min(max(attempt, 1) - 1, 32))
-    return ceiling / 2 + rand.uniform(0, ceiling / 2)
+    return backoff.Backoff(base_s, cap_s, backoff.Jitter.HALF).delay(attempt - 1, rand.random)
 
 
 def start_position(

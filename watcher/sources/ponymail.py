@@ -25,7 +25,6 @@ import asyncio
 import dataclasses
 import datetime
 import email.utils
-import ipaddress
 import math
 import random
 import re
@@ -37,11 +36,14 @@ from typing import Any, Final
 import httpx
 import structlog
 
+import watcher.core.backoff as backoff
 import watcher.core.identity as identity
+import watcher.core.loopback as loopback
 import watcher.core.message as message
 import watcher.core.votesubject as votesubject
 import watcher.discovery as discovery
 import watcher.sources.cursor as cursor
+import watcher.wallclock as wallclock
 
 DEFAULT_ARCHIVE_URL: Final = "https://lists.apache.org"
 CONNECT_TIMEOUT_S: Final = 10.0
@@ -66,7 +68,6 @@ _THREAD_PATH: Final = re.compile(r"^(?P<base>.*?)/thread/(?P<id>[^/?#]+)/?$")
 _RETRY_STATUS: Final = frozenset({429})
 _RETRY_AFTER_STATUS: Final = frozenset({429, 503})
 NOT_VISIBLE: Final = "not visible to this session (a private list, or deleted from the archive)"
-_LOOPBACK_NAMES: Final = frozenset({"localhost", "localhost.localdomain"})
 
 log = structlog.get_logger(__name__)
 
@@ -311,7 +312,7 @@ class ArchiveClient:
                 return named
         start = since.astimezone(datetime.UTC)
         low = start - datetime.timedelta(days=1)
-        high = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
+        high = wallclock.utcnow() + datetime.timedelta(days=1)
         params: dict[str, str | int] = {
             "header_subject": "[VOTE]",
             "d": f"dfr={low:%Y-%m-%d}|dto={high:%Y-%m-%d}",
@@ -430,8 +431,8 @@ class ArchiveClient:
             return response
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.settings.backoff_max_s, self.settings.backoff_s * 2.0**attempt)
-        return ceiling * (0.5 + 0.5 * self._jitter())
+        policy = backoff.Backoff(self.settings.backoff_s, self.settings.backoff_max_s, backoff.Jitter.HALF)
+        return policy.delay(attempt, self._jitter)
 
     def _url(self, endpoint: str) -> str:
         return f"{self.base_url}/api/{endpoint}"
@@ -876,7 +877,7 @@ def check_url(base_url: str) -> str:
     host = parsed.hostname or ""
     if parsed.scheme == "https" and host:
         return base_url.strip().rstrip("/")
-    if parsed.scheme == "http" and _is_loopback(host):
+    if parsed.scheme == "http" and loopback.is_loopback(host):
         return base_url.strip().rstrip("/")
     raise ValueError(f"archive URL must be https (plain http only to loopback): {base_url!r}")
 
@@ -913,15 +914,6 @@ def _entry(item: object) -> ThreadEntry | None:
 
 def _archive_id(entry: Mapping[str, Any]) -> str:
     return str(entry.get("mid") or entry.get("id") or "")
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _same(tracked: _Tracked, thread_id: str | None, message_id: str | None) -> bool:

@@ -25,6 +25,7 @@ import watcher.store.engine as engine
 import watcher.store.migrate as migrate
 import watcher.store.records as records
 import watcher.store.schema as schema
+import watcher.wallclock as wallclock
 
 DAY: Final = datetime.timedelta(days=1)
 DEFAULT_CLAIM_TTL: Final = datetime.timedelta(minutes=5)
@@ -990,7 +991,7 @@ def _mail_columns() -> list[sa.Column[Any]]:
 
 
 def _now(now: datetime.datetime | None) -> datetime.datetime:
-    return now if now is not None else datetime.datetime.now(datetime.UTC)
+    return now if now is not None else wallclock.utcnow()
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
