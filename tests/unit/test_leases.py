@@ -12,6 +12,7 @@ import datetime
 
 import watcher.leases as leases
 import watcher.store.records as records
+import watcher.wallclock as wallclock
 
 TTL = datetime.timedelta(seconds=0.6)
 HEARTBEAT = datetime.timedelta(seconds=0.2)
@@ -33,7 +34,7 @@ class MemoryLeases:
         self, name: str, owner: str, ttl: datetime.timedelta, now: datetime.datetime | None = None
     ) -> bool:
         self._check()
-        now = now or leases.utcnow()
+        now = now or wallclock.utcnow()
         row = self.rows.get(name)
         if row is not None and row.owner != owner and row.expires_at > now:
             return False
@@ -44,7 +45,7 @@ class MemoryLeases:
         self, name: str, owner: str, ttl: datetime.timedelta, now: datetime.datetime | None = None
     ) -> bool:
         self._check()
-        now = now or leases.utcnow()
+        now = now or wallclock.utcnow()
         row = self.rows.get(name)
         if row is None or row.owner != owner or row.expires_at <= now:
             return False
@@ -106,7 +107,7 @@ async def test_work_under_a_lease_is_cancelled_when_the_renewal_is_refused() -> 
     running = asyncio.create_task(holder.run_under(NAME, work))
     await started.wait()
     # Another instance took the row (as after a long pause of this one): the next renewal is refused.
-    now = leases.utcnow()
+    now = wallclock.utcnow()
     table.rows[NAME] = records.Lease(NAME, "b:2", now + TTL, now)
     await holder.tick()
     assert not holder.holds(NAME)
