@@ -17,12 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import pathlib
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
+# The server control the tests use lives in tests/support/ (not part of the package).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import tests.support.dovecot as dovecot
 import watcher.core.message as message
 import watcher.core.roster as roster
 import watcher.core.tally as tally
@@ -32,7 +38,6 @@ import watcher.secrets as secrets
 import watcher.sources.imap as imap
 import watcher.store as store
 import watcher.store.records as records
-import watcher.testing.dovecot as dovecot
 import watcher.worker as worker_api
 
 RUNS: Final = 3

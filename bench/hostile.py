@@ -3,7 +3,7 @@
 For each shape at 100 KB and 1 MB (and a 50 MB body), `vote-watcher tally FILE --format json` runs as a
 process of its own: its wall time and peak RSS are printed (a run past TALLY_LIMIT_S is stopped and
 printed as such). Then the daemon runs as a process under systemd's notify protocol with
-WATCHDOG_USEC=2000000 (watcher/testing/hostile.py): the 100 KB shapes and the phishing reply in its
+WATCHDOG_USEC=2000000 (tests/support/hostile.py): the 100 KB shapes and the phishing reply in its
 mbox at start, the 1 MB shapes and the 50 MB mail through Dovecot while it runs, an honest +1 on another
 vote after them; printed are the longest gap between WATCHDOG=1 pings, the other vote's reminder latency,
 what was flagged, and the peak RSS of the daemon and of its worker process. `name: value unit` lines.
@@ -19,8 +19,11 @@ import tempfile
 import time
 from typing import Final
 
-import watcher.testing.dovecot as dovecot
-import watcher.testing.hostile as hostile
+# The server control the tests use lives in tests/support/ (not part of the package).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import tests.support.dovecot as dovecot
+import tests.support.hostile as hostile
 
 TALLY_LIMIT_S: Final = 30.0
 SIZES: Final = {"100KB": 100_000, "1MB": 1_000_000}

@@ -1,7 +1,7 @@
 """Ingest benchmarks: IMAP push latency and catch-up, lists.apache.org polling cost, mbox replay.
 
 Prints `name: value unit` lines. Everything runs on loopback: its own Dovecot (through
-watcher.testing.dovecot, the server control the tests use), the sandbox lists.apache.org, and a
+tests.support.dovecot, the server control the tests use), the sandbox lists.apache.org, and a
 SQLite store in a temporary directory.
 
 IMAP latency is measured from just before an APPEND on a second connection:
@@ -43,6 +43,10 @@ from typing import Any
 
 import aioimaplib
 
+# The server control the tests use lives in tests/support/ (not part of the package).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import tests.support.dovecot as dovecot
 import watcher.core.castings as castings
 import watcher.core.identity as identity
 import watcher.core.message as message
@@ -56,7 +60,6 @@ import watcher.sources.cursor as cursor
 import watcher.sources.imap as imap
 import watcher.sources.ponymail as ponymail
 import watcher.store as store
-import watcher.testing.dovecot as dovecot
 
 RUNS = 20
 CATCH_UP = 1000

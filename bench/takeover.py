@@ -23,14 +23,17 @@ import tempfile
 import time
 from typing import Final
 
+# The server control the tests use lives in tests/support/ (not part of the package).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import tests.support.instances as instances
+import tests.support.postgres as postgres
 import watcher.core.durations as durations
 import watcher.leases as leases
 import watcher.sandbox.atr as sandbox_atr
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.ponymail as sandbox_ponymail
 import watcher.store as store_api
-import watcher.testing.instances as instances
-import watcher.testing.postgres as postgres
 
 VOTES: Final = 5
 PAT: Final = "pat-bench-takeover-3b9e"

@@ -22,10 +22,10 @@ import uuid
 import pytest
 
 import tests.fixtures.e2e as e2e
+import tests.support.dovecot as dovecot
 import watcher.cli as cli
 import watcher.daemon as daemon_api
 import watcher.sandbox.ponymail as sandbox_ponymail
-import watcher.testing.dovecot as dovecot
 import watcher.wiring as wiring
 from tests.fixtures.ponymail import mail
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import tests.fixtures.e2e as e2e
 import tests.fixtures.smtp as smtp_fixtures
-import watcher.testing.dovecot as dovecot
+import tests.support.dovecot as dovecot
 
 RELEASE = "lantern-2.0.0"
 

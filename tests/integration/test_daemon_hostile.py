@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pathlib
 
-import watcher.testing.dovecot as dovecot
-import watcher.testing.hostile as hostile
+import tests.support.dovecot as dovecot
+import tests.support.hostile as hostile
 
 FIFTY_MB = "+1\n" + "x" * 50_000_000
 

@@ -38,11 +38,11 @@ import httpx
 import prometheus_client.parser
 
 import tests.fixtures.smtp as smtp_fixtures
+import tests.support.dovecot as dovecot
 import watcher.config as config_api
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.serve as serve
 import watcher.store as store_api
-import watcher.testing.dovecot as dovecot
 
 PAT: Final = f"pat-ops-{uuid.uuid4().hex}"
 PROJECT: Final = "lantern"

@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator
 import pytest
 import structlog
 
+import tests.support.dovecot as dovecot
 import watcher.core.message as message
 import watcher.secrets as secrets
 import watcher.sources.cursor as cursor
 import watcher.sources.imap as imap
-import watcher.testing.dovecot as dovecot
 
 DELIVERY_TIMEOUT_S = 5.0
 

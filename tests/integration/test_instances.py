@@ -27,14 +27,14 @@ from typing import Any, Final
 
 import pytest
 
+import tests.support.dovecot as dovecot
+import tests.support.instances as instances
+import tests.support.postgres as postgres
 import watcher.leases as leases
 import watcher.sandbox.atr as atr_sandbox
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.ponymail as ponymail_sandbox
 import watcher.store as store_api
-import watcher.testing.dovecot as dovecot
-import watcher.testing.instances as instances
-import watcher.testing.postgres as postgres
 from tests.fixtures.smtp import SmtpSink
 
 PROJECTS: Final = ("alder", "birch", "cedar", "dogwood", "elm", "fir", "ginkgo", "hazel", "ivy", "juniper")

@@ -16,12 +16,12 @@ import time
 import pytest
 
 import tests.fixtures.outages as world
+import tests.support.dovecot as dovecot
+import tests.support.postgres as postgres
 import watcher.config as config_api
 import watcher.intake as intake_api
 import watcher.sandbox.serve as serve
 import watcher.store as store_api
-import watcher.testing.dovecot as dovecot
-import watcher.testing.postgres as postgres
 
 VOTERS = 8
 # Big enough that the messages cannot hide in the free pages of SQLite's WAL file.

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+import tests.support.postgres as postgres
 import watcher.store as store
-import watcher.testing.postgres as postgres
 
 T0 = datetime.datetime(2025, 3, 1, 12, 0, tzinfo=datetime.UTC)
 TTL = datetime.timedelta(seconds=30)

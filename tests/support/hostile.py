@@ -27,11 +27,11 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
+import tests.support.dovecot as dovecot
 import watcher.config as config_api
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.serve as serve
 import watcher.store as store_api
-import watcher.testing.dovecot as dovecot
 
 PAT: Final = f"pat-hostile-{uuid.uuid4().hex}"
 WATCHDOG_USEC: Final = 2_000_000
