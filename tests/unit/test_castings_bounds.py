@@ -19,10 +19,10 @@ import watcher.core.message as message
 
 SMALL: int = 100_000
 LARGE: int = 1_000_000
-# Linear is 10x from SMALL to LARGE, quadratic 100x; the slack covers a loaded machine.
+# Linear is 10x from SMALL to LARGE, quadratic 100x; the slack covers a loaded machine. Only the growth is
+# asserted: the seconds themselves (under 2 s at 1 MB) are bench/classify_shapes.py's figures, not a test's.
 MAX_RATIO: float = 30.0
 SLACK_SECONDS: float = 0.05
-TIME_BOX_SECONDS: float = 2.0
 
 
 def repeat(unit: str, size: int, prefix: str = "") -> str:
@@ -66,7 +66,6 @@ def best_time(text: str, runs: int = 2) -> float:
 def assert_linear(make: Callable[[int], str]) -> None:
     small, large = make(SMALL), make(LARGE)
     small_time, large_time = best_time(small), best_time(large)
-    assert large_time < TIME_BOX_SECONDS, f"{LARGE} characters took {large_time:.2f} s"
     assert large_time <= MAX_RATIO * small_time + SLACK_SECONDS, (
         f"{SMALL} characters: {small_time:.4f} s, {LARGE}: {large_time:.4f} s (more than linear)"
     )
@@ -150,7 +149,6 @@ def best_parse_time(raw: bytes, runs: int = 2) -> float:
 def test_html_shape_parses_and_reads_linearly(shape: str) -> None:
     make = HTML_SHAPES[shape]
     small, large = best_parse_time(html_mail(make(SMALL))), best_parse_time(html_mail(make(LARGE)))
-    assert large < TIME_BOX_SECONDS, f"{LARGE} characters took {large:.2f} s"
     assert large <= MAX_RATIO * small + SLACK_SECONDS, f"{SMALL}: {small:.4f} s, {LARGE}: {large:.4f} s"
 
 
