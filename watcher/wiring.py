@@ -135,7 +135,15 @@ async def build(
         if isinstance(s, config_api.ImapSource)
     ]
     daemon.files = [
-        files_source.FileSource(_source_name(s), s.path, isinstance(s, config_api.MboxSource), db, intake.take)
+        files_source.FileSource(
+            _source_name(s),
+            s.path,
+            isinstance(s, config_api.MboxSource),
+            db,
+            intake.take,
+            # One byte over the limit: the intake flags the message too large (as IMAP's partial fetch).
+            keep_bytes=cfg.watcher.max_message_bytes + 1,
+        )
         for s in cfg.sources
         if isinstance(s, config_api.MboxSource | config_api.MaildirSource)
     ]

@@ -35,3 +35,16 @@ async def test_hostile_mail_never_stops_the_watchdog(
     assert report.phishing_reminder_bytes is not None and report.phishing_reminder_bytes < 8_000, summary
     assert report.peak_rss_mb < 150, summary
     print(summary)
+
+
+async def test_a_fifty_megabyte_mail_in_the_mbox_is_flagged_and_never_held_whole(
+    tmp_path: pathlib.Path, dovecot_server: dovecot.DovecotServer
+) -> None:
+    # The mbox path reads a message in pieces and keeps only its limit plus one byte (one 50 MB line
+    # was held whole, twice: the daemon peaked at 189 MB).
+    report = await hostile.watchdog_run(tmp_path, dovecot_server, at_start={"huge@50MB": FIFTY_MB}, while_running={})
+    summary = {k: v for k, v in vars(report).items() if k != "output"}
+    assert report.exit_code == 0, report.output[-4000:]
+    assert report.flagged == {"huge@50MB": "too_large"}, summary
+    assert report.longest_gap_s < 2.0, summary
+    assert report.peak_rss_mb < 150, summary

@@ -259,3 +259,44 @@ def test_iter_sources_reads_in_order_and_checks_every_path_first(tmp_path: pathl
     assert list(archive.iter_sources([second, first])) == [msg(3), msg(1), msg(2)]
     with pytest.raises(archive.ArchiveError, match="missing"):
         archive.iter_sources([first, tmp_path / "missing"])
+
+
+# --- huge messages: cut as they are read ----------------------------------------------------------
+
+
+def test_a_line_longer_than_a_piece_stays_one_line_even_when_a_piece_looks_like_a_separator(
+    tmp_path: pathlib.Path,
+) -> None:
+    # The second piece of the long line starts with a separator's text: it is not a separator.
+    long_line = b"x" * archive.LINE_PIECE + SEPARATOR.rstrip(b"\n") + b" tail\n"
+    messages = [msg(1, b"+1\n" + long_line), msg(2)]
+    path = write(tmp_path / "list.mbox", mbox_of(*messages))
+    assert list(archive.iter_raw(path)) == messages
+
+
+def test_keep_bytes_cuts_each_mbox_message_and_leaves_the_others_whole(tmp_path: pathlib.Path) -> None:
+    huge = msg(1, b"+1\n" + b"x" * 3 * archive.LINE_PIECE + b"\n")
+    path = write(tmp_path / "list.mbox", mbox_of(huge, msg(2)))
+    read = list(archive.iter_raw(path, keep_bytes=1001))
+    assert read == [huge[:1001], msg(2)]
+
+
+def test_keep_bytes_cuts_a_maildir_or_eml_file(tmp_path: pathlib.Path) -> None:
+    huge = msg(1, b"+1\n" + b"x" * 5_000_000 + b"\n")
+    path = write(tmp_path / "huge.eml", SEPARATOR + huge)
+    assert list(archive.iter_raw(path, keep_bytes=1001)) == [huge[:1001]]
+
+
+def test_a_huge_mbox_message_is_never_held_whole(tmp_path: pathlib.Path) -> None:
+    huge = msg(1, b"+1\n" + b"x" * 20_000_000 + b"\n")
+    path = write(tmp_path / "list.mbox", mbox_of(huge))
+    del huge
+    tracemalloc.start()
+    try:
+        read = list(archive.iter_raw(path, keep_bytes=2_000_001))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [len(raw) for raw in read] == [2_000_001]
+    # The cut message, one piece of a line and their copies: far below the 20 MB line.
+    assert peak < 8 * 1024 * 1024

@@ -26,7 +26,7 @@ import os
 import pathlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Final, Literal
+from typing import BinaryIO, Final, Literal
 
 import watcher.core.message as message
 
@@ -37,6 +37,8 @@ OnUnreadable = Callable[[pathlib.Path, str], None]
 _FileLister = Callable[[pathlib.Path], list[pathlib.Path]]
 
 _SNIFF_BYTES: Final = 64 * 1024
+# The longest piece of one mbox line held at once (a longer line is read in pieces).
+LINE_PIECE: Final = 1024 * 1024
 _HEADER_BYTES_MAX: Final = 256 * 1024
 _SEPARATOR_TIME: Final = re.compile(rb"\d{1,2}:\d{2}")
 _SEPARATOR_YEAR: Final = re.compile(rb"(?<!\d)(?:19|20)\d\d(?!\d)")
@@ -70,7 +72,11 @@ class ArchiveError(Exception):
 
 
 def iter_raw(
-    path: pathlib.Path, *, mbox_format: MboxFormat = "mboxrd", on_unreadable: OnUnreadable | None = None
+    path: pathlib.Path,
+    *,
+    mbox_format: MboxFormat = "mboxrd",
+    on_unreadable: OnUnreadable | None = None,
+    keep_bytes: int | None = None,
 ) -> Iterator[bytes]:
     """Every message of one mbox, Maildir, .eml directory or .eml file, as raw bytes.
 
@@ -78,15 +84,17 @@ def iter_raw(
     messages are read as the iterator is consumed. With `on_unreadable`, a file of a Maildir or
     .eml folder that cannot be read (not mail, permission denied, gone) is reported to it and
     skipped, so one broken file never blocks the ones after it; without, it raises ArchiveError.
+    With `keep_bytes`, a message is cut after that many bytes as it is read (the daemon keeps one byte
+    more than its size limit, so the intake flags it too large), so a huge message never sits in memory.
     """
     kind = detect(path)
     if kind == "mbox":
-        return _iter_mbox(path, mbox_format)
+        return _iter_mbox(path, mbox_format, keep_bytes)
     if kind == "maildir":
-        return _iter_files(path, _maildir_files, on_unreadable)
+        return _iter_files(path, _maildir_files, on_unreadable, keep_bytes)
     if kind == "eml-dir":
-        return _iter_files(path, _eml_files, on_unreadable)
-    return _iter_files(path, lambda _: [path])
+        return _iter_files(path, _eml_files, on_unreadable, keep_bytes)
+    return _iter_files(path, lambda _: [path], keep_bytes=keep_bytes)
 
 
 def iter_sources(paths: Sequence[pathlib.Path], *, mbox_format: MboxFormat = "mboxrd") -> Iterator[bytes]:
@@ -109,9 +117,18 @@ def count_messages(path: pathlib.Path) -> int:
         return len(_eml_files(path))
     try:
         with path.open("rb") as handle:
-            return sum(1 for line in handle if is_separator(line))
+            return _count_separators(_pieces(handle))
     except OSError as exc:
         raise _error(path, exc) from exc
+
+
+def _count_separators(pieces: Iterable[bytes]) -> int:
+    count = 0
+    at_line_start = True
+    for piece in pieces:
+        count += at_line_start and is_separator(piece)
+        at_line_start = piece.endswith(b"\n")
+    return count
 
 
 def detect(path: pathlib.Path) -> Kind:
@@ -137,14 +154,24 @@ def is_separator(line: bytes) -> bool:
     return bool(_SEPARATOR_TIME.search(line)) and bool(_SEPARATOR_YEAR.search(line))
 
 
-def split_mbox(lines: Iterable[bytes], *, mbox_format: MboxFormat = "mboxrd") -> Iterator[bytes]:
-    """Split mbox lines (with their line endings) into raw messages; pure, streaming."""
+def split_mbox(
+    lines: Iterable[bytes], *, mbox_format: MboxFormat = "mboxrd", keep_bytes: int | None = None
+) -> Iterator[bytes]:
+    """Split mbox lines (with their line endings) into raw messages; pure, streaming.
+
+    A piece that does not end a line (a long line read in chunks) makes the next piece a continuation:
+    only a piece at the start of a line can be a separator or an escaped From. With `keep_bytes`, each
+    message keeps at most that many bytes.
+    """
     unescape = mbox_format == "mboxrd"
     # A bytearray, not a list of lines: a 50 MB message of short lines would cost 600 MB as a list.
     current: bytearray | None = None
     last = b""
+    at_line_start = True
     for line in lines:
-        if is_separator(line):
+        starts = at_line_start
+        at_line_start = line.endswith(b"\n")
+        if starts and is_separator(line):
             if current is not None:
                 yield _finish(current, last)
             current = bytearray()
@@ -155,9 +182,13 @@ def split_mbox(lines: Iterable[bytes], *, mbox_format: MboxFormat = "mboxrd") ->
             # Text before the first separator (a file that changed since it was sniffed) is
             # still mail someone may need: keep it as a message rather than drop it.
             current = bytearray()
-        escaped = unescape and line.startswith(b">") and _ESCAPED_FROM.match(line) is not None
+        escaped = starts and unescape and line.startswith(b">") and _ESCAPED_FROM.match(line) is not None
         last = line[1:] if escaped else line
-        current += last
+        if keep_bytes is None or len(current) + len(last) <= keep_bytes:
+            current += last
+            continue
+        current += last[: max(0, keep_bytes - len(current))]
+        last = b""  # cut: there is no trailing blank line of the writer's to take off
     if current is not None:
         yield _finish(current, last)
 
@@ -211,16 +242,25 @@ def _finish(message: bytearray, last: bytes) -> bytes:
     return bytes(message)
 
 
-def _iter_mbox(path: pathlib.Path, mbox_format: MboxFormat) -> Iterator[bytes]:
+def _iter_mbox(path: pathlib.Path, mbox_format: MboxFormat, keep_bytes: int | None = None) -> Iterator[bytes]:
     try:
         with path.open("rb") as handle:
-            yield from split_mbox(handle, mbox_format=mbox_format)
+            yield from split_mbox(_pieces(handle), mbox_format=mbox_format, keep_bytes=keep_bytes)
     except OSError as exc:
         raise _error(path, exc) from exc
 
 
+def _pieces(handle: BinaryIO) -> Iterator[bytes]:
+    """The file's lines, a line longer than LINE_PIECE in pieces (one 50 MB line is never one object)."""
+    while piece := handle.readline(LINE_PIECE):
+        yield piece
+
+
 def _iter_files(
-    root: pathlib.Path, list_files: _FileLister, on_unreadable: OnUnreadable | None = None
+    root: pathlib.Path,
+    list_files: _FileLister,
+    on_unreadable: OnUnreadable | None = None,
+    keep_bytes: int | None = None,
 ) -> Iterator[bytes]:
     try:
         files = list_files(root)
@@ -228,7 +268,7 @@ def _iter_files(
         raise _error(root, exc) from exc
     for file in files:
         try:
-            raw = _read_message_file(file)
+            raw = _read_message_file(file, keep_bytes)
         except ArchiveError as exc:
             if on_unreadable is None:
                 raise
@@ -237,9 +277,11 @@ def _iter_files(
         yield raw
 
 
-def _read_message_file(path: pathlib.Path) -> bytes:
+def _read_message_file(path: pathlib.Path, keep_bytes: int | None = None) -> bytes:
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            # One line more than kept: a separator line kept by a converter is cut off below.
+            raw = handle.read() if keep_bytes is None else handle.read(keep_bytes + LINE_PIECE)
     except OSError as exc:
         raise _error(path, exc) from exc
     newline = raw.find(b"\n")
@@ -249,6 +291,8 @@ def _read_message_file(path: pathlib.Path) -> bytes:
         raw = raw[newline + 1 :]
     if not looks_like_message(raw[:_SNIFF_BYTES]):
         raise ArchiveError(f"{path}: not an RFC 822 message (it does not start with header fields)")
+    if keep_bytes is not None and len(raw) > keep_bytes:
+        raw = raw[:keep_bytes]
     return raw
 
 

@@ -61,7 +61,8 @@ def identity(path: pathlib.Path) -> int:
 def _first_message_head(handle: BinaryIO) -> bytes:
     lines: list[bytes] = []
     size = 0
-    for line in handle:
+    # readline with a bound: a huge first line is never read whole just to hash its head.
+    while line := handle.readline(_HEAD_BYTES):
         if lines and archive.is_separator(line):
             break
         lines.append(line)
@@ -74,8 +75,19 @@ def _first_message_head(handle: BinaryIO) -> bytes:
 class FileSource:
     """One mbox file or Maildir; `read()` hands each message not taken yet to `take(raw, name)`."""
 
-    def __init__(self, name: str, path: pathlib.Path, is_mbox: bool, cursors: cursor.CursorStore, take: Take) -> None:
+    def __init__(
+        self,
+        name: str,
+        path: pathlib.Path,
+        is_mbox: bool,
+        cursors: cursor.CursorStore,
+        take: Take,
+        *,
+        keep_bytes: int | None = None,
+    ) -> None:
+        """`keep_bytes`: each message is cut after that many bytes as it is read (see archive.iter_raw)."""
         self.name = name
+        self.keep_bytes = keep_bytes
         self.path = path
         self.is_mbox = is_mbox
         self._cursors = cursors
@@ -118,7 +130,7 @@ class FileSource:
     async def _read_from(self, done: int, ident: int) -> int:
         self._seen_now = {}
         count = 0
-        for raw in archive.iter_raw(self.path, on_unreadable=self._note_unreadable):
+        for raw in archive.iter_raw(self.path, on_unreadable=self._note_unreadable, keep_bytes=self.keep_bytes):
             count += 1
             if count <= done:
                 if count % BATCH == 0:
