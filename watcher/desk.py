@@ -488,18 +488,7 @@ class Desk:
             await self._queue_reminder(vote, by_voter[emailed.voter])
 
     async def _queue_reminder(self, vote: records.TrackedVote, voted: tally.Vote) -> None:
-        mail, message_id, now = await self._voter_mail(vote, voted, "")
-        row, created = await self.store.enqueue(
-            kind="reminder",
-            release_key=vote.release_key,
-            vote_seq=vote.vote_seq,
-            recipient=voted.voter,
-            voter=voted.voter,
-            raw=mail.as_bytes(),
-            message_id=message_id,
-            now=now,
-            state=DRY_RUN_STATE if self.settings.dry_run else outbox.Status.PENDING.value,
-        )
+        mail, row, created = await self._enqueue_voter_mail(vote, voted, "reminder", "")
         if not created:
             return
         to = render.recipient(row.recipient)
@@ -532,9 +521,21 @@ class Desk:
 
     async def _queue_note(self, vote: records.TrackedVote, voted: tally.Vote, ballot_choice: str) -> None:
         """The one note to a voter whose emailed vote differs from their ballot in ATR."""
+        mail, _, created = await self._enqueue_voter_mail(vote, voted, BALLOT_NOTE, ballot_choice)
+        if not created:
+            return
+        if self.settings.dry_run:
+            await self._write_shadow(vote, "ballot note", voted.voter, mail)
+            return
+        log.info("desk.ballot_note_queued", release=vote.release_key, voter=voted.voter, ballot=ballot_choice)
+
+    async def _enqueue_voter_mail(
+        self, vote: records.TrackedVote, voted: tally.Vote, kind: str, ballot_choice: str
+    ) -> tuple[email.message.EmailMessage, outbox.OutboxRow, bool]:
+        """Write a mail to a voter into the outbox (once per kind, vote and voter): the mail, its row, whether new."""
         mail, message_id, now = await self._voter_mail(vote, voted, ballot_choice)
-        _, created = await self.store.enqueue(
-            kind=BALLOT_NOTE,
+        row, created = await self.store.enqueue(
+            kind=kind,
             release_key=vote.release_key,
             vote_seq=vote.vote_seq,
             recipient=voted.voter,
@@ -544,12 +545,7 @@ class Desk:
             now=now,
             state=DRY_RUN_STATE if self.settings.dry_run else outbox.Status.PENDING.value,
         )
-        if not created:
-            return
-        if self.settings.dry_run:
-            await self._write_shadow(vote, "ballot note", voted.voter, mail)
-            return
-        log.info("desk.ballot_note_queued", release=vote.release_key, voter=voted.voter, ballot=ballot_choice)
+        return mail, row, created
 
     async def _voter_mail(
         self, vote: records.TrackedVote, voted: tally.Vote, ballot_choice: str
