@@ -23,15 +23,13 @@ import itertools
 import os
 import pathlib
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Final
 
 import httpx
@@ -39,6 +37,7 @@ import prometheus_client.parser
 
 import tests.fixtures.smtp as smtp_fixtures
 import tests.support.dovecot as dovecot
+import tests.support.notify_listener as notify_listener
 import watcher.config as config_api
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.serve as serve
@@ -237,48 +236,23 @@ def command(*args: str) -> tuple[int, str]:
 # systemd's notify protocol ------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def notify_socket() -> Iterator[tuple[socket.socket, str]]:
-    """A datagram socket where systemd would listen (a short path: AF_UNIX allows 108 bytes)."""
-    folder = tempfile.mkdtemp(prefix="vw-notify-")
-    path = os.path.join(folder, "notify")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    try:
-        sock.bind(path)
-        sock.setblocking(False)
-        yield sock, path
-    finally:
-        sock.close()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-async def receive(sock: socket.socket, into: list[tuple[float, str]]) -> None:
-    loop = asyncio.get_running_loop()
-    while True:
-        data = await loop.sock_recv(sock, 65536)
-        into.append((time.monotonic(), data.decode()))
-
-
-def sent(messages: list[tuple[float, str]], assignment: str) -> list[float]:
-    """When each datagram that carried `assignment` (e.g. "READY=1") arrived."""
-    return [at for at, text in messages if assignment in text.split("\n")]
-
-
 async def test_the_daemon_speaks_systemds_notify_protocol(tmp_path: pathlib.Path) -> None:
     async with serve.StandIns(scenario(time.time())) as stand_ins:
         config = write_config(tmp_path, stand_ins)
         await upgrade(config)
-        with notify_socket() as (sock, path):
+        with notify_listener.notify_socket() as (sock, path):
             env = {k: v for k, v in os.environ.items() if k not in ("WATCHDOG_PID", "LISTEN_PID")}
             env |= {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000"}
             messages: list[tuple[float, str]] = []
-            listener = asyncio.ensure_future(receive(sock, messages))
+            listener = asyncio.ensure_future(notify_listener.receive(sock, messages))
             try:
                 async with daemon(config, env) as process:
-                    await until(lambda: sent(messages, "READY=1"), "READY=1", process)
+                    await until(lambda: notify_listener.sent(messages, "READY=1"), "READY=1", process)
                     discovery_at_ready = [r.path for r in stand_ins.atr.requests]
                     # Half of WATCHDOG_USEC is 1 s: three pings take about three seconds.
-                    await until(lambda: len(sent(messages, "WATCHDOG=1")) >= 3, "three WATCHDOG=1", process, 10)
+                    await until(
+                        lambda: len(notify_listener.sent(messages, "WATCHDOG=1")) >= 3, "three WATCHDOG=1", process, 10
+                    )
                     before_stop = len(messages)
                     code, took = await process.stop()
                     await asyncio.sleep(0.1)
@@ -286,7 +260,11 @@ async def test_the_daemon_speaks_systemds_notify_protocol(tmp_path: pathlib.Path
             finally:
                 listener.cancel()
     texts = [text for _, text in messages]
-    ready, pings, stopping = sent(messages, "READY=1"), sent(messages, "WATCHDOG=1"), sent(messages, "STOPPING=1")
+    ready, pings, stopping = (
+        notify_listener.sent(messages, "READY=1"),
+        notify_listener.sent(messages, "WATCHDOG=1"),
+        notify_listener.sent(messages, "STOPPING=1"),
+    )
     # READY=1 once, after the first discovery asked ATR for the running votes, their policy and committee.
     assert len(ready) == 1
     assert "/api/releases/list" in discovery_at_ready

@@ -16,18 +16,16 @@ import email.utils
 import itertools
 import os
 import pathlib
-import shutil
 import signal
-import socket
 import sqlite3
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 import tests.support.dovecot as dovecot
+import tests.support.notify_listener as notify_listener
 import watcher.config as config_api
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.serve as serve
@@ -123,31 +121,6 @@ class Report:
     worker_peak_rss_mb: float
     exit_code: int
     output: str
-
-
-@contextlib.contextmanager
-def _notify_socket() -> Iterator[tuple[socket.socket, str]]:
-    folder = tempfile.mkdtemp(prefix="vw-hostile-")
-    path = os.path.join(folder, "notify")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    try:
-        sock.bind(path)
-        sock.setblocking(False)
-        yield sock, path
-    finally:
-        sock.close()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-async def _receive(sock: socket.socket, into: list[tuple[float, str]]) -> None:
-    loop = asyncio.get_running_loop()
-    while True:
-        data = await loop.sock_recv(sock, 65536)
-        into.append((time.monotonic(), data.decode()))
-
-
-def _at(messages: list[tuple[float, str]], assignment: str) -> list[float]:
-    return [at for at, text in messages if assignment in text.split("\n")]
 
 
 def _config(folder: pathlib.Path, stand_ins: serve.StandIns, server: dovecot.DovecotServer, imap: str) -> str:
@@ -317,7 +290,7 @@ async def watchdog_run(
         flagged = _flags(pathlib.Path(url.partition(":///")[2]), keys)
     longest, pings = _gaps(run.messages)
     return Report(
-        ready_after_s=_at(run.messages, "READY=1")[0] - run.started,
+        ready_after_s=notify_listener.sent(run.messages, "READY=1")[0] - run.started,
         longest_gap_s=longest,
         pings=pings,
         reminder_after_s=bjorn[0].at - run.appended if bjorn else None,
@@ -337,10 +310,10 @@ async def _watch(config: pathlib.Path, deliver: Deliver) -> tuple[_Run, str]:
     """`python -m watcher run` with NOTIFY_SOCKET and WATCHDOG_USEC; `deliver` runs once it is READY, then SIGTERM."""
     run = _Run()
     output = config.with_name("daemon-output.log")
-    with _notify_socket() as (sock, path):
+    with notify_listener.notify_socket() as (sock, path):
         env = {k: v for k, v in os.environ.items() if k not in ("WATCHDOG_PID", "LISTEN_PID")}
         env |= {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": str(WATCHDOG_USEC)}
-        listener = asyncio.ensure_future(_receive(sock, run.messages))
+        listener = asyncio.ensure_future(notify_listener.receive(sock, run.messages))
         try:
             with output.open("wb") as sink:
                 run.started = time.monotonic()
@@ -348,7 +321,7 @@ async def _watch(config: pathlib.Path, deliver: Deliver) -> tuple[_Run, str]:
                     sys.executable, "-m", "watcher", "run", "--config", str(config), stdout=sink, stderr=sink, env=env
                 )
             try:
-                await _until(lambda: _at(run.messages, "READY=1"), process, START_TIMEOUT_S, output)
+                await _until(lambda: notify_listener.sent(run.messages, "READY=1"), process, START_TIMEOUT_S, output)
                 await deliver(run, process)
                 run.memory(process.pid)
                 process.send_signal(signal.SIGTERM)
@@ -365,9 +338,9 @@ async def _watch(config: pathlib.Path, deliver: Deliver) -> tuple[_Run, str]:
 
 def _gaps(messages: list[tuple[float, str]]) -> tuple[float, int]:
     """The longest time without a WATCHDOG=1 from READY=1 to STOPPING=1, and how many pings there were."""
-    ready, stopping = _at(messages, "READY=1"), _at(messages, "STOPPING=1")
+    ready, stopping = notify_listener.sent(messages, "READY=1"), notify_listener.sent(messages, "STOPPING=1")
     end = stopping[0] if stopping else float("inf")
-    pings = [at for at in _at(messages, "WATCHDOG=1") if ready and ready[0] <= at <= end]
+    pings = [at for at in notify_listener.sent(messages, "WATCHDOG=1") if ready and ready[0] <= at <= end]
     marks = [ready[0], *pings] if ready else pings
     return max((b - a for a, b in itertools.pairwise(marks)), default=float("inf")), len(pings)
 
