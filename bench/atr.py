@@ -39,12 +39,12 @@ import watcher.atr.tokens as tokens
 import watcher.config as config_api
 import watcher.core.message as message
 import watcher.core.tracking as tracking
-import watcher.discovery as discovery
-import watcher.log as log_setup
-import watcher.sandbox.atr as sandbox_atr
+import watcher.flow.discovery as discovery
+import watcher.sandbox.atr_http as sandbox_atr
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.clock as sandbox_clock
-import watcher.sandbox.ponymail as sandbox_ponymail
+import watcher.sandbox.lists_http as sandbox_ponymail
+import watcher.services.log as log_setup
 import watcher.store as store_api
 import watcher.wiring as wiring
 

@@ -32,13 +32,13 @@ import tests.support.dovecot as dovecot
 import watcher.core.message as message
 import watcher.core.roster as roster
 import watcher.core.tally as tally
-import watcher.intake as intake_api
-import watcher.log as log
-import watcher.secrets as secrets
+import watcher.flow.intake as intake_api
+import watcher.flow.worker as worker_api
+import watcher.services.log as log
+import watcher.services.secrets as secrets
 import watcher.sources.imap as imap
 import watcher.store as store
 import watcher.store.records as records
-import watcher.worker as worker_api
 
 RUNS: Final = 3
 CATCH_UP: Final = 1000

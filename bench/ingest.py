@@ -52,9 +52,9 @@ import watcher.core.identity as identity
 import watcher.core.message as message
 import watcher.core.roster as roster
 import watcher.core.threads as threads
-import watcher.log as log
-import watcher.sandbox.ponymail as sandbox_ponymail
-import watcher.secrets as secrets
+import watcher.sandbox.lists_http as sandbox_ponymail
+import watcher.services.log as log
+import watcher.services.secrets as secrets
 import watcher.sources.archive as archive
 import watcher.sources.cursor as cursor
 import watcher.sources.imap as imap

@@ -29,10 +29,10 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import tests.support.instances as instances
 import tests.support.postgres as postgres
 import watcher.core.durations as durations
-import watcher.leases as leases
-import watcher.sandbox.atr as sandbox_atr
+import watcher.flow.leases as leases
+import watcher.sandbox.atr_http as sandbox_atr
 import watcher.sandbox.atr_scenario as atr_scenario
-import watcher.sandbox.ponymail as sandbox_ponymail
+import watcher.sandbox.lists_http as sandbox_ponymail
 import watcher.store as store_api
 
 VOTES: Final = 5

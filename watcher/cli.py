@@ -13,12 +13,12 @@ import watcher
 # command name -> module in watcher.commands that has `add_arguments(parser)` and `run(args) -> int`.
 COMMANDS: Final = {
     "run": ("run", "run the daemon"),
-    "tally": ("tally", "tally a vote thread from an mbox, a Maildir, .eml files or a thread URL"),
+    "tally": ("tally_thread", "tally a vote thread from an mbox, a Maildir, .eml files or a thread URL"),
     "check-config": ("check_config", "validate a configuration file"),
     "db": ("db", "manage the state database"),
     "status": ("status", "what the daemon sees: sources, ATR, open votes, the outbox (from its database)"),
     "explain": ("explain", "why each email voter of a vote was reminded, or not"),
-    "outbox": ("outbox", "list, show, retry or cancel the mails the daemon sends"),
+    "outbox": ("mailq", "list, show, retry or cancel the mails the daemon sends"),
     "demo": ("demo", "run the daemon against local stand-ins of ATR, lists.apache.org and SMTP"),
 }
 EXIT_USAGE: Final = 2

@@ -27,7 +27,7 @@ import sqlalchemy.engine
 import watcher.core.durations as durations
 import watcher.core.loopback as loopback
 import watcher.core.roster as roster
-import watcher.secrets as secrets
+import watcher.services.secrets as secrets
 import watcher.store.engine as engine
 
 ENV_PREFIX: Final = "VOTE_WATCHER_"
@@ -179,7 +179,7 @@ class WatcherSection(Section):
     # After a database failure (disk full, server stopped), how soon the failed job runs again.
     store_retry: Interval = datetime.timedelta(seconds=30)
     # Hostile mail: a vote-related message over this size is stored unread and flagged; one whose reading passes
-    # read_timeout in the worker process is flagged unreadable (watcher/intake.py says why these values).
+    # read_timeout in the worker process is flagged unreadable (watcher/flow/intake.py says why these values).
     max_message_bytes: int = pydantic.Field(default=2_000_000, ge=10_000)
     read_timeout: Interval = datetime.timedelta(seconds=10)
 

@@ -25,22 +25,22 @@ import watcher.atr.client as atr_client
 import watcher.atr.errors as atr_errors
 import watcher.core.lifecycle as lifecycle
 import watcher.core.tracking as tracking
-import watcher.desk as desk_api
-import watcher.discovery as discovery
-import watcher.events as events
-import watcher.intake as intake_api
-import watcher.leases as leases
-import watcher.metrics as metrics_api
-import watcher.notify as notify
-import watcher.outbox as outbox
-import watcher.render as render
+import watcher.flow.desk as desk_api
+import watcher.flow.discovery as discovery
+import watcher.flow.intake as intake_api
+import watcher.flow.leases as leases
+import watcher.mail.outbox as outbox
+import watcher.mail.render as render
+import watcher.services.events as events
+import watcher.services.metrics as metrics_api
+import watcher.services.notify as notify
+import watcher.services.wallclock as wallclock
 import watcher.sources.archive as archive
 import watcher.sources.files as files_source
 import watcher.sources.imap as imap
 import watcher.sources.ponymail as ponymail
 import watcher.store as store_api
 import watcher.store.records as records
-import watcher.wallclock as wallclock
 
 log = structlog.get_logger("watcher.daemon")
 

@@ -20,24 +20,24 @@ import watcher.core.decide as decide
 import watcher.core.lifecycle as lifecycle
 import watcher.core.roster as roster
 import watcher.daemon as daemon_api
-import watcher.desk as desk_api
-import watcher.discovery as discovery
-import watcher.events as events
-import watcher.intake as intake_api
-import watcher.leases as leases
-import watcher.log as log_setup
-import watcher.mailer as mailer
-import watcher.metrics as metrics_api
-import watcher.outbox as outbox
-import watcher.render as render
+import watcher.flow.desk as desk_api
+import watcher.flow.discovery as discovery
+import watcher.flow.intake as intake_api
+import watcher.flow.leases as leases
+import watcher.flow.worker as worker_api
+import watcher.mail.mailer as mailer
+import watcher.mail.outbox as outbox
+import watcher.mail.render as render
+import watcher.services.events as events
+import watcher.services.log as log_setup
+import watcher.services.metrics as metrics_api
+import watcher.services.wallclock as wallclock
 import watcher.sources.files as files_source
 import watcher.sources.imap as imap
 import watcher.sources.ponymail as ponymail
 import watcher.sources.stored as stored
 import watcher.store as store_api
 import watcher.store.records as records
-import watcher.wallclock as wallclock
-import watcher.worker as worker_api
 
 Archive = tuple[ponymail.PonyMailSource, ponymail.ArchiveClient]
 
@@ -59,7 +59,7 @@ async def build(
 ) -> daemon_api.Daemon:
     """Open the store (checking its schema) and build every part from the configuration.
 
-    Every event the parts report is also logged, at info, as one line (`watcher.log.log_event`).
+    Every event the parts report is also logged, at info, as one line (`watcher.services.log.log_event`).
     """
     sink = log_setup.logging_sink(sink)
     db = await _store(cfg)

@@ -25,7 +25,7 @@ import tests.fixtures.e2e as e2e
 import tests.support.dovecot as dovecot
 import watcher.cli as cli
 import watcher.daemon as daemon_api
-import watcher.sandbox.ponymail as sandbox_ponymail
+import watcher.sandbox.lists_http as sandbox_ponymail
 import watcher.wiring as wiring
 from tests.fixtures.ponymail import mail
 

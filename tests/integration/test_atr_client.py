@@ -12,7 +12,7 @@ import trustme
 import watcher
 import watcher.atr.errors as errors
 import watcher.atr.tokens as tokens
-import watcher.sandbox.atr as sandbox_atr
+import watcher.sandbox.atr_http as sandbox_atr
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.clock as sandbox_clock
 from tests.fixtures import atr as fixtures

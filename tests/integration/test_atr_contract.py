@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+import watcher.atr.contract as schema
 import watcher.atr.errors as errors
-import watcher.atr.schema as schema
-import watcher.sandbox.atr as sandbox_atr
+import watcher.sandbox.atr_http as sandbox_atr
 import watcher.sandbox.clock as sandbox_clock
 from tests.fixtures import atr as fixtures
 from tests.fixtures.atr import StartAtr, client_for, scenario_data

@@ -7,8 +7,8 @@ import datetime
 
 import watcher.atr.client as atr_client
 import watcher.core.tracking as tracking
-import watcher.discovery as discovery
-import watcher.sandbox.atr as sandbox_atr
+import watcher.flow.discovery as discovery
+import watcher.sandbox.atr_http as sandbox_atr
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.clock as sandbox_clock
 from tests.fixtures import atr as fixtures

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 import watcher.atr.errors as errors
-import watcher.sandbox.atr as sandbox_atr
+import watcher.sandbox.atr_http as sandbox_atr
 import watcher.sandbox.atr_state as atr_state
 import watcher.sandbox.clock as sandbox_clock
 from tests.fixtures import atr as fixtures

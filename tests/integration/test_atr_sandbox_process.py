@@ -11,11 +11,11 @@ import pydantic
 
 import watcher.atr.client as atr_client
 import watcher.core.tracking as tracking
-import watcher.discovery as discovery
-import watcher.sandbox.atr as sandbox_atr
+import watcher.flow.discovery as discovery
+import watcher.sandbox.atr_http as sandbox_atr
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.clock as sandbox_clock
-import watcher.sandbox.ponymail as sandbox_ponymail
+import watcher.sandbox.lists_http as sandbox_ponymail
 from tests.fixtures.atr import MemoryLists, StartAtr, client_for
 
 EXAMPLE = pathlib.Path(sandbox_atr.__file__).with_name("atr_example.toml")
@@ -27,7 +27,7 @@ async def test_the_example_scenario_runs_as_a_process_and_posts_to_the_sandbox_a
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "watcher.sandbox.atr",
+        "watcher.sandbox.atr_http",
         "--scenario",
         str(EXAMPLE),
         "--archive-url",

@@ -13,7 +13,7 @@ import time
 
 import tests.fixtures.e2e as e2e
 import watcher.config as config_api
-import watcher.sandbox.atr as atr_sandbox
+import watcher.sandbox.atr_http as atr_sandbox
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.store as store_api
 import watcher.wiring as wiring

@@ -11,7 +11,7 @@ to finish and is stopped with SIGTERM.
 What must hold: every binding email voter got a reminder (none lost); nobody got two different
 reminders; and no mail was accepted twice, except in the one window no SMTP client can close:
 the relay accepted the mail and the process died before it could record that. The outbox then
-sends the same stored mail again, with the same Message-ID (watcher/outbox.py). Such a repeat is
+sends the same stored mail again, with the same Message-ID (watcher/mail/outbox.py). Such a repeat is
 allowed only when its first copy was the *last* mail the sink accepted from a run that was killed
 (the outbox sends one mail at a time and records each before the next, so any earlier mail of
 that run was recorded).

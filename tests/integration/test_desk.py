@@ -1,4 +1,4 @@
-"""The desk (watcher.desk) without the daemon: a real SQLite store in a tmp dir, a real worker process,
+"""The desk (watcher.flow.desk) without the daemon: a real SQLite store in a tmp dir, a real worker process,
 the real templates, and ATR as a fake of the client's calls written here (its answers are the
 client's own models).
 
@@ -20,11 +20,11 @@ import pytest
 import watcher.atr.models as models
 import watcher.core.decide as decide
 import watcher.core.roster as roster
-import watcher.desk as desk_api
-import watcher.render as render
+import watcher.flow.desk as desk_api
+import watcher.flow.worker as worker_api
+import watcher.mail.render as render
 import watcher.store as store_api
 import watcher.store.records as records
-import watcher.worker as worker_api
 
 T0 = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=datetime.UTC)
 DELAY = datetime.timedelta(hours=6)

@@ -15,7 +15,7 @@ import structlog
 
 import tests.support.dovecot as dovecot
 import watcher.core.message as message
-import watcher.secrets as secrets
+import watcher.services.secrets as secrets
 import watcher.sources.cursor as cursor
 import watcher.sources.imap as imap
 

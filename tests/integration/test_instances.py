@@ -30,10 +30,10 @@ import pytest
 import tests.support.dovecot as dovecot
 import tests.support.instances as instances
 import tests.support.postgres as postgres
-import watcher.leases as leases
-import watcher.sandbox.atr as atr_sandbox
+import watcher.flow.leases as leases
+import watcher.sandbox.atr_http as atr_sandbox
 import watcher.sandbox.atr_scenario as atr_scenario
-import watcher.sandbox.ponymail as ponymail_sandbox
+import watcher.sandbox.lists_http as ponymail_sandbox
 import watcher.store as store_api
 from tests.fixtures.smtp import SmtpSink
 

@@ -1,4 +1,4 @@
-"""Intake (watcher.intake) on a real SQLite store in a tmp dir, without the daemon.
+"""Intake (watcher.flow.intake) on a real SQLite store in a tmp dir, without the daemon.
 
 Behaviour that matters: a message is stored once however often a source hands it over; a reply
 to a tracked vote is linked and re-tallies that vote once; the list's other traffic is stored
@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-import watcher.intake as intake_api
+import watcher.flow.intake as intake_api
 import watcher.store as store_api
 
 T0 = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=datetime.UTC)

@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 import watcher.core.digest as digest
-import watcher.intake as intake_api
+import watcher.flow.intake as intake_api
+import watcher.flow.worker as worker_api
 import watcher.store as store
-import watcher.worker as worker_api
 
 T0 = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=datetime.UTC)
 ROOT = b"From: Amira <amira@apache.org>\nMessage-ID: <root@x>\nSubject: [VOTE] Release Foo 1.0\n\nPlease vote.\n"

@@ -14,10 +14,10 @@ import socket
 import pytest
 import trustme
 
-import watcher.mailer as mailer
-import watcher.outbox as outbox
-import watcher.render as render
-import watcher.secrets as secrets
+import watcher.mail.mailer as mailer
+import watcher.mail.outbox as outbox
+import watcher.mail.render as render
+import watcher.services.secrets as secrets
 from tests.fixtures.smtp import PASSWORD, USER, SmtpSink, Stage
 
 T0 = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=datetime.UTC)

@@ -19,7 +19,7 @@ import tests.fixtures.outages as world
 import tests.support.dovecot as dovecot
 import tests.support.postgres as postgres
 import watcher.config as config_api
-import watcher.intake as intake_api
+import watcher.flow.intake as intake_api
 import watcher.sandbox.serve as serve
 import watcher.store as store_api
 

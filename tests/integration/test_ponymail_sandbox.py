@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-import watcher.sandbox.ponymail as sandbox_ponymail
+import watcher.sandbox.lists_http as sandbox_ponymail
 from tests.fixtures.ponymail import LIST, mail
 
 Sandbox = sandbox_ponymail.PonyMailSandbox
@@ -294,7 +294,7 @@ async def test_failures_and_delays_can_be_injected(ponymail_sandbox: Sandbox, ht
 
 async def test_separate_process_accepts_messages_and_reports_counts(corpus_dir: pathlib.Path) -> None:
     mbox = corpus_dir / "threads" / "04-maven-indexer-6.0.0.mbox"
-    command = [sys.executable, "-m", "watcher.sandbox.ponymail", "--mbox", str(mbox), "--port", "0"]
+    command = [sys.executable, "-m", "watcher.sandbox.lists_http", "--mbox", str(mbox), "--port", "0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert process.stdout is not None

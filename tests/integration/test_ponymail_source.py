@@ -14,7 +14,7 @@ import pytest
 import watcher.core.message as message
 import watcher.core.tracking as tracking
 import watcher.core.votesubject as votesubject
-import watcher.sandbox.ponymail as sandbox_ponymail
+import watcher.sandbox.lists_http as sandbox_ponymail
 import watcher.sources.archive as archive
 import watcher.sources.cursor as cursor
 import watcher.sources.ponymail as ponymail

@@ -7,7 +7,7 @@ import json
 import pathlib
 import sys
 
-import watcher.sandbox.ponymail as sandbox_ponymail
+import watcher.sandbox.lists_http as sandbox_ponymail
 
 INDEXER_VOTE_MID = "CAPLpRQL6=3qkzAe=FgRreheGxfkiydUqBdr-yDCVoGeZTzrqbA@mail.gmail.com"
 

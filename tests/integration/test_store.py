@@ -11,8 +11,8 @@ import pathlib
 import pytest
 
 import watcher.core.lifecycle as lifecycle
-import watcher.mailer as mailer
-import watcher.outbox as outbox
+import watcher.mail.mailer as mailer
+import watcher.mail.outbox as outbox
 import watcher.sources.cursor as cursor
 import watcher.store as store
 
@@ -374,7 +374,7 @@ async def test_a_status_that_names_no_lifecycle_status_is_refused(state_store: s
 
 
 async def test_the_outbox_loop_runs_on_the_store(state_store: store.Store, tmp_path: pathlib.Path) -> None:
-    """watcher.outbox drives the real store (the dry-run mailer writes files instead of sending)."""
+    """watcher.mail.outbox drives the real store (the dry-run mailer writes files instead of sending)."""
     for voter in ("alice", "bob"):
         message_id = f"<{voter}-reminder@vote-watcher>"
         await state_store.enqueue_reminder(

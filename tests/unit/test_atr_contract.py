@@ -16,9 +16,9 @@ import pytest
 from hypothesis import strategies as st
 
 import watcher.atr.client as atr_client
+import watcher.atr.contract as schema
 import watcher.atr.models as models
 import watcher.atr.probe as probe
-import watcher.atr.schema as schema
 from tests.schema_instances import instances
 
 Reader = Callable[[dict[str, Any]], list[str]]

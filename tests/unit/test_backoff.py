@@ -7,7 +7,7 @@ import pytest
 
 import watcher.atr.tokens as tokens
 import watcher.core.backoff as backoff
-import watcher.outbox as outbox
+import watcher.mail.outbox as outbox
 import watcher.sources.imap as imap
 
 

@@ -19,7 +19,7 @@ import pytest
 import watcher.cli as cli
 import watcher.config as config
 import watcher.core.durations as durations
-import watcher.secrets as secrets
+import watcher.services.secrets as secrets
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config.example.toml"

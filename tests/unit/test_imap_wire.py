@@ -8,7 +8,7 @@ import random
 import pytest
 
 import watcher.config as config_module
-import watcher.secrets as secrets
+import watcher.services.secrets as secrets
 import watcher.sources.cursor as cursor
 import watcher.sources.imap as imap
 import watcher.sources.imap_wire as wire

@@ -1,4 +1,4 @@
-"""LeaseKeeper (watcher.leases) through its LeaseStore protocol: a lease table kept in memory in this test.
+"""LeaseKeeper (watcher.flow.leases) through its LeaseStore protocol: a lease table kept in memory in this test.
 
 Behaviour that matters: one holder at a time; a holder that stops renewing loses its lease at its
 deadline (its work is cancelled) and another instance takes it over once it has expired; a refused
@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import datetime
 
-import watcher.leases as leases
+import watcher.flow.leases as leases
+import watcher.services.wallclock as wallclock
 import watcher.store.records as records
-import watcher.wallclock as wallclock
 
 TTL = datetime.timedelta(seconds=0.6)
 HEARTBEAT = datetime.timedelta(seconds=0.2)

@@ -16,8 +16,8 @@ import mailparser
 import pytest
 import structlog
 
-import watcher.events as events
-import watcher.log as log
+import watcher.services.events as events
+import watcher.services.log as log
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 SIGNED_MAIL = b"""\

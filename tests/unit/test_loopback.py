@@ -4,8 +4,8 @@ import pytest
 
 import watcher.atr.client as atr_client
 import watcher.core.loopback as loopback
-import watcher.mailer as mailer
-import watcher.secrets as secrets
+import watcher.mail.mailer as mailer
+import watcher.services.secrets as secrets
 import watcher.sources.imap as imap
 import watcher.sources.ponymail as ponymail
 

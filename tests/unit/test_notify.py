@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-import watcher.notify as notify
+import watcher.services.notify as notify
 
 WATCHDOG_USEC = 600_000  # a 0.6 s watchdog: pings every 0.3 s
 PINGS = 3
@@ -23,7 +23,7 @@ PINGS = 3
 # What a daemon does over its life, in the order systemd expects it.
 DAEMON_SCRIPT = f"""
 import time
-import watcher.notify as notify
+import watcher.services.notify as notify
 
 interval = notify.watchdog_interval()
 assert interval is not None

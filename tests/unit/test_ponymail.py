@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-import watcher.sandbox.ponymail as sandbox_ponymail
+import watcher.sandbox.lists_http as sandbox_ponymail
 import watcher.sources.ponymail as ponymail
 
 THREAD_ID = "z0o7xnjnyw2o886rxvvq2ql4rdfn754w"

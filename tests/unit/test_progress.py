@@ -13,7 +13,7 @@ import termios
 
 import pytest
 
-import watcher.progress as progress
+import watcher.services.progress as progress
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "watcher" / "examples"
 ROSTER = EXAMPLES / "example-roster.toml"

@@ -13,7 +13,7 @@ import re
 import pytest
 
 import watcher.core.decide as decide
-import watcher.render as render
+import watcher.mail.render as render
 
 T0 = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=datetime.UTC)
 END = T0 + datetime.timedelta(hours=72)

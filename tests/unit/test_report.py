@@ -1,4 +1,4 @@
-"""A tally as text and as the JSON contract (watcher.report): the lines a release manager reads."""
+"""A tally as text and as the JSON contract (watcher.flow.report): the lines a release manager reads."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime
 import watcher.core.message as message
 import watcher.core.roster as roster
 import watcher.core.tally as tally
-import watcher.report as report
+import watcher.flow.report as report
 from tests.mailfactory import at, mail
 
 PEOPLE = roster.Roster(

@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import watcher.config as config
-import watcher.leases as leases
-import watcher.secrets as secrets
+import watcher.flow.leases as leases
+import watcher.services.secrets as secrets
 import watcher.wiring as wiring
 
 _MINUTE = datetime.timedelta(minutes=1)
@@ -53,7 +53,7 @@ def test_a_configuration_without_local_files_schedules_no_files_job(tmp_path: pa
 def test_only_the_wiring_and_the_commands_load_the_config_module() -> None:
     probe = (
         "import importlib, json, pkgutil, sys\n"
-        "import watcher.daemon, watcher.desk, watcher.intake, watcher.discovery\n"
+        "import watcher.daemon, watcher.flow.desk, watcher.flow.intake, watcher.flow.discovery\n"
         "import watcher.sources.imap, watcher.sources.files, watcher.sources.ponymail, watcher.sources.stored\n"
         "print(json.dumps('watcher.config' in sys.modules))\n"
     )

@@ -10,7 +10,7 @@ import pytest
 
 import watcher.core.roster as roster
 import watcher.core.tally as tally
-import watcher.worker as worker_api
+import watcher.flow.worker as worker_api
 
 VOTE = b"From: Chen Wei <chen@apache.org>\nMessage-ID: <v1@x>\nSubject: Re: [VOTE] Release Foo 1.0\n\n+1 (binding)\n"
 

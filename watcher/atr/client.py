@@ -34,7 +34,7 @@ import watcher.atr.models as models
 import watcher.atr.tokens as tokens
 import watcher.core.backoff as backoff
 import watcher.core.loopback as loopback
-import watcher.log as log_setup
+import watcher.services.log as log_setup
 
 PROJECT_URL: Final = "https://github.com/apache/vote-watcher"
 USER_AGENT: Final = f"vote-watcher/{watcher.__version__} (+{PROJECT_URL})"
@@ -68,7 +68,7 @@ log = structlog.get_logger("watcher.atr")
 
 
 class Revealable(Protocol):
-    """A secret wrapper whose value is read only where it is sent (`watcher.secrets.Secret`)."""
+    """A secret wrapper whose value is read only where it is sent (`watcher.services.secrets.Secret`)."""
 
     def reveal(self) -> str:
         """The secret value."""

@@ -16,9 +16,9 @@ from typing import Any, Final, Literal
 import pydantic
 
 import watcher.atr.client as atr_client
+import watcher.atr.contract as schema
 import watcher.atr.errors as errors
 import watcher.atr.models as models
-import watcher.atr.schema as schema
 
 Severity = Literal["problem", "note"]
 

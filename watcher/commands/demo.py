@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the bundled (or given) scenario and print its timeline."""
     try:
-        import watcher.demo as demo
+        import watcher.sandbox.stage as demo
     except ModuleNotFoundError as exc:
         if (exc.name or "").partition(".")[0] not in DEMO_PACKAGES:
             raise

@@ -12,7 +12,7 @@ import structlog
 import watcher
 import watcher.config as config
 import watcher.daemon as daemon
-import watcher.log as log_setup
+import watcher.services.log as log_setup
 import watcher.store as store_api
 import watcher.store.engine as engine
 import watcher.wiring as wiring

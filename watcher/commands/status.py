@@ -12,8 +12,8 @@ from typing import Any
 
 import watcher.commands.reading as reading
 import watcher.config as config
+import watcher.services.wallclock as wallclock
 import watcher.store as store_api
-import watcher.wallclock as wallclock
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

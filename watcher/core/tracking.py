@@ -1,7 +1,7 @@
 """Which running votes are tracked, and how: their list, [VOTE] subject, round, binding committee and end (pure).
 
 ATR's facts (release, project, policy, committee) become a `TrackedVote`; the [VOTE] body's "open for
-at least N hours" gives the vote end; a new vote_seq replaces the old vote. `watcher.discovery` reads
+at least N hours" gives the vote end; a new vote_seq replaces the old vote. `watcher.flow.discovery` reads
 those facts from ATR and finds the threads.
 """
 

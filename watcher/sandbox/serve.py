@@ -31,10 +31,10 @@ from typing import Any, Final
 
 import aiosmtpd.smtp
 
-import watcher.sandbox.atr as atr_sandbox
+import watcher.sandbox.atr_http as atr_sandbox
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.clock as sandbox_clock
-import watcher.sandbox.ponymail as ponymail_sandbox
+import watcher.sandbox.lists_http as ponymail_sandbox
 
 LOOPBACK: Final = ("127.0.0.1", "::1", "localhost")
 _HEADERS: Final = email.parser.BytesHeaderParser(policy=email.policy.compat32)

@@ -32,7 +32,7 @@ import structlog
 
 import watcher.core.backoff as backoff
 import watcher.core.loopback as loopback
-import watcher.secrets as secrets
+import watcher.services.secrets as secrets
 import watcher.sources.cursor as cursor
 import watcher.sources.imap_wire as wire
 

@@ -42,8 +42,8 @@ import watcher.core.loopback as loopback
 import watcher.core.message as message
 import watcher.core.tracking as tracking
 import watcher.core.votesubject as votesubject
+import watcher.services.wallclock as wallclock
 import watcher.sources.cursor as cursor
-import watcher.wallclock as wallclock
 
 DEFAULT_ARCHIVE_URL: Final = "https://lists.apache.org"
 CONNECT_TIMEOUT_S: Final = 10.0
@@ -704,7 +704,7 @@ class PonyMailSource:
 
 
 class ThreadFinder:
-    """Finds a vote's [VOTE] message in the archive for discovery (`watcher.discovery.ThreadFinder`)."""
+    """Finds a vote's [VOTE] message in the archive for discovery (`watcher.flow.discovery.ThreadFinder`)."""
 
     def __init__(self, client: ArchiveClient) -> None:
         self.client = client

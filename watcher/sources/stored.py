@@ -9,8 +9,8 @@ import watcher.core.message as message
 import watcher.core.threads as threads
 import watcher.core.tracking as tracking
 import watcher.core.votesubject as votesubject
+import watcher.flow.worker as worker_api
 import watcher.store as store_api
-import watcher.worker as worker_api
 
 # How long before a vote's start a mailbox may have stored its [VOTE] (clocks differ; mail is not early by more).
 STORED_SLACK: Final = datetime.timedelta(days=1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 
+from watcher.store.database import DEFAULT_CLAIM_TTL, Store
 from watcher.store.engine import StoreError, StoreLockedError, StoreUnavailableError
 from watcher.store.migrate import SchemaNotCurrentError
 from watcher.store.records import (
@@ -19,7 +20,6 @@ from watcher.store.records import (
     TrackedVote,
     VoterVote,
 )
-from watcher.store.store import DEFAULT_CLAIM_TTL, Store
 
 __all__ = [
     "DEFAULT_CLAIM_TTL",

@@ -18,7 +18,7 @@ tested against real HTTP.
     async with sandbox as base_url:
         sandbox.add(raw)      # archived now; `epoch` is its Date header, so a late mail can be back-dated
 
-From another process: `python -m watcher.sandbox.ponymail --mbox PATH --port N` prints its URL;
+From another process: `python -m watcher.sandbox.lists_http --mbox PATH --port N` prints its URL;
 `POST /_sandbox/messages` adds a message and `GET /_sandbox/stats` reads the request counts.
 """
 
@@ -800,7 +800,7 @@ def _participant(author: str, count: int) -> dict[str, Any]:
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m watcher.sandbox.ponymail", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m watcher.sandbox.lists_http", description=__doc__.splitlines()[0])
     parser.add_argument("--mbox", type=pathlib.Path, action="append", default=[], help="mbox file or Maildir to serve")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
     parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")

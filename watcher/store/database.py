@@ -21,14 +21,14 @@ import sqlalchemy.ext.asyncio as sa_async
 import watcher.core.digest as digest
 import watcher.core.lifecycle as lifecycle
 import watcher.core.message as message
-import watcher.outbox as outbox
+import watcher.mail.outbox as outbox
+import watcher.services.wallclock as wallclock
 import watcher.sources.cursor as cursor
 import watcher.store.engine as engine
 import watcher.store.migrate as migrate
 import watcher.store.readings as readings
 import watcher.store.records as records
 import watcher.store.schema as schema
-import watcher.wallclock as wallclock
 
 DAY: Final = datetime.timedelta(days=1)
 DEFAULT_CLAIM_TTL: Final = datetime.timedelta(minutes=5)
@@ -502,7 +502,7 @@ class Store:
         async with self._write() as conn:
             await conn.execute(statement)
 
-    # The outbox (watcher.outbox.OutboxStore) ----------------------------------------------------------------------
+    # The outbox (watcher.mail.outbox.OutboxStore)
 
     async def enqueue(
         self,

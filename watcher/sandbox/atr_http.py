@@ -14,7 +14,7 @@ which the sandbox lists.apache.org accepts; `tally` may supply the email tabulat
     async with AtrSandbox(scenario, clock=clock, on_receipt=ponymail.add) as base_url:
         ...
 
-From another process: `python -m watcher.sandbox.atr --scenario PATH [--port N] [--speed X]
+From another process: `python -m watcher.sandbox.atr_http --scenario PATH [--port N] [--speed X]
 [--archive-url URL]` prints its URL; `GET /_sandbox/requests` gives the request log and
 `POST /_sandbox/restart/<release key>` restarts a vote.
 """
@@ -40,7 +40,7 @@ import aiohttp
 import aiohttp.web as web
 import structlog
 
-import watcher.atr.schema as schema
+import watcher.atr.contract as schema
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.atr_state as atr_state
 import watcher.sandbox.clock as sandbox_clock
@@ -51,7 +51,7 @@ JWT_PATH: Final = "/api/jwt/create"
 UID: Final = web.RequestKey("uid", str)
 CLIENT_CLOSED: Final = 499
 
-log = structlog.get_logger("watcher.sandbox.atr")
+log = structlog.get_logger("watcher.sandbox.atr_http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OnReceipt = Callable[[bytes, str], object]
@@ -435,7 +435,7 @@ def poster(archive_url: str) -> OnReceipt:
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m watcher.sandbox.atr", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m watcher.sandbox.atr_http", description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", type=pathlib.Path, required=True, help="scenario TOML (the [atr] table)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
     parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")

@@ -24,15 +24,15 @@ from typing import Any, Final, TextIO
 import watcher.atr.client as atr_client
 import watcher.config as config_api
 import watcher.core.durations as durations
-import watcher.events as events
-import watcher.log as log_setup
-import watcher.sandbox.atr as atr_sandbox
+import watcher.sandbox.atr_http as atr_sandbox
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.clock as clocks
-import watcher.sandbox.ponymail as ponymail_sandbox
+import watcher.sandbox.lists_http as ponymail_sandbox
 import watcher.sandbox.serve as serve
+import watcher.services.events as events
+import watcher.services.log as log_setup
+import watcher.services.wallclock as wallclock
 import watcher.store as store_api
-import watcher.wallclock as wallclock
 import watcher.wiring as wiring
 
 ROUND_TWO_LIST: Final = "general@incubator.apache.org"

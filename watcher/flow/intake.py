@@ -5,7 +5,7 @@ look vote-related, so the store does not fill with the list's other traffic.
 
 Hostile mail is bounded here. A vote-related message over `max_bytes` is stored without its bytes
 and flagged `too_large`; a message joining a vote's thread is first read once in the worker process
-(`watcher.worker`), and one whose reading passes the time limit (or kills the worker) is flagged
+(`watcher.flow.worker`), and one whose reading passes the time limit (or kills the worker) is flagged
 `unreadable` with the reason. A flagged message is never parsed again, not even after a restart
 (the flag is in the store); it is listed for the release manager, and it holds nothing up.
 """
@@ -25,13 +25,13 @@ import structlog
 
 import watcher.core.message as message
 import watcher.core.threads as threads
-import watcher.metrics as metrics_api
+import watcher.flow.worker as worker_api
+import watcher.services.metrics as metrics_api
+import watcher.services.wallclock as wallclock
 import watcher.store as store_api
 import watcher.store.records as records
-import watcher.wallclock as wallclock
-import watcher.worker as worker_api
 
-log = structlog.get_logger("watcher.intake")
+log = structlog.get_logger("watcher.flow.intake")
 
 OnVoteChanged = Callable[[int], Awaitable[None]]
 Spawn = Callable[[Coroutine[Any, Any, None], str], None]

@@ -31,7 +31,7 @@ DEFAULT_PAGE_SIZE: Final = 50
 # (90), so the first poll never waits on ATR's limits; the rest follow in the next polls.
 DEFAULT_NEW_PER_POLL: Final = 80
 
-log = structlog.get_logger("watcher.discovery")
+log = structlog.get_logger("watcher.flow.discovery")
 
 
 class ThreadFinder(Protocol):

@@ -29,10 +29,10 @@ from typing import Any, Final, Protocol, TypeVar
 
 import structlog
 
+import watcher.services.wallclock as wallclock
 import watcher.store.records as records
-import watcher.wallclock as wallclock
 
-log = structlog.get_logger("watcher.leases")
+log = structlog.get_logger("watcher.flow.leases")
 
 T = TypeVar("T")
 

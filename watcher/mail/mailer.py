@@ -33,7 +33,7 @@ from typing import Any, Final, Literal, Protocol
 import aiosmtplib
 
 import watcher.core.loopback as loopback
-import watcher.secrets as secrets
+import watcher.services.secrets as secrets
 
 Security = Literal["starttls", "implicit", "none"]
 

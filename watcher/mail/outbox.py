@@ -34,8 +34,8 @@ from collections.abc import Collection
 from typing import Final, Literal, Protocol
 
 import watcher.core.backoff as backoff
-import watcher.mailer as mailer
-import watcher.wallclock as wallclock
+import watcher.mail.mailer as mailer
+import watcher.services.wallclock as wallclock
 
 DeliveryResult = Literal["sent", "retry", "failed", "skipped", "deferred", "claim_lost"]
 DAY: Final = datetime.timedelta(days=1)

@@ -24,18 +24,18 @@ import watcher.core.lifecycle as lifecycle
 import watcher.core.receipts as receipts
 import watcher.core.roster as roster
 import watcher.core.tally as tally
-import watcher.events as events
-import watcher.intake as intake_api
-import watcher.mailer as mailer
-import watcher.metrics as metrics_api
-import watcher.outbox as outbox
-import watcher.render as render
+import watcher.flow.intake as intake_api
+import watcher.flow.worker as worker_api
+import watcher.mail.mailer as mailer
+import watcher.mail.outbox as outbox
+import watcher.mail.render as render
+import watcher.services.events as events
+import watcher.services.metrics as metrics_api
+import watcher.services.wallclock as wallclock
 import watcher.store as store_api
 import watcher.store.records as records
-import watcher.wallclock as wallclock
-import watcher.worker as worker_api
 
-log = structlog.get_logger("watcher.desk")
+log = structlog.get_logger("watcher.flow.desk")
 
 RosterFor = Callable[[records.TrackedVote], Awaitable[roster.Roster]]
 PreviousRound = Callable[[records.TrackedVote], Awaitable[Sequence[bytes]]]

@@ -20,7 +20,7 @@ from typing import Any, Final, Literal, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-import watcher.events as events
+import watcher.services.events as events
 
 Format = Literal["auto", "json", "console"]
 FORMATS: Final = ("auto", "json", "console")
@@ -165,7 +165,7 @@ def event_name(kind: str) -> str:
 
 def logging_sink(then: Callable[[events.Event], None]) -> Callable[[events.Event], None]:
     """A sink that logs each event at info, one JSON line with release, vote_seq and its data, then calls `then`."""
-    logger = get_logger("watcher.events")
+    logger = get_logger("watcher.services.events")
 
     def sink(event: events.Event) -> None:
         if event.kind != "message":

@@ -15,10 +15,10 @@ import watcher.core.message as message
 import watcher.core.roster as roster
 import watcher.core.tally as tally
 import watcher.core.threads as threads
-import watcher.progress as progress
-import watcher.report as report
+import watcher.flow.report as report
+import watcher.services.progress as progress
+import watcher.services.wallclock as wallclock
 import watcher.sources.archive as archive
-import watcher.wallclock as wallclock
 import watcher.whimsy as whimsy
 
 EXIT_INPUT: Final = 2
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
 def _from_atr(args: argparse.Namespace) -> tally_atr.FromAtr | None:
     if not args.atr:
         return None
-    import watcher.log as log_setup
+    import watcher.services.log as log_setup
 
     # The ATR client logs each request; on the command line only warnings, and on stderr, never in the output.
     log_setup.configure(level="warning")

@@ -21,7 +21,7 @@ import prometheus_client
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-import watcher.wallclock as wallclock
+import watcher.services.wallclock as wallclock
 
 DEFAULT_LISTEN: Final = "127.0.0.1:9464"
 DEFAULT_HOST: Final = "127.0.0.1"
