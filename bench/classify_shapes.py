@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 
 import watcher.core.castings as castings
+import watcher.core.message as message
 
 RUNS = 3
 SIZES = {"100KB": 100_000, "1MB": 1_000_000}
@@ -110,8 +111,23 @@ def measure_sources(name: str, *paths: pathlib.Path) -> None:
     print(f"{name}_peak_rss: {max(r[1] for r in runs):.0f} MB")
 
 
+def measure_parse() -> None:
+    """Print the median seconds of `message.parse` and `message.peek` on a 10 MB multipart mail, in this process."""
+    line = "x" * 76 + "\n"
+    body = "--b\nContent-Type: text/plain\n\n+1\n" + line * (10 * 1024 * 1024 // len(line))
+    raw = (HEADERS.format(content_type='multipart/mixed; boundary="b"') + body).encode()
+    for name, call in (("parse", message.parse), ("peek", message.peek)):
+        runs = []
+        for _ in range(RUNS):
+            started = time.perf_counter()
+            call(raw)
+            runs.append(time.perf_counter() - started)
+        print(f"message_{name}_10MB_seconds: {statistics.median(runs):.3f} s")
+
+
 def main() -> int:
     """Print the figures."""
+    measure_parse()
     with tempfile.TemporaryDirectory() as scratch:
         folder = pathlib.Path(scratch)
         baseline = folder / "baseline.mbox"
