@@ -28,9 +28,11 @@ lint: $(STAMP)
 wheel-check: $(STAMP)
 	./scripts/check-wheel.sh $(BIN)/python
 
-# TEST_WORKERS=N runs the tests in N processes (pytest-xdist): each has its own Dovecot, sandboxes and databases
-# on free ports. Off by default: on a loaded 2-core machine, 4 workers made the CPU-timed tests fail.
-TEST_WORKERS ?= 0
+# The tests run in TEST_WORKERS processes (pytest-xdist; 0 runs them in this one): each worker has its own Dovecot,
+# sandboxes, SMTP sinks and databases on free ports and in its own temporary folders. Most of the suite waits on
+# daemons and servers rather than computing, so two workers halve it; no test times the CPU. Never more than two
+# on the shared 2-core machine.
+TEST_WORKERS ?= 2
 
 test: $(STAMP) system-deps lint wheel-check
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal

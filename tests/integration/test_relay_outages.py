@@ -149,9 +149,10 @@ async def test_relay_answering_250_late_gets_every_reminder_once(
     start_e2e: e2e.StartE2E, smtp_sink: smtp_fixtures.SmtpSink
 ) -> None:
     voters = VOTERS[:3]
-    # The case that doubled every reminder: 250 eight seconds after DATA, with smtp.timeout 5 s.
-    smtp_sink.handler.data_delay_s = 8.0
-    settings = {"smtp": {"timeout": "5s"}, "reminders": {"delay": "1s"}}
+    # The case that doubled every reminder: the 250 after DATA comes later than smtp.timeout (twice as late as the
+    # 2 s it is set to; the mails go one at a time, so each second of delay counts three times).
+    smtp_sink.handler.data_delay_s = 4.0
+    settings = {"smtp": {"timeout": "2s"}, "reminders": {"delay": "1s"}}
     async with start_e2e(e2e.lantern_scenario(), speed=1, smtp=smtp_sink, settings=settings) as env, env.daemon():
         offered = await vote(env, voters)
         await env.until(
@@ -159,6 +160,6 @@ async def test_relay_answering_250_late_gets_every_reminder_once(
         )
         await asyncio.sleep(3)
         result = counts(env, smtp_sink, offered, voters)
-    print(result.line("relay answering 250 after 8 s (smtp.timeout 5 s)"))
+    print(result.line("relay answering 250 after 4 s (smtp.timeout 2 s)"))
     assert (result.lost, result.sent, result.doubled, result.failed) == (0, len(voters), 0, 0)
     assert len(smtp_sink.received) == len(voters)
