@@ -7,6 +7,10 @@ aiosmtpd sink counting the reminders. Everything runs on the wall clock: ten Tru
 a few seconds into the test (the sandbox starts them 72 hours minus that ago), each with three
 ballots already cast in ATR and five binding PMC members who vote +1 by email only. Each of
 those 50 gets exactly one reminder, and each vote is resolved through ATR exactly once.
+
+The votes open (in the sandbox ATR) once every instance is up, as a release manager starts a vote
+while the watchers run: how long the processes take to start on a loaded machine is no part of
+the votes' time.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import tests.support.postgres as postgres
 import watcher.flow.leases as leases
 import watcher.sandbox.atr_http as atr_sandbox
 import watcher.sandbox.atr_scenario as atr_scenario
+import watcher.sandbox.atr_state as atr_state
 import watcher.sandbox.lists_http as ponymail_sandbox
 import watcher.store as store_api
 from tests.fixtures.smtp import SmtpSink
@@ -115,7 +120,8 @@ class World:
     imap: dovecot.DovecotServer
     mailbox: instances.Mailbox
     db: store_api.Store
-    ends_at: float
+    ends_in_s: int
+    ends_at: float = 0.0
     running: list[instances.Instance] = dataclasses.field(default_factory=list)
 
     def start(self, count: int) -> list[instances.Instance]:
@@ -214,18 +220,29 @@ class World:
             await asyncio.sleep(0.05)
 
     async def until_watching(self) -> None:
-        """Every vote is tracked with its thread, and every lease has a holder."""
+        """Every instance is up and holds its leases; then the votes open, and each is tracked with its thread."""
 
-        async def ready() -> bool:
+        async def up() -> bool:
+            return _all_logged(self.running, "daemon.ready")() and len(await self.holders()) == len(LEASES)
+
+        await self.until(up, "the instances to start and take the leases")
+        await self.open_votes()
+
+        async def tracked() -> bool:
             votes = await self.db.votes(open_only=True)
-            return (
-                len(votes) == len(PROJECTS)
-                and all(v.root_message_id for v in votes)
-                and len(await self.holders()) == len(LEASES)
-            )
+            return len(votes) == len(PROJECTS) and all(v.root_message_id for v in votes)
 
-        await self.until(ready, "the instances to track the ten votes and take the leases")
+        await self.until(tracked, "the instances to track the ten votes")
         self.check_time_left()
+
+    async def open_votes(self) -> None:
+        """The ten votes start now, ending `ends_in_s` from now (72 hours after their start); ATR mails each [VOTE]."""
+        now = time.time()
+        for release in self.atr.state.releases.values():
+            release.phase = atr_state.CANDIDATE
+            release.vote_started = now - (72 * HOUR_S - self.ends_in_s)
+        self.ends_at = now + self.ends_in_s
+        await self.atr.announce_votes()
 
     def check_time_left(self) -> None:
         """Mail that arrives now must leave time to remind before the votes end (no reminder comes after)."""
@@ -280,13 +297,14 @@ async def world(
     await db.upgrade()
     archive = ponymail_sandbox.PonyMailSandbox()
     await archive.start()
-    now = time.time()
-    atr = atr_sandbox.AtrSandbox(atr_scenario.from_mapping(scenario(ends_in_s), now), on_receipt=archive.add)
+    atr = atr_sandbox.AtrSandbox(atr_scenario.from_mapping(scenario(ends_in_s), time.time()), on_receipt=archive.add)
+    # Not yet started (a draft in ATR) until `World.open_votes`.
+    for release in atr.state.releases.values():
+        release.phase = atr_state.DRAFT
     await atr.start()
     mailbox = instances.Mailbox(imap.host, imap.plain_port, imap.user, imap.password, imap_folder)
-    env = World(folder, database_url, atr, archive, smtp, imap, mailbox, db, ends_at=now + ends_in_s)
+    env = World(folder, database_url, atr, archive, smtp, imap, mailbox, db, ends_in_s=ends_in_s)
     try:
-        await atr.announce_votes()
         yield env
     finally:
         for instance in env.running:
@@ -413,7 +431,7 @@ async def test_instances_on_one_database_remind_once_and_resolve_once(
     dovecot_server: dovecot.DovecotServer,
     imap_folder: str,
 ) -> None:
-    async with world(tmp_path, new_database, smtp_sink, dovecot_server, imap_folder, ends_in_s=26) as env:
+    async with world(tmp_path, new_database, smtp_sink, dovecot_server, imap_folder, ends_in_s=22) as env:
         running = env.start(count)
         await env.until_watching()
         delivered = env.vote_by_email((key, uid) for key in PROJECTS for uid in email_voters(key))
@@ -439,7 +457,7 @@ async def test_the_lease_holder_killed_mid_run_is_replaced_within_the_ttl_and_no
     dovecot_server: dovecot.DovecotServer,
     imap_folder: str,
 ) -> None:
-    async with world(tmp_path, new_database, smtp_sink, dovecot_server, imap_folder, ends_in_s=34) as env:
+    async with world(tmp_path, new_database, smtp_sink, dovecot_server, imap_folder, ends_in_s=30) as env:
         running = env.start(3)
         await env.until_watching()
         first = [(key, uid) for key in PROJECTS for uid in email_voters(key)[:3]]
@@ -487,7 +505,7 @@ async def test_every_instance_recovers_when_postgresql_comes_back(
         pytest.fail(f"no throwaway PostgreSQL for the outage test: {exc}", pytrace=False)
     try:
         url = cluster.create_database("vw_outage")
-        async with world(tmp_path, url, smtp_sink, dovecot_server, imap_folder, ends_in_s=40) as env:
+        async with world(tmp_path, url, smtp_sink, dovecot_server, imap_folder, ends_in_s=36) as env:
             running = env.start(3)
             await env.until_watching()
             first = [(key, uid) for key in PROJECTS for uid in email_voters(key)[:2]]
