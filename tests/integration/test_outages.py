@@ -24,6 +24,8 @@ import watcher.sandbox.serve as serve
 import watcher.store as store_api
 
 VOTERS = 8
+# Failed retries of a job the daemon must live through during an outage, before the database comes back.
+RETRIES = 3
 # Big enough that the messages cannot hide in the free pages of SQLite's WAL file.
 PADDING_LINES = 600
 BIG_PADDING_LINES = 12_000  # about 1.4 MB: under watcher.max_message_bytes (2 MB), which flags larger mail
@@ -74,7 +76,8 @@ async def test_disk_full_loses_no_message_and_no_reminder(
                 for _, raw in offered:
                     await asyncio.to_thread(source.offer, raw)
                 await daemon.until(lambda: daemon.events("daemon.store_unavailable"), "the outage to be noticed")
-                await asyncio.sleep(4)  # several retries (store_retry = 1 s) while the disk stays full
+                # Several retries (store_retry = 1 s) fail while the disk stays full: counted, not timed.
+                await daemon.until(lambda: daemon.retries() >= RETRIES, f"{RETRIES} failed retries of a job")
                 daemon.alive()
                 during = stored_ids(database, [mid for mid, _ in offered])
                 assert len(daemon.events("daemon.store_unavailable")) == 1, "one clear line per outage"
@@ -158,7 +161,7 @@ async def test_postgresql_stopped_mid_insert_loses_no_message_and_no_reminder(tm
                 for _, raw in offered[half:]:
                     source.offer(raw)
                 await daemon.until(lambda: daemon.events("daemon.store_unavailable"), "the outage to be noticed")
-                await asyncio.sleep(4)
+                await daemon.until(lambda: daemon.retries() >= RETRIES, f"{RETRIES} failed retries of a job")
                 daemon.alive()
                 await asyncio.to_thread(cluster.start)
                 await daemon.until(lambda: stored(ids) == VOTERS, "every message stored", timeout=60)
