@@ -149,7 +149,7 @@ async def one_run(
         async def take_batch(_folder: str, fetched: list[tuple[int, bytes]]) -> None:
             await intake.take_many([raw for _, raw in fetched], "imap")
 
-        config = imap.ImapConfig(
+        config = imap.ImapSettings(
             host=server.host,
             port=server.tls_port,
             user=server.user,

@@ -151,9 +151,9 @@ async def source_once(source: imap.ImapSource, consumer: StoringConsumer, append
     return consumer.stored_at[key] - started
 
 
-def source_config(server: dovecot.DovecotServer) -> imap.ImapConfig:
+def source_config(server: dovecot.DovecotServer) -> imap.ImapSettings:
     """The source as the daemon would run it: implicit TLS, verified against the server's certificate."""
-    return imap.ImapConfig(
+    return imap.ImapSettings(
         host=server.host,
         port=server.tls_port,
         user=server.user,
@@ -203,7 +203,7 @@ async def imap_benchmarks(server: dovecot.DovecotServer, workdir: str) -> list[L
     ]
 
 
-async def handed_on_seconds(server: dovecot.DovecotServer, config: imap.ImapConfig) -> float:
+async def handed_on_seconds(server: dovecot.DovecotServer, config: imap.ImapSettings) -> float:
     """The source alone: seconds to fetch 1,000 waiting messages and hand them to a consumer that only counts."""
     folder = "bench-fetch"
     server.create_folder(folder)
@@ -224,7 +224,7 @@ async def handed_on_seconds(server: dovecot.DovecotServer, config: imap.ImapConf
 
 
 async def catch_up_seconds(
-    server: dovecot.DovecotServer, db: store.Store, config: imap.ImapConfig, consumer: StoringConsumer
+    server: dovecot.DovecotServer, db: store.Store, config: imap.ImapSettings, consumer: StoringConsumer
 ) -> float:
     """1,000 messages arrive while the source is down; seconds from its start until all are stored."""
     await asyncio.to_thread(server.append, SOURCE_FOLDER, [mail(f"late-{n}") for n in range(CATCH_UP)])

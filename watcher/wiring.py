@@ -67,7 +67,7 @@ async def build(
     atr = _atr(cfg, db)
     aliases = roster.load(cfg.roster.aliases_file) if cfg.roster.aliases_file else roster.Roster()
     rosters = atr_rosters.AtrRosters(atr, ttl=cfg.roster.committee_ttl.total_seconds())
-    archives = [_archive(source, db, clock) for source in cfg.sources if isinstance(source, config_api.PonymailSource)]
+    archives = [_archive(source, db, clock) for source in cfg.sources if isinstance(source, config_api.PonymailSection)]
     worker = worker_api.Worker(check_timeout=cfg.watcher.read_timeout.total_seconds())
     finder: discovery.ThreadFinder = (
         ponymail.ThreadFinder(archives[0][1]) if archives else stored.StoredThreads(db, worker)
@@ -132,20 +132,20 @@ async def build(
             imap_settings(s, cfg.watcher.max_message_bytes + 1), db, daemon.take_imap, on_batch=daemon.take_imap_batch
         )
         for s in cfg.sources
-        if isinstance(s, config_api.ImapSource)
+        if isinstance(s, config_api.ImapSection)
     ]
     daemon.files = [
         files_source.FileSource(
             _source_name(s),
             s.path,
-            isinstance(s, config_api.MboxSource),
+            isinstance(s, config_api.MboxSection),
             db,
             intake.take,
             # One byte over the limit: the intake flags the message too large (as IMAP's partial fetch).
             keep_bytes=cfg.watcher.max_message_bytes + 1,
         )
         for s in cfg.sources
-        if isinstance(s, config_api.MboxSource | config_api.MaildirSource)
+        if isinstance(s, config_api.MboxSection | config_api.MaildirSection)
     ]
     if db.backend != "sqlite":
         # Several instances may share this database: singleton work runs under leases.
@@ -227,9 +227,9 @@ def _poll_intervals(cfg: config_api.Config) -> dict[str, tuple[str, datetime.tim
     intervals: dict[str, tuple[str, datetime.timedelta]] = {}
     for source in cfg.sources:
         name = _source_name(source)
-        if isinstance(source, config_api.PonymailSource):
+        if isinstance(source, config_api.PonymailSection):
             intervals[name] = (leases.archive(name), source.poll_interval)
-        elif isinstance(source, config_api.ImapSource):
+        elif isinstance(source, config_api.ImapSection):
             intervals[name] = (leases.mailbox(name), source.sweep_interval)
         else:
             intervals[name] = (leases.archive(name), source.poll_interval)
@@ -239,13 +239,13 @@ def _poll_intervals(cfg: config_api.Config) -> dict[str, tuple[str, datetime.tim
 def _source_jobs(cfg: config_api.Config) -> dict[str, datetime.timedelta]:
     """The source jobs to schedule, each at the shortest interval of its sources."""
     jobs: dict[str, datetime.timedelta] = {}
-    archives = [s.poll_interval for s in cfg.sources if isinstance(s, config_api.PonymailSource)]
+    archives = [s.poll_interval for s in cfg.sources if isinstance(s, config_api.PonymailSection)]
     if archives:
         jobs["archives"] = min(archives)
-    mailboxes = [s.sweep_interval for s in cfg.sources if isinstance(s, config_api.ImapSource)]
+    mailboxes = [s.sweep_interval for s in cfg.sources if isinstance(s, config_api.ImapSection)]
     if mailboxes:
         jobs["mailboxes"] = min(mailboxes)
-    local = [s.poll_interval for s in cfg.sources if isinstance(s, config_api.MboxSource | config_api.MaildirSource)]
+    local = [s.poll_interval for s in cfg.sources if isinstance(s, config_api.MboxSection | config_api.MaildirSection)]
     if local:
         jobs["files"] = min(local)
     return jobs
@@ -263,11 +263,15 @@ def _source_name(source: config_api.Source) -> str:
     return source.name or source.kind
 
 
-def imap_settings(section: config_api.ImapSource, max_fetch_bytes: int | None = None) -> imap.ImapConfig:
-    """The IMAP source's settings from a loaded `[[sources]]` entry of kind "imap" (its secret already read)."""
+def imap_settings(section: config_api.ImapSection, max_fetch_bytes: int | None = None) -> imap.ImapSettings:
+    """The IMAP source's settings from a loaded `[[sources]]` entry of kind "imap" (checked, its secret read).
+
+    The source checks nothing itself: `config.load` did, naming each problem's TOML path.
+    """
     if section.password is None:
-        raise imap.ImapConfigError(f"{section.name}: no IMAP password (set password_file or password_env)")
-    return imap.ImapConfig(
+        # Only a Config built in code gets here: load() reports a missing password with its TOML path.
+        raise config_api.ConfigError([f"{section.name}: no IMAP password (set password_file or password_env)"])
+    return imap.ImapSettings(
         host=section.host,
         user=section.user,
         password=section.password,
@@ -282,7 +286,7 @@ def imap_settings(section: config_api.ImapSource, max_fetch_bytes: int | None = 
     )
 
 
-def _archive(source: config_api.PonymailSource, db: store_api.Store, clock: wallclock.Clock) -> Archive:
+def _archive(source: config_api.PonymailSection, db: store_api.Store, clock: wallclock.Clock) -> Archive:
     settings = ponymail.Settings(
         base_url=source.base_url,
         total_timeout_s=source.timeout.total_seconds(),

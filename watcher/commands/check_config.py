@@ -100,14 +100,14 @@ def probe_archives(cfg: config.Config) -> bool:
     """Ask each lists.apache.org source about its lists; print one line each; False when one is unusable."""
     import watcher.sources.ponymail as ponymail
 
-    async def probe(source: config.PonymailSource) -> list[ponymail.ListProbe]:
+    async def probe(source: config.PonymailSection) -> list[ponymail.ListProbe]:
         settings = ponymail.Settings(base_url=source.base_url, total_timeout_s=source.timeout.total_seconds())
         async with ponymail.ArchiveClient(settings) as client:
             return await ponymail.probe_lists(client, source.lists)
 
     good = True
     for source in cfg.sources:
-        if not isinstance(source, config.PonymailSource):
+        if not isinstance(source, config.PonymailSection):
             continue
         for found in asyncio.run(probe(source)):
             print(f"probe:     {source.name}: {found.list_address}: {'OK, ' if found.ok else ''}{found.text}")
@@ -157,13 +157,13 @@ def _on(flag: bool) -> str:
 
 
 def _source(source: config.Source) -> str:
-    if isinstance(source, config.ImapSource):
+    if isinstance(source, config.ImapSection):
         tls = "TLS" if source.tls == "implicit" else "plain text"
         return (
             f"imap {source.name}: {source.host}:{source.port} ({tls}), folders {', '.join(source.folders)}, "
             f"swept every {durations.render(source.sweep_interval)}"
         )
-    if isinstance(source, config.PonymailSource):
+    if isinstance(source, config.PonymailSection):
         import watcher.sources.ponymail as ponymail
 
         private = [address for address in source.lists if ponymail.is_private_list(address)]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import random
 import ssl
 from collections.abc import Awaitable, Callable
@@ -31,7 +30,6 @@ import aioimaplib
 import structlog
 
 import watcher.core.backoff as backoff
-import watcher.core.loopback as loopback
 import watcher.services.secrets as secrets
 import watcher.sources.cursor as cursor
 import watcher.sources.imap_wire as wire
@@ -43,7 +41,7 @@ OnBatch = Callable[[str, list[tuple[int, bytes]]], Awaitable[None]]
 
 IMAPS_PORT: Final = 993
 IDLE_RENEW_S: Final = 25 * 60.0
-# RFC 2177: servers may log off a client idle for 30 minutes.
+# RFC 2177: servers may log off a client idle for 30 minutes; aioimaplib ends an IDLE itself after this.
 IDLE_RENEW_MAX_S: Final = 29 * 60.0
 SWEEP_INTERVAL_S: Final = 5 * 60.0
 TIMEOUT_S: Final = 30.0
@@ -56,10 +54,6 @@ _FETCH_ITEMS: Final = "(UID BODY.PEEK[])"
 _FETCH_PARTIAL: Final = "(UID BODY.PEEK[]<0.{size}>)"
 
 log = structlog.get_logger("watcher.sources.imap")
-
-
-class ImapConfigError(ValueError):
-    """The IMAP source's settings are unusable; the message says which and why."""
 
 
 class ImapError(Exception):
@@ -79,11 +73,11 @@ class _StoppedError(Exception):
 
 
 @dataclasses.dataclass(frozen=True)
-class ImapConfig:
-    """Settings of one IMAP mailbox. Validated on construction (`ImapConfigError`).
+class ImapSettings:
+    """Settings of one IMAP mailbox, taken as given: the configuration checked them (`watcher.config.ImapSection`).
 
-    `tls` is implicit TLS (port 993) verified against the system CAs or `ca_file`; plain text
-    (`tls=False`) is refused unless `host` is loopback. `password` is a `secrets.Secret`, shown
+    `tls` is implicit TLS (port 993) verified against the system CAs or `ca_file`; `tls=False` is plain
+    text, which the configuration allows only to loopback. `password` is a `secrets.Secret`, shown
     nowhere. `name` keys the cursors (default `imap:user@host`, as the configuration names it).
     `start_at_end` makes a folder without a cursor start at its current end instead of UID 1.
     """
@@ -105,63 +99,16 @@ class ImapConfig:
     name: str = ""
     max_fetch_bytes: int | None = None
 
-    def __post_init__(self) -> None:
-        for problem in _problems(self):
-            raise ImapConfigError(problem)
-
     @property
     def source_name(self) -> str:
         """The key cursors are stored under."""
         return self.name or f"imap:{self.user}@{self.host}"
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        """The verifying client context (None for plain text to loopback)."""
+        """The verifying client context (None for plain text)."""
         if not self.tls:
             return None
         return ssl.create_default_context(cafile=self.ca_file)
-
-
-def _problems(config: ImapConfig) -> list[str]:
-    problems: list[str] = []
-    if not config.host:
-        problems.append("imap host is empty")
-    if not config.user:
-        problems.append("imap user is empty")
-    if not config.password:
-        problems.append("imap password is empty")
-    if not 0 < config.port < 65536:
-        problems.append(f"imap port {config.port} is not a TCP port")
-    if not config.tls and not loopback.is_loopback(config.host):
-        problems.append(
-            f"plain-text IMAP to {config.host!r} refused: use implicit TLS (tls = true, port 993); "
-            "plain text is allowed only to loopback"
-        )
-    if config.ca_file is not None and not os.path.isfile(config.ca_file):
-        problems.append(f"imap ca_file {config.ca_file!r} is not a readable file")
-    problems.extend(_folder_problems(config.folders))
-    if not 0 < config.idle_renew_s <= IDLE_RENEW_MAX_S:
-        problems.append(f"imap idle_renew_s must be in (0, {IDLE_RENEW_MAX_S:.0f}]: servers drop idle clients at 30m")
-    for name in ("sweep_interval_s", "timeout_s", "backoff_base_s"):
-        if getattr(config, name) <= 0:
-            problems.append(f"imap {name} must be positive")
-    if config.backoff_cap_s < config.backoff_base_s:
-        problems.append("imap backoff_cap_s must not be below backoff_base_s")
-    if config.fetch_batch < 1:
-        problems.append("imap fetch_batch must be at least 1")
-    return problems
-
-
-def _folder_problems(folders: tuple[str, ...]) -> list[str]:
-    if not folders:
-        return ["imap folders is empty"]
-    if len(set(folders)) != len(folders):
-        return ["imap folders has duplicates"]
-    # Non-ASCII names need modified UTF-7 (RFC 3501 5.1.3), which is not implemented.
-    return [
-        f"imap folder {name!r} must be non-empty printable ASCII"
-        for name in folders
-        if not name or not name.isascii() or not name.isprintable()
-    ]
 
 
 def backoff_delay(attempt: int, base_s: float, cap_s: float, rand: random.Random) -> float:
@@ -195,7 +142,7 @@ class FolderState:
 class _Connection:
     """One logged-in aioimaplib client with a folder selected; every wait fails fast on loss or stop."""
 
-    def __init__(self, config: ImapConfig, folder: str, stop: asyncio.Event) -> None:
+    def __init__(self, config: ImapSettings, folder: str, stop: asyncio.Event) -> None:
         self.config = config
         self.folder = folder
         self.lost = asyncio.Event()
@@ -368,7 +315,7 @@ class ImapSource:
 
     def __init__(
         self,
-        config: ImapConfig,
+        config: ImapSettings,
         cursors: cursor.CursorStore,
         on_message: OnMessage,
         *,
