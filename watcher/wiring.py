@@ -70,7 +70,7 @@ async def build(
     archives = [_archive(source, db, clock) for source in cfg.sources if isinstance(source, config_api.PonymailSection)]
     worker = worker_api.Worker(check_timeout=cfg.watcher.read_timeout.total_seconds())
     finder: discovery.ThreadFinder = (
-        ponymail.ThreadFinder(archives[0][1]) if archives else stored.StoredThreads(db, worker)
+        ponymail.ThreadFinder(archives[0][1]) if archives else stored.StoredThreads(db, worker.parse)
     )
     found = discovery.Discovery(atr, finder, atr_rosters=rosters)
     intake = intake_api.Intake(db, metrics=metrics, clock=clock, worker=worker, max_bytes=cfg.watcher.max_message_bytes)

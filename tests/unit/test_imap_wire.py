@@ -9,9 +9,9 @@ import pytest
 
 import watcher.config as config_module
 import watcher.services.secrets as secrets
-import watcher.sources.cursor as cursor
 import watcher.sources.imap as imap
 import watcher.sources.imap_wire as wire
+import watcher.store.records as records
 import watcher.wiring as wiring
 
 # As aioimaplib hands them back from Dovecot 2.3 (untagged `* ` stripped, tagged text last).
@@ -107,10 +107,10 @@ def test_backoff_grows_is_capped_and_jittered() -> None:
 
 def test_start_position() -> None:
     server = wire.Selected(uidvalidity=5, uidnext=41)
-    assert imap.start_position(None, server, start_at_end=False) == (cursor.Cursor(5, 0), False)
-    assert imap.start_position(None, server, start_at_end=True) == (cursor.Cursor(5, 40), False)
-    assert imap.start_position(cursor.Cursor(5, 12), server, start_at_end=True) == (cursor.Cursor(5, 12), False)
-    assert imap.start_position(cursor.Cursor(4, 12), server, start_at_end=False) == (cursor.Cursor(5, 0), True)
+    assert imap.start_position(None, server, start_at_end=False) == (records.Cursor(5, 0), False)
+    assert imap.start_position(None, server, start_at_end=True) == (records.Cursor(5, 40), False)
+    assert imap.start_position(records.Cursor(5, 12), server, start_at_end=True) == (records.Cursor(5, 12), False)
+    assert imap.start_position(records.Cursor(4, 12), server, start_at_end=False) == (records.Cursor(5, 0), True)
 
 
 def settings(**overrides: object) -> imap.ImapSettings:

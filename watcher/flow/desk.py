@@ -62,7 +62,7 @@ VOTE_LEVEL: Final = frozenset(
 )
 # Decided again by the fresh look at ATR that a possibly due reminder gets.
 FRESH_ONLY: Final = frozenset({decide.Reason.DUE, decide.Reason.STALE_ATR_STATE})
-DRY_RUN_STATE: Final = outbox.Status.DRY_RUN.value
+DRY_RUN_STATE: Final = records.OutboxState.DRY_RUN.value
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -531,7 +531,7 @@ class Desk:
 
     async def _enqueue_voter_mail(
         self, vote: records.TrackedVote, voted: tally.Vote, kind: str, ballot_choice: str
-    ) -> tuple[email.message.EmailMessage, outbox.OutboxRow, bool]:
+    ) -> tuple[email.message.EmailMessage, records.OutboxRow, bool]:
         """Write a mail to a voter into the outbox (once per kind, vote and voter): the mail, its row, whether new."""
         mail, message_id, now = await self._voter_mail(vote, voted, ballot_choice)
         row, created = await self.store.enqueue(
@@ -543,7 +543,7 @@ class Desk:
             raw=mail.as_bytes(),
             message_id=message_id,
             now=now,
-            state=DRY_RUN_STATE if self.settings.dry_run else outbox.Status.PENDING.value,
+            state=DRY_RUN_STATE if self.settings.dry_run else records.OutboxState.PENDING.value,
         )
         return mail, row, created
 
@@ -763,7 +763,7 @@ class Desk:
             message_id=message_id,
             voter=manager,
             now=now,
-            state=DRY_RUN_STATE if self.settings.dry_run else outbox.Status.PENDING.value,
+            state=DRY_RUN_STATE if self.settings.dry_run else records.OutboxState.PENDING.value,
         )
         if not created:
             return

@@ -33,6 +33,7 @@ import watcher.core.backoff as backoff
 import watcher.services.secrets as secrets
 import watcher.sources.cursor as cursor
 import watcher.sources.imap_wire as wire
+import watcher.store.records as records
 
 T = TypeVar("T")
 OnMessage = Callable[[str, int, bytes], Awaitable[None]]
@@ -117,14 +118,14 @@ def backoff_delay(attempt: int, base_s: float, cap_s: float, rand: random.Random
 
 
 def start_position(
-    saved: cursor.Cursor | None, server: wire.Selected, start_at_end: bool
-) -> tuple[cursor.Cursor, bool]:
+    saved: records.Cursor | None, server: wire.Selected, start_at_end: bool
+) -> tuple[records.Cursor, bool]:
     """Where to read a folder from, and whether that is a rescan after a UIDVALIDITY change."""
     if saved is None:
         last = max(server.uidnext - 1, 0) if start_at_end else 0
-        return cursor.Cursor(server.uidvalidity, last), False
+        return records.Cursor(server.uidvalidity, last), False
     if saved.validity != server.uidvalidity:
-        return cursor.Cursor(server.uidvalidity, 0), True
+        return records.Cursor(server.uidvalidity, 0), True
     return saved, False
 
 
@@ -428,8 +429,8 @@ class ImapSource:
         return count
 
     async def _deliver_batch(
-        self, connection: _Connection, position: cursor.Cursor, batch: list[int]
-    ) -> tuple[cursor.Cursor, int]:
+        self, connection: _Connection, position: records.Cursor, batch: list[int]
+    ) -> tuple[records.Cursor, int]:
         """Fetch one batch and hand each message on; save the cursor once, up to the last handed on.
 
         Saving per batch rather than per message halves the store's writes in a catch-up; a
@@ -442,7 +443,7 @@ class ImapSource:
             fetched = [(uid, raw) for uid, raw in await connection.fetch(batch) if uid > position.position]
             if self._on_batch is not None and fetched:
                 await _hand_on_batch(self._on_batch, folder, fetched)
-                delivered, position = len(fetched), cursor.Cursor(position.validity, fetched[-1][0])
+                delivered, position = len(fetched), records.Cursor(position.validity, fetched[-1][0])
                 fetched = []
             for uid, raw in fetched:
                 try:
@@ -450,9 +451,9 @@ class ImapSource:
                 except Exception as exc:
                     raise ConsumerError(f"on_message failed for {folder} UID {uid}") from exc
                 delivered += 1
-                position = cursor.Cursor(position.validity, uid)
+                position = records.Cursor(position.validity, uid)
             # UIDs that vanished between SEARCH and FETCH (expunged) are passed over.
-            position = cursor.Cursor(position.validity, max(position.position, batch[-1]))
+            position = records.Cursor(position.validity, max(position.position, batch[-1]))
         finally:
             if position != saved:
                 await self._cursors.set_cursor(self.config.source_name, folder, position)
