@@ -42,7 +42,7 @@ import watcher.core.tracking as tracking
 import watcher.flow.discovery as discovery
 import watcher.sandbox.atr_http as sandbox_atr
 import watcher.sandbox.atr_scenario as atr_scenario
-import watcher.sandbox.clock as sandbox_clock
+import watcher.sandbox.clocks as clocks
 import watcher.sandbox.lists_http as sandbox_ponymail
 import watcher.services.log as log_setup
 import watcher.store as store_api
@@ -89,7 +89,7 @@ class Archive:
 
 async def steady_state() -> dict[str, float]:
     """Discovery's requests per hour with 50 running votes."""
-    clock = sandbox_clock.ManualClock(START)
+    clock = clocks.ManualClock(START)
     scenario = atr_scenario.from_mapping(atr_scenario.synthetic(VOTES, uid=UID, pat=PAT), clock())
     archive = Archive()
     sandbox = sandbox_atr.AtrSandbox(scenario, clock=clock, on_receipt=archive.add)
@@ -127,7 +127,7 @@ async def steady_state() -> dict[str, float]:
 
 async def cron_exchanges(folder: pathlib.Path) -> float:
     """PAT exchanges per hour when `run --once` runs every 5 minutes (a new client each time, one database)."""
-    clock = sandbox_clock.ManualClock(START)
+    clock = clocks.ManualClock(START)
     scenario = atr_scenario.from_mapping(atr_scenario.synthetic(3, uid=UID, pat=PAT), clock())
     db = await store_api.open(f"sqlite+aiosqlite:///{folder / 'cron.db'}")
     await db.upgrade()

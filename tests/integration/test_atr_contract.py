@@ -19,7 +19,7 @@ import pytest
 import watcher.atr.contract as schema
 import watcher.atr.errors as errors
 import watcher.sandbox.atr_http as sandbox_atr
-import watcher.sandbox.clock as sandbox_clock
+import watcher.sandbox.clocks as clocks
 from tests.fixtures import atr as fixtures
 from tests.fixtures.atr import StartAtr, client_for, scenario_data
 
@@ -53,7 +53,7 @@ async def _details(request: sandbox_atr.TallyRequest) -> Mapping[str, Any]:
     }
 
 
-async def _answers(atr: sandbox_atr.AtrSandbox, clock: sandbox_clock.ManualClock) -> dict[str, list[Any]]:
+async def _answers(atr: sandbox_atr.AtrSandbox, clock: clocks.ManualClock) -> dict[str, list[Any]]:
     """Every kind of answer the sandbox gives, by schema definition, as sent over HTTP."""
     answers: dict[str, list[Any]] = {}
 
@@ -115,7 +115,7 @@ def _changed(answer: Any, path: Path) -> Any:
 
 
 async def test_every_field_of_every_sandbox_answer_is_checked_against_the_schema(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+    start_atr: StartAtr, atr_clock: clocks.ManualClock
 ) -> None:
     data = scenario_data(ballots=[{"release_key": "example-1.2.0", "voter_asf_uid": "bob", "choice": "+1"}])
     async with start_atr(data, tally=_details) as atr:
@@ -136,7 +136,7 @@ async def test_every_field_of_every_sandbox_answer_is_checked_against_the_schema
 
 
 async def test_an_answer_that_breaks_the_schema_fails_the_call_loudly(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, monkeypatch: pytest.MonkeyPatch
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with start_atr() as atr, client_for(atr, atr_clock) as client:
         real = atr.state.policy_json

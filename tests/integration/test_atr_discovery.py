@@ -10,7 +10,7 @@ import watcher.core.tracking as tracking
 import watcher.flow.discovery as discovery
 import watcher.sandbox.atr_http as sandbox_atr
 import watcher.sandbox.atr_scenario as atr_scenario
-import watcher.sandbox.clock as sandbox_clock
+import watcher.sandbox.clocks as clocks
 from tests.fixtures import atr as fixtures
 from tests.fixtures.atr import MemoryLists, StartAtr, client_for, scenario_data
 
@@ -18,7 +18,7 @@ HOUR = 3600.0
 
 
 def discover(
-    atr: sandbox_atr.AtrSandbox, clock: sandbox_clock.ManualClock, lists: discovery.ThreadFinder, **options: object
+    atr: sandbox_atr.AtrSandbox, clock: clocks.ManualClock, lists: discovery.ThreadFinder, **options: object
 ) -> tuple[atr_client.AtrClient, discovery.Discovery]:
     client = client_for(atr, clock, **options)
     return client, discovery.Discovery(client, lists, clock=clock)
@@ -29,7 +29,7 @@ def by_release(changes: list[tracking.Change]) -> dict[str, tracking.Change]:
 
 
 async def test_trusted_and_email_votes_are_discovered_with_their_threads(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, memory_lists: MemoryLists
 ) -> None:
     async with start_atr() as atr:
         await atr.announce_votes()
@@ -60,7 +60,7 @@ async def test_trusted_and_email_votes_are_discovered_with_their_threads(
 
 
 async def test_the_vote_end_is_what_the_vote_mail_states(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, memory_lists: MemoryLists
 ) -> None:
     data = scenario_data()
     policy = data["atr"]["projects"]["example"]["policy"]
@@ -79,7 +79,7 @@ async def test_the_vote_end_is_what_the_vote_mail_states(
 
 
 async def test_a_thread_archived_later_is_found_on_a_later_poll_and_idle_polls_are_cheap(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, memory_lists: MemoryLists
 ) -> None:
     async with start_atr() as atr:
         client, finder = discover(atr, atr_clock, memory_lists)
@@ -101,7 +101,7 @@ async def test_a_thread_archived_later_is_found_on_a_later_poll_and_idle_polls_a
 
 
 async def test_a_restarted_vote_replaces_the_old_one(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, memory_lists: MemoryLists
 ) -> None:
     async with start_atr() as atr:
         await atr.announce_votes()
@@ -128,7 +128,7 @@ async def test_a_restarted_vote_replaces_the_old_one(
 
 
 async def test_votes_that_leave_the_candidate_phase_are_closed(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, memory_lists: MemoryLists
 ) -> None:
     ballots = [
         {"release_key": "example-1.2.0", "voter_asf_uid": uid, "choice": "+1", "vote_seq": 7}
@@ -151,7 +151,7 @@ async def test_votes_that_leave_the_candidate_phase_are_closed(
 
 
 async def test_both_rounds_of_a_podling_vote(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, memory_lists: MemoryLists
 ) -> None:
     ballots = [
         {"release_key": "fooling-0.3.0", "voter_asf_uid": uid, "choice": "+1", "vote_seq": 9}
@@ -199,7 +199,7 @@ class BrokenFinder:
 
 
 async def test_a_failing_thread_source_does_not_stop_discovery(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+    start_atr: StartAtr, atr_clock: clocks.ManualClock
 ) -> None:
     async with start_atr() as atr:
         client, finder = discover(atr, atr_clock, BrokenFinder())
@@ -215,7 +215,7 @@ def max_in_any_hour(stamps: list[float]) -> int:
 
 
 async def test_the_budget_holds_with_fifty_running_votes(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, memory_lists: MemoryLists
 ) -> None:
     data = atr_scenario.synthetic(50, uid=fixtures.UID, pat=fixtures.PAT)
     async with start_atr(data) as atr:

@@ -14,7 +14,7 @@ import watcher.core.tracking as tracking
 import watcher.flow.discovery as discovery
 import watcher.sandbox.atr_http as sandbox_atr
 import watcher.sandbox.atr_scenario as atr_scenario
-import watcher.sandbox.clock as sandbox_clock
+import watcher.sandbox.clocks as clocks
 import watcher.sandbox.lists_http as sandbox_ponymail
 from tests.fixtures.atr import MemoryLists, StartAtr, client_for
 
@@ -62,7 +62,7 @@ def test_the_example_scenario_loads() -> None:
 
 
 async def test_receipts_reach_the_sandbox_archive_in_process(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, ponymail_sandbox: sandbox_ponymail.PonyMailSandbox
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, ponymail_sandbox: sandbox_ponymail.PonyMailSandbox
 ) -> None:
     async with (
         start_atr(on_receipt=ponymail_sandbox.add) as atr,
@@ -83,7 +83,7 @@ async def test_receipts_reach_the_sandbox_archive_in_process(
 
 
 async def test_discovery_runs_on_an_interval_and_hands_changes_on(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, memory_lists: MemoryLists
 ) -> None:
     handed: list[list[tracking.Change]] = []
 

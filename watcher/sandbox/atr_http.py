@@ -43,7 +43,7 @@ import structlog
 import watcher.atr.contract as schema
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.atr_state as atr_state
-import watcher.sandbox.clock as sandbox_clock
+import watcher.sandbox.clocks as clocks
 import watcher.sandbox.site as site
 
 BEARER_PATHS: Final = frozenset({"/api/vote/tabulate", "/api/vote/cast", "/api/vote/resolve"})
@@ -447,7 +447,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def _serve(args: argparse.Namespace) -> None:
     scenario = atr_scenario.load(args.scenario, time.time())
-    clock = sandbox_clock.ScaledClock(scenario.settings.now, args.speed)
+    clock = clocks.ScaledClock(scenario.settings.now, args.speed)
     on_receipt = poster(args.archive_url) if args.archive_url else None
     sandbox = AtrSandbox(scenario, host=args.host, port=args.port, clock=clock, on_receipt=on_receipt)
     stop = asyncio.Event()

@@ -33,7 +33,7 @@ import aiosmtpd.smtp
 
 import watcher.sandbox.atr_http as atr_sandbox
 import watcher.sandbox.atr_scenario as atr_scenario
-import watcher.sandbox.clock as sandbox_clock
+import watcher.sandbox.clocks as clocks
 import watcher.sandbox.lists_http as ponymail_sandbox
 
 LOOPBACK: Final = ("127.0.0.1", "::1", "localhost")
@@ -159,7 +159,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def _serve(args: argparse.Namespace) -> None:
     scenario = atr_scenario.load(args.scenario, time.time())
-    clock = sandbox_clock.ScaledClock(scenario.settings.now, args.speed)
+    clock = clocks.ScaledClock(scenario.settings.now, args.speed)
     if args.mail_dir is not None:
         args.mail_dir.mkdir(parents=True, exist_ok=True)
     stand_ins = StandIns(scenario, clock=clock, rcpt_delay=args.rcpt_delay, mail_dir=args.mail_dir)

@@ -26,7 +26,7 @@ import watcher.config as config_api
 import watcher.core.durations as durations
 import watcher.sandbox.atr_http as atr_sandbox
 import watcher.sandbox.atr_scenario as atr_scenario
-import watcher.sandbox.clock as clocks
+import watcher.sandbox.clocks as clocks
 import watcher.sandbox.lists_http as ponymail_sandbox
 import watcher.sandbox.serve as serve
 import watcher.services.events as events
