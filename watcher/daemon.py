@@ -22,7 +22,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 import watcher.atr.client as atr_client
-import watcher.atr.errors as atr_errors
+import watcher.atr.errors as errors
 import watcher.core.lifecycle as lifecycle
 import watcher.core.tracking as tracking
 import watcher.flow.desk as desk_api
@@ -54,7 +54,7 @@ EXIT_PAT_REJECTED: Final = 2
 SCHEDULED_JOBS: Final = frozenset({"discovery", "checks", "outbox", "archives", "mailboxes", "files"})
 # Outages a job survives: one warning line each (the traceback only when debugging).
 EXPECTED_OUTAGES: Final = (
-    atr_errors.AtrError,
+    errors.AtrError,
     ponymail.ArchiveFetchError,
     imap.ImapError,
     store_api.StoreError,
@@ -164,7 +164,7 @@ class Daemon:
     async def _discover(self) -> None:
         try:
             changes = await self.discovering.poll()
-        except atr_errors.AtrError as exc:
+        except errors.AtrError as exc:
             self.report.atr_error = str(exc)
             await self._observe("atr", {"ok": False, "error": str(exc), **self._atr_facts()})
             raise

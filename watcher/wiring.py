@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import watcher
 import watcher.atr.client as atr_client
 import watcher.atr.rosters as atr_rosters
-import watcher.atr.tokens as atr_tokens
-import watcher.config as config_api
+import watcher.atr.tokens as tokens
+import watcher.config as config
 import watcher.core.decide as decide
 import watcher.core.lifecycle as lifecycle
 import watcher.core.roster as roster
@@ -29,21 +29,21 @@ import watcher.mail.mailer as mailer
 import watcher.mail.outbox as outbox
 import watcher.mail.render as render
 import watcher.services.events as events
-import watcher.services.log as log_setup
+import watcher.services.log as log
 import watcher.services.metrics as metrics_api
 import watcher.services.wallclock as wallclock
-import watcher.sources.files as files_source
+import watcher.sources.files as files
 import watcher.sources.imap as imap
 import watcher.sources.ponymail as ponymail
 import watcher.sources.stored as stored
-import watcher.store as store_api
+import watcher.store as store
 import watcher.store.records as records
 
 Archive = tuple[ponymail.PonyMailSource, ponymail.ArchiveClient]
 
 
 async def run(
-    cfg: config_api.Config,
+    cfg: config.Config,
     *,
     stop: asyncio.Event | None = None,
     once: bool = False,
@@ -55,19 +55,19 @@ async def run(
 
 
 async def build(
-    cfg: config_api.Config, *, sink: events.Sink = events.ignore, clock: wallclock.Clock = wallclock.utcnow
+    cfg: config.Config, *, sink: events.Sink = events.ignore, clock: wallclock.Clock = wallclock.utcnow
 ) -> daemon_api.Daemon:
     """Open the store (checking its schema) and build every part from the configuration.
 
     Every event the parts report is also logged, at info, as one line (`watcher.services.log.log_event`).
     """
-    sink = log_setup.logging_sink(sink)
+    sink = log.logging_sink(sink)
     db = await _store(cfg)
     metrics = metrics_api.Metrics(watcher.__version__, [_source_name(s) for s in cfg.sources], clock=clock)
     atr = _atr(cfg, db)
     aliases = roster.load(cfg.roster.aliases_file) if cfg.roster.aliases_file else roster.Roster()
     rosters = atr_rosters.AtrRosters(atr, ttl=cfg.roster.committee_ttl.total_seconds())
-    archives = [_archive(source, db, clock) for source in cfg.sources if isinstance(source, config_api.PonymailSource)]
+    archives = [_archive(source, db, clock) for source in cfg.sources if isinstance(source, config.PonymailSource)]
     worker = worker_api.Worker(check_timeout=cfg.watcher.read_timeout.total_seconds())
     finder: discovery.ThreadFinder = (
         ponymail.ThreadFinder(archives[0][1]) if archives else stored.StoredThreads(db, worker)
@@ -132,20 +132,20 @@ async def build(
             imap_settings(s, cfg.watcher.max_message_bytes + 1), db, daemon.take_imap, on_batch=daemon.take_imap_batch
         )
         for s in cfg.sources
-        if isinstance(s, config_api.ImapSource)
+        if isinstance(s, config.ImapSource)
     ]
     daemon.files = [
-        files_source.FileSource(
+        files.FileSource(
             _source_name(s),
             s.path,
-            isinstance(s, config_api.MboxSource),
+            isinstance(s, config.MboxSource),
             db,
             intake.take,
             # One byte over the limit: the intake flags the message too large (as IMAP's partial fetch).
             keep_bytes=cfg.watcher.max_message_bytes + 1,
         )
         for s in cfg.sources
-        if isinstance(s, config_api.MboxSource | config_api.MaildirSource)
+        if isinstance(s, config.MboxSource | config.MaildirSource)
     ]
     if db.backend != "sqlite":
         # Several instances may share this database: singleton work runs under leases.
@@ -156,8 +156,8 @@ async def build(
     return daemon
 
 
-async def _store(cfg: config_api.Config) -> store_api.Store:
-    db = await store_api.open(cfg.watcher.database_url, claim_ttl=claim_ttl(cfg))
+async def _store(cfg: config.Config) -> store.Store:
+    db = await store.open(cfg.watcher.database_url, claim_ttl=claim_ttl(cfg))
     try:
         await db.check_current()
     except Exception:
@@ -170,7 +170,7 @@ async def _store(cfg: config_api.Config) -> store_api.Store:
     return db
 
 
-def _atr(cfg: config_api.Config, db: store_api.Store) -> atr_client.AtrClient:
+def _atr(cfg: config.Config, db: store.Store) -> atr_client.AtrClient:
     return atr_client.AtrClient(
         cfg.atr.base_url,
         cfg.atr.uid,
@@ -178,7 +178,7 @@ def _atr(cfg: config_api.Config, db: store_api.Store) -> atr_client.AtrClient:
         budget_per_hour=cfg.atr.request_budget,
         ca_file=cfg.atr.ca_file,
         # One JWT for run, run --once and every instance (issue 16 item 5).
-        token_store=atr_tokens.StoreTokens(db, cfg.atr.base_url, cfg.atr.uid, cfg.atr.pat.reveal())
+        token_store=tokens.StoreTokens(db, cfg.atr.base_url, cfg.atr.uid, cfg.atr.pat.reveal())
         if cfg.atr.pat is not None
         else None,
     )
@@ -191,7 +191,7 @@ def _deliver(intake: intake_api.Intake) -> ponymail.Deliver:
     return deliver
 
 
-def settings(cfg: config_api.Config) -> daemon_api.Settings:
+def settings(cfg: config.Config) -> daemon_api.Settings:
     """What the running daemon reads of the configuration."""
     return daemon_api.Settings(
         instance_name=cfg.watcher.instance_name,
@@ -207,7 +207,7 @@ def settings(cfg: config_api.Config) -> daemon_api.Settings:
     )
 
 
-def _desk_settings(cfg: config_api.Config, aliases: roster.Roster) -> desk_api.Settings:
+def _desk_settings(cfg: config.Config, aliases: roster.Roster) -> desk_api.Settings:
     return desk_api.Settings(
         atr_host=cfg.atr.host,
         sender=cfg.reminders.from_ or f"vote-watcher <{cfg.atr.uid}@apache.org>",
@@ -222,36 +222,36 @@ def _desk_settings(cfg: config_api.Config, aliases: roster.Roster) -> desk_api.S
     )
 
 
-def _poll_intervals(cfg: config_api.Config) -> dict[str, tuple[str, datetime.timedelta]]:
+def _poll_intervals(cfg: config.Config) -> dict[str, tuple[str, datetime.timedelta]]:
     """Each source's lease, and how often it is polled (an IMAP mailbox: its sweep; a file: its poll_interval)."""
     intervals: dict[str, tuple[str, datetime.timedelta]] = {}
     for source in cfg.sources:
         name = _source_name(source)
-        if isinstance(source, config_api.PonymailSource):
+        if isinstance(source, config.PonymailSource):
             intervals[name] = (leases.archive(name), source.poll_interval)
-        elif isinstance(source, config_api.ImapSource):
+        elif isinstance(source, config.ImapSource):
             intervals[name] = (leases.mailbox(name), source.sweep_interval)
         else:
             intervals[name] = (leases.archive(name), source.poll_interval)
     return intervals
 
 
-def _source_jobs(cfg: config_api.Config) -> dict[str, datetime.timedelta]:
+def _source_jobs(cfg: config.Config) -> dict[str, datetime.timedelta]:
     """The source jobs to schedule, each at the shortest interval of its sources."""
     jobs: dict[str, datetime.timedelta] = {}
-    archives = [s.poll_interval for s in cfg.sources if isinstance(s, config_api.PonymailSource)]
+    archives = [s.poll_interval for s in cfg.sources if isinstance(s, config.PonymailSource)]
     if archives:
         jobs["archives"] = min(archives)
-    mailboxes = [s.sweep_interval for s in cfg.sources if isinstance(s, config_api.ImapSource)]
+    mailboxes = [s.sweep_interval for s in cfg.sources if isinstance(s, config.ImapSource)]
     if mailboxes:
         jobs["mailboxes"] = min(mailboxes)
-    local = [s.poll_interval for s in cfg.sources if isinstance(s, config_api.MboxSource | config_api.MaildirSource)]
+    local = [s.poll_interval for s in cfg.sources if isinstance(s, config.MboxSource | config.MaildirSource)]
     if local:
         jobs["files"] = min(local)
     return jobs
 
 
-def claim_ttl(cfg: config_api.Config) -> datetime.timedelta:
+def claim_ttl(cfg: config.Config) -> datetime.timedelta:
     """How long an outbox claim lasts: long enough for a send to finish (its end-of-DATA wait included,
     or a slow relay's answer would let another instance send the mail again), short enough that mails
     a killed instance had claimed go out soon after another takes over."""
@@ -259,11 +259,11 @@ def claim_ttl(cfg: config_api.Config) -> datetime.timedelta:
     return max(2 * cfg.leases.ttl, send)
 
 
-def _source_name(source: config_api.Source) -> str:
+def _source_name(source: config.Source) -> str:
     return source.name or source.kind
 
 
-def imap_settings(section: config_api.ImapSource, max_fetch_bytes: int | None = None) -> imap.ImapConfig:
+def imap_settings(section: config.ImapSource, max_fetch_bytes: int | None = None) -> imap.ImapConfig:
     """The IMAP source's settings from a loaded `[[sources]]` entry of kind "imap" (its secret already read)."""
     if section.password is None:
         raise imap.ImapConfigError(f"{section.name}: no IMAP password (set password_file or password_env)")
@@ -282,7 +282,7 @@ def imap_settings(section: config_api.ImapSource, max_fetch_bytes: int | None = 
     )
 
 
-def _archive(source: config_api.PonymailSource, db: store_api.Store, clock: wallclock.Clock) -> Archive:
+def _archive(source: config.PonymailSource, db: store.Store, clock: wallclock.Clock) -> Archive:
     settings = ponymail.Settings(
         base_url=source.base_url,
         total_timeout_s=source.timeout.total_seconds(),
@@ -301,12 +301,12 @@ def _archive(source: config_api.PonymailSource, db: store_api.Store, clock: wall
     return polled, client
 
 
-def dry_run_dir(cfg: config_api.Config) -> pathlib.Path:
+def dry_run_dir(cfg: config.Config) -> pathlib.Path:
     """Where a dry run (or a configuration without a relay) writes its mails."""
     return cfg.reminders.dry_run_dir or cfg.watcher.state_dir / "dry-run"
 
 
-def _mailer(cfg: config_api.Config) -> mailer.Mailer:
+def _mailer(cfg: config.Config) -> mailer.Mailer:
     if cfg.watcher.dry_run or not cfg.smtp.host:
         return mailer.DryRunMailer(dry_run_dir(cfg))
     return mailer.SmtpMailer(
@@ -323,6 +323,6 @@ def _mailer(cfg: config_api.Config) -> mailer.Mailer:
     )
 
 
-def _policy(cfg: config_api.Config, people: roster.Roster) -> outbox.OutboxPolicy:
+def _policy(cfg: config.Config, people: roster.Roster) -> outbox.OutboxPolicy:
     cap = cfg.reminders.daily_cap_per_recipient
     return outbox.OutboxPolicy(daily_cap=cap or None, opt_out=cfg.reminders.opt_out_uids(people))

@@ -12,7 +12,7 @@ import trustme
 import watcher
 import watcher.atr.errors as errors
 import watcher.atr.tokens as tokens
-import watcher.sandbox.atr_http as sandbox_atr
+import watcher.sandbox.atr_http as atr_http
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.clocks as clocks
 from tests.fixtures import atr as fixtures
@@ -21,7 +21,7 @@ from tests.fixtures.atr import StartAtr, client_for, scenario_data
 MINUTE = 60.0
 
 
-def paths(atr: sandbox_atr.AtrSandbox) -> list[tuple[str, int]]:
+def paths(atr: atr_http.AtrSandbox) -> list[tuple[str, int]]:
     """(path, status) of every request the sandbox logged."""
     return [(r.path, r.status) for r in atr.requests]
 

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-import watcher.atr.contract as schema
+import watcher.atr.contract as contract
 import watcher.atr.errors as errors
-import watcher.sandbox.atr_http as sandbox_atr
+import watcher.sandbox.atr_http as atr_http
 import watcher.sandbox.clocks as clocks
 from tests.fixtures import atr as fixtures
 from tests.fixtures.atr import StartAtr, client_for, scenario_data
@@ -30,7 +30,7 @@ WRONG_SCALAR = "not-what-the-schema-says"
 Path = tuple[str | int, ...]
 
 
-async def _details(request: sandbox_atr.TallyRequest) -> Mapping[str, Any]:
+async def _details(request: atr_http.TallyRequest) -> Mapping[str, Any]:
     # A VoteDetails as ATR's tabulation gives it (§10.5.7), for the email-mode answer.
     return {
         "start_unixtime": 1780000000,
@@ -53,7 +53,7 @@ async def _details(request: sandbox_atr.TallyRequest) -> Mapping[str, Any]:
     }
 
 
-async def _answers(atr: sandbox_atr.AtrSandbox, clock: clocks.ManualClock) -> dict[str, list[Any]]:
+async def _answers(atr: atr_http.AtrSandbox, clock: clocks.ManualClock) -> dict[str, list[Any]]:
     """Every kind of answer the sandbox gives, by schema definition, as sent over HTTP."""
     answers: dict[str, list[Any]] = {}
 
@@ -120,15 +120,15 @@ async def test_every_field_of_every_sandbox_answer_is_checked_against_the_schema
     data = scenario_data(ballots=[{"release_key": "example-1.2.0", "voter_asf_uid": "bob", "choice": "+1"}])
     async with start_atr(data, tally=_details) as atr:
         answers = await _answers(atr, atr_clock)
-    assert set(answers) == {*schema.RESPONSES.values(), schema.ERROR_BODY}
+    assert set(answers) == {*contract.RESPONSES.values(), contract.ERROR_BODY}
     unchecked: list[str] = []
     fields = 0
     for name, bodies in answers.items():
         for body in bodies:
-            assert schema.violations(name, body) == [], (name, body)
+            assert contract.violations(name, body) == [], (name, body)
             for path in _paths(body):
                 fields += 1
-                if not schema.violations(name, _changed(body, path)):
+                if not contract.violations(name, _changed(body, path)):
                     unchecked.append(f"{name}: {'.'.join(map(str, path))}")
     # A field the schema does not describe (or describes as "anything") would be a fiction nobody checks.
     assert unchecked == []

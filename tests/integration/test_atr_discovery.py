@@ -8,7 +8,7 @@ import datetime
 import watcher.atr.client as atr_client
 import watcher.core.tracking as tracking
 import watcher.flow.discovery as discovery
-import watcher.sandbox.atr_http as sandbox_atr
+import watcher.sandbox.atr_http as atr_http
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.clocks as clocks
 from tests.fixtures import atr as fixtures
@@ -18,7 +18,7 @@ HOUR = 3600.0
 
 
 def discover(
-    atr: sandbox_atr.AtrSandbox, clock: clocks.ManualClock, lists: discovery.ThreadFinder, **options: object
+    atr: atr_http.AtrSandbox, clock: clocks.ManualClock, lists: discovery.ThreadFinder, **options: object
 ) -> tuple[atr_client.AtrClient, discovery.Discovery]:
     client = client_for(atr, clock, **options)
     return client, discovery.Discovery(client, lists, clock=clock)

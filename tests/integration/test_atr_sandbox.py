@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 import watcher.atr.errors as errors
-import watcher.sandbox.atr_http as sandbox_atr
+import watcher.sandbox.atr_http as atr_http
 import watcher.sandbox.atr_state as atr_state
 import watcher.sandbox.clocks as clocks
 from tests.fixtures import atr as fixtures
@@ -126,9 +126,9 @@ async def test_a_cancel_is_allowed_before_the_end_and_returns_the_release_to_dra
 async def test_an_email_vote_passes_on_the_rms_word_and_tabulates_through_the_hook(
     start_atr: StartAtr, atr_clock: clocks.ManualClock
 ) -> None:
-    asked: list[sandbox_atr.TallyRequest] = []
+    asked: list[atr_http.TallyRequest] = []
 
-    async def tally(request: sandbox_atr.TallyRequest) -> Mapping[str, Any]:
+    async def tally(request: atr_http.TallyRequest) -> Mapping[str, Any]:
         asked.append(request)
         return {"start_unixtime": 1, "votes": {}, "summary": {}, "passed": False, "outcome": "The vote failed."}
 
@@ -266,9 +266,9 @@ async def test_every_ballot_gets_a_receipt_but_tabulate_names_only_the_latest(
     start_atr: StartAtr, atr_clock: clocks.ManualClock, memory_lists: MemoryLists
 ) -> None:
     # §6.5: one receipt per cast; ATR's email tally leaves out all of them, the API names the effective one.
-    asked: list[sandbox_atr.TallyRequest] = []
+    asked: list[atr_http.TallyRequest] = []
 
-    async def tally(request: sandbox_atr.TallyRequest) -> Mapping[str, Any] | None:
+    async def tally(request: atr_http.TallyRequest) -> Mapping[str, Any] | None:
         asked.append(request)
         return None
 

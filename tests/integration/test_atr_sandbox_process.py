@@ -12,17 +12,17 @@ import pydantic
 import watcher.atr.client as atr_client
 import watcher.core.tracking as tracking
 import watcher.flow.discovery as discovery
-import watcher.sandbox.atr_http as sandbox_atr
+import watcher.sandbox.atr_http as atr_http
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.clocks as clocks
-import watcher.sandbox.lists_http as sandbox_ponymail
+import watcher.sandbox.lists_http as lists_http
 from tests.fixtures.atr import MemoryLists, StartAtr, client_for
 
-EXAMPLE = pathlib.Path(sandbox_atr.__file__).with_name("atr_example.toml")
+EXAMPLE = pathlib.Path(atr_http.__file__).with_name("atr_example.toml")
 
 
 async def test_the_example_scenario_runs_as_a_process_and_posts_to_the_sandbox_archive(
-    ponymail_sandbox: sandbox_ponymail.PonyMailSandbox,
+    ponymail_sandbox: lists_http.PonyMailSandbox,
 ) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -62,7 +62,7 @@ def test_the_example_scenario_loads() -> None:
 
 
 async def test_receipts_reach_the_sandbox_archive_in_process(
-    start_atr: StartAtr, atr_clock: clocks.ManualClock, ponymail_sandbox: sandbox_ponymail.PonyMailSandbox
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, ponymail_sandbox: lists_http.PonyMailSandbox
 ) -> None:
     async with (
         start_atr(on_receipt=ponymail_sandbox.add) as atr,

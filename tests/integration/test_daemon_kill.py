@@ -37,7 +37,7 @@ from typing import Any, Final
 import watcher.config as config_api
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.serve as serve
-import watcher.store as store_api
+import watcher.store as store
 
 PAT: Final = "pat-kill-test-3f9a0c"
 PROJECTS: Final = ("alpha", "beta", "gamma")
@@ -263,7 +263,7 @@ async def test_sigkill_while_sending_loses_no_reminder_and_sends_none_twice(tmp_
     async with serve.StandIns(scenario(time.time()), rcpt_delay=SLOW_RCPT_S) as stand_ins:
         config = write_config(tmp_path, stand_ins)
         cfg = config_api.load(config)
-        db = await store_api.open(cfg.watcher.database_url)
+        db = await store.open(cfg.watcher.database_url)
         await db.upgrade()
         await db.close()
 

@@ -41,7 +41,7 @@ import tests.support.notify_listener as notify_listener
 import watcher.config as config_api
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.serve as serve
-import watcher.store as store_api
+import watcher.store as store
 
 PAT: Final = f"pat-ops-{uuid.uuid4().hex}"
 PROJECT: Final = "lantern"
@@ -174,7 +174,7 @@ enabled = false
 
 
 async def upgrade(config: pathlib.Path) -> None:
-    db = await store_api.open(config_api.load(config).watcher.database_url)
+    db = await store.open(config_api.load(config).watcher.database_url)
     try:
         await db.upgrade()
     finally:
@@ -492,7 +492,7 @@ async def test_a_database_without_the_current_schema_exits_3_saying_to_upgrade(t
         config = write_config(tmp_path, stand_ins)
         (tmp_path / "state").mkdir()
         empty = await asyncio.to_thread(command, "run", "--config", str(config))
-        db = await store_api.open(config_api.load(config).watcher.database_url)
+        db = await store.open(config_api.load(config).watcher.database_url)
         await db.upgrade("0001")
         await db.close()
         behind = await asyncio.to_thread(command, "run", "--config", str(config))

@@ -23,7 +23,7 @@ import watcher.core.roster as roster
 import watcher.flow.desk as desk_api
 import watcher.flow.worker as worker_api
 import watcher.mail.render as render
-import watcher.store as store_api
+import watcher.store as store
 import watcher.store.records as records
 
 T0 = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=datetime.UTC)
@@ -86,8 +86,8 @@ class Clock:
 
 
 @pytest.fixture
-async def db(tmp_path: pathlib.Path) -> AsyncIterator[store_api.Store]:
-    opened = await store_api.Store.open(f"sqlite:///{tmp_path / 'state.db'}")
+async def db(tmp_path: pathlib.Path) -> AsyncIterator[store.Store]:
+    opened = await store.Store.open(f"sqlite:///{tmp_path / 'state.db'}")
     try:
         await opened.upgrade()
         yield opened
@@ -103,7 +103,7 @@ def worker() -> Iterator[worker_api.Worker]:
 
 
 async def setup(
-    db: store_api.Store, worker: worker_api.Worker, atr: FakeAtr, clock: Clock, replies: Sequence[bytes]
+    db: store.Store, worker: worker_api.Worker, atr: FakeAtr, clock: Clock, replies: Sequence[bytes]
 ) -> tuple[desk_api.Desk, records.TrackedVote]:
     vote = await db.upsert_vote(
         records.TrackedVote(
@@ -155,12 +155,12 @@ async def setup(
     return desk, vote
 
 
-async def reminders(db: store_api.Store) -> list[records.MailRecord]:
+async def reminders(db: store.Store) -> list[records.MailRecord]:
     return [m for m in await db.mails("foo-1.0", 1) if m.kind == "reminder"]
 
 
 async def test_a_reminder_falls_due_after_the_delay_and_is_written_once(
-    db: store_api.Store, worker: worker_api.Worker
+    db: store.Store, worker: worker_api.Worker
 ) -> None:
     atr, clock = FakeAtr(), Clock()
     desk, vote = await setup(db, worker, atr, clock, [mail("r1@x", "chen", "+1\n", 1)])
@@ -184,7 +184,7 @@ async def test_a_reminder_falls_due_after_the_delay_and_is_written_once(
 
 
 async def test_a_matching_ballot_and_a_non_binding_voter_get_no_reminder(
-    db: store_api.Store, worker: worker_api.Worker
+    db: store.Store, worker: worker_api.Worker
 ) -> None:
     atr, clock = FakeAtr(), Clock()
     atr.ballot("amira", "+1")
@@ -198,9 +198,7 @@ async def test_a_matching_ballot_and_a_non_binding_voter_get_no_reminder(
     assert {v.voter: v.status for v in result.votes} == {"amira": "binding", "sam": "committer"}
 
 
-async def test_atrs_ballot_receipts_are_left_out_of_the_email_tally(
-    db: store_api.Store, worker: worker_api.Worker
-) -> None:
+async def test_atrs_ballot_receipts_are_left_out_of_the_email_tally(db: store.Store, worker: worker_api.Worker) -> None:
     atr, clock = FakeAtr(), Clock()
     atr.ballot("amira", "-1", receipt="<rcpt@atr>")
     receipt = mail("rcpt@atr", "amira", f"-1 (binding) (amira) Amira\n\n{FOOTER.format(uid='amira')}", 1)

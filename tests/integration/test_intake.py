@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 import watcher.flow.intake as intake_api
-import watcher.store as store_api
+import watcher.store as store
 
 T0 = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=datetime.UTC)
 SUBJECT = "[VOTE] Release Foo 1.0"
@@ -33,8 +33,8 @@ ROOT = mail("root@x", "Please vote.\n", parent=None, subject=SUBJECT)
 
 
 @pytest.fixture
-async def db(tmp_path: pathlib.Path) -> AsyncIterator[store_api.Store]:
-    opened = await store_api.Store.open(f"sqlite:///{tmp_path / 'state.db'}")
+async def db(tmp_path: pathlib.Path) -> AsyncIterator[store.Store]:
+    opened = await store.Store.open(f"sqlite:///{tmp_path / 'state.db'}")
     try:
         await opened.upgrade()
         yield opened
@@ -52,9 +52,9 @@ class Changes:
         self.seen.append(vote_id)
 
 
-async def tracked(db: store_api.Store, intake: intake_api.Intake, root: str = "root@x", seq: int = 1) -> int:
+async def tracked(db: store.Store, intake: intake_api.Intake, root: str = "root@x", seq: int = 1) -> int:
     vote = await db.upsert_vote(
-        store_api.TrackedVote(
+        store.TrackedVote(
             "foo-1.0", "foo", "1.0", seq, "trusted", subject=SUBJECT, root_message_id=root, vote_started=T0
         ),
         T0,
@@ -63,7 +63,7 @@ async def tracked(db: store_api.Store, intake: intake_api.Intake, root: str = "r
     return vote.id
 
 
-async def test_a_reply_is_stored_once_linked_and_retallies_its_vote_once(db: store_api.Store) -> None:
+async def test_a_reply_is_stored_once_linked_and_retallies_its_vote_once(db: store.Store) -> None:
     changes = Changes()
     intake = intake_api.Intake(db, changes, clock=lambda: T0)
     assert await intake.take(ROOT, "imap")
@@ -81,7 +81,7 @@ async def test_a_reply_is_stored_once_linked_and_retallies_its_vote_once(db: sto
     assert await db.thread_messages(vote_id) == [ROOT, reply]
 
 
-async def test_other_list_traffic_is_stored_without_bytes_and_moves_nothing(db: store_api.Store) -> None:
+async def test_other_list_traffic_is_stored_without_bytes_and_moves_nothing(db: store.Store) -> None:
     changes = Changes()
     intake = intake_api.Intake(db, changes, clock=lambda: T0)
     await intake.take(ROOT, "imap")
@@ -95,7 +95,7 @@ async def test_other_list_traffic_is_stored_without_bytes_and_moves_nothing(db: 
     assert "chat@x" not in await db.thread_keys(vote_id)
 
 
-async def test_replies_stored_before_the_vote_was_tracked_are_linked_when_it_is(db: store_api.Store) -> None:
+async def test_replies_stored_before_the_vote_was_tracked_are_linked_when_it_is(db: store.Store) -> None:
     changes = Changes()
     intake = intake_api.Intake(db, changes, clock=lambda: T0)
     # Vote-related words keep the bytes, even before anyone tracks the vote.
@@ -110,7 +110,7 @@ async def test_replies_stored_before_the_vote_was_tracked_are_linked_when_it_is(
     assert changes.seen == [vote_id]
 
 
-async def test_a_late_reply_to_an_ended_vote_is_not_taken_for_its_restart(db: store_api.Store) -> None:
+async def test_a_late_reply_to_an_ended_vote_is_not_taken_for_its_restart(db: store.Store) -> None:
     changes = Changes()
     intake = intake_api.Intake(db, changes, clock=lambda: T0)
     await intake.take(ROOT, "imap")
@@ -126,7 +126,7 @@ async def test_a_late_reply_to_an_ended_vote_is_not_taken_for_its_restart(db: st
     assert changes.seen == [new_id]
 
 
-async def test_too_large_is_flagged_and_retallies_nothing(db: store_api.Store) -> None:
+async def test_too_large_is_flagged_and_retallies_nothing(db: store.Store) -> None:
     changes = Changes()
     intake = intake_api.Intake(db, changes, clock=lambda: T0, max_bytes=10_000)
     await intake.take(ROOT, "imap")
@@ -141,7 +141,7 @@ async def test_too_large_is_flagged_and_retallies_nothing(db: store_api.Store) -
 @pytest.mark.parametrize(
     "raw", [b"", b"\xff\xfe\x00garbage", b"Subject: [VOTE] x\n\n", b"From: <\n\n\n", b"Message-ID: <a@b>\n" * 5000]
 )
-async def test_broken_mail_never_raises(db: store_api.Store, raw: bytes) -> None:
+async def test_broken_mail_never_raises(db: store.Store, raw: bytes) -> None:
     intake = intake_api.Intake(db, Changes(), clock=lambda: T0)
     await intake.take(ROOT, "imap")
     await tracked(db, intake)

@@ -21,7 +21,7 @@ import tests.support.postgres as postgres
 import watcher.config as config_api
 import watcher.flow.intake as intake_api
 import watcher.sandbox.serve as serve
-import watcher.store as store_api
+import watcher.store as store
 
 VOTERS = 8
 # Big enough that the messages cannot hide in the free pages of SQLite's WAL file.
@@ -31,7 +31,7 @@ BIG_PADDING_LINES = 12_000  # about 1.4 MB: under watcher.max_message_bytes (2 M
 
 async def upgrade(config: pathlib.Path) -> str:
     url = config_api.load(config).watcher.database_url
-    db = await store_api.open(url)
+    db = await store.open(url)
     try:
         await db.upgrade()
     finally:
@@ -277,7 +277,7 @@ async def test_full_sqlite_disk_is_a_store_error_and_the_intake_acknowledges_not
         changed.append(vote_id)
 
     with world.small_filesystem(tmp_path / "state", "3m") as disk:
-        db = await store_api.open(f"sqlite:///{disk.path / 'state.db'}")
+        db = await store.open(f"sqlite:///{disk.path / 'state.db'}")
         try:
             await db.upgrade()
             intake = intake_api.Intake(db, on_changed, clock=lambda: datetime.datetime.now(datetime.UTC))
@@ -287,7 +287,7 @@ async def test_full_sqlite_disk_is_a_store_error_and_the_intake_acknowledges_not
             ]
             disk.fill()
             for raw in raws:
-                with pytest.raises(store_api.StoreUnavailableError, match="database or disk is full"):
+                with pytest.raises(store.StoreUnavailableError, match="database or disk is full"):
                     await intake.take(raw, "test")
             assert not any(intake.seen(f"full{n}@x") for n in range(20))
             disk.free()

@@ -29,7 +29,7 @@ import tests.support.notify_listener as notify_listener
 import watcher.config as config_api
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.serve as serve
-import watcher.store as store_api
+import watcher.store as store
 
 PAT: Final = f"pat-hostile-{uuid.uuid4().hex}"
 WATCHDOG_USEC: Final = 2_000_000
@@ -265,7 +265,7 @@ async def watchdog_run(
         config = folder / "config.toml"
         config.write_text(_config(folder, stand_ins, server, imap))
         url = config_api.load(config).watcher.database_url
-        db = await store_api.open(url)
+        db = await store.open(url)
         try:
             await db.upgrade()
         finally:

@@ -16,7 +16,7 @@ from typing import Any, Final, Literal
 import pydantic
 
 import watcher.atr.client as atr_client
-import watcher.atr.contract as schema
+import watcher.atr.contract as contract
 import watcher.atr.errors as errors
 import watcher.atr.models as models
 
@@ -178,9 +178,9 @@ async def probe(client: atr_client.AtrClient) -> Report:
     except errors.AtrError as exc:
         report.say(f"ATR {OPENAPI_PATH}: {exc}; the schemas were not compared")
         return report
-    differences = drift(schema.definitions(), document)
+    differences = drift(contract.definitions(), document)
     if not differences:
-        report.say(f"ATR schema: no drift from atr-api-schema.json ({schema.SOURCE_COMMIT[:8]})")
+        report.say(f"ATR schema: no drift from atr-api-schema.json ({contract.SOURCE_COMMIT[:8]})")
     for item in differences:
         (report.fail if item.severity == "problem" else report.say)(f"ATR schema: {item}")
     return report

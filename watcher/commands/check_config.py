@@ -16,10 +16,10 @@ import sqlalchemy.engine
 
 import watcher.atr.client as atr_client
 import watcher.atr.probe as atr_probe
-import watcher.atr.tokens as atr_tokens
+import watcher.atr.tokens as tokens
 import watcher.config as config
 import watcher.core.durations as durations
-import watcher.store as store_api
+import watcher.store as store
 
 EXIT_OK: Final = 0
 EXIT_PROBE_FAILED: Final = 1
@@ -70,12 +70,12 @@ def run(args: argparse.Namespace) -> int:
 async def probe(cfg: config.Config) -> atr_probe.Report:
     """The probe with this configuration's ATR account; the stored JWT is shared when the database is current."""
     db = None
-    shared: atr_tokens.TokenStore = atr_tokens.MemoryTokens()
+    shared: tokens.TokenStore = tokens.MemoryTokens()
     try:
-        db = await store_api.open(cfg.watcher.database_url)
+        db = await store.open(cfg.watcher.database_url)
         await db.check_current()
         if cfg.atr.pat is not None:
-            shared = atr_tokens.StoreTokens(db, cfg.atr.base_url, cfg.atr.uid, cfg.atr.pat.reveal())
+            shared = tokens.StoreTokens(db, cfg.atr.base_url, cfg.atr.uid, cfg.atr.pat.reveal())
     except Exception as exc:
         # No state database yet (or not reachable): the probe still works, with a JWT of its own.
         print(f"state database: {type(exc).__name__}: not used by the probe", file=sys.stderr)

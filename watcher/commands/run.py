@@ -13,7 +13,7 @@ import watcher
 import watcher.config as config
 import watcher.daemon as daemon
 import watcher.services.log as log_setup
-import watcher.store as store_api
+import watcher.store as store
 import watcher.store.engine as engine
 import watcher.wiring as wiring
 
@@ -71,11 +71,11 @@ def run(args: argparse.Namespace) -> int:
     except daemon.CycleFailedError as exc:
         print(f"vote-watcher run --once: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    except (store_api.SchemaNotCurrentError, store_api.StoreLockedError) as exc:
+    except (store.SchemaNotCurrentError, store.StoreLockedError) as exc:
         log.error("daemon.store_needs_operator", error=str(exc))
         print(f"vote-watcher: {exc}", file=sys.stderr)
         return EXIT_NEEDS_OPERATOR
-    except store_api.StoreError as exc:
+    except store.StoreError as exc:
         log.error("daemon.store_unusable", error=str(exc))
         print(f"vote-watcher: {exc}", file=sys.stderr)
         return EXIT_FAILURE

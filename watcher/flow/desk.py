@@ -14,8 +14,8 @@ from typing import Final
 
 import structlog
 
-import watcher.atr.client as atr_client
-import watcher.atr.errors as atr_errors
+import watcher.atr.client as client
+import watcher.atr.errors as errors
 import watcher.atr.models as models
 import watcher.core.decide as decide
 import watcher.core.digest as digest
@@ -24,7 +24,7 @@ import watcher.core.lifecycle as lifecycle
 import watcher.core.receipts as receipts
 import watcher.core.roster as roster
 import watcher.core.tally as tally
-import watcher.flow.intake as intake_api
+import watcher.flow.intake as intake
 import watcher.flow.worker as worker_api
 import watcher.mail.mailer as mailer
 import watcher.mail.outbox as outbox
@@ -113,7 +113,7 @@ class Desk:
     def __init__(
         self,
         store: store_api.Store,
-        atr: atr_client.AtrClient,
+        atr: client.AtrClient,
         templates: render.Templates,
         settings: Settings,
         *,
@@ -409,7 +409,7 @@ class Desk:
         """Read `vote/tabulate`; True when ATR's set of receipts changed."""
         try:
             result = await self.atr.vote_tabulate(vote.project, vote.version)
-        except atr_errors.AtrError as exc:
+        except errors.AtrError as exc:
             log.warning("desk.tabulate_failed", release=vote.release_key, error=str(exc))
             return False
         known = self._known.setdefault(vote.id, _Known())
@@ -627,18 +627,18 @@ class Desk:
             return
         try:
             await self.atr.vote_resolve(vote.project, vote.version, resolution)
-        except (atr_errors.ConflictError, atr_errors.NotFoundError) as exc:
+        except (errors.ConflictError, errors.NotFoundError) as exc:
             # ATR answers 404 "Release not found" once the vote left release_candidate (atr.md §8.5).
             await self._after_conflict(vote, record, str(exc))
             return
-        except (atr_errors.ServerError, atr_errors.TransportError, atr_errors.RateLimitedError) as exc:
+        except (errors.ServerError, errors.TransportError, errors.RateLimitedError) as exc:
             # Transient, and perhaps applied: the row is released for a retry soon. Should ATR have
             # resolved it after all, the retry gets a 409 and finds the vote resolved.
             log.warning("desk.resolve_retry", release=vote.release_key, error=str(exc))
             await self.store.mark_resolution_held(record.id, f"ATR error, retrying: {exc}", self._clock())
             self._known[vote.id].next_resolve_check = self._clock() + RETRY_RESOLVE
             return
-        except atr_errors.AtrError as exc:
+        except errors.AtrError as exc:
             await self.store.mark_resolution_failed(record.id, str(exc), self._clock())
             self.emit("resolve_failed", vote, f"ATR refused to resolve: {exc}")
             return
@@ -659,7 +659,7 @@ class Desk:
             return False
         try:
             release = await self.atr.release_get(vote.project, vote.version)
-        except atr_errors.AtrError:
+        except errors.AtrError:
             return False
         return release.phase == models.PHASE_CANDIDATE and release.current_vote_seq == vote.vote_seq
 
@@ -668,9 +668,9 @@ class Desk:
         or not resolvable yet. `release/get` tells which; a resolution elsewhere is never a failure."""
         try:
             release: models.Release | None = await self.atr.release_get(vote.project, vote.version)
-        except atr_errors.NotFoundError:
+        except errors.NotFoundError:
             release = None
-        except atr_errors.AtrError:
+        except errors.AtrError:
             self._known[vote.id].next_resolve_check = self._clock() + RETRY_RESOLVE
             await self.store.mark_resolution_held(record.id, f"ATR said: {error}; checking again", self._clock())
             return
@@ -790,7 +790,7 @@ class Desk:
         raw = await self.store.get_raw(keys[0])
         if raw is None:
             return None
-        return identity.uid_from_address(intake_api.sender_address(raw))
+        return identity.uid_from_address(intake.sender_address(raw))
 
 
 def _summary(decision: records.Decision) -> tuple[str, ...]:
