@@ -12,25 +12,25 @@ import pathlib
 from collections.abc import Sequence
 
 import watcher
-import watcher.atr.client as atr_client
-import watcher.atr.rosters as atr_rosters
+import watcher.atr.client as client
+import watcher.atr.rosters as rosters
 import watcher.atr.tokens as tokens
 import watcher.config as config
 import watcher.core.decide as decide
 import watcher.core.lifecycle as lifecycle
 import watcher.core.roster as roster
-import watcher.daemon as daemon_api
-import watcher.flow.desk as desk_api
+import watcher.daemon as daemon
+import watcher.flow.desk as desk
 import watcher.flow.discovery as discovery
-import watcher.flow.intake as intake_api
+import watcher.flow.intake as intake
 import watcher.flow.leases as leases
-import watcher.flow.worker as worker_api
+import watcher.flow.worker as worker
 import watcher.mail.mailer as mailer
 import watcher.mail.outbox as outbox
 import watcher.mail.render as render
 import watcher.services.events as events
 import watcher.services.log as log
-import watcher.services.metrics as metrics_api
+import watcher.services.metrics as metrics
 import watcher.services.wallclock as wallclock
 import watcher.sources.files as files
 import watcher.sources.imap as imap
@@ -51,33 +51,33 @@ async def run(
     clock: wallclock.Clock = wallclock.utcnow,
 ) -> int:
     """Build the daemon from `cfg` and run it until `stop` is set or a signal arrives (or one cycle with `once`)."""
-    return await daemon_api.run(await build(cfg, sink=sink, clock=clock), stop=stop, once=once)
+    return await daemon.run(await build(cfg, sink=sink, clock=clock), stop=stop, once=once)
 
 
 async def build(
     cfg: config.Config, *, sink: events.Sink = events.ignore, clock: wallclock.Clock = wallclock.utcnow
-) -> daemon_api.Daemon:
+) -> daemon.Daemon:
     """Open the store (checking its schema) and build every part from the configuration.
 
     Every event the parts report is also logged, at info, as one line (`watcher.services.log.log_event`).
     """
     sink = log.logging_sink(sink)
     db = await _store(cfg)
-    metrics = metrics_api.Metrics(watcher.__version__, [_source_name(s) for s in cfg.sources], clock=clock)
+    stats = metrics.Metrics(watcher.__version__, [_source_name(s) for s in cfg.sources], clock=clock)
     atr = _atr(cfg, db)
     aliases = roster.load(cfg.roster.aliases_file) if cfg.roster.aliases_file else roster.Roster()
-    rosters = atr_rosters.AtrRosters(atr, ttl=cfg.roster.committee_ttl.total_seconds())
+    atr_rosters = rosters.AtrRosters(atr, ttl=cfg.roster.committee_ttl.total_seconds())
     archives = [_archive(source, db, clock) for source in cfg.sources if isinstance(source, config.PonymailSource)]
-    worker = worker_api.Worker(check_timeout=cfg.watcher.read_timeout.total_seconds())
+    pool = worker.Worker(check_timeout=cfg.watcher.read_timeout.total_seconds())
     finder: discovery.ThreadFinder = (
-        ponymail.ThreadFinder(archives[0][1]) if archives else stored.StoredThreads(db, worker)
+        ponymail.ThreadFinder(archives[0][1]) if archives else stored.StoredThreads(db, pool)
     )
-    found = discovery.Discovery(atr, finder, atr_rosters=rosters)
-    intake = intake_api.Intake(db, metrics=metrics, clock=clock, worker=worker, max_bytes=cfg.watcher.max_message_bytes)
+    found = discovery.Discovery(atr, finder, atr_rosters=atr_rosters)
+    mail_intake = intake.Intake(db, stats=stats, clock=clock, pool=pool, max_bytes=cfg.watcher.max_message_bytes)
 
     async def roster_for(vote: records.TrackedVote) -> roster.Roster:
         committee = str(vote.extra.get("committee_key") or vote.committee)
-        return aliases.merged(await rosters.for_vote(committee, vote.vote_round))
+        return aliases.merged(await atr_rosters.for_vote(committee, vote.vote_round))
 
     async def previous_round(vote: records.TrackedVote) -> Sequence[bytes]:
         thread_id = str(vote.extra.get("podling_thread_id") or "")
@@ -91,10 +91,10 @@ async def build(
             return 0
         found = 0
         for source, _ in archives:
-            found += await source.refresh(vote.root_message_id, intake.seen, _deliver(intake))
+            found += await source.refresh(vote.root_message_id, mail_intake.seen, _deliver(mail_intake))
         return found
 
-    desk = desk_api.Desk(
+    vote_desk = desk.Desk(
         db,
         atr,
         render.Templates(cfg.reminders.templates_dir),
@@ -103,22 +103,22 @@ async def build(
         previous_round=previous_round,
         sink=sink,
         clock=clock,
-        worker=worker,
-        screen=intake.screen,
+        pool=pool,
+        screen=mail_intake.screen,
         shadow=mailer.DryRunMailer(dry_run_dir(cfg)) if cfg.watcher.dry_run else None,
-        metrics=metrics,
+        stats=stats,
         reread=reread,
     )
     owner = leases.owner_id(cfg.watcher.instance_name)
-    daemon = daemon_api.Daemon(
+    wired = daemon.Daemon(
         settings=settings(cfg),
-        store=db,
+        db=db,
         atr=atr,
-        desk=desk,
-        intake=intake,
+        desk=vote_desk,
+        intake=mail_intake,
         discovering=found,
         sender=outbox.Outbox(db, _mailer(cfg), _policy(cfg, aliases), owner=owner, clock=clock),
-        metrics=metrics,
+        metrics=stats,
         sink=sink,
         clock=clock,
         archives=archives,
@@ -126,21 +126,21 @@ async def build(
     # Threads of votes that ended or restarted before this start: a late reply there is no other vote's.
     for known in await db.votes(open_only=False):
         if not lifecycle.is_open(known.status):
-            intake.retire(known.root_message_id)
-    daemon.mailboxes = [
+            mail_intake.retire(known.root_message_id)
+    wired.mailboxes = [
         imap.ImapSource(
-            imap_settings(s, cfg.watcher.max_message_bytes + 1), db, daemon.take_imap, on_batch=daemon.take_imap_batch
+            imap_settings(s, cfg.watcher.max_message_bytes + 1), db, wired.take_imap, on_batch=wired.take_imap_batch
         )
         for s in cfg.sources
         if isinstance(s, config.ImapSource)
     ]
-    daemon.files = [
+    wired.files = [
         files.FileSource(
             _source_name(s),
             s.path,
             isinstance(s, config.MboxSource),
             db,
-            intake.take,
+            mail_intake.take,
             # One byte over the limit: the intake flags the message too large (as IMAP's partial fetch).
             keep_bytes=cfg.watcher.max_message_bytes + 1,
         )
@@ -150,10 +150,10 @@ async def build(
     if db.backend != "sqlite":
         # Several instances may share this database: singleton work runs under leases.
         names = [leases.DISCOVERY, *(leases.archive(s.name) for s, _ in archives)]
-        names += [leases.mailbox(m.config.source_name) for m in daemon.mailboxes]
-        names += [leases.archive(source.name) for source in daemon.files]
-        daemon.keeper = leases.LeaseKeeper(db, owner, names, ttl=cfg.leases.ttl, heartbeat=cfg.leases.heartbeat)
-    return daemon
+        names += [leases.mailbox(m.config.source_name) for m in wired.mailboxes]
+        names += [leases.archive(source.name) for source in wired.files]
+        wired.keeper = leases.LeaseKeeper(db, owner, names, ttl=cfg.leases.ttl, heartbeat=cfg.leases.heartbeat)
+    return wired
 
 
 async def _store(cfg: config.Config) -> store.Store:
@@ -170,8 +170,8 @@ async def _store(cfg: config.Config) -> store.Store:
     return db
 
 
-def _atr(cfg: config.Config, db: store.Store) -> atr_client.AtrClient:
-    return atr_client.AtrClient(
+def _atr(cfg: config.Config, db: store.Store) -> client.AtrClient:
+    return client.AtrClient(
         cfg.atr.base_url,
         cfg.atr.uid,
         cfg.atr.pat,
@@ -184,16 +184,16 @@ def _atr(cfg: config.Config, db: store.Store) -> atr_client.AtrClient:
     )
 
 
-def _deliver(intake: intake_api.Intake) -> ponymail.Deliver:
+def _deliver(mail_intake: intake.Intake) -> ponymail.Deliver:
     async def deliver(archived: ponymail.ArchivedMessage) -> None:
-        await intake.take(archived.raw, "ponymail")
+        await mail_intake.take(archived.raw, "ponymail")
 
     return deliver
 
 
-def settings(cfg: config.Config) -> daemon_api.Settings:
+def settings(cfg: config.Config) -> daemon.Settings:
     """What the running daemon reads of the configuration."""
-    return daemon_api.Settings(
+    return daemon.Settings(
         instance_name=cfg.watcher.instance_name,
         dry_run=cfg.watcher.dry_run,
         store_retry=cfg.watcher.store_retry,
@@ -207,8 +207,8 @@ def settings(cfg: config.Config) -> daemon_api.Settings:
     )
 
 
-def _desk_settings(cfg: config.Config, aliases: roster.Roster) -> desk_api.Settings:
-    return desk_api.Settings(
+def _desk_settings(cfg: config.Config, aliases: roster.Roster) -> desk.Settings:
+    return desk.Settings(
         atr_host=cfg.atr.host,
         sender=cfg.reminders.from_ or f"vote-watcher <{cfg.atr.uid}@apache.org>",
         reply_to=cfg.reminders.reply_to or None,
@@ -288,9 +288,9 @@ def _archive(source: config.PonymailSource, db: store.Store, clock: wallclock.Cl
         total_timeout_s=source.timeout.total_seconds(),
         concurrency=source.concurrency,
     )
-    client = ponymail.ArchiveClient(settings)
+    archive_client = ponymail.ArchiveClient(settings)
     polled = ponymail.PonyMailSource(
-        client,
+        archive_client,
         source.lists,
         cursors=db,
         name=_source_name(source),
@@ -298,7 +298,7 @@ def _archive(source: config.PonymailSource, db: store.Store, clock: wallclock.Cl
         reread_every=source.reread_every,
         clock=lambda: clock().timestamp(),
     )
-    return polled, client
+    return polled, archive_client
 
 
 def dry_run_dir(cfg: config.Config) -> pathlib.Path:

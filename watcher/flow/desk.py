@@ -25,14 +25,14 @@ import watcher.core.receipts as receipts
 import watcher.core.roster as roster
 import watcher.core.tally as tally
 import watcher.flow.intake as intake
-import watcher.flow.worker as worker_api
+import watcher.flow.worker as worker
 import watcher.mail.mailer as mailer
 import watcher.mail.outbox as outbox
 import watcher.mail.render as render
 import watcher.services.events as events
-import watcher.services.metrics as metrics_api
+import watcher.services.metrics as metrics
 import watcher.services.wallclock as wallclock
-import watcher.store as store_api
+import watcher.store as store
 import watcher.store.records as records
 
 log = structlog.get_logger("watcher.flow.desk")
@@ -112,7 +112,7 @@ class Desk:
 
     def __init__(
         self,
-        store: store_api.Store,
+        db: store.Store,
         atr: client.AtrClient,
         templates: render.Templates,
         settings: Settings,
@@ -121,15 +121,15 @@ class Desk:
         previous_round: PreviousRound,
         sink: events.Sink = events.ignore,
         clock: wallclock.Clock,
-        worker: worker_api.Worker | None = None,
+        pool: worker.Worker | None = None,
         screen: Screen | None = None,
         shadow: mailer.Mailer | None = None,
-        metrics: metrics_api.Metrics | None = None,
+        stats: metrics.Metrics | None = None,
         reread: Reread | None = None,
     ) -> None:
-        """`shadow` writes a dry run's mails (.eml files); `metrics` counts classifications and outcomes."""
-        self.store = store
-        self.worker = worker or worker_api.Worker()
+        """`shadow` writes a dry run's mails (.eml files); `stats` counts classifications and outcomes."""
+        self.store = db
+        self.worker = pool or worker.Worker()
         self._screen = screen
         self.atr = atr
         self.templates = templates
@@ -141,7 +141,7 @@ class Desk:
         self._reread = reread
         self._known: dict[int, _Known] = {}
         self._shadow = shadow
-        self._metrics = metrics
+        self._metrics = stats
 
     def forget(self, vote_id: int) -> None:
         """Drop what is remembered of a vote that ended."""
@@ -193,7 +193,7 @@ class Desk:
         return result
 
     @staticmethod
-    def _superseded(vote: records.TrackedVote, known: _Known, analysis: worker_api.Analysis) -> frozenset[str]:
+    def _superseded(vote: records.TrackedVote, known: _Known, analysis: worker.Analysis) -> frozenset[str]:
         """Receipt-shaped messages from uids that have a ballot in this vote_seq (receipts, named or not)."""
         if known.atr is None or known.atr.vote_seq != vote.vote_seq:
             return frozenset()
@@ -232,7 +232,7 @@ class Desk:
         digests: Sequence[digest.Digest],
         people: roster.Roster,
         previous: Sequence[digest.Digest],
-    ) -> worker_api.Analysis | None:
+    ) -> worker.Analysis | None:
         """The worker's tally of the stored readings (None when it failed; not tried again until the thread changes)."""
         thread = tuple(read.headers.key for read in digests)
         if known.failed_thread == thread:
@@ -244,7 +244,7 @@ class Desk:
         )
         try:
             return await self.worker.analyse(digests, people, options, previous)
-        except worker_api.WorkerError as exc:
+        except worker.WorkerError as exc:
             log.warning("desk.tally_failed", release=vote.release_key, messages=len(digests), error=str(exc))
         known.failed_thread = thread
         return None
@@ -270,7 +270,7 @@ class Desk:
             raws = list(await self._previous_round(vote))
             try:
                 known.previous = await self.worker.read_all(raws) if raws else []
-            except worker_api.WorkerError as exc:
+            except worker.WorkerError as exc:
                 log.warning("desk.round_one_failed", release=vote.release_key, messages=len(raws), error=str(exc))
                 return []
         return known.previous

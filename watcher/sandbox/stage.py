@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, TextIO
 
-import watcher.atr.client as atr_client
+import watcher.atr.client as client
 import watcher.config as config
 import watcher.core.durations as durations
 import watcher.sandbox.atr_http as atr_http
@@ -329,13 +329,13 @@ async def _cast(atr_url: str, step: Step, pats: Mapping[str, str]) -> None:
     pat = pats.get(step.uid)
     if pat is None:
         raise DemoError(f"no PAT for {step.uid} in [atr.pats]")
-    async with atr_client.AtrClient(atr_url, step.uid, _Plain(pat), budget_per_hour=1000) as client:
+    async with client.AtrClient(atr_url, step.uid, _Plain(pat), budget_per_hour=1000) as atr:
         if step.choice == "-1":
-            await client.vote_cast(project, version, "-1")
+            await atr.vote_cast(project, version, "-1")
         elif step.choice == "0":
-            await client.vote_cast(project, version, "0")
+            await atr.vote_cast(project, version, "0")
         else:
-            await client.vote_cast(project, version, "+1")
+            await atr.vote_cast(project, version, "+1")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,8 +9,8 @@ import watcher.core.message as message
 import watcher.core.threads as threads
 import watcher.core.tracking as tracking
 import watcher.core.votesubject as votesubject
-import watcher.flow.worker as worker_api
-import watcher.store as store_api
+import watcher.flow.worker as worker
+import watcher.store as store
 
 # How long before a vote's start a mailbox may have stored its [VOTE] (clocks differ; mail is not early by more).
 STORED_SLACK: Final = datetime.timedelta(days=1)
@@ -22,9 +22,9 @@ class StoredThreads:
     The intake keeps every message with [VOTE] in its subject, so a mailbox's copy of the [VOTE] is there.
     """
 
-    def __init__(self, store: store_api.Store, worker: worker_api.Worker) -> None:
-        self.store = store
-        self.worker = worker
+    def __init__(self, db: store.Store, pool: worker.Worker) -> None:
+        self.store = db
+        self.worker = pool
 
     async def find_vote_thread(
         self,
