@@ -34,7 +34,7 @@ import pydantic
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import tests.fixtures.e2e as e2e
-import watcher.atr.client as atr_client
+import watcher.atr.client as client
 import watcher.atr.tokens as tokens
 import watcher.config as config
 import watcher.core.message as message
@@ -95,11 +95,9 @@ async def steady_state() -> dict[str, float]:
     sandbox = atr_http.AtrSandbox(scenario, clock=clock, on_receipt=archive.add)
     async with sandbox as url:
         await sandbox.announce_votes()
-        client = atr_client.AtrClient(
-            url, UID, pydantic.SecretStr(PAT), clock=clock, sleep=clock.sleep, wall_clock=clock
-        )
-        async with client:
-            finder = discovery.Discovery(client, archive, clock=clock)
+        api = client.AtrClient(url, UID, pydantic.SecretStr(PAT), clock=clock, sleep=clock.sleep, wall_clock=clock)
+        async with api:
+            finder = discovery.Discovery(api, archive, clock=clock)
             await finder.poll()
             while finder.pending:
                 await finder.poll()
@@ -135,7 +133,7 @@ async def cron_exchanges(folder: pathlib.Path) -> float:
     try:
         async with atr as url:
             for _ in range(round(CRON_HOURS * HOUR / CRON_S)):
-                client = atr_client.AtrClient(
+                api = client.AtrClient(
                     url,
                     UID,
                     pydantic.SecretStr(PAT),
@@ -144,8 +142,8 @@ async def cron_exchanges(folder: pathlib.Path) -> float:
                     wall_clock=clock,
                     token_store=tokens.StoreTokens(db, url, UID, PAT),
                 )
-                async with client:
-                    await client.vote_tabulate("project000", "1.0.0")
+                async with api:
+                    await api.vote_tabulate("project000", "1.0.0")
                 clock.advance(CRON_S)
     finally:
         await db.close()

@@ -9,7 +9,7 @@ import sys
 import httpx
 import pydantic
 
-import watcher.atr.client as atr_client
+import watcher.atr.client as client
 import watcher.core.tracking as tracking
 import watcher.flow.discovery as discovery
 import watcher.sandbox.atr_http as atr_http
@@ -39,7 +39,7 @@ async def test_the_example_scenario_runs_as_a_process_and_posts_to_the_sandbox_a
         assert process.stdout is not None
         url = (await asyncio.wait_for(process.stdout.readline(), 30)).decode().strip()
         assert url.startswith("http://127.0.0.1:")
-        async with atr_client.AtrClient(url, "bob", pydantic.SecretStr("sandbox-pat-bob")) as bob:
+        async with client.AtrClient(url, "bob", pydantic.SecretStr("sandbox-pat-bob")) as bob:
             releases = await bob.releases_list()
             cast = await bob.vote_cast("fooling", "0.3.0", "+1", "Checked the signatures.")
         async with httpx.AsyncClient(base_url=url) as http:
@@ -90,8 +90,8 @@ async def test_discovery_runs_on_an_interval_and_hands_changes_on(
     async def on_changes(changes: list[tracking.Change]) -> None:
         handed.append(changes)
 
-    async with start_atr() as atr, client_for(atr, atr_clock) as client:
-        finder = discovery.Discovery(client, memory_lists, clock=atr_clock)
+    async with start_atr() as atr, client_for(atr, atr_clock) as api:
+        finder = discovery.Discovery(api, memory_lists, clock=atr_clock)
         atr.fail_next(20, 503, prefix="/api/releases/list")
         await finder.run(on_changes, interval=600, sleep=atr_clock.sleep, cycles=1)
         assert handed == []

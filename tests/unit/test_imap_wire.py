@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-import watcher.config as config_module
+import watcher.config as config
 import watcher.services.secrets as secrets
 import watcher.sources.cursor as cursor
 import watcher.sources.imap as imap
@@ -119,11 +119,11 @@ def settings(**overrides: object) -> imap.ImapConfig:
 
 
 def test_config_defaults_are_implicit_tls_on_993() -> None:
-    config = settings()
-    assert (config.port, config.tls, config.folders) == (993, True, ("INBOX",))
-    assert config.source_name == "imap:watcher@imap.example.org"
-    assert config.ssl_context() is not None
-    assert "hunter2" not in repr(config)
+    imap_config = settings()
+    assert (imap_config.port, imap_config.tls, imap_config.folders) == (993, True, ("INBOX",))
+    assert imap_config.source_name == "imap:watcher@imap.example.org"
+    assert imap_config.ssl_context() is not None
+    assert "hunter2" not in repr(imap_config)
 
 
 @pytest.mark.parametrize(
@@ -148,12 +148,12 @@ def test_config_refuses_bad_settings(overrides: dict[str, object], message: str)
 
 
 def test_plain_text_allowed_to_loopback() -> None:
-    config = settings(host="127.0.0.1", tls=False, port=143)
-    assert config.ssl_context() is None
+    imap_config = settings(host="127.0.0.1", tls=False, port=143)
+    assert imap_config.ssl_context() is None
 
 
 def test_imap_settings_maps_the_config_section() -> None:
-    section = config_module.ImapSource(
+    section = config.ImapSource(
         kind="imap",
         host="imap.example.org",
         user="watcher",
@@ -175,7 +175,7 @@ def test_imap_settings_maps_the_config_section() -> None:
 
 
 def test_imap_settings_refuses_plain_text_to_a_remote_host() -> None:
-    section = config_module.ImapSource(
+    section = config.ImapSource(
         kind="imap", host="imap.example.org", user="w", password=secrets.Secret("x"), tls="none", port=143
     )
     with pytest.raises(imap.ImapConfigError, match="plain-text"):
