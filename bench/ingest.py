@@ -52,7 +52,7 @@ import watcher.core.identity as identity
 import watcher.core.message as message
 import watcher.core.roster as roster
 import watcher.core.threads as threads
-import watcher.sandbox.lists_http as sandbox_ponymail
+import watcher.sandbox.lists_http as lists_http
 import watcher.services.log as log
 import watcher.services.secrets as secrets
 import watcher.sources.archive as archive
@@ -269,7 +269,7 @@ async def idle_cost(tracked: int, reread_every: int) -> tuple[float, float]:
     Every list carries list traffic and `tracked` vote threads (a [VOTE] and five replies each),
     all followed; the source re-reads each thread every `reread_every` polls.
     """
-    sandbox = sandbox_ponymail.PonyMailSandbox()
+    sandbox = lists_http.PonyMailSandbox()
     lists = [f"dev@project{n}.apache.org" for n in range(POLL_LISTS)]
     roots: list[tuple[str, str]] = []
     for n, address in enumerate(lists):

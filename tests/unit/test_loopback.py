@@ -2,7 +2,7 @@
 
 import pytest
 
-import watcher.atr.client as atr_client
+import watcher.atr.client as client
 import watcher.config as config
 import watcher.core.loopback as loopback
 import watcher.mail.mailer as mailer
@@ -61,7 +61,7 @@ def _edges_accept(host: str) -> list[bool]:
     """Whether each edge lets plain text go to `host`: the ATR client, the archive, SMTP, IMAP's configuration."""
     url = f"http://{host}:8080/"
     answers = []
-    for check in (atr_client.checked_base_url, ponymail.check_url):
+    for check in (client.checked_base_url, ponymail.check_url):
         try:
             check(url)
             answers.append(True)

@@ -32,7 +32,7 @@ import structlog
 import watcher.core.backoff as backoff
 import watcher.services.secrets as secrets
 import watcher.sources.cursor as cursor
-import watcher.sources.imap_wire as wire
+import watcher.sources.imap_wire as imap_wire
 import watcher.store.records as records
 
 T = TypeVar("T")
@@ -118,7 +118,7 @@ def backoff_delay(attempt: int, base_s: float, cap_s: float, rand: random.Random
 
 
 def start_position(
-    saved: records.Cursor | None, server: wire.Selected, start_at_end: bool
+    saved: records.Cursor | None, server: imap_wire.Selected, start_at_end: bool
 ) -> tuple[records.Cursor, bool]:
     """Where to read a folder from, and whether that is a rescan after a UIDVALIDITY change."""
     if saved is None:
@@ -148,7 +148,7 @@ class _Connection:
         self.folder = folder
         self.lost = asyncio.Event()
         self.stop = stop
-        self.selected = wire.Selected(0, 0)
+        self.selected = imap_wire.Selected(0, 0)
         self.client: Any = None
 
     async def open(self) -> None:
@@ -162,17 +162,18 @@ class _Connection:
         )
         await self.call(self.client.wait_hello_from_server(), self.config.timeout_s)
         await self._login()
-        response = await self.call(self.client.select(wire.mailbox_argument(self.folder)), self.config.timeout_s)
+        response = await self.call(self.client.select(imap_wire.mailbox_argument(self.folder)), self.config.timeout_s)
         if response.result != "OK":
             raise ImapError(f"SELECT {self.folder} refused: {_text(response.lines)}")
-        self.selected = wire.selected(response.lines)
+        self.selected = imap_wire.selected(response.lines)
 
     async def _login(self) -> None:
         # The password is a local of aioimaplib's frames: never let their traceback escape.
         failure = ""
         try:
             response = await self.call(
-                self.client.login(wire.quoted(self.config.user), self.config.password.reveal()), self.config.timeout_s
+                self.client.login(imap_wire.quoted(self.config.user), self.config.password.reveal()),
+                self.config.timeout_s,
             )
             if response.result != "OK":
                 failure = f"LOGIN refused for {self.config.user}: {_text(response.lines)}"
@@ -223,18 +224,20 @@ class _Connection:
         if found.result != "OK":
             raise ImapError(f"UID SEARCH refused: {_text(found.lines)}")
         # `n:*` always matches the last message, even when its UID is below n.
-        uids = [uid for uid in wire.search_uids(found.lines) if uid > after]
-        return uids, wire.has_exists(noted.lines)
+        uids = [uid for uid in imap_wire.search_uids(found.lines) if uid > after]
+        return uids, imap_wire.has_exists(noted.lines)
 
     async def fetch(self, uids: list[int]) -> list[tuple[int, bytes]]:
         """Raw messages by UID, without setting \\Seen."""
         limit = self.config.max_fetch_bytes
         items = _FETCH_PARTIAL.format(size=limit) if limit else _FETCH_ITEMS
-        fetching = self.client.protocol.fetch(wire.uid_set(uids), items, by_uid=True, timeout=self.config.timeout_s)
+        fetching = self.client.protocol.fetch(
+            imap_wire.uid_set(uids), items, by_uid=True, timeout=self.config.timeout_s
+        )
         response = await self.call(fetching, None)
         if response.result != "OK":
             raise ImapError(f"UID FETCH refused: {_text(response.lines)}")
-        return wire.fetched_bodies(response.lines)
+        return imap_wire.fetched_bodies(response.lines)
 
     async def idle(self, state: FolderState, wait_s: float) -> bool:
         """IDLE until new mail (True), or until `wait_s` passes (False); leaves IDLE before returning."""
@@ -270,9 +273,9 @@ class _Connection:
                 lines = await self.client.wait_server_push(timeout=remaining)
             except TimeoutError:
                 return False
-            if wire.has_bye(lines):
+            if imap_wire.has_bye(lines):
                 raise ConnectionLostError("server said BYE")
-            if wire.has_exists(lines):
+            if imap_wire.has_exists(lines):
                 return True
         return False
 
@@ -418,7 +421,7 @@ class ImapSource:
             more = True
             while more:
                 uids, more = await connection.new_uids(position.position)
-                for batch in wire.batches(uids, self.config.fetch_batch):
+                for batch in imap_wire.batches(uids, self.config.fetch_batch):
                     position, delivered = await self._deliver_batch(connection, position, batch)
                     count += delivered
                 more = more or bool(uids)

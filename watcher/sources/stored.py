@@ -10,7 +10,7 @@ import watcher.core.message as message
 import watcher.core.threads as threads
 import watcher.core.tracking as tracking
 import watcher.core.votesubject as votesubject
-import watcher.store as store_api
+import watcher.store as store
 
 # How long before a vote's start a mailbox may have stored its [VOTE] (clocks differ; mail is not early by more).
 STORED_SLACK: Final = datetime.timedelta(days=1)
@@ -25,8 +25,8 @@ class StoredThreads:
     The intake keeps every message with [VOTE] in its subject, so a mailbox's copy of the [VOTE] is there.
     """
 
-    def __init__(self, store: store_api.Store, parse: Parse) -> None:
-        self.store = store
+    def __init__(self, db: store.Store, parse: Parse) -> None:
+        self.store = db
         self.parse = parse
 
     async def find_vote_thread(
