@@ -34,18 +34,18 @@ import pydantic
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import tests.fixtures.e2e as e2e
-import watcher.atr.client as atr_client
+import watcher.atr.client as client
 import watcher.atr.tokens as tokens
-import watcher.config as config_api
+import watcher.config as config
 import watcher.core.message as message
 import watcher.core.tracking as tracking
 import watcher.flow.discovery as discovery
-import watcher.sandbox.atr_http as sandbox_atr
+import watcher.sandbox.atr_http as atr_http
 import watcher.sandbox.atr_scenario as atr_scenario
-import watcher.sandbox.clock as sandbox_clock
-import watcher.sandbox.lists_http as sandbox_ponymail
-import watcher.services.log as log_setup
-import watcher.store as store_api
+import watcher.sandbox.clocks as clocks
+import watcher.sandbox.lists_http as lists_http
+import watcher.services.log as log
+import watcher.store as store
 import watcher.wiring as wiring
 
 VOTES: Final = 50
@@ -89,17 +89,15 @@ class Archive:
 
 async def steady_state() -> dict[str, float]:
     """Discovery's requests per hour with 50 running votes."""
-    clock = sandbox_clock.ManualClock(START)
+    clock = clocks.ManualClock(START)
     scenario = atr_scenario.from_mapping(atr_scenario.synthetic(VOTES, uid=UID, pat=PAT), clock())
     archive = Archive()
-    sandbox = sandbox_atr.AtrSandbox(scenario, clock=clock, on_receipt=archive.add)
+    sandbox = atr_http.AtrSandbox(scenario, clock=clock, on_receipt=archive.add)
     async with sandbox as url:
         await sandbox.announce_votes()
-        client = atr_client.AtrClient(
-            url, UID, pydantic.SecretStr(PAT), clock=clock, sleep=clock.sleep, wall_clock=clock
-        )
-        async with client:
-            finder = discovery.Discovery(client, archive, clock=clock)
+        api = client.AtrClient(url, UID, pydantic.SecretStr(PAT), clock=clock, sleep=clock.sleep, wall_clock=clock)
+        async with api:
+            finder = discovery.Discovery(api, archive, clock=clock)
             await finder.poll()
             while finder.pending:
                 await finder.poll()
@@ -127,15 +125,15 @@ async def steady_state() -> dict[str, float]:
 
 async def cron_exchanges(folder: pathlib.Path) -> float:
     """PAT exchanges per hour when `run --once` runs every 5 minutes (a new client each time, one database)."""
-    clock = sandbox_clock.ManualClock(START)
+    clock = clocks.ManualClock(START)
     scenario = atr_scenario.from_mapping(atr_scenario.synthetic(3, uid=UID, pat=PAT), clock())
-    db = await store_api.open(f"sqlite+aiosqlite:///{folder / 'cron.db'}")
+    db = await store.open(f"sqlite+aiosqlite:///{folder / 'cron.db'}")
     await db.upgrade()
-    atr = sandbox_atr.AtrSandbox(scenario, clock=clock)
+    atr = atr_http.AtrSandbox(scenario, clock=clock)
     try:
         async with atr as url:
             for _ in range(round(CRON_HOURS * HOUR / CRON_S)):
-                client = atr_client.AtrClient(
+                api = client.AtrClient(
                     url,
                     UID,
                     pydantic.SecretStr(PAT),
@@ -144,8 +142,8 @@ async def cron_exchanges(folder: pathlib.Path) -> float:
                     wall_clock=clock,
                     token_store=tokens.StoreTokens(db, url, UID, PAT),
                 )
-                async with client:
-                    await client.vote_tabulate("project000", "1.0.0")
+                async with api:
+                    await api.vote_tabulate("project000", "1.0.0")
                 clock.advance(CRON_S)
     finally:
         await db.close()
@@ -228,15 +226,15 @@ async def startup(folder: pathlib.Path, votes: int, *, stop_at_ready: bool = Fal
     (or, with `stop_at_ready`, a stop right after READY, while the first cycle still runs)."""
     folder.mkdir(parents=True, exist_ok=True)
     scenario = atr_scenario.from_mapping(atr_scenario.synthetic(votes, uid=UID, pat=PAT), time.time())
-    archive = sandbox_ponymail.PonyMailSandbox()
+    archive = lists_http.PonyMailSandbox()
     archive_url = await archive.start()
-    atr = sandbox_atr.AtrSandbox(scenario, on_receipt=archive.add)
+    atr = atr_http.AtrSandbox(scenario, on_receipt=archive.add)
     lists = sorted({r.email_to for r in atr.state.releases.values()})
     try:
         atr_url = await atr.start()
         await atr.announce_votes()
-        cfg = config_api.load(_config(folder, atr_url, archive_url, lists))
-        db = await store_api.open(cfg.watcher.database_url)
+        cfg = config.load(_config(folder, atr_url, archive_url, lists))
+        db = await store.open(cfg.watcher.database_url)
         await db.upgrade()
         await db.close()
         with _notify_socket(folder) as sock:
@@ -270,7 +268,7 @@ async def startup(folder: pathlib.Path, votes: int, *, stop_at_ready: bool = Fal
 
 
 async def _ready(
-    sock: socket.socket, task: asyncio.Task[int], atr: sandbox_atr.AtrSandbox, started: float
+    sock: socket.socket, task: asyncio.Task[int], atr: atr_http.AtrSandbox, started: float
 ) -> tuple[float, int]:
     loop = asyncio.get_running_loop()
     while True:
@@ -292,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="start-up with 10 and 50 votes only")
     parser.add_argument("--only", choices=["steady", "cron", "life", "startup"], help="one measurement")
     args = parser.parse_args(argv)
-    log_setup.configure(level="warning")
+    log.configure(level="warning")
     if args.only in (None, "steady"):
         figures = asyncio.run(steady_state())
         print(f"atr_requests_per_hour_50_votes: {figures['mean']:.1f} requests/h")

@@ -32,8 +32,8 @@ import tests.support.dovecot as dovecot
 import watcher.core.message as message
 import watcher.core.roster as roster
 import watcher.core.tally as tally
-import watcher.flow.intake as intake_api
-import watcher.flow.worker as worker_api
+import watcher.flow.intake as intake
+import watcher.flow.worker as worker
 import watcher.services.log as log
 import watcher.services.secrets as secrets
 import watcher.sources.imap as imap
@@ -78,8 +78,8 @@ def parse_and_tally(raws: Sequence[bytes]) -> tally.Tally:
 class Retallier:
     """Re-tallies a vote after new mail, coalesced as `Daemon.on_vote_changed` does."""
 
-    def __init__(self, db: store.Store, worker: worker_api.Worker, *, from_readings: bool) -> None:
-        self.db, self.worker, self.from_readings = db, worker, from_readings
+    def __init__(self, db: store.Store, pool: worker.Worker, *, from_readings: bool) -> None:
+        self.db, self.worker, self.from_readings = db, pool, from_readings
         self._running: asyncio.Task[None] | None = None
         self._again = False
         self.tallies = 0
@@ -101,7 +101,7 @@ class Retallier:
         self.tallies += 1
         if not self.from_readings:
             raws = await self.db.thread_messages(vote_id)
-            await self.worker.run(parse_and_tally, (raws,), worker_api.TALLY_TIMEOUT_S)
+            await self.worker.run(parse_and_tally, (raws,), worker.TALLY_TIMEOUT_S)
             return
         digests = [read for _, read in await self.db.thread_readings(vote_id) if read is not None]
         await self.worker.analyse(digests, PEOPLE, OPTIONS)
@@ -120,12 +120,12 @@ async def one_run(
     count = TRACKED if tracked else CATCH_UP
     await asyncio.to_thread(server.append, folder, [mail(run, n) for n in range(count)])
     db = await store.open(f"sqlite:///{workdir}/{run}.db")
-    worker = worker_api.Worker()
+    pool = worker.Worker()
     try:
         await db.upgrade()
-        retallier = Retallier(db, worker, from_readings=after)
-        intake = intake_api.Intake(db, retallier.changed, clock=lambda: T0, worker=worker)
-        await intake.take(root(run), "imap")
+        retallier = Retallier(db, pool, from_readings=after)
+        mail_intake = intake.Intake(db, retallier.changed, clock=lambda: T0, pool=pool)
+        await mail_intake.take(root(run), "imap")
         vote = await db.upsert_vote(
             records.TrackedVote(
                 run,
@@ -140,16 +140,16 @@ async def one_run(
             T0,
         )
         if tracked:
-            await intake.track(vote)
-        await worker.check(root(run))  # the worker process is started before the clock runs
+            await mail_intake.track(vote)
+        await pool.check(root(run))  # the worker process is started before the clock runs
 
         async def take(_folder: str, _uid: int, raw: bytes) -> None:
-            await intake.take(raw, "imap")
+            await mail_intake.take(raw, "imap")
 
         async def take_batch(_folder: str, fetched: list[tuple[int, bytes]]) -> None:
-            await intake.take_many([raw for _, raw in fetched], "imap")
+            await mail_intake.take_many([raw for _, raw in fetched], "imap")
 
-        config = imap.ImapConfig(
+        config = imap.ImapSettings(
             host=server.host,
             port=server.tls_port,
             user=server.user,
@@ -169,7 +169,7 @@ async def one_run(
             raise RuntimeError(f"stored {stored} and linked {linked} of {count} messages")
         return elapsed, retallier.tallies
     finally:
-        worker.close()
+        pool.close()
         await db.close()
 
 

@@ -52,7 +52,7 @@ import watcher.core.identity as identity
 import watcher.core.message as message
 import watcher.core.roster as roster
 import watcher.core.threads as threads
-import watcher.sandbox.lists_http as sandbox_ponymail
+import watcher.sandbox.lists_http as lists_http
 import watcher.services.log as log
 import watcher.services.secrets as secrets
 import watcher.sources.archive as archive
@@ -151,9 +151,9 @@ async def source_once(source: imap.ImapSource, consumer: StoringConsumer, append
     return consumer.stored_at[key] - started
 
 
-def source_config(server: dovecot.DovecotServer) -> imap.ImapConfig:
+def source_config(server: dovecot.DovecotServer) -> imap.ImapSettings:
     """The source as the daemon would run it: implicit TLS, verified against the server's certificate."""
-    return imap.ImapConfig(
+    return imap.ImapSettings(
         host=server.host,
         port=server.tls_port,
         user=server.user,
@@ -203,7 +203,7 @@ async def imap_benchmarks(server: dovecot.DovecotServer, workdir: str) -> list[L
     ]
 
 
-async def handed_on_seconds(server: dovecot.DovecotServer, config: imap.ImapConfig) -> float:
+async def handed_on_seconds(server: dovecot.DovecotServer, config: imap.ImapSettings) -> float:
     """The source alone: seconds to fetch 1,000 waiting messages and hand them to a consumer that only counts."""
     folder = "bench-fetch"
     server.create_folder(folder)
@@ -224,7 +224,7 @@ async def handed_on_seconds(server: dovecot.DovecotServer, config: imap.ImapConf
 
 
 async def catch_up_seconds(
-    server: dovecot.DovecotServer, db: store.Store, config: imap.ImapConfig, consumer: StoringConsumer
+    server: dovecot.DovecotServer, db: store.Store, config: imap.ImapSettings, consumer: StoringConsumer
 ) -> float:
     """1,000 messages arrive while the source is down; seconds from its start until all are stored."""
     await asyncio.to_thread(server.append, SOURCE_FOLDER, [mail(f"late-{n}") for n in range(CATCH_UP)])
@@ -269,7 +269,7 @@ async def idle_cost(tracked: int, reread_every: int) -> tuple[float, float]:
     Every list carries list traffic and `tracked` vote threads (a [VOTE] and five replies each),
     all followed; the source re-reads each thread every `reread_every` polls.
     """
-    sandbox = sandbox_ponymail.PonyMailSandbox()
+    sandbox = lists_http.PonyMailSandbox()
     lists = [f"dev@project{n}.apache.org" for n in range(POLL_LISTS)]
     roots: list[tuple[str, str]] = []
     for n, address in enumerate(lists):

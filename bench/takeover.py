@@ -30,10 +30,10 @@ import tests.support.instances as instances
 import tests.support.postgres as postgres
 import watcher.core.durations as durations
 import watcher.flow.leases as leases
-import watcher.sandbox.atr_http as sandbox_atr
+import watcher.sandbox.atr_http as atr_http
 import watcher.sandbox.atr_scenario as atr_scenario
-import watcher.sandbox.lists_http as sandbox_ponymail
-import watcher.store as store_api
+import watcher.sandbox.lists_http as lists_http
+import watcher.store as store
 
 VOTES: Final = 5
 PAT: Final = "pat-bench-takeover-3b9e"
@@ -57,7 +57,7 @@ async def _until_ready(instance: instances.Instance) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _holder(db: store_api.Store) -> str:
+async def _holder(db: store.Store) -> str:
     while True:
         owner = await instances.lease_owner(db, leases.DISCOVERY)
         if owner is not None:
@@ -67,14 +67,14 @@ async def _holder(db: store_api.Store) -> str:
 
 async def measure(folder: pathlib.Path, url: str, args: argparse.Namespace) -> list[float]:
     """Kill the discovery lease's holder `args.kills` times; the seconds until another held it, each time."""
-    archive = sandbox_ponymail.PonyMailSandbox()
+    archive = lists_http.PonyMailSandbox()
     await archive.start()
     data = atr_scenario.synthetic(VOTES, uid=instances.WATCHER_UID, pat=PAT)
     data["atr"] |= {"jwt_per_hour": 1000, "api_per_minute": 1_000_000, "api_per_hour": 1_000_000}
-    atr = sandbox_atr.AtrSandbox(atr_scenario.from_mapping(data, time.time()), on_receipt=archive.add)
+    atr = atr_http.AtrSandbox(atr_scenario.from_mapping(data, time.time()), on_receipt=archive.add)
     await atr.start()
     await atr.announce_votes()
-    db = await store_api.open(url)
+    db = await store.open(url)
     running: dict[str, instances.Instance] = {}
 
     async def start(name: str) -> None:

@@ -34,6 +34,7 @@ ENV_PREFIX: Final = "VOTE_WATCHER_"
 DEFAULT_STATE_DIR: Final = pathlib.Path("/var/lib/vote-watcher")
 DATABASE_FILE: Final = "vote-watcher.db"
 SOURCE_KINDS: Final = ("imap", "ponymail", "mbox", "maildir")
+IDLE_TIMEOUT_MAX: Final = datetime.timedelta(minutes=29)
 # Keys whose values are never echoed in an error message.
 _SECRET_KEYS: Final = frozenset({"pat", "password", "token", "database_url"})
 _UID_RE: Final = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
@@ -134,7 +135,30 @@ def _check_address(value: str) -> str:
     return value
 
 
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _check_folder(value: str) -> str:
+    # Non-ASCII names need modified UTF-7 (RFC 3501 5.1.3), which the IMAP source does not speak.
+    if not value or not value.isascii() or not value.isprintable():
+        raise ValueError(f"{value!r} is not a folder name of printable ASCII (non-ASCII names are not supported)")
+    return value
+
+
+def _check_idle_timeout(value: datetime.timedelta) -> datetime.timedelta:
+    # RFC 2177: a server may log off a client idle for 30 minutes; the IDLE must be renewed before.
+    if value > IDLE_TIMEOUT_MAX:
+        raise ValueError(f"must be at most {durations.render(IDLE_TIMEOUT_MAX)} (servers drop IDLE after 30m)")
+    return value
+
+
 Host = Annotated[str, pydantic.AfterValidator(_check_host)]
+NonEmpty = Annotated[str, pydantic.AfterValidator(_non_empty)]
+Folder = Annotated[str, pydantic.AfterValidator(_check_folder)]
+IdleTimeout = Annotated[Interval, pydantic.AfterValidator(_check_idle_timeout)]
 Url = Annotated[str, pydantic.AfterValidator(_check_url)]
 Address = Annotated[str, pydantic.AfterValidator(_check_address)]
 
@@ -155,6 +179,9 @@ class Section(pydantic.BaseModel):
 
 def _secret_required(section: Section, name: str, what: str) -> list[Problem]:
     # A file or variable that could not be read was reported already, under its own key.
+    inline: secrets.Secret | None = getattr(section, name)
+    if inline is not None and not inline:
+        return [Problem(name, "must not be empty")]
     if any(getattr(section, key) is not None for key in (name, f"{name}_file", f"{name}_env")):
         return []
     return [Problem(f"{name}_file", f"required: set {name}_file (a file holding {what}) or {name}_env")]
@@ -223,8 +250,12 @@ class AtrSection(Section):
         return problems + _secret_required(self, "pat", "the ATR personal access token")
 
 
-class ImapSource(Section):
-    """A mailbox subscribed to the lists, watched with IDLE and swept periodically."""
+class ImapSection(Section):
+    """A mailbox subscribed to the lists, watched with IDLE and swept periodically.
+
+    The one place IMAP settings are checked: `wiring.imap_settings` turns a checked entry into the
+    source's `ImapSettings`, which the source takes as given.
+    """
 
     SECRETS: ClassVar[tuple[str, ...]] = ("password",)
     kind: Literal["imap"]
@@ -232,17 +263,25 @@ class ImapSource(Section):
     host: Host
     port: Port = 993
     tls: Literal["implicit", "none"] = "implicit"
-    user: str
+    user: NonEmpty
     password: secrets.Secret | None = None
     password_file: ConfigPath | None = None
     password_env: str | None = None
-    folders: list[str] = pydantic.Field(default_factory=lambda: ["INBOX"], min_length=1)
-    idle_timeout: Interval = datetime.timedelta(minutes=25)
+    folders: list[Folder] = pydantic.Field(default_factory=lambda: ["INBOX"], min_length=1)
+    idle_timeout: IdleTimeout = datetime.timedelta(minutes=25)
     sweep_interval: Interval = datetime.timedelta(minutes=10)
     ca_file: ExistingFile | None = None
 
+    @pydantic.field_validator("folders")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repr(name) for name in repeated)} listed more than once")
+        return value
+
     @pydantic.model_validator(mode="after")
-    def _defaults(self) -> ImapSource:
+    def _defaults(self) -> ImapSection:
         if not self.name:
             self.name = f"imap:{self.user}@{self.host}"
         return self
@@ -253,7 +292,7 @@ class ImapSource(Section):
         return problems + _secret_required(self, "password", "the IMAP password")
 
 
-class PonymailSource(Section):
+class PonymailSection(Section):
     """lists.apache.org (Pony Mail), polled per list; read anonymously (Foal has no API tokens)."""
 
     kind: Literal["ponymail"]
@@ -281,13 +320,13 @@ class PonymailSource(Section):
         return data
 
     @pydantic.model_validator(mode="after")
-    def _defaults(self) -> PonymailSource:
+    def _defaults(self) -> PonymailSection:
         if not self.name:
             self.name = f"ponymail:{urllib.parse.urlsplit(self.base_url).netloc}"
         return self
 
 
-class MboxSource(Section):
+class MboxSection(Section):
     """A local mbox file, read for backfill and replay."""
 
     kind: Literal["mbox"]
@@ -296,13 +335,13 @@ class MboxSource(Section):
     poll_interval: Interval = datetime.timedelta(minutes=10)
 
     @pydantic.model_validator(mode="after")
-    def _defaults(self) -> MboxSource:
+    def _defaults(self) -> MboxSection:
         if not self.name:
             self.name = f"mbox:{self.path}"
         return self
 
 
-class MaildirSource(Section):
+class MaildirSection(Section):
     """A local Maildir, read for backfill and replay."""
 
     kind: Literal["maildir"]
@@ -311,18 +350,18 @@ class MaildirSource(Section):
     poll_interval: Interval = datetime.timedelta(minutes=10)
 
     @pydantic.model_validator(mode="after")
-    def _defaults(self) -> MaildirSource:
+    def _defaults(self) -> MaildirSection:
         if not self.name:
             self.name = f"maildir:{self.path}"
         return self
 
 
-Source = Annotated[ImapSource | PonymailSource | MboxSource | MaildirSource, pydantic.Field(discriminator="kind")]
+Source = Annotated[ImapSection | PonymailSection | MboxSection | MaildirSection, pydantic.Field(discriminator="kind")]
 SOURCE_MODELS: Final[Mapping[str, type[Section]]] = {
-    "imap": ImapSource,
-    "ponymail": PonymailSource,
-    "mbox": MboxSource,
-    "maildir": MaildirSource,
+    "imap": ImapSection,
+    "ponymail": PonymailSection,
+    "mbox": MboxSection,
+    "maildir": MaildirSection,
 }
 
 

@@ -21,25 +21,25 @@ from typing import Any, Final
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-import watcher.atr.client as atr_client
-import watcher.atr.errors as atr_errors
+import watcher.atr.client as client
+import watcher.atr.errors as errors
 import watcher.core.lifecycle as lifecycle
 import watcher.core.tracking as tracking
-import watcher.flow.desk as desk_api
+import watcher.flow.desk as desk
 import watcher.flow.discovery as discovery
-import watcher.flow.intake as intake_api
+import watcher.flow.intake as intake
 import watcher.flow.leases as leases
 import watcher.mail.outbox as outbox
 import watcher.mail.render as render
 import watcher.services.events as events
-import watcher.services.metrics as metrics_api
+import watcher.services.metrics as metrics
 import watcher.services.notify as notify
 import watcher.services.wallclock as wallclock
 import watcher.sources.archive as archive
-import watcher.sources.files as files_source
+import watcher.sources.files as files
 import watcher.sources.imap as imap
 import watcher.sources.ponymail as ponymail
-import watcher.store as store_api
+import watcher.store as store
 import watcher.store.records as records
 
 log = structlog.get_logger("watcher.daemon")
@@ -54,10 +54,10 @@ EXIT_PAT_REJECTED: Final = 2
 SCHEDULED_JOBS: Final = frozenset({"discovery", "checks", "outbox", "archives", "mailboxes", "files"})
 # Outages a job survives: one warning line each (the traceback only when debugging).
 EXPECTED_OUTAGES: Final = (
-    atr_errors.AtrError,
+    errors.AtrError,
     ponymail.ArchiveFetchError,
     imap.ImapError,
-    store_api.StoreError,
+    store.StoreError,
     OSError,
     TimeoutError,
 )
@@ -113,18 +113,18 @@ class Daemon:
     """The running parts, wired together."""
 
     settings: Settings
-    store: store_api.Store
-    atr: atr_client.AtrClient
-    desk: desk_api.Desk
-    intake: intake_api.Intake
+    db: store.Store
+    atr: client.AtrClient
+    desk: desk.Desk
+    intake: intake.Intake
     discovering: discovery.Discovery
     sender: outbox.Outbox
-    metrics: metrics_api.Metrics
+    metrics: metrics.Metrics
     sink: events.Sink
     clock: wallclock.Clock
     archives: list[tuple[ponymail.PonyMailSource, ponymail.ArchiveClient]] = dataclasses.field(default_factory=list)
     mailboxes: list[imap.ImapSource] = dataclasses.field(default_factory=list)
-    files: list[files_source.FileSource] = dataclasses.field(default_factory=list)
+    files: list[files.FileSource] = dataclasses.field(default_factory=list)
     """Local sources: mbox files and Maildirs."""
     keeper: leases.LeaseKeeper = dataclasses.field(default_factory=leases.LeaseKeeper.solo)
     ready: bool = False
@@ -164,7 +164,7 @@ class Daemon:
     async def _discover(self) -> None:
         try:
             changes = await self.discovering.poll()
-        except atr_errors.AtrError as exc:
+        except errors.AtrError as exc:
             self.report.atr_error = str(exc)
             await self._observe("atr", {"ok": False, "error": str(exc), **self._atr_facts()})
             raise
@@ -173,7 +173,7 @@ class Daemon:
         await self._observe("atr", {"ok": True, "error": "", **self._atr_facts()})
         for change in changes:
             await self._apply(change)
-        votes = await self.store.votes(open_only=True)
+        votes = await self.db.votes(open_only=True)
         for mode in ("trusted", "email", "manual"):
             self.metrics.set_votes_tracked(mode, sum(1 for v in votes if v.mode == mode))
         await self.find_roots()
@@ -183,23 +183,23 @@ class Daemon:
         """Votes whose [VOTE] message was not found yet: look again (new mail may have brought it)."""
         for change in await self.discovering.look_for_threads():
             await self._apply(change)
-        for vote in await self.store.votes(open_only=True):
+        for vote in await self.db.votes(open_only=True):
             if not vote.root_message_id:
                 await self._find_root(vote)
 
     async def _apply(self, change: tracking.Change) -> None:
         vote = change.vote
         if change.kind == "closed":
-            stored = await self.store.get_vote(vote.release_key, vote.vote_seq)
+            stored = await self.db.get_vote(vote.release_key, vote.vote_seq)
             if stored is not None:
                 await self._end(stored, lifecycle.Event.CLOSE, change.phase)
             self.desk.emit("vote_closed", stored, f"vote closed in ATR ({change.phase or 'no longer listed'})")
             return
         if change.previous is not None and change.previous.vote_seq != vote.vote_seq:
-            old = await self.store.get_vote(change.previous.release_key, change.previous.vote_seq)
+            old = await self.db.get_vote(change.previous.release_key, change.previous.vote_seq)
             if old is not None:
                 await self._end(old, lifecycle.Event.REPLACE)
-        stored = await self.store.upsert_vote(stored_vote(vote), self.clock())
+        stored = await self.db.upsert_vote(stored_vote(vote), self.clock())
         kind: events.Kind = "vote_restarted" if change.kind == "restarted" else "vote_tracked"
         if change.kind in ("started", "restarted", "next_round"):
             ends = stored.vote_end.strftime("%Y-%m-%d %H:%M UTC") if stored.vote_end else "unknown"
@@ -222,12 +222,12 @@ class Daemon:
         known = self.discovering.votes.get(vote.release_key)
         if known is None or known.thread is None:
             return
-        stored = await self.store.upsert_vote(stored_vote(known), self.clock())
+        stored = await self.db.upsert_vote(stored_vote(known), self.clock())
         await self._follow(stored)
 
     async def _end(self, vote: records.TrackedVote, event: lifecycle.Event, phase: str | None = None) -> None:
         """A vote ATR closed or replaced: its status (its waiting mail skipped), and nobody follows it any more."""
-        await self.store.end_vote(vote, lifecycle.next_status(vote.status, event), self.clock())
+        await self.db.end_vote(vote, lifecycle.next_status(vote.status, event), self.clock())
         if event is lifecycle.Event.CLOSE:
             # Resolved at its end by ATR itself: the RM may still need to hear what the ballots missed.
             await self._guarded(self.desk.resolved_elsewhere(vote, phase), "resolved_elsewhere")
@@ -307,11 +307,11 @@ class Daemon:
         """What this instance saw, for `vote-watcher status` (a database outage only loses the note)."""
         try:
             if keep_last_ok:
-                before = {(o.key, o.instance): o.value for o in await self.store.observations()}
+                before = {(o.key, o.instance): o.value for o in await self.db.observations()}
                 last_ok = before.get((key, self.settings.instance_name), {}).get("last_ok")
                 value = {**value, "last_ok": last_ok}
-            await self.store.observe(key, self.settings.instance_name, value, self.clock())
-        except store_api.StoreError as exc:
+            await self.db.observe(key, self.settings.instance_name, value, self.clock())
+        except store.StoreError as exc:
             log.debug("daemon.observe_failed", key=key, error=str(exc))
 
     def _atr_facts(self) -> dict[str, Any]:
@@ -326,7 +326,7 @@ class Daemon:
 
     async def check_votes(self) -> None:
         """Reminders and resolutions of every open vote."""
-        for vote in await self.store.votes(open_only=True):
+        for vote in await self.db.votes(open_only=True):
             if self.keeper.shared:
                 await self._catch_up(vote)
             if vote.id in self._stale_votes:
@@ -338,13 +338,13 @@ class Daemon:
     async def _catch_up(self, vote: records.TrackedVote) -> None:
         """Several instances: another may run discovery and the sources, so follow the vote and tally what it stored."""
         await self._follow(vote)
-        size = len(await self.store.thread_keys(vote.id))
+        size = len(await self.db.thread_keys(vote.id))
         if self._thread_sizes.get(vote.id) != size:
             self._thread_sizes[vote.id] = size
             await self.desk.retally(vote)
 
     async def _check(self, vote_id: int) -> None:
-        vote = await self.store.vote_by_id(vote_id)
+        vote = await self.db.vote_by_id(vote_id)
         if vote is None or not lifecycle.is_open(vote.status):
             return
         with structlog.contextvars.bound_contextvars(release=vote.release_key, vote_seq=vote.vote_seq):
@@ -367,13 +367,13 @@ class Daemon:
             again = True
             while again:
                 self._changed_again.discard(vote_id)
-                vote = await self.store.vote_by_id(vote_id)
+                vote = await self.db.vote_by_id(vote_id)
                 if vote is None or not lifecycle.is_open(vote.status):
                     return  # mail after the end (the [RESULT], late replies) changes nothing
                 await self.desk.retally(vote)
                 await self._check(vote_id)
                 again = vote_id in self._changed_again and not self._stopping
-        except store_api.StoreError:
+        except store.StoreError:
             self._stale_votes.add(vote_id)
             raise
         finally:
@@ -388,7 +388,7 @@ class Daemon:
             self._record_delivery(delivery)
             if delivery.result in ("retry", "deferred"):
                 await self._skip_if_vote_ended(delivery)
-        waiting = await self.store.waiting_on_relay()
+        waiting = await self.db.waiting_on_relay()
         self.waiting_on_relay = sum(waiting.values())
         self.metrics.set_waiting(waiting)
 
@@ -399,11 +399,11 @@ class Daemon:
         """
         if delivery.vote_seq is None:
             return
-        vote = await self.store.get_vote(delivery.release_key, delivery.vote_seq)
+        vote = await self.db.get_vote(delivery.release_key, delivery.vote_seq)
         reason = lifecycle.skip_reason(vote.status) if vote is not None else None
         if vote is None or reason is None:
             return
-        await self.store.skip_pending(vote.release_key, vote.vote_seq, reason, self.clock())
+        await self.db.skip_pending(vote.release_key, vote.vote_seq, reason, self.clock())
 
     def _record_delivery(self, delivery: outbox.Delivery) -> None:
         row = delivery
@@ -492,7 +492,7 @@ class Daemon:
         else:
             self._store_worked(name)
 
-    def _store_failed(self, name: str, exc: store_api.StoreError) -> None:
+    def _store_failed(self, name: str, exc: store.StoreError) -> None:
         """An outage, not a bug: one clear line when it starts, a count for every job it stops."""
         self.metrics.job_failed(name, "store")
         self._store_failed_at = time.monotonic()
@@ -605,10 +605,10 @@ class Daemon:
     async def close(self) -> None:
         """Give the leases up and close connections."""
         await self.keeper.release_all()
-        for _, client in self.archives:
-            await client.__aexit__(None, None, None)
+        for _, archive_client in self.archives:
+            await archive_client.__aexit__(None, None, None)
         await self.atr.aclose()
-        await self.store.close()
+        await self.db.close()
         self.desk.worker.close()
 
 
@@ -640,13 +640,13 @@ def stored_vote(vote: tracking.TrackedVote) -> records.TrackedVote:
     )
 
 
-def _store_error(exc: BaseException) -> store_api.StoreError | None:
+def _store_error(exc: BaseException) -> store.StoreError | None:
     """The store error behind `exc` (a source may wrap what its consumer raised), if there is one."""
     seen: BaseException | None = exc
     for _ in range(8):
         if seen is None:
             return None
-        if isinstance(seen, store_api.StoreError):
+        if isinstance(seen, store.StoreError):
             return seen
         seen = seen.__cause__
     return None
@@ -703,7 +703,7 @@ def _readiness(daemon: Daemon, loop: asyncio.AbstractEventLoop) -> Callable[[], 
     def ready() -> tuple[bool, dict[str, Any]]:
         checks: dict[str, Any] = {}
         try:
-            asyncio.run_coroutine_threadsafe(daemon.store.ping(), loop).result(timeout=READY_DB_TIMEOUT_S)
+            asyncio.run_coroutine_threadsafe(daemon.db.ping(), loop).result(timeout=READY_DB_TIMEOUT_S)
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"unreachable: {type(exc).__name__}"

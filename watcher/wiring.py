@@ -12,38 +12,38 @@ import pathlib
 from collections.abc import Sequence
 
 import watcher
-import watcher.atr.client as atr_client
-import watcher.atr.rosters as atr_rosters
-import watcher.atr.tokens as atr_tokens
-import watcher.config as config_api
+import watcher.atr.client as client
+import watcher.atr.rosters as rosters
+import watcher.atr.tokens as tokens
+import watcher.config as config
 import watcher.core.decide as decide
 import watcher.core.lifecycle as lifecycle
 import watcher.core.roster as roster
-import watcher.daemon as daemon_api
-import watcher.flow.desk as desk_api
+import watcher.daemon as daemon
+import watcher.flow.desk as desk
 import watcher.flow.discovery as discovery
-import watcher.flow.intake as intake_api
+import watcher.flow.intake as intake
 import watcher.flow.leases as leases
-import watcher.flow.worker as worker_api
+import watcher.flow.worker as worker
 import watcher.mail.mailer as mailer
 import watcher.mail.outbox as outbox
 import watcher.mail.render as render
 import watcher.services.events as events
-import watcher.services.log as log_setup
-import watcher.services.metrics as metrics_api
+import watcher.services.log as log
+import watcher.services.metrics as metrics
 import watcher.services.wallclock as wallclock
-import watcher.sources.files as files_source
+import watcher.sources.files as files
 import watcher.sources.imap as imap
 import watcher.sources.ponymail as ponymail
 import watcher.sources.stored as stored
-import watcher.store as store_api
+import watcher.store as store
 import watcher.store.records as records
 
 Archive = tuple[ponymail.PonyMailSource, ponymail.ArchiveClient]
 
 
 async def run(
-    cfg: config_api.Config,
+    cfg: config.Config,
     *,
     stop: asyncio.Event | None = None,
     once: bool = False,
@@ -51,33 +51,33 @@ async def run(
     clock: wallclock.Clock = wallclock.utcnow,
 ) -> int:
     """Build the daemon from `cfg` and run it until `stop` is set or a signal arrives (or one cycle with `once`)."""
-    return await daemon_api.run(await build(cfg, sink=sink, clock=clock), stop=stop, once=once)
+    return await daemon.run(await build(cfg, sink=sink, clock=clock), stop=stop, once=once)
 
 
 async def build(
-    cfg: config_api.Config, *, sink: events.Sink = events.ignore, clock: wallclock.Clock = wallclock.utcnow
-) -> daemon_api.Daemon:
+    cfg: config.Config, *, sink: events.Sink = events.ignore, clock: wallclock.Clock = wallclock.utcnow
+) -> daemon.Daemon:
     """Open the store (checking its schema) and build every part from the configuration.
 
     Every event the parts report is also logged, at info, as one line (`watcher.services.log.log_event`).
     """
-    sink = log_setup.logging_sink(sink)
+    sink = log.logging_sink(sink)
     db = await _store(cfg)
-    metrics = metrics_api.Metrics(watcher.__version__, [_source_name(s) for s in cfg.sources], clock=clock)
+    stats = metrics.Metrics(watcher.__version__, [_source_name(s) for s in cfg.sources], clock=clock)
     atr = _atr(cfg, db)
     aliases = roster.load(cfg.roster.aliases_file) if cfg.roster.aliases_file else roster.Roster()
-    rosters = atr_rosters.AtrRosters(atr, ttl=cfg.roster.committee_ttl.total_seconds())
-    archives = [_archive(source, db, clock) for source in cfg.sources if isinstance(source, config_api.PonymailSource)]
-    worker = worker_api.Worker(check_timeout=cfg.watcher.read_timeout.total_seconds())
+    atr_rosters = rosters.AtrRosters(atr, ttl=cfg.roster.committee_ttl.total_seconds())
+    archives = [_archive(source, db, clock) for source in cfg.sources if isinstance(source, config.PonymailSection)]
+    pool = worker.Worker(check_timeout=cfg.watcher.read_timeout.total_seconds())
     finder: discovery.ThreadFinder = (
-        ponymail.ThreadFinder(archives[0][1]) if archives else stored.StoredThreads(db, worker)
+        ponymail.ThreadFinder(archives[0][1]) if archives else stored.StoredThreads(db, pool.parse)
     )
-    found = discovery.Discovery(atr, finder, atr_rosters=rosters)
-    intake = intake_api.Intake(db, metrics=metrics, clock=clock, worker=worker, max_bytes=cfg.watcher.max_message_bytes)
+    found = discovery.Discovery(atr, finder, atr_rosters=atr_rosters)
+    mail_intake = intake.Intake(db, stats=stats, clock=clock, pool=pool, max_bytes=cfg.watcher.max_message_bytes)
 
     async def roster_for(vote: records.TrackedVote) -> roster.Roster:
         committee = str(vote.extra.get("committee_key") or vote.committee)
-        return aliases.merged(await rosters.for_vote(committee, vote.vote_round))
+        return aliases.merged(await atr_rosters.for_vote(committee, vote.vote_round))
 
     async def previous_round(vote: records.TrackedVote) -> Sequence[bytes]:
         thread_id = str(vote.extra.get("podling_thread_id") or "")
@@ -91,10 +91,10 @@ async def build(
             return 0
         found = 0
         for source, _ in archives:
-            found += await source.refresh(vote.root_message_id, intake.seen, _deliver(intake))
+            found += await source.refresh(vote.root_message_id, mail_intake.seen, _deliver(mail_intake))
         return found
 
-    desk = desk_api.Desk(
+    vote_desk = desk.Desk(
         db,
         atr,
         render.Templates(cfg.reminders.templates_dir),
@@ -103,22 +103,22 @@ async def build(
         previous_round=previous_round,
         sink=sink,
         clock=clock,
-        worker=worker,
-        screen=intake.screen,
+        pool=pool,
+        screen=mail_intake.screen,
         shadow=mailer.DryRunMailer(dry_run_dir(cfg)) if cfg.watcher.dry_run else None,
-        metrics=metrics,
+        stats=stats,
         reread=reread,
     )
     owner = leases.owner_id(cfg.watcher.instance_name)
-    daemon = daemon_api.Daemon(
+    wired = daemon.Daemon(
         settings=settings(cfg),
-        store=db,
+        db=db,
         atr=atr,
-        desk=desk,
-        intake=intake,
+        desk=vote_desk,
+        intake=mail_intake,
         discovering=found,
         sender=outbox.Outbox(db, _mailer(cfg), _policy(cfg, aliases), owner=owner, clock=clock),
-        metrics=metrics,
+        metrics=stats,
         sink=sink,
         clock=clock,
         archives=archives,
@@ -126,38 +126,38 @@ async def build(
     # Threads of votes that ended or restarted before this start: a late reply there is no other vote's.
     for known in await db.votes(open_only=False):
         if not lifecycle.is_open(known.status):
-            intake.retire(known.root_message_id)
-    daemon.mailboxes = [
+            mail_intake.retire(known.root_message_id)
+    wired.mailboxes = [
         imap.ImapSource(
-            imap_settings(s, cfg.watcher.max_message_bytes + 1), db, daemon.take_imap, on_batch=daemon.take_imap_batch
+            imap_settings(s, cfg.watcher.max_message_bytes + 1), db, wired.take_imap, on_batch=wired.take_imap_batch
         )
         for s in cfg.sources
-        if isinstance(s, config_api.ImapSource)
+        if isinstance(s, config.ImapSection)
     ]
-    daemon.files = [
-        files_source.FileSource(
+    wired.files = [
+        files.FileSource(
             _source_name(s),
             s.path,
-            isinstance(s, config_api.MboxSource),
+            isinstance(s, config.MboxSection),
             db,
-            intake.take,
+            mail_intake.take,
             # One byte over the limit: the intake flags the message too large (as IMAP's partial fetch).
             keep_bytes=cfg.watcher.max_message_bytes + 1,
         )
         for s in cfg.sources
-        if isinstance(s, config_api.MboxSource | config_api.MaildirSource)
+        if isinstance(s, config.MboxSection | config.MaildirSection)
     ]
     if db.backend != "sqlite":
         # Several instances may share this database: singleton work runs under leases.
         names = [leases.DISCOVERY, *(leases.archive(s.name) for s, _ in archives)]
-        names += [leases.mailbox(m.config.source_name) for m in daemon.mailboxes]
-        names += [leases.archive(source.name) for source in daemon.files]
-        daemon.keeper = leases.LeaseKeeper(db, owner, names, ttl=cfg.leases.ttl, heartbeat=cfg.leases.heartbeat)
-    return daemon
+        names += [leases.mailbox(m.config.source_name) for m in wired.mailboxes]
+        names += [leases.archive(source.name) for source in wired.files]
+        wired.keeper = leases.LeaseKeeper(db, owner, names, ttl=cfg.leases.ttl, heartbeat=cfg.leases.heartbeat)
+    return wired
 
 
-async def _store(cfg: config_api.Config) -> store_api.Store:
-    db = await store_api.open(cfg.watcher.database_url, claim_ttl=claim_ttl(cfg))
+async def _store(cfg: config.Config) -> store.Store:
+    db = await store.open(cfg.watcher.database_url, claim_ttl=claim_ttl(cfg))
     try:
         await db.check_current()
     except Exception:
@@ -170,30 +170,30 @@ async def _store(cfg: config_api.Config) -> store_api.Store:
     return db
 
 
-def _atr(cfg: config_api.Config, db: store_api.Store) -> atr_client.AtrClient:
-    return atr_client.AtrClient(
+def _atr(cfg: config.Config, db: store.Store) -> client.AtrClient:
+    return client.AtrClient(
         cfg.atr.base_url,
         cfg.atr.uid,
         cfg.atr.pat,
         budget_per_hour=cfg.atr.request_budget,
         ca_file=cfg.atr.ca_file,
         # One JWT for run, run --once and every instance (issue 16 item 5).
-        token_store=atr_tokens.StoreTokens(db, cfg.atr.base_url, cfg.atr.uid, cfg.atr.pat.reveal())
+        token_store=tokens.StoreTokens(db, cfg.atr.base_url, cfg.atr.uid, cfg.atr.pat.reveal())
         if cfg.atr.pat is not None
         else None,
     )
 
 
-def _deliver(intake: intake_api.Intake) -> ponymail.Deliver:
+def _deliver(mail_intake: intake.Intake) -> ponymail.Deliver:
     async def deliver(archived: ponymail.ArchivedMessage) -> None:
-        await intake.take(archived.raw, "ponymail")
+        await mail_intake.take(archived.raw, "ponymail")
 
     return deliver
 
 
-def settings(cfg: config_api.Config) -> daemon_api.Settings:
+def settings(cfg: config.Config) -> daemon.Settings:
     """What the running daemon reads of the configuration."""
-    return daemon_api.Settings(
+    return daemon.Settings(
         instance_name=cfg.watcher.instance_name,
         dry_run=cfg.watcher.dry_run,
         store_retry=cfg.watcher.store_retry,
@@ -207,8 +207,8 @@ def settings(cfg: config_api.Config) -> daemon_api.Settings:
     )
 
 
-def _desk_settings(cfg: config_api.Config, aliases: roster.Roster) -> desk_api.Settings:
-    return desk_api.Settings(
+def _desk_settings(cfg: config.Config, aliases: roster.Roster) -> desk.Settings:
+    return desk.Settings(
         atr_host=cfg.atr.host,
         sender=cfg.reminders.from_ or f"vote-watcher <{cfg.atr.uid}@apache.org>",
         reply_to=cfg.reminders.reply_to or None,
@@ -222,36 +222,36 @@ def _desk_settings(cfg: config_api.Config, aliases: roster.Roster) -> desk_api.S
     )
 
 
-def _poll_intervals(cfg: config_api.Config) -> dict[str, tuple[str, datetime.timedelta]]:
+def _poll_intervals(cfg: config.Config) -> dict[str, tuple[str, datetime.timedelta]]:
     """Each source's lease, and how often it is polled (an IMAP mailbox: its sweep; a file: its poll_interval)."""
     intervals: dict[str, tuple[str, datetime.timedelta]] = {}
     for source in cfg.sources:
         name = _source_name(source)
-        if isinstance(source, config_api.PonymailSource):
+        if isinstance(source, config.PonymailSection):
             intervals[name] = (leases.archive(name), source.poll_interval)
-        elif isinstance(source, config_api.ImapSource):
+        elif isinstance(source, config.ImapSection):
             intervals[name] = (leases.mailbox(name), source.sweep_interval)
         else:
             intervals[name] = (leases.archive(name), source.poll_interval)
     return intervals
 
 
-def _source_jobs(cfg: config_api.Config) -> dict[str, datetime.timedelta]:
+def _source_jobs(cfg: config.Config) -> dict[str, datetime.timedelta]:
     """The source jobs to schedule, each at the shortest interval of its sources."""
     jobs: dict[str, datetime.timedelta] = {}
-    archives = [s.poll_interval for s in cfg.sources if isinstance(s, config_api.PonymailSource)]
+    archives = [s.poll_interval for s in cfg.sources if isinstance(s, config.PonymailSection)]
     if archives:
         jobs["archives"] = min(archives)
-    mailboxes = [s.sweep_interval for s in cfg.sources if isinstance(s, config_api.ImapSource)]
+    mailboxes = [s.sweep_interval for s in cfg.sources if isinstance(s, config.ImapSection)]
     if mailboxes:
         jobs["mailboxes"] = min(mailboxes)
-    local = [s.poll_interval for s in cfg.sources if isinstance(s, config_api.MboxSource | config_api.MaildirSource)]
+    local = [s.poll_interval for s in cfg.sources if isinstance(s, config.MboxSection | config.MaildirSection)]
     if local:
         jobs["files"] = min(local)
     return jobs
 
 
-def claim_ttl(cfg: config_api.Config) -> datetime.timedelta:
+def claim_ttl(cfg: config.Config) -> datetime.timedelta:
     """How long an outbox claim lasts: long enough for a send to finish (its end-of-DATA wait included,
     or a slow relay's answer would let another instance send the mail again), short enough that mails
     a killed instance had claimed go out soon after another takes over."""
@@ -259,15 +259,19 @@ def claim_ttl(cfg: config_api.Config) -> datetime.timedelta:
     return max(2 * cfg.leases.ttl, send)
 
 
-def _source_name(source: config_api.Source) -> str:
+def _source_name(source: config.Source) -> str:
     return source.name or source.kind
 
 
-def imap_settings(section: config_api.ImapSource, max_fetch_bytes: int | None = None) -> imap.ImapConfig:
-    """The IMAP source's settings from a loaded `[[sources]]` entry of kind "imap" (its secret already read)."""
+def imap_settings(section: config.ImapSection, max_fetch_bytes: int | None = None) -> imap.ImapSettings:
+    """The IMAP source's settings from a loaded `[[sources]]` entry of kind "imap" (checked, its secret read).
+
+    The source checks nothing itself: `config.load` did, naming each problem's TOML path.
+    """
     if section.password is None:
-        raise imap.ImapConfigError(f"{section.name}: no IMAP password (set password_file or password_env)")
-    return imap.ImapConfig(
+        # Only a Config built in code gets here: load() reports a missing password with its TOML path.
+        raise config.ConfigError([f"{section.name}: no IMAP password (set password_file or password_env)"])
+    return imap.ImapSettings(
         host=section.host,
         user=section.user,
         password=section.password,
@@ -282,15 +286,15 @@ def imap_settings(section: config_api.ImapSource, max_fetch_bytes: int | None = 
     )
 
 
-def _archive(source: config_api.PonymailSource, db: store_api.Store, clock: wallclock.Clock) -> Archive:
+def _archive(source: config.PonymailSection, db: store.Store, clock: wallclock.Clock) -> Archive:
     settings = ponymail.Settings(
         base_url=source.base_url,
         total_timeout_s=source.timeout.total_seconds(),
         concurrency=source.concurrency,
     )
-    client = ponymail.ArchiveClient(settings)
+    archive_client = ponymail.ArchiveClient(settings)
     polled = ponymail.PonyMailSource(
-        client,
+        archive_client,
         source.lists,
         cursors=db,
         name=_source_name(source),
@@ -298,15 +302,15 @@ def _archive(source: config_api.PonymailSource, db: store_api.Store, clock: wall
         reread_every=source.reread_every,
         clock=lambda: clock().timestamp(),
     )
-    return polled, client
+    return polled, archive_client
 
 
-def dry_run_dir(cfg: config_api.Config) -> pathlib.Path:
+def dry_run_dir(cfg: config.Config) -> pathlib.Path:
     """Where a dry run (or a configuration without a relay) writes its mails."""
     return cfg.reminders.dry_run_dir or cfg.watcher.state_dir / "dry-run"
 
 
-def _mailer(cfg: config_api.Config) -> mailer.Mailer:
+def _mailer(cfg: config.Config) -> mailer.Mailer:
     if cfg.watcher.dry_run or not cfg.smtp.host:
         return mailer.DryRunMailer(dry_run_dir(cfg))
     return mailer.SmtpMailer(
@@ -323,6 +327,6 @@ def _mailer(cfg: config_api.Config) -> mailer.Mailer:
     )
 
 
-def _policy(cfg: config_api.Config, people: roster.Roster) -> outbox.OutboxPolicy:
+def _policy(cfg: config.Config, people: roster.Roster) -> outbox.OutboxPolicy:
     cap = cfg.reminders.daily_cap_per_recipient
     return outbox.OutboxPolicy(daily_cap=cap or None, opt_out=cfg.reminders.opt_out_uids(people))

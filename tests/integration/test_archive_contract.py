@@ -24,8 +24,8 @@ import pytest
 import tests.fixtures.e2e as e2e
 import tests.support.dovecot as dovecot
 import watcher.cli as cli
-import watcher.daemon as daemon_api
-import watcher.sandbox.lists_http as sandbox_ponymail
+import watcher.daemon as daemon
+import watcher.sandbox.lists_http as lists_http
 import watcher.wiring as wiring
 from tests.fixtures.ponymail import mail
 
@@ -83,9 +83,9 @@ async def test_run_once_dry_run_finds_the_vote_and_writes_one_reminder(start_e2e
         await env.vote_by_email(RELEASE, "Gina Gomez <gina@apache.org>", "+1 (binding)\n")
         cfg = env.load_config()
         # The first run stores the thread; the reminder is due once the delay has passed since then.
-        assert await wiring.run(cfg, once=True, clock=env.clock.now) == daemon_api.EXIT_OK
+        assert await wiring.run(cfg, once=True, clock=env.clock.now) == daemon.EXIT_OK
         await env.wait_scenario(2)
-        assert await wiring.run(cfg, once=True, clock=env.clock.now) == daemon_api.EXIT_OK
+        assert await wiring.run(cfg, once=True, clock=env.clock.now) == daemon.EXIT_OK
     written = sorted((env.folder / "state" / "dry-run").glob("*.eml"))
     tos = [email.message_from_bytes(path.read_bytes())["To"] for path in written]
     assert len(written) == 1, tos
@@ -103,7 +103,7 @@ async def test_tally_of_the_thread_url_gives_the_right_votes(start_e2e: e2e.Star
         msg = email.message_from_bytes(raw, policy=email.policy.default)
         del msg["In-Reply-To"]
         hank = env.archive.add(msg.as_bytes(), LIST)
-        vote_id = sandbox_ponymail.archive_id(env.vote_of(RELEASE).vote_message_id, "dev.lantern.apache.org")
+        vote_id = lists_http.archive_id(env.vote_of(RELEASE).vote_message_id, "dev.lantern.apache.org")
         results = []
         for ident in (vote_id, hank):
             url = f"{env.archive.url}/thread/{ident}"
@@ -130,7 +130,7 @@ async def test_tally_of_the_thread_url_gives_the_right_votes(start_e2e: e2e.Star
 
 
 async def test_check_config_probe_names_a_mistyped_and_a_private_list(
-    tmp_path: pathlib.Path, ponymail_sandbox: sandbox_ponymail.PonyMailSandbox, capsys: pytest.CaptureFixture[str]
+    tmp_path: pathlib.Path, ponymail_sandbox: lists_http.PonyMailSandbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Foal answers an unknown list with 200 and no mail, never 404 (§6.5); private lists show the same
     # face to an anonymous client (§3).

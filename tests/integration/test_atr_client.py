@@ -12,21 +12,21 @@ import trustme
 import watcher
 import watcher.atr.errors as errors
 import watcher.atr.tokens as tokens
-import watcher.sandbox.atr_http as sandbox_atr
+import watcher.sandbox.atr_http as atr_http
 import watcher.sandbox.atr_scenario as atr_scenario
-import watcher.sandbox.clock as sandbox_clock
+import watcher.sandbox.clocks as clocks
 from tests.fixtures import atr as fixtures
 from tests.fixtures.atr import StartAtr, client_for, scenario_data
 
 MINUTE = 60.0
 
 
-def paths(atr: sandbox_atr.AtrSandbox) -> list[tuple[str, int]]:
+def paths(atr: atr_http.AtrSandbox) -> list[tuple[str, int]]:
     """(path, status) of every request the sandbox logged."""
     return [(r.path, r.status) for r in atr.requests]
 
 
-async def test_running_votes_are_read_page_by_page(start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock) -> None:
+async def test_running_votes_are_read_page_by_page(start_atr: StartAtr, atr_clock: clocks.ManualClock) -> None:
     data = atr_scenario.synthetic(50, uid=fixtures.UID, pat=fixtures.PAT)
     async with start_atr(data) as atr, client_for(atr, atr_clock) as client:
         releases = await client.releases_list(page_size=7)
@@ -36,9 +36,7 @@ async def test_running_votes_are_read_page_by_page(start_atr: StartAtr, atr_cloc
     assert atr.requests[0].user_agent.startswith(f"vote-watcher/{watcher.__version__} ")
 
 
-async def test_the_token_is_renewed_before_it_expires(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
-) -> None:
+async def test_the_token_is_renewed_before_it_expires(start_atr: StartAtr, atr_clock: clocks.ManualClock) -> None:
     async with start_atr() as atr, client_for(atr, atr_clock) as client:
         await client.vote_tabulate("example", "1.2.0")
         atr_clock.advance(20 * MINUTE)
@@ -55,11 +53,9 @@ async def test_the_token_is_renewed_before_it_expires(
     ]
 
 
-async def test_an_expired_token_is_renewed_once_on_401(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
-) -> None:
+async def test_an_expired_token_is_renewed_once_on_401(start_atr: StartAtr, atr_clock: clocks.ManualClock) -> None:
     # The client's own clock stands still, so only ATR's 401 tells it the token expired.
-    client_clock = sandbox_clock.ManualClock(fixtures.START)
+    client_clock = clocks.ManualClock(fixtures.START)
     async with start_atr() as atr, client_for(atr, client_clock) as client:
         await client.vote_tabulate("example", "1.2.0")
         atr_clock.advance(31 * MINUTE)
@@ -75,7 +71,7 @@ async def test_an_expired_token_is_renewed_once_on_401(
 
 
 async def test_a_revoked_token_is_renewed_once_then_the_call_retried(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+    start_atr: StartAtr, atr_clock: clocks.ManualClock
 ) -> None:
     async with start_atr() as atr, client_for(atr, atr_clock) as client:
         await client.vote_tabulate("example", "1.2.0")
@@ -84,7 +80,7 @@ async def test_a_revoked_token_is_renewed_once_then_the_call_retried(
     assert [status for _, status in paths(atr)] == [200, 200, 401, 200, 200]
 
 
-async def test_a_revoked_pat_fails_after_one_renewal(start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock) -> None:
+async def test_a_revoked_pat_fails_after_one_renewal(start_atr: StartAtr, atr_clock: clocks.ManualClock) -> None:
     async with start_atr() as atr, client_for(atr, atr_clock) as client:
         await client.vote_tabulate("example", "1.2.0")
         atr.state.pats[fixtures.UID] = "a-new-pat"
@@ -93,7 +89,7 @@ async def test_a_revoked_pat_fails_after_one_renewal(start_atr: StartAtr, atr_cl
     assert paths(atr)[1:] == [("/api/vote/tabulate", 200), ("/api/vote/tabulate", 401), ("/api/jwt/create", 401)]
 
 
-async def test_only_jwt_create_is_asked_for_a_jwt(start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock) -> None:
+async def test_only_jwt_create_is_asked_for_a_jwt(start_atr: StartAtr, atr_clock: clocks.ManualClock) -> None:
     # reference/atr.md §10.4: `/api/jwt` is not a route at 1881ebb9; nothing falls back to it.
     async with start_atr() as atr, client_for(atr, atr_clock) as client:
         await client.vote_tabulate("example", "1.2.0")
@@ -109,7 +105,7 @@ async def test_only_jwt_create_is_asked_for_a_jwt(start_atr: StartAtr, atr_clock
 
 
 async def test_a_storm_of_401s_spaces_the_exchanges_out_and_keeps_some_in_reserve(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+    start_atr: StartAtr, atr_clock: clocks.ManualClock
 ) -> None:
     # For ten minutes ATR refuses every JWT it issued before (its signing key changes again and again).
     async with start_atr() as atr, client_for(atr, atr_clock) as client:
@@ -134,7 +130,7 @@ async def test_a_storm_of_401s_spaces_the_exchanges_out_and_keeps_some_in_reserv
 
 
 async def test_a_refused_pat_is_a_clear_error_at_once(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, capsys: pytest.CaptureFixture[str]
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async with start_atr() as atr, client_for(atr, atr_clock, pat="not-the-pat") as client:
         with pytest.raises(errors.PatRejectedError, match="ATR refused the PAT of watcher"):
@@ -144,7 +140,7 @@ async def test_a_refused_pat_is_a_clear_error_at_once(
 
 
 async def test_one_jwt_is_shared_by_every_client_of_one_token_store(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+    start_atr: StartAtr, atr_clock: clocks.ManualClock
 ) -> None:
     # As `run --once` from cron every 5 minutes: each run is a new client; the JWT lives 30 minutes.
     shared = tokens.MemoryTokens()
@@ -159,7 +155,7 @@ async def test_one_jwt_is_shared_by_every_client_of_one_token_store(
 
 
 async def test_a_429_waits_for_the_bodys_retry_after_then_succeeds(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+    start_atr: StartAtr, atr_clock: clocks.ManualClock
 ) -> None:
     # ATR's 429 says `retry_after` in its JSON body and sends no Retry-After header (atr.md §10.3).
     async with start_atr(scenario_data(api_per_hour=5)) as atr, client_for(atr, atr_clock) as client:
@@ -176,9 +172,7 @@ async def test_a_429_waits_for_the_bodys_retry_after_then_succeeds(
     assert atr_clock() - started == pytest.approx(7 * MINUTE, abs=2)
 
 
-async def test_a_429_longer_than_the_client_may_wait_raises(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
-) -> None:
+async def test_a_429_longer_than_the_client_may_wait_raises(start_atr: StartAtr, atr_clock: clocks.ManualClock) -> None:
     async with (
         start_atr(scenario_data(api_per_hour=1)) as atr,
         client_for(atr, atr_clock, max_rate_limit_wait=5 * MINUTE) as client,
@@ -191,7 +185,7 @@ async def test_a_429_longer_than_the_client_may_wait_raises(
 
 
 async def test_server_errors_are_retried_with_backoff_then_given_up(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+    start_atr: StartAtr, atr_clock: clocks.ManualClock
 ) -> None:
     async with start_atr() as atr, client_for(atr, atr_clock, max_retries=3) as client:
         atr.fail_next(2, 503)
@@ -204,7 +198,7 @@ async def test_server_errors_are_retried_with_backoff_then_given_up(
     assert [status for _, status in paths(atr)] == [503, 503, 200, 500, 500, 500, 500]
 
 
-async def test_timeouts_are_retried(start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock) -> None:
+async def test_timeouts_are_retried(start_atr: StartAtr, atr_clock: clocks.ManualClock) -> None:
     async with start_atr() as atr, client_for(atr, atr_clock, timeout=0.2) as client:
         atr.delay_next(1, 1.0)
         project = await client.project_get("example")
@@ -213,7 +207,7 @@ async def test_timeouts_are_retried(start_atr: StartAtr, atr_clock: sandbox_cloc
 
 
 async def test_a_resolve_that_reached_atr_is_never_sent_twice(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+    start_atr: StartAtr, atr_clock: clocks.ManualClock
 ) -> None:
     async with start_atr() as atr, client_for(atr, atr_clock, uid=fixtures.RM_UID, pat=fixtures.RM_PAT) as client:
         atr_clock.advance(80 * 3600)
@@ -228,7 +222,7 @@ async def test_a_resolve_that_reached_atr_is_never_sent_twice(
     assert atr.count("/api/vote/resolve") == 2
 
 
-async def test_errors_keep_atrs_own_text(start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock) -> None:
+async def test_errors_keep_atrs_own_text(start_atr: StartAtr, atr_clock: clocks.ManualClock) -> None:
     async with start_atr() as atr, client_for(atr, atr_clock, uid=fixtures.RM_UID, pat=fixtures.RM_PAT) as client:
         with pytest.raises(errors.NotFoundError, match="The requested URL was not found on the server"):
             await client.policy_get("nope")
@@ -237,7 +231,7 @@ async def test_errors_keep_atrs_own_text(start_atr: StartAtr, atr_clock: sandbox
 
 
 async def test_no_secret_appears_in_logs_errors_or_reprs(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, caplog: pytest.LogCaptureFixture
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     shown: list[str] = []
@@ -266,7 +260,7 @@ async def test_no_secret_appears_in_logs_errors_or_reprs(
 
 
 async def test_tls_is_verified_against_the_given_ca(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, tmp_path: object
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, tmp_path: object
 ) -> None:
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

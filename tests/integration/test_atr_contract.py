@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-import watcher.atr.contract as schema
+import watcher.atr.contract as contract
 import watcher.atr.errors as errors
-import watcher.sandbox.atr_http as sandbox_atr
-import watcher.sandbox.clock as sandbox_clock
+import watcher.sandbox.atr_http as atr_http
+import watcher.sandbox.clocks as clocks
 from tests.fixtures import atr as fixtures
 from tests.fixtures.atr import StartAtr, client_for, scenario_data
 
@@ -30,7 +30,7 @@ WRONG_SCALAR = "not-what-the-schema-says"
 Path = tuple[str | int, ...]
 
 
-async def _details(request: sandbox_atr.TallyRequest) -> Mapping[str, Any]:
+async def _details(request: atr_http.TallyRequest) -> Mapping[str, Any]:
     # A VoteDetails as ATR's tabulation gives it (§10.5.7), for the email-mode answer.
     return {
         "start_unixtime": 1780000000,
@@ -53,7 +53,7 @@ async def _details(request: sandbox_atr.TallyRequest) -> Mapping[str, Any]:
     }
 
 
-async def _answers(atr: sandbox_atr.AtrSandbox, clock: sandbox_clock.ManualClock) -> dict[str, list[Any]]:
+async def _answers(atr: atr_http.AtrSandbox, clock: clocks.ManualClock) -> dict[str, list[Any]]:
     """Every kind of answer the sandbox gives, by schema definition, as sent over HTTP."""
     answers: dict[str, list[Any]] = {}
 
@@ -115,20 +115,20 @@ def _changed(answer: Any, path: Path) -> Any:
 
 
 async def test_every_field_of_every_sandbox_answer_is_checked_against_the_schema(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+    start_atr: StartAtr, atr_clock: clocks.ManualClock
 ) -> None:
     data = scenario_data(ballots=[{"release_key": "example-1.2.0", "voter_asf_uid": "bob", "choice": "+1"}])
     async with start_atr(data, tally=_details) as atr:
         answers = await _answers(atr, atr_clock)
-    assert set(answers) == {*schema.RESPONSES.values(), schema.ERROR_BODY}
+    assert set(answers) == {*contract.RESPONSES.values(), contract.ERROR_BODY}
     unchecked: list[str] = []
     fields = 0
     for name, bodies in answers.items():
         for body in bodies:
-            assert schema.violations(name, body) == [], (name, body)
+            assert contract.violations(name, body) == [], (name, body)
             for path in _paths(body):
                 fields += 1
-                if not schema.violations(name, _changed(body, path)):
+                if not contract.violations(name, _changed(body, path)):
                     unchecked.append(f"{name}: {'.'.join(map(str, path))}")
     # A field the schema does not describe (or describes as "anything") would be a fiction nobody checks.
     assert unchecked == []
@@ -136,7 +136,7 @@ async def test_every_field_of_every_sandbox_answer_is_checked_against_the_schema
 
 
 async def test_an_answer_that_breaks_the_schema_fails_the_call_loudly(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, monkeypatch: pytest.MonkeyPatch
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with start_atr() as atr, client_for(atr, atr_clock) as client:
         real = atr.state.policy_json

@@ -5,12 +5,12 @@ from __future__ import annotations
 import bisect
 import datetime
 
-import watcher.atr.client as atr_client
+import watcher.atr.client as client
 import watcher.core.tracking as tracking
 import watcher.flow.discovery as discovery
-import watcher.sandbox.atr_http as sandbox_atr
+import watcher.sandbox.atr_http as atr_http
 import watcher.sandbox.atr_scenario as atr_scenario
-import watcher.sandbox.clock as sandbox_clock
+import watcher.sandbox.clocks as clocks
 from tests.fixtures import atr as fixtures
 from tests.fixtures.atr import MemoryLists, StartAtr, client_for, scenario_data
 
@@ -18,10 +18,10 @@ HOUR = 3600.0
 
 
 def discover(
-    atr: sandbox_atr.AtrSandbox, clock: sandbox_clock.ManualClock, lists: discovery.ThreadFinder, **options: object
-) -> tuple[atr_client.AtrClient, discovery.Discovery]:
-    client = client_for(atr, clock, **options)
-    return client, discovery.Discovery(client, lists, clock=clock)
+    atr: atr_http.AtrSandbox, clock: clocks.ManualClock, lists: discovery.ThreadFinder, **options: object
+) -> tuple[client.AtrClient, discovery.Discovery]:
+    api = client_for(atr, clock, **options)
+    return api, discovery.Discovery(api, lists, clock=clock)
 
 
 def by_release(changes: list[tracking.Change]) -> dict[str, tracking.Change]:
@@ -29,12 +29,12 @@ def by_release(changes: list[tracking.Change]) -> dict[str, tracking.Change]:
 
 
 async def test_trusted_and_email_votes_are_discovered_with_their_threads(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, memory_lists: MemoryLists
 ) -> None:
     async with start_atr() as atr:
         await atr.announce_votes()
-        client, finder = discover(atr, atr_clock, memory_lists)
-        async with client:
+        api, finder = discover(atr, atr_clock, memory_lists)
+        async with api:
             changes = by_release(await finder.poll())
     assert {c.kind for c in changes.values()} == {"started"}
     trusted = changes["example-1.2.0"].vote
@@ -60,7 +60,7 @@ async def test_trusted_and_email_votes_are_discovered_with_their_threads(
 
 
 async def test_the_vote_end_is_what_the_vote_mail_states(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, memory_lists: MemoryLists
 ) -> None:
     data = scenario_data()
     policy = data["atr"]["projects"]["example"]["policy"]
@@ -70,8 +70,8 @@ async def test_the_vote_end_is_what_the_vote_mail_states(
     policy["start_vote_subject"] = "[VOTE] Apache {{PROJECT_NAME}} {{VERSION}} (rev {{REVISION}})"
     async with start_atr(data) as atr:
         await atr.announce_votes()
-        client, finder = discover(atr, atr_clock, memory_lists)
-        async with client:
+        api, finder = discover(atr, atr_clock, memory_lists)
+        async with api:
             vote = by_release(await finder.poll())["example-1.2.0"].vote
     assert vote.subject == "[VOTE] Apache Example 1.2.0 (rev 00001)"
     assert vote.thread is not None
@@ -79,11 +79,11 @@ async def test_the_vote_end_is_what_the_vote_mail_states(
 
 
 async def test_a_thread_archived_later_is_found_on_a_later_poll_and_idle_polls_are_cheap(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, memory_lists: MemoryLists
 ) -> None:
     async with start_atr() as atr:
-        client, finder = discover(atr, atr_clock, memory_lists)
-        async with client:
+        api, finder = discover(atr, atr_clock, memory_lists)
+        async with api:
             first = await finder.poll()
             assert all(c.vote.thread is None and c.vote.end_source == "policy" for c in first)
             await atr.announce_votes()
@@ -101,12 +101,12 @@ async def test_a_thread_archived_later_is_found_on_a_later_poll_and_idle_polls_a
 
 
 async def test_a_restarted_vote_replaces_the_old_one(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, memory_lists: MemoryLists
 ) -> None:
     async with start_atr() as atr:
         await atr.announce_votes()
-        client, finder = discover(atr, atr_clock, memory_lists)
-        async with client:
+        api, finder = discover(atr, atr_clock, memory_lists)
+        async with api:
             await finder.poll()
             atr_clock.advance(2 * HOUR)
             await atr.restart_vote("example-1.2.0")
@@ -128,16 +128,16 @@ async def test_a_restarted_vote_replaces_the_old_one(
 
 
 async def test_votes_that_leave_the_candidate_phase_are_closed(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, memory_lists: MemoryLists
 ) -> None:
     ballots = [
         {"release_key": "example-1.2.0", "voter_asf_uid": uid, "choice": "+1", "vote_seq": 7}
         for uid in ("alice", "bob", "carol")
     ]
     async with start_atr(scenario_data(ballots=ballots)) as atr:
-        client, finder = discover(atr, atr_clock, memory_lists)
+        api, finder = discover(atr, atr_clock, memory_lists)
         rm = client_for(atr, atr_clock, uid=fixtures.RM_UID, pat=fixtures.RM_PAT)
-        async with client, rm:
+        async with api, rm:
             await finder.poll()
             await rm.vote_resolve("mailer", "3.0.1", "cancelled")
             atr_clock.advance(72 * HOUR)
@@ -151,7 +151,7 @@ async def test_votes_that_leave_the_candidate_phase_are_closed(
 
 
 async def test_both_rounds_of_a_podling_vote(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, memory_lists: MemoryLists
 ) -> None:
     ballots = [
         {"release_key": "fooling-0.3.0", "voter_asf_uid": uid, "choice": "+1", "vote_seq": 9}
@@ -159,9 +159,9 @@ async def test_both_rounds_of_a_podling_vote(
     ]
     async with start_atr(scenario_data(ballots=ballots)) as atr:
         await atr.announce_votes()
-        client, finder = discover(atr, atr_clock, memory_lists)
+        api, finder = discover(atr, atr_clock, memory_lists)
         rm = client_for(atr, atr_clock, uid=fixtures.RM_UID, pat=fixtures.RM_PAT)
-        async with client, rm:
+        async with api, rm:
             first = by_release(await finder.poll())["fooling-0.3.0"].vote
             round_one_binding = [await finder.rosters.is_binding(u, "fooling", 1) for u in ("pat", "ivy", "dave")]
             atr_clock.advance(72 * HOUR)
@@ -199,11 +199,11 @@ class BrokenFinder:
 
 
 async def test_a_failing_thread_source_does_not_stop_discovery(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+    start_atr: StartAtr, atr_clock: clocks.ManualClock
 ) -> None:
     async with start_atr() as atr:
-        client, finder = discover(atr, atr_clock, BrokenFinder())
-        async with client:
+        api, finder = discover(atr, atr_clock, BrokenFinder())
+        async with api:
             changes = await finder.poll()
     assert len(changes) == 3
     assert all(c.vote.thread is None for c in changes)
@@ -215,13 +215,13 @@ def max_in_any_hour(stamps: list[float]) -> int:
 
 
 async def test_the_budget_holds_with_fifty_running_votes(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, memory_lists: MemoryLists
 ) -> None:
     data = atr_scenario.synthetic(50, uid=fixtures.UID, pat=fixtures.PAT)
     async with start_atr(data) as atr:
         await atr.announce_votes()
-        client, finder = discover(atr, atr_clock, memory_lists, budget_per_hour=40)
-        async with client:
+        api, finder = discover(atr, atr_clock, memory_lists, budget_per_hour=40)
+        async with api:
             for _ in range(100):
                 await finder.poll()
                 if len(finder.votes) == 50:
@@ -234,8 +234,8 @@ async def test_the_budget_holds_with_fifty_running_votes(
     assert all(vote.thread is not None for vote in finder.votes.values())
     # 50 requests to each of project/get, policy/get and committee/get to learn the votes: the budget
     # counts per route as ATR does (atr.md §10.3), so only possible by waiting, never beyond it.
-    assert client.budget.waited > 0
-    routes = {atr_client.route_of(r.path) for r in atr.requests}
+    assert api.budget.waited > 0
+    routes = {client.route_of(r.path) for r in atr.requests}
     for route in routes:
-        assert max_in_any_hour([r.at for r in atr.requests if atr_client.route_of(r.path) == route]) <= 40
+        assert max_in_any_hour([r.at for r in atr.requests if client.route_of(r.path) == route]) <= 40
     assert all(r.status == 200 for r in atr.requests)

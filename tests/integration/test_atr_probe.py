@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 import watcher.commands.check_config as check_config
-import watcher.sandbox.clock as sandbox_clock
+import watcher.sandbox.clocks as clocks
 from tests.fixtures import atr as fixtures
 from tests.fixtures.atr import StartAtr
 
@@ -48,7 +48,7 @@ def probe(path: pathlib.Path) -> int:
 
 async def test_the_probe_passes_against_an_atr_that_matches_the_schema(
     start_atr: StartAtr,
-    atr_clock: sandbox_clock.ManualClock,
+    atr_clock: clocks.ManualClock,
     tmp_path: pathlib.Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -64,7 +64,7 @@ async def test_the_probe_passes_against_an_atr_that_matches_the_schema(
 
 async def test_the_probe_names_each_drift_and_fails_when_a_needed_field_changed(
     start_atr: StartAtr,
-    atr_clock: sandbox_clock.ManualClock,
+    atr_clock: clocks.ManualClock,
     tmp_path: pathlib.Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -87,7 +87,7 @@ async def test_the_probe_names_each_drift_and_fails_when_a_needed_field_changed(
 
 async def test_a_refused_pat_fails_the_probe(
     start_atr: StartAtr,
-    atr_clock: sandbox_clock.ManualClock,
+    atr_clock: clocks.ManualClock,
     tmp_path: pathlib.Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -17,8 +17,8 @@ import time
 
 import tests.fixtures.atr_reference as reference
 import tests.fixtures.smtp as smtp_fixtures
-import watcher.config as config_api
-import watcher.store as store_api
+import watcher.config as config
+import watcher.store as store
 import watcher.wiring as wiring
 
 LIST = "dev@lantern.apache.org"
@@ -130,8 +130,8 @@ async def test_run_once_against_the_reference_atr_reminds_once_and_resolves_once
     box.flush()
     with smtp_fixtures.running_sink() as sink:
         async with atr as atr_url:
-            cfg = config_api.load(write_config(tmp_path, atr_url, mbox_path, sink.port))
-            db = await store_api.open(cfg.watcher.database_url)
+            cfg = config.load(write_config(tmp_path, atr_url, mbox_path, sink.port))
+            db = await store.open(cfg.watcher.database_url)
             await db.upgrade()
             await db.close()
             for _ in range(3):
@@ -139,7 +139,7 @@ async def test_run_once_against_the_reference_atr_reminds_once_and_resolves_once
                 # Cron's next run: the reminder's delay (1 s) has passed since the thread was stored.
                 time.sleep(1.2)
         received = list(sink.received)
-    db = await store_api.open(cfg.watcher.database_url)
+    db = await store.open(cfg.watcher.database_url)
     try:
         tracked = {v.release_key: v for v in await db.votes(open_only=False)}
         reminders = await db.mails(RUNNING, 4)
@@ -179,8 +179,8 @@ async def test_run_once_exits_2_at_once_when_atr_refuses_the_pat(tmp_path: pathl
     box.flush()
     with smtp_fixtures.running_sink() as sink:
         async with atr as atr_url:
-            cfg = config_api.load(write_config(tmp_path, atr_url, mbox_path, sink.port))
-            db = await store_api.open(cfg.watcher.database_url)
+            cfg = config.load(write_config(tmp_path, atr_url, mbox_path, sink.port))
+            db = await store.open(cfg.watcher.database_url)
             await db.upgrade()
             await db.close()
             started = time.monotonic()

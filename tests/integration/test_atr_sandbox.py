@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 import watcher.atr.errors as errors
-import watcher.sandbox.atr_http as sandbox_atr
+import watcher.sandbox.atr_http as atr_http
 import watcher.sandbox.atr_state as atr_state
-import watcher.sandbox.clock as sandbox_clock
+import watcher.sandbox.clocks as clocks
 from tests.fixtures import atr as fixtures
 from tests.fixtures.atr import MemoryLists, StartAtr, client_for, scenario_data
 
@@ -31,7 +31,7 @@ def ballot(release_key: str, uid: str, choice: str, vote_seq: int, vote_round: i
 
 
 async def test_tabulate_gives_the_latest_trusted_ballot_per_voter(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+    start_atr: StartAtr, atr_clock: clocks.ManualClock
 ) -> None:
     data = scenario_data(ballots=[ballot("example-1.2.0", "bob", "-1", 7), ballot("example-1.2.0", "carol", "+1", 7)])
     async with start_atr(data) as atr, client_for(atr, atr_clock, uid="bob", pat="pat-bob-0000") as bob:
@@ -49,7 +49,7 @@ async def test_tabulate_gives_the_latest_trusted_ballot_per_voter(
 
 
 async def test_a_cast_posts_its_receipt_to_the_thread(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, memory_lists: MemoryLists
 ) -> None:
     async with start_atr() as atr, client_for(atr, atr_clock, uid="dave", pat="pat-dave-0000") as dave:
         cast = await dave.vote_cast("example", "1.2.0", "0")
@@ -65,7 +65,7 @@ async def test_a_cast_posts_its_receipt_to_the_thread(
     assert results.receipt_message_ids() == {receipt.message_id}
 
 
-async def test_cast_is_refused_where_atr_refuses_it(start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock) -> None:
+async def test_cast_is_refused_where_atr_refuses_it(start_atr: StartAtr, atr_clock: clocks.ManualClock) -> None:
     async with start_atr() as atr:
         async with client_for(atr, atr_clock, uid="bob", pat="pat-bob-0000") as bob:
             with pytest.raises(errors.ConflictError, match="not accepting trusted votes"):
@@ -80,7 +80,7 @@ async def test_cast_is_refused_where_atr_refuses_it(start_atr: StartAtr, atr_clo
 
 
 async def test_resolve_follows_atrs_rules(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, memory_lists: MemoryLists
 ) -> None:
     data = scenario_data(ballots=[ballot("example-1.2.0", uid, "+1", 7) for uid in ("alice", "bob")])
     async with start_atr(data) as atr:
@@ -113,7 +113,7 @@ async def test_resolve_follows_atrs_rules(
 
 
 async def test_a_cancel_is_allowed_before_the_end_and_returns_the_release_to_draft(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+    start_atr: StartAtr, atr_clock: clocks.ManualClock
 ) -> None:
     async with start_atr() as atr, client_for(atr, atr_clock, uid=fixtures.RM_UID, pat=fixtures.RM_PAT) as rm:
         await rm.vote_resolve("mailer", "3.0.1", "cancelled")
@@ -124,11 +124,11 @@ async def test_a_cancel_is_allowed_before_the_end_and_returns_the_release_to_dra
 
 
 async def test_an_email_vote_passes_on_the_rms_word_and_tabulates_through_the_hook(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+    start_atr: StartAtr, atr_clock: clocks.ManualClock
 ) -> None:
-    asked: list[sandbox_atr.TallyRequest] = []
+    asked: list[atr_http.TallyRequest] = []
 
-    async def tally(request: sandbox_atr.TallyRequest) -> Mapping[str, Any]:
+    async def tally(request: atr_http.TallyRequest) -> Mapping[str, Any]:
         asked.append(request)
         return {"start_unixtime": 1, "votes": {}, "summary": {}, "passed": False, "outcome": "The vote failed."}
 
@@ -152,7 +152,7 @@ async def test_an_email_vote_passes_on_the_rms_word_and_tabulates_through_the_ho
 
 
 async def test_podling_round_one_passing_starts_round_two_where_ipmc_ballots_carry(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, memory_lists: MemoryLists
 ) -> None:
     data = scenario_data(
         ballots=[
@@ -192,7 +192,7 @@ async def test_podling_round_one_passing_starts_round_two_where_ipmc_ballots_car
 
 
 async def test_manual_votes_are_not_resolved_through_the_api(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+    start_atr: StartAtr, atr_clock: clocks.ManualClock
 ) -> None:
     releases = scenario_data()["atr"]["releases"]
     releases[0]["vote_mode"] = "manual"
@@ -206,7 +206,7 @@ async def test_manual_votes_are_not_resolved_through_the_api(
 
 
 async def test_the_sandbox_enforces_atrs_limits_and_error_shapes(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+    start_atr: StartAtr, atr_clock: clocks.ManualClock
 ) -> None:
     async with start_atr() as atr, httpx.AsyncClient(base_url=atr.url) as http:
         exchanges = [
@@ -242,7 +242,7 @@ async def test_the_sandbox_enforces_atrs_limits_and_error_shapes(
 
 
 async def test_expedited_releases_are_hidden_from_listings_and_outsiders(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock
+    start_atr: StartAtr, atr_clock: clocks.ManualClock
 ) -> None:
     # §8.6: embargoed until released; listings leave it out for everyone, tabulate/cast 404 for non-members.
     releases = scenario_data()["atr"]["releases"]
@@ -263,12 +263,12 @@ async def test_expedited_releases_are_hidden_from_listings_and_outsiders(
 
 
 async def test_every_ballot_gets_a_receipt_but_tabulate_names_only_the_latest(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, memory_lists: MemoryLists
 ) -> None:
     # §6.5: one receipt per cast; ATR's email tally leaves out all of them, the API names the effective one.
-    asked: list[sandbox_atr.TallyRequest] = []
+    asked: list[atr_http.TallyRequest] = []
 
-    async def tally(request: sandbox_atr.TallyRequest) -> Mapping[str, Any] | None:
+    async def tally(request: atr_http.TallyRequest) -> Mapping[str, Any] | None:
         asked.append(request)
         return None
 
@@ -285,7 +285,7 @@ async def test_every_ballot_gets_a_receipt_but_tabulate_names_only_the_latest(
     assert asked[-1].excluded_message_ids == {m.message_id for m in receipts}
 
 
-async def test_vote_serials_are_per_release(start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock) -> None:
+async def test_vote_serials_are_per_release(start_atr: StartAtr, atr_clock: clocks.ManualClock) -> None:
     async with start_atr() as atr:
         before = {key: r.current_vote_seq for key, r in atr.state.releases.items()}
         await atr.restart_vote("mailer-3.0.1")

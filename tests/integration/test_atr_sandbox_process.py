@@ -9,20 +9,20 @@ import sys
 import httpx
 import pydantic
 
-import watcher.atr.client as atr_client
+import watcher.atr.client as client
 import watcher.core.tracking as tracking
 import watcher.flow.discovery as discovery
-import watcher.sandbox.atr_http as sandbox_atr
+import watcher.sandbox.atr_http as atr_http
 import watcher.sandbox.atr_scenario as atr_scenario
-import watcher.sandbox.clock as sandbox_clock
-import watcher.sandbox.lists_http as sandbox_ponymail
+import watcher.sandbox.clocks as clocks
+import watcher.sandbox.lists_http as lists_http
 from tests.fixtures.atr import MemoryLists, StartAtr, client_for
 
-EXAMPLE = pathlib.Path(sandbox_atr.__file__).with_name("atr_example.toml")
+EXAMPLE = pathlib.Path(atr_http.__file__).with_name("atr_example.toml")
 
 
 async def test_the_example_scenario_runs_as_a_process_and_posts_to_the_sandbox_archive(
-    ponymail_sandbox: sandbox_ponymail.PonyMailSandbox,
+    ponymail_sandbox: lists_http.PonyMailSandbox,
 ) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -39,7 +39,7 @@ async def test_the_example_scenario_runs_as_a_process_and_posts_to_the_sandbox_a
         assert process.stdout is not None
         url = (await asyncio.wait_for(process.stdout.readline(), 30)).decode().strip()
         assert url.startswith("http://127.0.0.1:")
-        async with atr_client.AtrClient(url, "bob", pydantic.SecretStr("sandbox-pat-bob")) as bob:
+        async with client.AtrClient(url, "bob", pydantic.SecretStr("sandbox-pat-bob")) as bob:
             releases = await bob.releases_list()
             cast = await bob.vote_cast("fooling", "0.3.0", "+1", "Checked the signatures.")
         async with httpx.AsyncClient(base_url=url) as http:
@@ -62,7 +62,7 @@ def test_the_example_scenario_loads() -> None:
 
 
 async def test_receipts_reach_the_sandbox_archive_in_process(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, ponymail_sandbox: sandbox_ponymail.PonyMailSandbox
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, ponymail_sandbox: lists_http.PonyMailSandbox
 ) -> None:
     async with (
         start_atr(on_receipt=ponymail_sandbox.add) as atr,
@@ -83,15 +83,15 @@ async def test_receipts_reach_the_sandbox_archive_in_process(
 
 
 async def test_discovery_runs_on_an_interval_and_hands_changes_on(
-    start_atr: StartAtr, atr_clock: sandbox_clock.ManualClock, memory_lists: MemoryLists
+    start_atr: StartAtr, atr_clock: clocks.ManualClock, memory_lists: MemoryLists
 ) -> None:
     handed: list[list[tracking.Change]] = []
 
     async def on_changes(changes: list[tracking.Change]) -> None:
         handed.append(changes)
 
-    async with start_atr() as atr, client_for(atr, atr_clock) as client:
-        finder = discovery.Discovery(client, memory_lists, clock=atr_clock)
+    async with start_atr() as atr, client_for(atr, atr_clock) as api:
+        finder = discovery.Discovery(api, memory_lists, clock=atr_clock)
         atr.fail_next(20, 503, prefix="/api/releases/list")
         await finder.run(on_changes, interval=600, sleep=atr_clock.sleep, cycles=1)
         assert handed == []

@@ -12,10 +12,10 @@ import pathlib
 import time
 
 import tests.fixtures.e2e as e2e
-import watcher.config as config_api
-import watcher.sandbox.atr_http as atr_sandbox
+import watcher.config as config
+import watcher.sandbox.atr_http as atr_http
 import watcher.sandbox.atr_scenario as atr_scenario
-import watcher.store as store_api
+import watcher.store as store
 import watcher.wiring as wiring
 
 RELEASE = "lantern-2.0.0"
@@ -67,7 +67,7 @@ from = "{e2e.REMINDER_FROM}"
 async def test_run_once_from_an_mbox_writes_the_reminder_once(tmp_path: pathlib.Path) -> None:
     ballots = [e2e.ballot(RELEASE, uid) for uid in ("amira", "bjorn")]
     scenario = atr_scenario.from_mapping(e2e.lantern_scenario(ballots=ballots), time.time())
-    sandbox = atr_sandbox.AtrSandbox(scenario)
+    sandbox = atr_http.AtrSandbox(scenario)
     async with sandbox as atr_url:
         # The archive a list subscriber keeps: ATR's [VOTE] mail and one binding +1 by email.
         release = sandbox.state.releases[RELEASE]
@@ -77,13 +77,13 @@ async def test_run_once_from_an_mbox_writes_the_reminder_once(tmp_path: pathlib.
         box.add(reply(release.vote_subject, release.vote_message_id, "Chen Wei <chen@apache.org>", "+1 (binding)\n"))
         box.flush()
         config_path = write_config(tmp_path, atr_url, mbox_path)
-        cfg = config_api.load(config_path)
-        db = await store_api.open(cfg.watcher.database_url)
+        cfg = config.load(config_path)
+        db = await store.open(cfg.watcher.database_url)
         await db.upgrade()
         await db.close()
         # The first run reads the mbox and then finds the [VOTE] in it: one run tracks the vote and tallies it.
         assert await wiring.run(cfg, once=True) == 0
-        db = await store_api.open(cfg.watcher.database_url)
+        db = await store.open(cfg.watcher.database_url)
         try:
             [tracked] = await db.votes()
             assert tracked.root_message_id
@@ -98,7 +98,7 @@ async def test_run_once_from_an_mbox_writes_the_reminder_once(tmp_path: pathlib.
     assert len(written) == 1
     mail = email.message_from_bytes(written[0].read_bytes())
     assert mail["To"].endswith("<chen@apache.org>") or mail["To"] == "chen@apache.org"
-    db = await store_api.open(cfg.watcher.database_url)
+    db = await store.open(cfg.watcher.database_url)
     try:
         saved = await db.get_cursor("backfill", "")
         [row] = await db.mails(RELEASE, 1)

@@ -34,10 +34,10 @@ import time
 import uuid
 from typing import Any, Final
 
-import watcher.config as config_api
+import watcher.config as config
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.serve as serve
-import watcher.store as store_api
+import watcher.store as store
 
 PAT: Final = "pat-kill-test-3f9a0c"
 PROJECTS: Final = ("alpha", "beta", "gamma")
@@ -180,8 +180,8 @@ class Run:
 class Daemon:
     """Starts `python -m watcher run` and ends it by SIGKILL or SIGTERM."""
 
-    def __init__(self, config: pathlib.Path, folder: pathlib.Path, stand_ins: serve.StandIns) -> None:
-        self.config = config
+    def __init__(self, config_path: pathlib.Path, folder: pathlib.Path, stand_ins: serve.StandIns) -> None:
+        self.config = config_path
         self.folder = folder
         self.stand_ins = stand_ins
         self.runs: list[Run] = []
@@ -261,9 +261,9 @@ async def test_sigkill_while_sending_loses_no_reminder_and_sends_none_twice(tmp_
     seed = rng.randrange(1 << 30)
     rng.seed(seed)
     async with serve.StandIns(scenario(time.time()), rcpt_delay=SLOW_RCPT_S) as stand_ins:
-        config = write_config(tmp_path, stand_ins)
-        cfg = config_api.load(config)
-        db = await store_api.open(cfg.watcher.database_url)
+        config_path = write_config(tmp_path, stand_ins)
+        cfg = config.load(config_path)
+        db = await store.open(cfg.watcher.database_url)
         await db.upgrade()
         await db.close()
 
@@ -278,7 +278,7 @@ async def test_sigkill_while_sending_loses_no_reminder_and_sends_none_twice(tmp_
                         email_vote(stand_ins, key, uid)
                         emailed.append(uid)
 
-        daemon = Daemon(config, tmp_path, stand_ins)
+        daemon = Daemon(config_path, tmp_path, stand_ins)
         more_votes(FIRST_VOTERS)
         for number in range(KILLS):
             if number:

@@ -38,10 +38,10 @@ import prometheus_client.parser
 import tests.fixtures.smtp as smtp_fixtures
 import tests.support.dovecot as dovecot
 import tests.support.notify_listener as notify_listener
-import watcher.config as config_api
+import watcher.config as config
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.serve as serve
-import watcher.store as store_api
+import watcher.store as store
 
 PAT: Final = f"pat-ops-{uuid.uuid4().hex}"
 PROJECT: Final = "lantern"
@@ -173,8 +173,8 @@ enabled = false
     return path
 
 
-async def upgrade(config: pathlib.Path) -> None:
-    db = await store_api.open(config_api.load(config).watcher.database_url)
+async def upgrade(config_path: pathlib.Path) -> None:
+    db = await store.open(config.load(config_path).watcher.database_url)
     try:
         await db.upgrade()
     finally:
@@ -200,12 +200,12 @@ class Process:
 
 
 @contextlib.asynccontextmanager
-async def daemon(config: pathlib.Path, env: Mapping[str, str] | None = None) -> AsyncIterator[Process]:
+async def daemon(config_path: pathlib.Path, env: Mapping[str, str] | None = None) -> AsyncIterator[Process]:
     """`python -m watcher run --config PATH`, its stdout and stderr into one file; killed if still running."""
-    output = config.with_name("daemon-output.log")
+    output = config_path.with_name("daemon-output.log")
     with output.open("wb") as sink:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "watcher", "run", "--config", str(config), stdout=sink, stderr=sink, env=env
+            sys.executable, "-m", "watcher", "run", "--config", str(config_path), stdout=sink, stderr=sink, env=env
         )
     try:
         yield Process(process, output)
@@ -238,15 +238,15 @@ def command(*args: str) -> tuple[int, str]:
 
 async def test_the_daemon_speaks_systemds_notify_protocol(tmp_path: pathlib.Path) -> None:
     async with serve.StandIns(scenario(time.time())) as stand_ins:
-        config = write_config(tmp_path, stand_ins)
-        await upgrade(config)
+        config_path = write_config(tmp_path, stand_ins)
+        await upgrade(config_path)
         with notify_listener.notify_socket() as (sock, path):
             env = {k: v for k, v in os.environ.items() if k not in ("WATCHDOG_PID", "LISTEN_PID")}
             env |= {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000"}
             messages: list[tuple[float, str]] = []
             listener = asyncio.ensure_future(notify_listener.receive(sock, messages))
             try:
-                async with daemon(config, env) as process:
+                async with daemon(config_path, env) as process:
                     await until(lambda: notify_listener.sent(messages, "READY=1"), "READY=1", process)
                     discovery_at_ready = [r.path for r in stand_ins.atr.requests]
                     # Half of WATCHDOG_USEC is 1 s: three pings take about three seconds.
@@ -354,9 +354,9 @@ user = "{relay.user}"
 password_file = "{smtp_password}"
 """
     async with serve.StandIns(scenario(time.time())) as stand_ins:
-        config = write_config(folder, stand_ins, extra, log_level="debug", smtp=smtp)
-        await upgrade(config)
-        async with daemon(config) as process:
+        config_path = write_config(folder, stand_ins, extra, log_level="debug", smtp=smtp)
+        await upgrade(config_path)
+        async with daemon(config_path) as process:
             await until(lambda: stand_ins.atr.count("/api/vote/tabulate"), "first tabulate", process)
             # Only the IMAP mailbox carries the vote: the reminder proves the daemon logged in and read it.
             server.append(imap_folder, [email_vote(stand_ins)])
@@ -489,13 +489,13 @@ enabled = false
 
 async def test_a_database_without_the_current_schema_exits_3_saying_to_upgrade(tmp_path: pathlib.Path) -> None:
     async with serve.StandIns(scenario(time.time())) as stand_ins:
-        config = write_config(tmp_path, stand_ins)
+        config_path = write_config(tmp_path, stand_ins)
         (tmp_path / "state").mkdir()
-        empty = await asyncio.to_thread(command, "run", "--config", str(config))
-        db = await store_api.open(config_api.load(config).watcher.database_url)
+        empty = await asyncio.to_thread(command, "run", "--config", str(config_path))
+        db = await store.open(config.load(config_path).watcher.database_url)
         await db.upgrade("0001")
         await db.close()
-        behind = await asyncio.to_thread(command, "run", "--config", str(config))
+        behind = await asyncio.to_thread(command, "run", "--config", str(config_path))
         requests = len(stand_ins.atr.requests)
     for code, stderr in (empty, behind):
         assert code == 3, stderr

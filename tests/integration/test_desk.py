@@ -20,10 +20,10 @@ import pytest
 import watcher.atr.models as models
 import watcher.core.decide as decide
 import watcher.core.roster as roster
-import watcher.flow.desk as desk_api
-import watcher.flow.worker as worker_api
+import watcher.flow.desk as desk
+import watcher.flow.worker as worker
 import watcher.mail.render as render
-import watcher.store as store_api
+import watcher.store as store
 import watcher.store.records as records
 
 T0 = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=datetime.UTC)
@@ -86,8 +86,8 @@ class Clock:
 
 
 @pytest.fixture
-async def db(tmp_path: pathlib.Path) -> AsyncIterator[store_api.Store]:
-    opened = await store_api.Store.open(f"sqlite:///{tmp_path / 'state.db'}")
+async def db(tmp_path: pathlib.Path) -> AsyncIterator[store.Store]:
+    opened = await store.Store.open(f"sqlite:///{tmp_path / 'state.db'}")
     try:
         await opened.upgrade()
         yield opened
@@ -96,15 +96,15 @@ async def db(tmp_path: pathlib.Path) -> AsyncIterator[store_api.Store]:
 
 
 @pytest.fixture
-def worker() -> Iterator[worker_api.Worker]:
-    started = worker_api.Worker()
+def pool() -> Iterator[worker.Worker]:
+    started = worker.Worker()
     yield started
     started.close()
 
 
 async def setup(
-    db: store_api.Store, worker: worker_api.Worker, atr: FakeAtr, clock: Clock, replies: Sequence[bytes]
-) -> tuple[desk_api.Desk, records.TrackedVote]:
+    db: store.Store, pool: worker.Worker, atr: FakeAtr, clock: Clock, replies: Sequence[bytes]
+) -> tuple[desk.Desk, records.TrackedVote]:
     vote = await db.upsert_vote(
         records.TrackedVote(
             "foo-1.0",
@@ -132,7 +132,7 @@ async def setup(
     async def previous_round(_: records.TrackedVote) -> Sequence[bytes]:
         return []
 
-    settings = desk_api.Settings(
+    settings = desk.Settings(
         atr_host="atr.example",
         sender="Vote Watcher <vote-watcher@apache.org>",
         reply_to=None,
@@ -142,7 +142,7 @@ async def setup(
         resolve=decide.ResolveConfig(grace=datetime.timedelta(hours=1)),
         dry_run=False,
     )
-    desk = desk_api.Desk(
+    vote_desk = desk.Desk(
         db,
         atr,
         render.Templates(),
@@ -150,31 +150,29 @@ async def setup(
         roster_for=roster_for,
         previous_round=previous_round,
         clock=clock,
-        worker=worker,
+        pool=pool,
     )
-    return desk, vote
+    return vote_desk, vote
 
 
-async def reminders(db: store_api.Store) -> list[records.MailRecord]:
+async def reminders(db: store.Store) -> list[records.MailRecord]:
     return [m for m in await db.mails("foo-1.0", 1) if m.kind == "reminder"]
 
 
-async def test_a_reminder_falls_due_after_the_delay_and_is_written_once(
-    db: store_api.Store, worker: worker_api.Worker
-) -> None:
+async def test_a_reminder_falls_due_after_the_delay_and_is_written_once(db: store.Store, pool: worker.Worker) -> None:
     atr, clock = FakeAtr(), Clock()
-    desk, vote = await setup(db, worker, atr, clock, [mail("r1@x", "chen", "+1\n", 1)])
+    vote_desk, vote = await setup(db, pool, atr, clock, [mail("r1@x", "chen", "+1\n", 1)])
     clock.now = T0 + datetime.timedelta(hours=2)
-    await desk.check(vote)
+    await vote_desk.check(vote)
     assert await reminders(db) == []
     decided = {d.voter: (d.decision, d.reason) for d in await db.decisions("foo-1.0", 1)}
     assert decided["chen"][0] == "not_due"
 
     clock.now = T0 + datetime.timedelta(hours=1) + DELAY + datetime.timedelta(minutes=1)
-    await desk.check(vote)
-    await desk.check(vote)
+    await vote_desk.check(vote)
+    await vote_desk.check(vote)
     clock.now += datetime.timedelta(hours=3)
-    await desk.check(vote)
+    await vote_desk.check(vote)
     sent = await reminders(db)
     assert [(m.voter, m.recipient) for m in sent] == [("chen", "chen")]
     _, raw = await db.mail(sent[0].id) or pytest.fail("mail gone")
@@ -183,29 +181,25 @@ async def test_a_reminder_falls_due_after_the_delay_and_is_written_once(
     assert {d.voter: d.decision for d in await db.decisions("foo-1.0", 1)}["chen"] == "due"
 
 
-async def test_a_matching_ballot_and_a_non_binding_voter_get_no_reminder(
-    db: store_api.Store, worker: worker_api.Worker
-) -> None:
+async def test_a_matching_ballot_and_a_non_binding_voter_get_no_reminder(db: store.Store, pool: worker.Worker) -> None:
     atr, clock = FakeAtr(), Clock()
     atr.ballot("amira", "+1")
     replies = [mail("r1@x", "amira", "+1\n", 1), mail("r2@x", "sam", "+1 (non-binding)\n", 1)]
-    desk, vote = await setup(db, worker, atr, clock, replies)
+    vote_desk, vote = await setup(db, pool, atr, clock, replies)
     clock.now = T0 + datetime.timedelta(hours=1) + DELAY * 2
-    await desk.check(vote)
+    await vote_desk.check(vote)
     assert await reminders(db) == []
-    result = await desk.retally(vote)
+    result = await vote_desk.retally(vote)
     assert result is not None
     assert {v.voter: v.status for v in result.votes} == {"amira": "binding", "sam": "committer"}
 
 
-async def test_atrs_ballot_receipts_are_left_out_of_the_email_tally(
-    db: store_api.Store, worker: worker_api.Worker
-) -> None:
+async def test_atrs_ballot_receipts_are_left_out_of_the_email_tally(db: store.Store, pool: worker.Worker) -> None:
     atr, clock = FakeAtr(), Clock()
     atr.ballot("amira", "-1", receipt="<rcpt@atr>")
     receipt = mail("rcpt@atr", "amira", f"-1 (binding) (amira) Amira\n\n{FOOTER.format(uid='amira')}", 1)
-    desk, vote = await setup(db, worker, atr, clock, [receipt, mail("r2@x", "chen", "+1\n", 2)])
-    result = await desk.retally(vote)
+    vote_desk, vote = await setup(db, pool, atr, clock, [receipt, mail("r2@x", "chen", "+1\n", 2)])
+    result = await vote_desk.retally(vote)
     assert result is not None
     assert [v.voter for v in result.votes] == ["chen"]
     assert {v.voter for v in await db.voter_votes(vote.id)} == {"chen"}

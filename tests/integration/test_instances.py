@@ -35,11 +35,11 @@ import tests.support.dovecot as dovecot
 import tests.support.instances as instances
 import tests.support.postgres as postgres
 import watcher.flow.leases as leases
-import watcher.sandbox.atr_http as atr_sandbox
+import watcher.sandbox.atr_http as atr_http
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.atr_state as atr_state
-import watcher.sandbox.lists_http as ponymail_sandbox
-import watcher.store as store_api
+import watcher.sandbox.lists_http as lists_http
+import watcher.store as store
 from tests.fixtures.smtp import SmtpSink
 
 PROJECTS: Final = ("alder", "birch", "cedar", "dogwood", "elm", "fir", "ginkgo", "hazel", "ivy", "juniper")
@@ -114,12 +114,12 @@ class World:
 
     folder: pathlib.Path
     database_url: str
-    atr: atr_sandbox.AtrSandbox
-    archive: ponymail_sandbox.PonyMailSandbox
+    atr: atr_http.AtrSandbox
+    archive: lists_http.PonyMailSandbox
     smtp: SmtpSink
     imap: dovecot.DovecotServer
     mailbox: instances.Mailbox
-    db: store_api.Store
+    db: store.Store
     ends_in_s: int
     ends_at: float = 0.0
     running: list[instances.Instance] = dataclasses.field(default_factory=list)
@@ -174,7 +174,7 @@ class World:
         """Mails the sink received, per recipient."""
         return collections.Counter(to for mail in self.smtp.received for to in mail.rcpt_tos)
 
-    def resolve_calls(self) -> list[atr_sandbox.RequestRecord]:
+    def resolve_calls(self) -> list[atr_http.RequestRecord]:
         """Every vote/resolve request the sandbox ATR answered."""
         return [r for r in self.atr.requests if r.path == "/api/vote/resolve"]
 
@@ -293,11 +293,11 @@ async def world(
     ends_in_s: int,
 ) -> AsyncIterator[World]:
     """Start the stand-ins on this loop and an upgraded database; stop every instance at the end."""
-    db = await store_api.open(database_url)
+    db = await store.open(database_url)
     await db.upgrade()
-    archive = ponymail_sandbox.PonyMailSandbox()
+    archive = lists_http.PonyMailSandbox()
     await archive.start()
-    atr = atr_sandbox.AtrSandbox(atr_scenario.from_mapping(scenario(ends_in_s), time.time()), on_receipt=archive.add)
+    atr = atr_http.AtrSandbox(atr_scenario.from_mapping(scenario(ends_in_s), time.time()), on_receipt=archive.add)
     # Not yet started (a draft in ATR) until `World.open_votes`.
     for release in atr.state.releases.values():
         release.phase = atr_state.DRAFT
@@ -326,7 +326,7 @@ def new_database(postgres_server: postgres.PostgresServer) -> str:
 
 async def test_one_keeper_holds_a_lease_and_another_takes_it_over_within_the_ttl(new_database: str) -> None:
     ttl, heartbeat = datetime.timedelta(seconds=1), datetime.timedelta(milliseconds=250)
-    first_db, second_db = await store_api.open(new_database), await store_api.open(new_database)
+    first_db, second_db = await store.open(new_database), await store.open(new_database)
     await first_db.upgrade()
     first = leases.LeaseKeeper(first_db, leases.owner_id("a"), ["discovery"], ttl=ttl, heartbeat=heartbeat)
     second = leases.LeaseKeeper(second_db, leases.owner_id("b"), ["discovery"], ttl=ttl, heartbeat=heartbeat)
@@ -361,7 +361,7 @@ async def test_one_keeper_holds_a_lease_and_another_takes_it_over_within_the_ttl
 
 async def test_work_under_a_lease_is_cancelled_the_moment_the_lease_passes_to_another(new_database: str) -> None:
     ttl, heartbeat = datetime.timedelta(seconds=2), datetime.timedelta(milliseconds=200)
-    db = await store_api.open(new_database)
+    db = await store.open(new_database)
     await db.upgrade()
     keeper = leases.LeaseKeeper(db, leases.owner_id("a"), ["imap:box"], ttl=ttl, heartbeat=heartbeat)
     stop = asyncio.Event()
@@ -401,7 +401,7 @@ async def test_work_under_a_lease_is_cancelled_the_moment_the_lease_passes_to_an
 
 async def test_a_stopping_instance_gives_its_leases_up_and_a_solo_keeper_needs_no_database(new_database: str) -> None:
     ttl, heartbeat = datetime.timedelta(seconds=30), datetime.timedelta(seconds=10)
-    db = await store_api.open(new_database)
+    db = await store.open(new_database)
     await db.upgrade()
     keeper = leases.LeaseKeeper(db, leases.owner_id("a"), ["discovery"], ttl=ttl, heartbeat=heartbeat)
     await keeper.tick()
@@ -541,7 +541,7 @@ async def test_a_second_instance_on_one_sqlite_file_is_refused(tmp_path: pathlib
     pat.write_text(f"{PAT}\n")
     pat.chmod(0o600)
     (tmp_path / "lists.mbox").write_bytes(b"")
-    atr = atr_sandbox.AtrSandbox(atr_scenario.from_mapping({"atr": {"pats": {"watcher": PAT}}}, time.time()))
+    atr = atr_http.AtrSandbox(atr_scenario.from_mapping({"atr": {"pats": {"watcher": PAT}}}, time.time()))
     await atr.start()
     config = tmp_path / "config.toml"
     config.write_text(
@@ -562,7 +562,7 @@ enabled = false
 enabled = false
 """
     )
-    db = await store_api.open(f"sqlite:///{tmp_path / 'state' / 'vote-watcher.db'}")
+    db = await store.open(f"sqlite:///{tmp_path / 'state' / 'vote-watcher.db'}")
     await db.upgrade()
     await db.close()
     first = instances.Instance("first", config)

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-import watcher.flow.intake as intake_api
-import watcher.store as store_api
+import watcher.flow.intake as intake
+import watcher.store as store
 
 T0 = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=datetime.UTC)
 SUBJECT = "[VOTE] Release Foo 1.0"
@@ -33,8 +33,8 @@ ROOT = mail("root@x", "Please vote.\n", parent=None, subject=SUBJECT)
 
 
 @pytest.fixture
-async def db(tmp_path: pathlib.Path) -> AsyncIterator[store_api.Store]:
-    opened = await store_api.Store.open(f"sqlite:///{tmp_path / 'state.db'}")
+async def db(tmp_path: pathlib.Path) -> AsyncIterator[store.Store]:
+    opened = await store.Store.open(f"sqlite:///{tmp_path / 'state.db'}")
     try:
         await opened.upgrade()
         yield opened
@@ -52,99 +52,99 @@ class Changes:
         self.seen.append(vote_id)
 
 
-async def tracked(db: store_api.Store, intake: intake_api.Intake, root: str = "root@x", seq: int = 1) -> int:
+async def tracked(db: store.Store, mail_intake: intake.Intake, root: str = "root@x", seq: int = 1) -> int:
     vote = await db.upsert_vote(
-        store_api.TrackedVote(
+        store.TrackedVote(
             "foo-1.0", "foo", "1.0", seq, "trusted", subject=SUBJECT, root_message_id=root, vote_started=T0
         ),
         T0,
     )
-    await intake.track(vote)
+    await mail_intake.track(vote)
     return vote.id
 
 
-async def test_a_reply_is_stored_once_linked_and_retallies_its_vote_once(db: store_api.Store) -> None:
+async def test_a_reply_is_stored_once_linked_and_retallies_its_vote_once(db: store.Store) -> None:
     changes = Changes()
-    intake = intake_api.Intake(db, changes, clock=lambda: T0)
-    assert await intake.take(ROOT, "imap")
-    vote_id = await tracked(db, intake)
+    mail_intake = intake.Intake(db, changes, clock=lambda: T0)
+    assert await mail_intake.take(ROOT, "imap")
+    vote_id = await tracked(db, mail_intake)
     changes.seen.clear()
 
     reply = mail("r1@x")
-    assert await intake.take(reply, "imap")
+    assert await mail_intake.take(reply, "imap")
     # The same message from another source (the archive), and again from the first: nothing new.
-    assert not await intake.take(reply, "archive")
-    assert not await intake.take(reply, "imap")
+    assert not await mail_intake.take(reply, "archive")
+    assert not await mail_intake.take(reply, "imap")
     assert changes.seen == [vote_id]
-    assert intake.seen("<r1@x>")
+    assert mail_intake.seen("<r1@x>")
     assert await db.thread_keys(vote_id) == ["root@x", "r1@x"]
     assert await db.thread_messages(vote_id) == [ROOT, reply]
 
 
-async def test_other_list_traffic_is_stored_without_bytes_and_moves_nothing(db: store_api.Store) -> None:
+async def test_other_list_traffic_is_stored_without_bytes_and_moves_nothing(db: store.Store) -> None:
     changes = Changes()
-    intake = intake_api.Intake(db, changes, clock=lambda: T0)
-    await intake.take(ROOT, "imap")
-    vote_id = await tracked(db, intake)
+    mail_intake = intake.Intake(db, changes, clock=lambda: T0)
+    await mail_intake.take(ROOT, "imap")
+    vote_id = await tracked(db, mail_intake)
     changes.seen.clear()
     chatter = mail("chat@x", "Lunch?\n", parent=None, subject="Build is green")
-    assert await intake.take(chatter, "imap")
+    assert await mail_intake.take(chatter, "imap")
     assert await db.has_message("chat@x")
     assert await db.get_raw("chat@x") is None
     assert changes.seen == []
     assert "chat@x" not in await db.thread_keys(vote_id)
 
 
-async def test_replies_stored_before_the_vote_was_tracked_are_linked_when_it_is(db: store_api.Store) -> None:
+async def test_replies_stored_before_the_vote_was_tracked_are_linked_when_it_is(db: store.Store) -> None:
     changes = Changes()
-    intake = intake_api.Intake(db, changes, clock=lambda: T0)
+    mail_intake = intake.Intake(db, changes, clock=lambda: T0)
     # Vote-related words keep the bytes, even before anyone tracks the vote.
-    assert await intake.take(ROOT, "imap")
-    assert await intake.take(mail("early@x"), "imap")
+    assert await mail_intake.take(ROOT, "imap")
+    assert await mail_intake.take(mail("early@x"), "imap")
     assert changes.seen == []
-    vote_id = await tracked(db, intake)
+    vote_id = await tracked(db, mail_intake)
     assert sorted(await db.thread_keys(vote_id)) == ["early@x", "root@x"]
     assert changes.seen == [vote_id]
     # Tracking it again (every discovery cycle does) links nothing twice and re-tallies nothing.
-    await intake.track(await db.vote_by_id(vote_id) or pytest.fail("vote gone"))
+    await mail_intake.track(await db.vote_by_id(vote_id) or pytest.fail("vote gone"))
     assert changes.seen == [vote_id]
 
 
-async def test_a_late_reply_to_an_ended_vote_is_not_taken_for_its_restart(db: store_api.Store) -> None:
+async def test_a_late_reply_to_an_ended_vote_is_not_taken_for_its_restart(db: store.Store) -> None:
     changes = Changes()
-    intake = intake_api.Intake(db, changes, clock=lambda: T0)
-    await intake.take(ROOT, "imap")
-    old = await db.vote_by_id(await tracked(db, intake)) or pytest.fail("vote gone")
-    intake.untrack(old)
+    mail_intake = intake.Intake(db, changes, clock=lambda: T0)
+    await mail_intake.take(ROOT, "imap")
+    old = await db.vote_by_id(await tracked(db, mail_intake)) or pytest.fail("vote gone")
+    mail_intake.untrack(old)
     # The vote is restarted under the same subject, in a new thread.
-    await intake.take(mail("root2@x", "Please vote again.\n", parent=None, subject=SUBJECT), "imap")
-    new_id = await tracked(db, intake, root="root2@x", seq=2)
+    await mail_intake.take(mail("root2@x", "Please vote again.\n", parent=None, subject=SUBJECT), "imap")
+    new_id = await tracked(db, mail_intake, root="root2@x", seq=2)
     changes.seen.clear()
-    assert await intake.take(mail("late@x", parent="root@x"), "imap")
-    assert await intake.take(mail("r2@x", parent="root2@x"), "imap")
+    assert await mail_intake.take(mail("late@x", parent="root@x"), "imap")
+    assert await mail_intake.take(mail("r2@x", parent="root2@x"), "imap")
     assert await db.thread_keys(new_id) == ["root2@x", "r2@x"]
     assert changes.seen == [new_id]
 
 
-async def test_too_large_is_flagged_and_retallies_nothing(db: store_api.Store) -> None:
+async def test_too_large_is_flagged_and_retallies_nothing(db: store.Store) -> None:
     changes = Changes()
-    intake = intake_api.Intake(db, changes, clock=lambda: T0, max_bytes=10_000)
-    await intake.take(ROOT, "imap")
-    vote_id = await tracked(db, intake)
+    mail_intake = intake.Intake(db, changes, clock=lambda: T0, max_bytes=10_000)
+    await mail_intake.take(ROOT, "imap")
+    vote_id = await tracked(db, mail_intake)
     changes.seen.clear()
-    assert await intake.take(mail("big@x", "+1\n" + "x" * 20_000), "imap")
+    assert await mail_intake.take(mail("big@x", "+1\n" + "x" * 20_000), "imap")
     assert changes.seen == []
     assert await db.get_raw("big@x") is None
-    assert [(f.key, f.flag) for f in await db.flagged_messages(vote_id)] == [("big@x", intake_api.TOO_LARGE)]
+    assert [(f.key, f.flag) for f in await db.flagged_messages(vote_id)] == [("big@x", intake.TOO_LARGE)]
 
 
 @pytest.mark.parametrize(
     "raw", [b"", b"\xff\xfe\x00garbage", b"Subject: [VOTE] x\n\n", b"From: <\n\n\n", b"Message-ID: <a@b>\n" * 5000]
 )
-async def test_broken_mail_never_raises(db: store_api.Store, raw: bytes) -> None:
-    intake = intake_api.Intake(db, Changes(), clock=lambda: T0)
-    await intake.take(ROOT, "imap")
-    await tracked(db, intake)
-    assert isinstance(await intake.take(raw, "imap"), bool)
+async def test_broken_mail_never_raises(db: store.Store, raw: bytes) -> None:
+    mail_intake = intake.Intake(db, Changes(), clock=lambda: T0)
+    await mail_intake.take(ROOT, "imap")
+    await tracked(db, mail_intake)
+    assert isinstance(await mail_intake.take(raw, "imap"), bool)
     # And the intake still works afterwards.
-    assert await intake.take(mail("after@x"), "imap")
+    assert await mail_intake.take(mail("after@x"), "imap")

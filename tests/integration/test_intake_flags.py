@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 import watcher.core.digest as digest
-import watcher.flow.intake as intake_api
-import watcher.flow.worker as worker_api
+import watcher.flow.intake as intake
+import watcher.flow.worker as worker
 import watcher.store as store
 
 T0 = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=datetime.UTC)
@@ -28,7 +28,7 @@ def reply(mid: str, body: bytes, sender: bytes = b"Chen <chen@apache.org>") -> b
     return head + b"Subject: Re: [VOTE] Release Foo 1.0\n\n" + body
 
 
-class SlowWorker(worker_api.Worker):
+class SlowWorker(worker.Worker):
     """A real worker whose reading of a message marked SLOW sleeps past its limit (the process is really stopped)."""
 
     def __init__(self) -> None:
@@ -41,13 +41,13 @@ class SlowWorker(worker_api.Worker):
             return await super().read(raw)
         try:
             await self.run(time.sleep, (30,), self.check_timeout)
-        except worker_api.WorkerError as exc:
+        except worker.WorkerError as exc:
             return str(exc)
         return "the slow reading returned"
 
 
 @pytest.fixture
-async def worker() -> AsyncIterator[SlowWorker]:
+async def pool() -> AsyncIterator[SlowWorker]:
     started = SlowWorker()
     try:
         yield started
@@ -55,34 +55,32 @@ async def worker() -> AsyncIterator[SlowWorker]:
         started.close()
 
 
-async def _intake(db: store.Store, worker: worker_api.Worker, changed: list[int]) -> tuple[intake_api.Intake, int]:
+async def _intake(db: store.Store, pool: worker.Worker, changed: list[int]) -> tuple[intake.Intake, int]:
     async def on_changed(vote_id: int) -> None:
         changed.append(vote_id)
 
-    intake = intake_api.Intake(db, on_changed, clock=lambda: T0, worker=worker, max_bytes=50_000)
+    mail_intake = intake.Intake(db, on_changed, clock=lambda: T0, pool=pool, max_bytes=50_000)
     vote = await db.upsert_vote(
         store.TrackedVote(
             "foo-1.0", "foo", "1.0", 1, "trusted", subject="[VOTE] Release Foo 1.0", root_message_id="root@x"
         ),
         T0,
     )
-    await intake.take(ROOT, "test")
-    await intake.track(vote)
+    await mail_intake.take(ROOT, "test")
+    await mail_intake.track(vote)
     changed.clear()
-    return intake, vote.id
+    return mail_intake, vote.id
 
 
-async def test_too_large_and_unreadable_are_flagged_once_and_listed(
-    state_store: store.Store, worker: SlowWorker
-) -> None:
+async def test_too_large_and_unreadable_are_flagged_once_and_listed(state_store: store.Store, pool: SlowWorker) -> None:
     changed: list[int] = []
-    intake, vote_id = await _intake(state_store, worker, changed)
+    mail_intake, vote_id = await _intake(state_store, pool, changed)
     huge = reply("big@x", b"+1\n" + b"x" * 200_000, b'"//atr-login.evil.example" <Eve@Evil.example>')
     slow = reply("slow@x", b"+1 SLOW\n")
     fine = reply("fine@x", b"+1\n")
-    assert await intake.take(huge, "test")
-    assert await intake.take(slow, "test")
-    assert await intake.take(fine, "test")
+    assert await mail_intake.take(huge, "test")
+    assert await mail_intake.take(slow, "test")
+    assert await mail_intake.take(fine, "test")
     # Only the readable vote re-tallies the thread; the others are stored and flagged.
     assert changed == [vote_id]
     assert await state_store.has_message("big@x")
@@ -95,64 +93,64 @@ async def test_too_large_and_unreadable_are_flagged_once_and_listed(
     assert flagged["slow@x"].flag == "unreadable"
     assert "longer than 0.5 s" in flagged["slow@x"].detail
     assert len(await state_store.thread_messages(vote_id)) == 2  # the [VOTE] and the readable reply
-    checks = worker.checks
+    checks = pool.checks
 
     # A restart: a new intake on the same store is handed the same messages again (an mbox re-read).
     again: list[int] = []
-    restarted, _ = await _intake(state_store, worker, again)
+    restarted, _ = await _intake(state_store, pool, again)
     for raw in (huge, slow, fine):
         assert not await restarted.take(raw, "test")
-    assert worker.checks == checks  # nothing read again
+    assert pool.checks == checks  # nothing read again
     assert again == []
     assert [item.key for item in await state_store.flagged_messages(vote_id)] == ["big@x", "slow@x"]
 
 
-async def test_screen_reads_a_stored_message_once(state_store: store.Store, worker: SlowWorker) -> None:
+async def test_screen_reads_a_stored_message_once(state_store: store.Store, pool: SlowWorker) -> None:
     changed: list[int] = []
-    intake, _ = await _intake(state_store, worker, changed)
+    mail_intake, _ = await _intake(state_store, pool, changed)
     raw = reply("slow@x", b"+1 SLOW\n")
     await state_store.add_message(raw, "test", now=T0)
-    before = worker.checks
-    assert await intake.screen("slow@x", raw)
-    assert await intake.screen("slow@x", raw)
-    assert worker.checks == before + 1
+    before = pool.checks
+    assert await mail_intake.screen("slow@x", raw)
+    assert await mail_intake.screen("slow@x", raw)
+    assert pool.checks == before + 1
     assert await state_store.message_flag("slow@x") == "unreadable"
 
 
-async def test_a_readable_reply_is_read_once_and_its_reading_kept(state_store: store.Store, worker: SlowWorker) -> None:
+async def test_a_readable_reply_is_read_once_and_its_reading_kept(state_store: store.Store, pool: SlowWorker) -> None:
     changed: list[int] = []
-    intake, vote_id = await _intake(state_store, worker, changed)
+    mail_intake, vote_id = await _intake(state_store, pool, changed)
     fine = reply("fine@x", b"+1 (binding)\n")
-    assert await intake.take(fine, "test")
+    assert await mail_intake.take(fine, "test")
     assert changed == [vote_id]
     assert await state_store.reading("fine@x") == digest.parse(fine)
-    before = worker.checks
-    assert not await intake.screen("fine@x", fine)
-    assert worker.checks == before  # the kept reading is not made again
+    before = pool.checks
+    assert not await mail_intake.screen("fine@x", fine)
+    assert pool.checks == before  # the kept reading is not made again
     keys = [key for key, read in await state_store.thread_readings(vote_id) if read is not None]
     assert keys == ["root@x", "fine@x"]
 
 
-async def test_a_batch_is_taken_as_its_messages_one_by_one(state_store: store.Store, worker: SlowWorker) -> None:
+async def test_a_batch_is_taken_as_its_messages_one_by_one(state_store: store.Store, pool: SlowWorker) -> None:
     changed: list[int] = []
-    intake, vote_id = await _intake(state_store, worker, changed)
+    mail_intake, vote_id = await _intake(state_store, pool, changed)
     huge = reply("big@x", b"+1\n" + b"x" * 200_000, b"Eve <eve@evil.example>")
     slow = reply("slow@x", b"+1 SLOW\n")
     fine = reply("fine@x", b"+1\n")
     other = b"From: a@b\nMessage-ID: <other@x>\nSubject: lunch\n\nsoup\n"
-    assert await intake.take_many([huge, slow, fine, fine, other], "imap") == 4  # fine@x twice: new once
+    assert await mail_intake.take_many([huge, slow, fine, fine, other], "imap") == 4  # fine@x twice: new once
     assert changed == [vote_id]
     flagged = {item.key: item.flag for item in await state_store.flagged_messages(vote_id)}
     assert flagged == {"big@x": "too_large", "slow@x": "unreadable"}
     assert await state_store.get_raw("other@x") is None  # list traffic: headers only
     assert await state_store.thread_keys(vote_id) == ["root@x", "big@x", "slow@x", "fine@x"]
     assert await state_store.reading("fine@x") == digest.parse(fine)
-    assert intake.seen("fine@x")
-    assert await intake.take_many([huge, slow, fine], "imap") == 0
+    assert mail_intake.seen("fine@x")
+    assert await mail_intake.take_many([huge, slow, fine], "imap") == 0
 
 
 def test_sender_address_reads_only_the_header_block() -> None:
     raw = b'From: "Eve\\" <x@y>" <EVE@evil.example>\n\n' + b"From: other@x\n" * 10
-    assert intake_api.sender_address(raw) == "eve@evil.example"
-    assert intake_api.sender_address(b"Subject: none\n\nbody") == ""
-    assert intake_api.sender_address(b"\xff\xfe garbage") == ""
+    assert intake.sender_address(raw) == "eve@evil.example"
+    assert intake.sender_address(b"Subject: none\n\nbody") == ""
+    assert intake.sender_address(b"\xff\xfe garbage") == ""

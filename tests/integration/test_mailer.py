@@ -18,6 +18,7 @@ import watcher.mail.mailer as mailer
 import watcher.mail.outbox as outbox
 import watcher.mail.render as render
 import watcher.services.secrets as secrets
+import watcher.store.records as records
 from tests.fixtures.smtp import PASSWORD, USER, SmtpSink, Stage
 
 T0 = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=datetime.UTC)
@@ -55,7 +56,7 @@ def reminder(uid: str, message_id: str | None = None) -> email.message.EmailMess
     return TEMPLATES.reminder(context, headers)
 
 
-def add(store: outbox.MemoryOutboxStore, uid: str, *, release_key: str = "foo-1.0.0") -> outbox.OutboxRow:
+def add(store: outbox.MemoryOutboxStore, uid: str, *, release_key: str = "foo-1.0.0") -> records.OutboxRow:
     msg = reminder(uid)
     row = store.add(uid, msg.as_bytes(), str(msg["Message-ID"]), release_key=release_key, vote_seq=3, now=T0)
     assert row is not None
@@ -91,7 +92,7 @@ async def test_reminder_is_sent_to_the_uid_only(smtp_sink: SmtpSink) -> None:
     assert mail.message["Auto-Submitted"] == "auto-generated"
     assert [a.addr_spec for a in mail.message["To"].addresses] == ["alice@apache.org"]
     assert mail.message["Cc"] is None
-    assert store.status(row.id)[0] == outbox.Status.SENT
+    assert store.status(row.id)[0] == records.OutboxState.SENT
     assert await make_outbox(store, plain(smtp_sink), clock).run_once() == []
 
 
@@ -157,7 +158,7 @@ async def test_transient_replies_are_retried_with_backoff_then_sent(smtp_sink: S
     assert len(await smtp_sink.wait_for(1)) == 1
     assert smtp_sink.handler.refused == [reply, reply]
     status, attempts, _, _ = store.status(row.id)
-    assert (status, attempts) == (outbox.Status.SENT, 2)
+    assert (status, attempts) == (records.OutboxState.SENT, 2)
 
 
 @pytest.mark.parametrize("reply", ["550 5.1.1 No such user", "551 5.1.6 User not local", "553 5.1.3 Bad address"])
@@ -171,7 +172,7 @@ async def test_recipient_refusal_at_rcpt_fails_without_retry(smtp_sink: SmtpSink
     code = reply[:3]
     assert code in delivery.detail
     status, attempts, error, _ = store.status(row.id)
-    assert (status, attempts) == (outbox.Status.FAILED, 0)
+    assert (status, attempts) == (records.OutboxState.FAILED, 0)
     assert code in error
     clock.advance(datetime.timedelta(days=2))
     assert await box.run_once() == []
@@ -201,7 +202,7 @@ async def test_answers_about_the_relay_keep_the_mail_pending(smtp_sink: SmtpSink
         results += [d.result for d in await box.run_once()]
         clock.advance(box.policy.max_delay)
     assert results == ["retry", "retry", "retry", "sent"]
-    assert store.status(row.id)[:2] == (outbox.Status.SENT, 3)
+    assert store.status(row.id)[:2] == (records.OutboxState.SENT, 3)
     [mail] = smtp_sink.received
     assert mail.message["Message-ID"] == row.message_id
 
@@ -221,7 +222,7 @@ async def test_relay_down_for_six_hours_keeps_the_mail_pending_with_capped_backo
             waits.append(delivery.next_at - clock.now)
         clock.advance(datetime.timedelta(minutes=1))
     status, attempts, error, _ = store.status(row.id)
-    assert status == outbox.Status.PENDING
+    assert status == records.OutboxState.PENDING
     assert max(waits) <= box.policy.max_delay
     assert attempts == len(waits) >= 20  # capped: it kept trying all along, not once an hour
     assert "Connect" in error or "refused" in error.lower()
@@ -243,7 +244,7 @@ async def test_slow_end_of_data_answer_within_data_timeout_is_one_mail(smtp_sink
     [delivery] = await make_outbox(store, relay, clock).run_once()
     assert delivery.result == "sent", delivery.detail
     assert not delivery.answer_lost
-    assert store.status(row.id)[0] == outbox.Status.SENT
+    assert store.status(row.id)[0] == records.OutboxState.SENT
     assert len(smtp_sink.received) == 1
 
 
@@ -259,7 +260,7 @@ async def test_lost_end_of_data_answer_is_counted_and_resent_with_the_same_messa
     [lost] = await box.run_once()
     assert (lost.result, lost.answer_lost) == ("retry", True)
     assert "answer to DATA lost" in lost.detail
-    assert store.status(row.id)[:2] == (outbox.Status.PENDING, 1)
+    assert store.status(row.id)[:2] == (records.OutboxState.PENDING, 1)
     smtp_sink.handler.data_delay_s = 0
     clock.advance(box.policy.max_delay)
     [again] = await box.run_once()
@@ -313,7 +314,7 @@ async def test_opted_out_recipient_is_skipped(smtp_sink: SmtpSink) -> None:
     add(store, "dave")
     box = make_outbox(store, plain(smtp_sink), clock, opt_out=frozenset({"carol"}))
     assert [(d.recipient, d.result) for d in await box.run_once()] == [("carol", "skipped"), ("dave", "sent")]
-    assert store.status(carol.id)[0] == outbox.Status.SKIPPED
+    assert store.status(carol.id)[0] == records.OutboxState.SKIPPED
     assert smtp_sink.to("carol@apache.org") == []
     assert len(smtp_sink.to("dave@apache.org")) == 1
 

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 import tests.fixtures.e2e as e2e
-import watcher.config as config_api
+import watcher.config as config
 import watcher.daemon as daemon
-import watcher.store as store_api
+import watcher.store as store
 import watcher.wiring as wiring
 
 LANTERN = "lantern-2.0.0"
@@ -52,7 +52,7 @@ def two_votes() -> dict[str, Any]:
     )
 
 
-def dry(cfg: config_api.Config) -> config_api.Config:
+def dry(cfg: config.Config) -> config.Config:
     """The configuration as `run --dry-run` makes it."""
     return cfg.model_copy(update={"watcher": cfg.watcher.model_copy(update={"dry_run": True})})
 
@@ -112,8 +112,8 @@ async def test_a_dry_run_leaves_every_reminder_and_resolution_to_the_live_run(st
 async def test_run_once_fails_with_a_reason_when_it_reaches_nothing(tmp_path: pathlib.Path) -> None:
     """ATR and the archive both refuse connections: exit 1, one line on stderr saying so, no traceback."""
     config_path = _unreachable_config(tmp_path)
-    cfg = config_api.load(config_path)
-    db = await store_api.open(cfg.watcher.database_url)
+    cfg = config.load(config_path)
+    db = await store.open(cfg.watcher.database_url)
     await db.upgrade()
     await db.close()
     done = subprocess.run(
@@ -224,11 +224,11 @@ async def test_explain_and_status_answer_beside_the_running_daemon(
         assert env.of("reminder_skipped")[-1].data["error"] == "recipient opted out"
 
 
-async def _gina_skipped(db: store_api.Store) -> bool:
+async def _gina_skipped(db: store.Store) -> bool:
     return any(m.voter == "gina" and m.state == "skipped" for m in await db.mails(LANTERN, 1))
 
 
-async def _until_store(env: e2e.E2E, check: Callable[[store_api.Store], Awaitable[bool]], what: str) -> None:
+async def _until_store(env: e2e.E2E, check: Callable[[store.Store], Awaitable[bool]], what: str) -> None:
     async with _reader(env) as db:
         for _ in range(500):
             if await check(db):
@@ -238,8 +238,8 @@ async def _until_store(env: e2e.E2E, check: Callable[[store_api.Store], Awaitabl
 
 
 @contextlib.asynccontextmanager
-async def _reader(env: e2e.E2E) -> AsyncIterator[store_api.Store]:
-    db = await store_api.open(env.database_url, lock=False)
+async def _reader(env: e2e.E2E) -> AsyncIterator[store.Store]:
+    db = await store.open(env.database_url, lock=False)
     try:
         yield db
     finally:

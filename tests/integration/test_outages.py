@@ -18,10 +18,10 @@ import pytest
 import tests.fixtures.outages as world
 import tests.support.dovecot as dovecot
 import tests.support.postgres as postgres
-import watcher.config as config_api
-import watcher.flow.intake as intake_api
+import watcher.config as config
+import watcher.flow.intake as intake
 import watcher.sandbox.serve as serve
-import watcher.store as store_api
+import watcher.store as store
 
 VOTERS = 8
 # Failed retries of a job the daemon must live through during an outage, before the database comes back.
@@ -31,9 +31,9 @@ PADDING_LINES = 600
 BIG_PADDING_LINES = 12_000  # about 1.4 MB: under watcher.max_message_bytes (2 MB), which flags larger mail
 
 
-async def upgrade(config: pathlib.Path) -> str:
-    url = config_api.load(config).watcher.database_url
-    db = await store_api.open(url)
+async def upgrade(config_path: pathlib.Path) -> str:
+    url = config.load(config_path).watcher.database_url
+    db = await store.open(url)
     try:
         await db.upgrade()
     finally:
@@ -59,12 +59,12 @@ async def test_disk_full_loses_no_message_and_no_reminder(
     async with serve.StandIns(world.scenario(time.time(), VOTERS)) as stand_ins:
         with world.small_filesystem(tmp_path / "state", "6m") as disk:
             source = world.source(kind, tmp_path, stand_ins, dovecot_server if kind == "imap" else None)
-            config = world.write_config(
+            config_path = world.write_config(
                 tmp_path, stand_ins, [source], state_dir=disk.path, smtp_port=stand_ins.smtp_port
             )
-            await upgrade(config)
+            await upgrade(config_path)
             database = disk.path / "vote-watcher.db"
-            daemon = world.Daemon(config, tmp_path / "daemon.log")
+            daemon = world.Daemon(config_path, tmp_path / "daemon.log")
             await daemon.start()
             try:
                 await daemon.until(lambda: tracked(database), "the vote to be tracked", timeout=world.START_TIMEOUT_S)
@@ -117,7 +117,7 @@ async def test_postgresql_stopped_mid_insert_loses_no_message_and_no_reminder(tm
         name = url.rsplit("/", 1)[1]
         async with serve.StandIns(world.scenario(time.time(), VOTERS)) as stand_ins:
             source = world.source("ponymail", tmp_path, stand_ins, None)
-            config = world.write_config(
+            config_path = world.write_config(
                 tmp_path,
                 stand_ins,
                 [source],
@@ -125,7 +125,7 @@ async def test_postgresql_stopped_mid_insert_loses_no_message_and_no_reminder(tm
                 smtp_port=stand_ins.smtp_port,
                 database_url=url,
             )
-            await upgrade(config)
+            await upgrade(config_path)
 
             def rows(sql: str) -> list[str]:
                 return cluster.psql(sql, name).split()
@@ -137,7 +137,7 @@ async def test_postgresql_stopped_mid_insert_loses_no_message_and_no_reminder(tm
                     return -1
                 return sum(1 for mid in ids if mid in keys)
 
-            daemon = world.Daemon(config, tmp_path / "daemon.log")
+            daemon = world.Daemon(config_path, tmp_path / "daemon.log")
             await daemon.start()
             try:
                 await daemon.until(
@@ -199,13 +199,13 @@ async def test_broken_maildir_file_blocks_nothing(tmp_path: pathlib.Path) -> Non
         broken.write_bytes(b"Date: " + date + b"\nSubject: Re: [VOTE]\nthis line is no header field\n\n\xff\xfe")
         for _, raw in offered[half:]:
             source.offer(raw)
-        config = world.write_config(
+        config_path = world.write_config(
             tmp_path, stand_ins, [source], state_dir=tmp_path / "state", smtp_port=stand_ins.smtp_port
         )
-        await upgrade(config)
+        await upgrade(config_path)
         database = tmp_path / "state" / "vote-watcher.db"
         ids = [mid for mid, _ in offered]
-        daemon = world.Daemon(config, tmp_path / "daemon.log")
+        daemon = world.Daemon(config_path, tmp_path / "daemon.log")
         await daemon.start()
         try:
             await daemon.until(lambda: stored_ids(database, ids) == VOTERS, "every vote stored", timeout=60)
@@ -237,13 +237,13 @@ async def test_rotated_mbox_is_read_from_its_start(tmp_path: pathlib.Path) -> No
         half = VOTERS // 2
         for _, raw in offered[:half]:
             source.offer(raw)
-        config = world.write_config(
+        config_path = world.write_config(
             tmp_path, stand_ins, [source], state_dir=tmp_path / "state", smtp_port=stand_ins.smtp_port
         )
-        await upgrade(config)
+        await upgrade(config_path)
         database = tmp_path / "state" / "vote-watcher.db"
         ids = [mid for mid, _ in offered]
-        daemon = world.Daemon(config, tmp_path / "daemon.log")
+        daemon = world.Daemon(config_path, tmp_path / "daemon.log")
         await daemon.start()
         try:
             await daemon.until(lambda: stored_ids(database, ids[:half]) == half, "the first votes stored", 60)
@@ -280,22 +280,22 @@ async def test_full_sqlite_disk_is_a_store_error_and_the_intake_acknowledges_not
         changed.append(vote_id)
 
     with world.small_filesystem(tmp_path / "state", "3m") as disk:
-        db = await store_api.open(f"sqlite:///{disk.path / 'state.db'}")
+        db = await store.open(f"sqlite:///{disk.path / 'state.db'}")
         try:
             await db.upgrade()
-            intake = intake_api.Intake(db, on_changed, clock=lambda: datetime.datetime.now(datetime.UTC))
+            mail_intake = intake.Intake(db, on_changed, clock=lambda: datetime.datetime.now(datetime.UTC))
             raws = [
                 f"Message-ID: <full{n}@x>\nSubject: [VOTE] Release foo {n}\n\n".encode() + b"y" * 20_000
                 for n in range(20)
             ]
             disk.fill()
             for raw in raws:
-                with pytest.raises(store_api.StoreUnavailableError, match="database or disk is full"):
-                    await intake.take(raw, "test")
-            assert not any(intake.seen(f"full{n}@x") for n in range(20))
+                with pytest.raises(store.StoreUnavailableError, match="database or disk is full"):
+                    await mail_intake.take(raw, "test")
+            assert not any(mail_intake.seen(f"full{n}@x") for n in range(20))
             disk.free()
-            assert [await intake.take(raw, "test") for raw in raws] == [True] * 20
-            assert all(intake.seen(f"full{n}@x") for n in range(20))
+            assert [await mail_intake.take(raw, "test") for raw in raws] == [True] * 20
+            assert all(mail_intake.seen(f"full{n}@x") for n in range(20))
             assert len(await db.known_keys([f"full{n}@x" for n in range(20)])) == 20
         finally:
             await db.close()

@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-import watcher.sandbox.lists_http as sandbox_ponymail
+import watcher.sandbox.lists_http as lists_http
 from tests.fixtures.ponymail import LIST, mail
 
-Sandbox = sandbox_ponymail.PonyMailSandbox
+Sandbox = lists_http.PonyMailSandbox
 ROOT = "root@example.org"
 LIST_ID = "dev.maven.apache.org"
 
@@ -42,11 +42,11 @@ def add_thread(sandbox: Sandbox) -> tuple[str, str, str]:
 
 
 def test_archive_ids_are_32_characters_of_foals_alphabet_from_message_id_and_list() -> None:
-    first = sandbox_ponymail.archive_id("x@example.org", LIST_ID)
+    first = lists_http.archive_id("x@example.org", LIST_ID)
     assert re.fullmatch(r"[0-9bcdfghjklmnopqrstvwxyz]{32}", first)  # §4
-    assert first == sandbox_ponymail.archive_id("x@example.org", LIST_ID)
-    assert first != sandbox_ponymail.archive_id("x@example.org", "dev.foo.apache.org")
-    assert first != sandbox_ponymail.archive_id("y@example.org", LIST_ID)
+    assert first == lists_http.archive_id("x@example.org", LIST_ID)
+    assert first != lists_http.archive_id("x@example.org", "dev.foo.apache.org")
+    assert first != lists_http.archive_id("y@example.org", LIST_ID)
 
 
 async def test_json_and_lua_shapes_and_post_bodies(ponymail_sandbox: Sandbox, http: httpx.AsyncClient) -> None:
@@ -244,9 +244,7 @@ async def test_epoch_is_the_date_header_even_for_mail_added_late(corpus_dir: pat
     sandbox = Sandbox(mbox=corpus_dir / "threads" / "04-maven-indexer-6.0.0.mbox", clock=lambda: 2_000_000_000.0)
     late = sandbox.add(mail("late@example.org", "Re: [VOTE] Release Maven Indexer 6.0.0", date=1_600_000_000))
     async with sandbox as url, httpx.AsyncClient(base_url=url) as client:
-        vote = sandbox_ponymail.archive_id(
-            "CAPLpRQL6=3qkzAe=FgRreheGxfkiydUqBdr-yDCVoGeZTzrqbA@mail.gmail.com", LIST_ID
-        )
+        vote = lists_http.archive_id("CAPLpRQL6=3qkzAe=FgRreheGxfkiydUqBdr-yDCVoGeZTzrqbA@mail.gmail.com", LIST_ID)
         assert (await client.get("/api/email.json", params={"id": vote})).json()["epoch"] == 1511864431
         assert (await client.get("/api/email.json", params={"id": late})).json()["epoch"] == 1_600_000_000
 
@@ -307,7 +305,7 @@ async def test_separate_process_accepts_messages_and_reports_counts(corpus_dir: 
             )
             assert posted.status_code == 201
             created = posted.json()
-            assert created["id"] == sandbox_ponymail.archive_id("new@example.org", LIST_ID)
+            assert created["id"] == lists_http.archive_id("new@example.org", LIST_ID)
             assert (await client.get("/api/source.lua", params={"id": created["id"]})).status_code == 200
             counts = (await client.get("/_sandbox/stats")).json()
         assert counts == {"requests": {"source": 1}, "total": 1, "messages": 14}

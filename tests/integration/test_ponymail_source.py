@@ -14,13 +14,13 @@ import pytest
 import watcher.core.message as message
 import watcher.core.tracking as tracking
 import watcher.core.votesubject as votesubject
-import watcher.sandbox.lists_http as sandbox_ponymail
+import watcher.sandbox.lists_http as lists_http
 import watcher.sources.archive as archive
 import watcher.sources.cursor as cursor
 import watcher.sources.ponymail as ponymail
 from tests.fixtures.ponymail import LIST, OTHER_LIST, mail
 
-Sandbox = sandbox_ponymail.PonyMailSandbox
+Sandbox = lists_http.PonyMailSandbox
 VOTE_MID = "vote-1@example.org"
 INDEXER_VOTE_MID = "CAPLpRQL6=3qkzAe=FgRreheGxfkiydUqBdr-yDCVoGeZTzrqbA@mail.gmail.com"
 INDEXER_MBOX = "threads/04-maven-indexer-6.0.0.mbox"
@@ -314,7 +314,7 @@ async def test_thread_found_from_vote_message_id(ponymail_sandbox: Sandbox) -> N
         add_vote_thread(ponymail_sandbox)
         found = await source.poll(store.seen, store.deliver)
 
-        expected = sandbox_ponymail.archive_id(VOTE_MID, "dev.maven.apache.org")
+        expected = lists_http.archive_id(VOTE_MID, "dev.maven.apache.org")
         assert mids(found.messages) == [VOTE_MID, "r1@example.org"]
         assert source.thread_ids() == {VOTE_MID: expected}
         assert {item.thread_id for item in found.messages} == {expected}
@@ -331,7 +331,7 @@ async def test_json_is_redacted_and_source_is_not(ponymail_sandbox: Sandbox) -> 
             cc="Bob <bob@x.org>",
         )
     )
-    ident = sandbox_ponymail.archive_id(VOTE_MID, "dev.maven.apache.org")
+    ident = lists_http.archive_id(VOTE_MID, "dev.maven.apache.org")
     async with client(ponymail_sandbox.url) as archive_client:
         found = await archive_client.email(ident)
         raw = await archive_client.source(ident)
@@ -350,7 +350,7 @@ async def test_private_lists_are_not_visible_and_say_so() -> None:
     private = "private@maven.apache.org"
     sandbox = Sandbox(private_lists=[private])
     sandbox.add(mail(VOTE_MID, "[VOTE] Release Foo 1.0", list_address=private, sender="Jane <jane@example.org>"))
-    ident = sandbox_ponymail.archive_id(VOTE_MID, "private.maven.apache.org")
+    ident = lists_http.archive_id(VOTE_MID, "private.maven.apache.org")
     async with sandbox as url, client(url) as anonymous:
         assert await anonymous.thread_id_for(VOTE_MID, private) is None
         assert await anonymous.source(ident) is None
@@ -376,14 +376,14 @@ async def test_fetch_thread_raw_returns_the_corpus_thread_in_order(corpus_dir: p
     path = corpus_dir / INDEXER_MBOX
     file_raws = list(archive.iter_raw(path))
     sandbox = Sandbox(mbox=path)
-    thread_id = sandbox_ponymail.archive_id(INDEXER_VOTE_MID, "dev.maven.apache.org")
+    thread_id = lists_http.archive_id(INDEXER_VOTE_MID, "dev.maven.apache.org")
     async with sandbox as url:
         raws = await ponymail.fetch_thread_raw(f"{url}/thread/{thread_id}")
         via_public_url = await ponymail.fetch_thread_raw(
             f"https://lists.apache.org/thread/{thread_id}", archive_url=url
         )
         result_thread = await ponymail.fetch_thread_raw(
-            sandbox_ponymail.archive_id(message.peek(file_raws[-1]).message_id, "dev.maven.apache.org"),
+            lists_http.archive_id(message.peek(file_raws[-1]).message_id, "dev.maven.apache.org"),
             archive_url=url,
         )
     # The [RESULT] (last in the file) was sent as a new thread, so the [VOTE] thread holds the rest.
@@ -399,7 +399,7 @@ async def test_fetch_thread_raw_returns_the_corpus_thread_in_order(corpus_dir: p
 
 async def test_fetch_thread_raw_from_a_reply_climbs_to_the_root(ponymail_sandbox: Sandbox) -> None:
     add_vote_thread(ponymail_sandbox)
-    reply = sandbox_ponymail.archive_id("r1@example.org", "dev.maven.apache.org")
+    reply = lists_http.archive_id("r1@example.org", "dev.maven.apache.org")
     raws = await ponymail.fetch_thread_raw(reply, archive_url=ponymail_sandbox.url)
     assert [message.peek(raw).message_id for raw in raws] == [VOTE_MID, "r1@example.org"]
 
@@ -412,7 +412,7 @@ async def test_fetch_thread_raw_of_an_unknown_thread_fails_clearly(ponymail_sand
 async def test_find_vote_thread_among_a_month_of_noise(corpus_dir: pathlib.Path) -> None:
     sandbox = Sandbox(mbox=corpus_dir / "stream" / "maven-dev-2017-11-listsao.mbox")
     started = datetime.datetime(2017, 11, 28, 10, 0, tzinfo=datetime.UTC)
-    expected = sandbox_ponymail.archive_id(INDEXER_VOTE_MID, "dev.maven.apache.org")
+    expected = lists_http.archive_id(INDEXER_VOTE_MID, "dev.maven.apache.org")
     async with sandbox as url, client(url) as archive_client:
         by_name = await archive_client.find_vote_thread(LIST, votesubject.release("maven-indexer", "6.0.0"), started)
         # ATR's template would render "[VOTE] Release Apache Maven Indexer 6.0.0": not the subject sent.
@@ -542,6 +542,6 @@ async def test_thread_finder_for_discovery(corpus_dir: pathlib.Path) -> None:
     assert found.subject == subject.format("6.0.0")
     assert found.date == datetime.datetime(2017, 11, 28, 10, 20, 31, tzinfo=datetime.UTC)
     assert "Vote open for at least 72 hours." in found.body
-    thread_id = sandbox_ponymail.archive_id(INDEXER_VOTE_MID, "dev.maven.apache.org")
+    thread_id = lists_http.archive_id(INDEXER_VOTE_MID, "dev.maven.apache.org")
     assert finder.thread_ids == {INDEXER_VOTE_MID: thread_id}
     assert missing is None

@@ -7,7 +7,7 @@ import json
 import pathlib
 import sys
 
-import watcher.sandbox.lists_http as sandbox_ponymail
+import watcher.sandbox.lists_http as lists_http
 
 INDEXER_VOTE_MID = "CAPLpRQL6=3qkzAe=FgRreheGxfkiydUqBdr-yDCVoGeZTzrqbA@mail.gmail.com"
 
@@ -22,8 +22,8 @@ async def tally(*args: str) -> tuple[int, str, str]:
 
 
 async def test_tally_of_a_thread_url_from_the_sandbox(corpus_dir: pathlib.Path) -> None:
-    sandbox = sandbox_ponymail.PonyMailSandbox(mbox=corpus_dir / "threads" / "04-maven-indexer-6.0.0.mbox")
-    thread_id = sandbox_ponymail.archive_id(INDEXER_VOTE_MID, "dev.maven.apache.org")
+    sandbox = lists_http.PonyMailSandbox(mbox=corpus_dir / "threads" / "04-maven-indexer-6.0.0.mbox")
+    thread_id = lists_http.archive_id(INDEXER_VOTE_MID, "dev.maven.apache.org")
     async with sandbox as url:
         code, out, err = await tally(
             f"https://lists.apache.org/thread/{thread_id}", "--archive-url", url, "--format", "json"

@@ -13,8 +13,8 @@ import pytest
 import watcher.core.lifecycle as lifecycle
 import watcher.mail.mailer as mailer
 import watcher.mail.outbox as outbox
-import watcher.sources.cursor as cursor
 import watcher.store as store
+import watcher.store.records as records
 
 T0 = datetime.datetime(2025, 3, 1, 12, 0, tzinfo=datetime.UTC)
 MINUTE = datetime.timedelta(minutes=1)
@@ -216,11 +216,11 @@ async def test_voter_votes_latest_wins_and_replace(state_store: store.Store) -> 
 
 async def test_cursors(state_store: store.Store) -> None:
     assert await state_store.get_cursor("imap:alice@x", "INBOX") is None
-    await state_store.set_cursor("imap:alice@x", "INBOX", cursor.Cursor(4294967295, 10))
-    await state_store.set_cursor("imap:alice@x", "Lists", cursor.Cursor(7, 1))
-    await state_store.set_cursor("imap:alice@x", "INBOX", cursor.Cursor(4294967295, 25))
-    assert await state_store.get_cursor("imap:alice@x", "INBOX") == cursor.Cursor(4294967295, 25)
-    assert await state_store.get_cursor("imap:alice@x", "Lists") == cursor.Cursor(7, 1)
+    await state_store.set_cursor("imap:alice@x", "INBOX", records.Cursor(4294967295, 10))
+    await state_store.set_cursor("imap:alice@x", "Lists", records.Cursor(7, 1))
+    await state_store.set_cursor("imap:alice@x", "INBOX", records.Cursor(4294967295, 25))
+    assert await state_store.get_cursor("imap:alice@x", "INBOX") == records.Cursor(4294967295, 25)
+    assert await state_store.get_cursor("imap:alice@x", "Lists") == records.Cursor(7, 1)
 
 
 # The outbox -----------------------------------------------------------------------------------------------------
@@ -469,7 +469,7 @@ async def test_schema_is_current(state_store: store.Store) -> None:
 
 async def test_naive_times_are_refused(state_store: store.Store) -> None:
     with pytest.raises(Exception, match="naive datetime"):
-        await state_store.set_cursor("s", "f", cursor.Cursor(1, 1), now=datetime.datetime(2025, 1, 1))
+        await state_store.set_cursor("s", "f", records.Cursor(1, 1), now=datetime.datetime(2025, 1, 1))
 
 
 async def test_open_refuses_what_it_cannot_use(tmp_path: pathlib.Path) -> None:

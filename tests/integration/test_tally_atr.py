@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import watcher.cli as cli
-import watcher.sandbox.clock as sandbox_clock
+import watcher.sandbox.clocks as clocks
 from tests.fixtures.atr import PAT, UID, MemoryLists, StartAtr, client_for, scenario_data
 from tests.mailfactory import mail
 
@@ -45,7 +45,7 @@ async def _tally(*argv: str) -> int:
 
 async def test_tally_atr_uses_the_committee_ballots_and_receipts(
     start_atr: StartAtr,
-    atr_clock: sandbox_clock.ManualClock,
+    atr_clock: clocks.ManualClock,
     memory_lists: MemoryLists,
     tmp_path: pathlib.Path,
     monkeypatch: pytest.MonkeyPatch,

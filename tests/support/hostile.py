@@ -26,10 +26,10 @@ from typing import Any, Final
 
 import tests.support.dovecot as dovecot
 import tests.support.notify_listener as notify_listener
-import watcher.config as config_api
+import watcher.config as config
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.serve as serve
-import watcher.store as store_api
+import watcher.store as store
 
 PAT: Final = f"pat-hostile-{uuid.uuid4().hex}"
 WATCHDOG_USEC: Final = 2_000_000
@@ -262,10 +262,10 @@ async def watchdog_run(
             for name, raw in zip([*start_raws, *while_running], [*start_raws.values(), *running_raws], strict=True)
         }
         _mbox(folder / "replay.mbox", list(start_raws.values()))
-        config = folder / "config.toml"
-        config.write_text(_config(folder, stand_ins, server, imap))
-        url = config_api.load(config).watcher.database_url
-        db = await store_api.open(url)
+        config_path = folder / "config.toml"
+        config_path.write_text(_config(folder, stand_ins, server, imap))
+        url = config.load(config_path).watcher.database_url
+        db = await store.open(url)
         try:
             await db.upgrade()
         finally:
@@ -285,7 +285,7 @@ async def watchdog_run(
                 await asyncio.sleep(0.2)
             await asyncio.sleep(settle_s)
 
-        run, output = await _watch(config, deliver)
+        run, output = await _watch(config_path, deliver)
         bjorn, dolores = _to(stand_ins, "bjorn"), _to(stand_ins, "dolores")
         flagged = _flags(pathlib.Path(url.partition(":///")[2]), keys)
     longest, pings = _gaps(run.messages)
@@ -306,10 +306,10 @@ async def watchdog_run(
 Deliver = Callable[[_Run, asyncio.subprocess.Process], Awaitable[None]]
 
 
-async def _watch(config: pathlib.Path, deliver: Deliver) -> tuple[_Run, str]:
+async def _watch(config_path: pathlib.Path, deliver: Deliver) -> tuple[_Run, str]:
     """`python -m watcher run` with NOTIFY_SOCKET and WATCHDOG_USEC; `deliver` runs once it is READY, then SIGTERM."""
     run = _Run()
-    output = config.with_name("daemon-output.log")
+    output = config_path.with_name("daemon-output.log")
     with notify_listener.notify_socket() as (sock, path):
         env = {k: v for k, v in os.environ.items() if k not in ("WATCHDOG_PID", "LISTEN_PID")}
         env |= {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": str(WATCHDOG_USEC)}
@@ -318,7 +318,15 @@ async def _watch(config: pathlib.Path, deliver: Deliver) -> tuple[_Run, str]:
             with output.open("wb") as sink:
                 run.started = time.monotonic()
                 process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "watcher", "run", "--config", str(config), stdout=sink, stderr=sink, env=env
+                    sys.executable,
+                    "-m",
+                    "watcher",
+                    "run",
+                    "--config",
+                    str(config_path),
+                    stdout=sink,
+                    stderr=sink,
+                    env=env,
                 )
             try:
                 await _until(lambda: notify_listener.sent(run.messages, "READY=1"), process, START_TIMEOUT_S, output)

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Final
 
-import watcher.store as store_api
+import watcher.store as store
 
 STOP_TIMEOUT_S: Final = 20.0
 WATCHER_UID: Final = "watcher"
@@ -196,7 +196,7 @@ class Instance:
         return "\n".join(line if len(line) <= 400 else line[:400] + " ..." for line in tail)
 
 
-async def lease_owner(db: store_api.Store, name: str) -> str | None:
+async def lease_owner(db: store.Store, name: str) -> str | None:
     """Who holds the lease now (None when nobody does, or the holder's time is up)."""
     lease = await db.lease(name)
     if lease is None or lease.expires_at <= datetime.datetime.now(datetime.UTC):

@@ -7,7 +7,7 @@ import bisect
 import pytest
 
 import watcher.atr.budget as budget
-import watcher.sandbox.clock as sandbox_clock
+import watcher.sandbox.clocks as clocks
 
 
 def max_in_any_hour(stamps: list[float]) -> int:
@@ -17,7 +17,7 @@ def max_in_any_hour(stamps: list[float]) -> int:
 
 
 async def test_burst_is_free_then_calls_are_spaced_at_the_refill_rate() -> None:
-    clock = sandbox_clock.ManualClock(0)
+    clock = clocks.ManualClock(0)
     bucket = budget.TokenBucket(60, clock=clock)
     waits = [await bucket.take(clock.sleep) for _ in range(7)]
     assert waits[:6] == [0.0] * 6
@@ -27,7 +27,7 @@ async def test_burst_is_free_then_calls_are_spaced_at_the_refill_rate() -> None:
 
 @pytest.mark.parametrize(("per_hour", "burst"), [(300, None), (60, 1), (20, 20), (500, 50)])
 async def test_no_hour_ever_holds_more_than_the_budget(per_hour: int, burst: int | None) -> None:
-    clock = sandbox_clock.ManualClock(0)
+    clock = clocks.ManualClock(0)
     bucket = budget.TokenBucket(per_hour, burst=burst, clock=clock)
     stamps = []
     for _ in range(per_hour * 3):
@@ -39,7 +39,7 @@ async def test_no_hour_ever_holds_more_than_the_budget(per_hour: int, burst: int
 
 
 async def test_idle_time_refills_only_up_to_the_burst() -> None:
-    clock = sandbox_clock.ManualClock(0)
+    clock = clocks.ManualClock(0)
     bucket = budget.TokenBucket(100, burst=10, clock=clock)
     for _ in range(10):
         assert bucket.try_take()
@@ -56,7 +56,7 @@ def test_impossible_budgets_are_refused(per_hour: int, burst: int | None) -> Non
 
 
 def test_sliding_window_counts_exactly_and_frees_as_events_age() -> None:
-    clock = sandbox_clock.ManualClock(0)
+    clock = clocks.ManualClock(0)
     window = budget.SlidingWindow(10, clock=clock)
     for _ in range(10):
         assert window.delay() == 0
@@ -70,7 +70,7 @@ def test_sliding_window_counts_exactly_and_frees_as_events_age() -> None:
 
 
 async def test_route_budgets_count_each_route_alone_as_atr_does() -> None:
-    clock = sandbox_clock.ManualClock(0)
+    clock = clocks.ManualClock(0)
     routes = budget.RouteBudget(300, per_minute=90, own={"/api/vote/resolve": 10}, clock=clock)
     waits = [await routes.take("/api/project/get", clock.sleep) for _ in range(90)]
     assert sum(waits) == 0
@@ -80,7 +80,7 @@ async def test_route_budgets_count_each_route_alone_as_atr_does() -> None:
 
 
 async def test_a_routes_own_limit_spaces_it_after_its_burst() -> None:
-    clock = sandbox_clock.ManualClock(0)
+    clock = clocks.ManualClock(0)
     routes = budget.RouteBudget(300, own={"/api/vote/resolve": 10}, clock=clock)
     waits = [await routes.take("/api/vote/resolve", clock.sleep) for _ in range(11)]
     # ATR's 10/h by GCRA: ten at once, then one per 6 minutes (atr.md §10.3).
@@ -89,7 +89,7 @@ async def test_a_routes_own_limit_spaces_it_after_its_burst() -> None:
 
 
 async def test_no_hour_of_a_route_holds_more_than_the_budget() -> None:
-    clock = sandbox_clock.ManualClock(0)
+    clock = clocks.ManualClock(0)
     routes = budget.RouteBudget(40, clock=clock)
     stamps = []
     for _ in range(200):
@@ -99,7 +99,7 @@ async def test_no_hour_of_a_route_holds_more_than_the_budget() -> None:
 
 
 async def test_an_empty_bucket_reported_by_atr_holds_the_route() -> None:
-    clock = sandbox_clock.ManualClock(0)
+    clock = clocks.ManualClock(0)
     routes = budget.RouteBudget(300, clock=clock)
     routes.observe("/api/release/get", remaining=0, limit=100)
     assert routes.delay("/api/release/get") == pytest.approx(0.6)

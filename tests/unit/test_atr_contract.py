@@ -15,8 +15,8 @@ import pydantic
 import pytest
 from hypothesis import strategies as st
 
-import watcher.atr.client as atr_client
-import watcher.atr.contract as schema
+import watcher.atr.client as client
+import watcher.atr.contract as contract
 import watcher.atr.models as models
 import watcher.atr.probe as probe
 from tests.schema_instances import instances
@@ -53,31 +53,31 @@ READERS: dict[str, Reader] = {
 
 
 def test_every_response_the_client_reads_has_a_reader() -> None:
-    assert set(READERS) == set(schema.RESPONSES.values())
+    assert set(READERS) == set(contract.RESPONSES.values())
 
 
 def test_the_schema_copy_is_valid_and_its_examples_validate() -> None:
     import jsonschema
 
-    jsonschema.Draft202012Validator.check_schema(schema.document())
-    for name, definition in schema.definitions().items():
+    jsonschema.Draft202012Validator.check_schema(contract.document())
+    for name, definition in contract.definitions().items():
         for example in definition["examples"]:
-            assert schema.violations(name, example) == [], name
+            assert contract.violations(name, example) == [], name
 
 
-@pytest.mark.parametrize("name", sorted(schema.RESPONSES.values()))
+@pytest.mark.parametrize("name", sorted(contract.RESPONSES.values()))
 def test_the_schemas_examples_parse_without_dropping_a_field(name: str) -> None:
-    for example in schema.definitions()[name]["examples"]:
+    for example in contract.definitions()[name]["examples"]:
         assert READERS[name](example) == []
 
 
-@pytest.mark.parametrize("name", sorted(schema.RESPONSES.values()))
+@pytest.mark.parametrize("name", sorted(contract.RESPONSES.values()))
 @hypothesis.settings(max_examples=60, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
 @hypothesis.given(data=st.data())
 def test_generated_answers_parse_with_the_clients_models(name: str, data: st.DataObject) -> None:
-    answer = data.draw(instances(schema.document(), schema.definitions()[name]))
+    answer = data.draw(instances(contract.document(), contract.definitions()[name]))
     # The generator's own check: what it made is an instance of the definition.
-    assert schema.violations(name, answer) == []
+    assert contract.violations(name, answer) == []
     # Nothing ATR may send is of a shape the models do not expect (issue 16: `to` was typed as a list).
     assert READERS[name](answer) == []
 
@@ -99,28 +99,28 @@ _VERSION_KEYS = st.from_regex(r"[A-Za-z0-9-]([A-Za-z0-9.+-]{0,14}[A-Za-z0-9-])?"
 def test_every_request_body_the_client_builds_validates(
     project: str,
     version: str,
-    resolution: atr_client.Resolution,
-    choice: atr_client.Choice,
+    resolution: client.Resolution,
+    choice: client.Choice,
     comment: str,
     uid: str,
     pat: str,
 ) -> None:
-    assert schema.violations("JwtCreateArgs", atr_client.jwt_body(uid, pat)) == []
-    assert schema.violations("VoteTabulateArgs", atr_client.tabulate_body(project, version)) == []
-    assert schema.violations("VoteResolveArgs", atr_client.resolve_body(project, version, resolution)) == []
-    assert schema.violations("VoteCastArgs", atr_client.cast_body(project, version, choice, comment)) == []
+    assert contract.violations("JwtCreateArgs", client.jwt_body(uid, pat)) == []
+    assert contract.violations("VoteTabulateArgs", client.tabulate_body(project, version)) == []
+    assert contract.violations("VoteResolveArgs", client.resolve_body(project, version, resolution)) == []
+    assert contract.violations("VoteCastArgs", client.cast_body(project, version, choice, comment)) == []
 
 
 def test_the_schema_rejects_a_list_for_policy_vote_recipients_to() -> None:
     # The mistake issue 16 found: the schema, not only the model, says `to` is one address or null.
-    answer = schema.definitions()["PolicyGetResults"]["examples"][0] | {
+    answer = contract.definitions()["PolicyGetResults"]["examples"][0] | {
         "policy_vote_recipients": {"to": ["dev@example.apache.org"], "cc": [], "bcc": []}
     }
-    assert any("policy_vote_recipients.to" in v for v in schema.violations("PolicyGetResults", answer))
+    assert any("policy_vote_recipients.to" in v for v in contract.violations("PolicyGetResults", answer))
 
 
 def test_the_tolerant_reader_drops_a_bad_optional_field_and_keeps_the_release() -> None:
-    release = dict(schema.definitions()["Release"]["examples"][0])
+    release = dict(contract.definitions()["Release"]["examples"][0])
     release |= {"vote_thread_url": 5, "created": "not a date"}
     value, ignored = models.parse(models.Release, release, models.RELEASE_ESSENTIAL)
     assert value.key == release["key"] and value.vote_thread_url is None
@@ -128,13 +128,13 @@ def test_the_tolerant_reader_drops_a_bad_optional_field_and_keeps_the_release() 
 
 
 def test_the_tolerant_reader_refuses_a_release_without_its_vote_serial() -> None:
-    release = dict(schema.definitions()["Release"]["examples"][0]) | {"current_vote_seq": "seven"}
+    release = dict(contract.definitions()["Release"]["examples"][0]) | {"current_vote_seq": "seven"}
     with pytest.raises(pydantic.ValidationError):
         models.parse(models.Release, release, models.RELEASE_ESSENTIAL)
 
 
 def test_the_tolerant_reader_never_guesses_ballots() -> None:
-    answer = dict(schema.definitions()["VoteTabulateResults"]["examples"][0])
+    answer = dict(contract.definitions()["VoteTabulateResults"]["examples"][0])
     answer["trusted_ballots"] = [{"voter_asf_uid": "bob", "choice": "yes please"}]
     with pytest.raises(pydantic.ValidationError):
         models.parse(models.VoteTabulateResults, answer, models.TABULATE_ESSENTIAL)
@@ -148,15 +148,15 @@ def _as_openapi(definitions: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_schema_has_no_drift_from_itself() -> None:
-    assert probe.drift(schema.definitions(), _as_openapi(schema.definitions())) == []
+    assert probe.drift(contract.definitions(), _as_openapi(contract.definitions())) == []
 
 
 def test_openapi_3_0_nullable_fields_are_the_same_types() -> None:
-    document = _as_openapi(schema.definitions())
+    document = _as_openapi(contract.definitions())
     release = document["components"]["schemas"]["Release"]["properties"]
     release["vote_mode"] = {"type": "string", "enum": ["manual", "email", "trusted"], "nullable": True}
     release["current_vote_seq"] = {"anyOf": [{"type": "integer"}, {"type": "null"}]}
-    assert probe.drift(schema.definitions(), document) == []
+    assert probe.drift(contract.definitions(), document) == []
     release["current_vote_seq"] = {"type": "string"}
-    (found,) = probe.drift(schema.definitions(), document)
+    (found,) = probe.drift(contract.definitions(), document)
     assert str(found) == "problem: Release.current_vote_seq: type changed: ours integer | null, ATR's string"

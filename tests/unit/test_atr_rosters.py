@@ -9,7 +9,7 @@ import watcher.atr.errors as errors
 import watcher.atr.models as models
 import watcher.atr.rosters as rosters
 import watcher.core.roster as roster
-import watcher.sandbox.clock as sandbox_clock
+import watcher.sandbox.clocks as clocks
 
 PPMC = models.Committee(
     key="fooling", is_podling=True, committee_members=["pat", "ian"], committers=["pat", "ian", "dave"]
@@ -64,7 +64,7 @@ async def test_rosters_merge_the_aliases_people_and_prefer_atrs_committees() -> 
         {"ivy": roster.Person("ivy", "Ivy", ("ivy@example.org",))},
     )
     reader = Reader({"fooling": PPMC, "incubator": IPMC})
-    atr = rosters.AtrRosters(reader, aliases=aliases, clock=sandbox_clock.ManualClock(0))
+    atr = rosters.AtrRosters(reader, aliases=aliases, clock=clocks.ManualClock(0))
     values = await atr.for_vote("fooling", 2)
     assert values.uid_for_address("IVY@example.org") == "ivy"
     assert values.committees["fooling"].members == {"pat", "ian"}
@@ -74,7 +74,7 @@ async def test_rosters_merge_the_aliases_people_and_prefer_atrs_committees() -> 
 
 
 async def test_committees_are_cached_for_their_ttl() -> None:
-    clock = sandbox_clock.ManualClock(0)
+    clock = clocks.ManualClock(0)
     reader = Reader({"fooling": PPMC})
     atr = rosters.AtrRosters(reader, ttl=3600, clock=clock)
     for _ in range(5):
@@ -86,7 +86,7 @@ async def test_committees_are_cached_for_their_ttl() -> None:
 
 
 async def test_stale_values_are_refreshed_a_few_per_cycle() -> None:
-    clock = sandbox_clock.ManualClock(0)
+    clock = clocks.ManualClock(0)
     limit = cache.RefreshLimit(2)
     values: cache.Cache[int, int] = cache.Cache(60, clock=clock, limit=limit)
     fetched: list[int] = []
@@ -110,7 +110,7 @@ async def test_stale_values_are_refreshed_a_few_per_cycle() -> None:
 
 
 async def test_a_passing_failure_keeps_the_stale_value_and_a_404_drops_it() -> None:
-    clock = sandbox_clock.ManualClock(0)
+    clock = clocks.ManualClock(0)
     reader = Reader({"fooling": PPMC})
     atr = rosters.AtrRosters(reader, ttl=60, clock=clock)
     first = await atr.committee("fooling")

@@ -20,6 +20,7 @@ import watcher.cli as cli
 import watcher.config as config
 import watcher.core.durations as durations
 import watcher.services.secrets as secrets
+import watcher.wiring as wiring
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config.example.toml"
@@ -158,7 +159,7 @@ def test_minimal_config_and_derived_defaults(tmp_path: pathlib.Path) -> None:
     assert loaded.atr.poll_interval == datetime.timedelta(minutes=10)
     assert loaded.atr.request_budget == 300
     source = loaded.sources[0]
-    assert isinstance(source, config.PonymailSource)
+    assert isinstance(source, config.PonymailSection)
     assert source.name == "ponymail:lists.apache.org"
     assert source.base_url == "https://lists.apache.org"
     assert source.poll_interval == datetime.timedelta(minutes=5)
@@ -183,7 +184,7 @@ def test_relative_paths_are_relative_to_the_file(tmp_path: pathlib.Path) -> None
     assert loaded.watcher.state_dir == tmp_path / "state"
     assert loaded.watcher.database_url == f"sqlite+aiosqlite:///{tmp_path}/state/vote-watcher.db"
     mbox = loaded.sources[1]
-    assert isinstance(mbox, config.MboxSource)
+    assert isinstance(mbox, config.MboxSection)
     assert mbox.path == tmp_path / "archive.mbox"
     assert mbox.name == f"mbox:{tmp_path}/archive.mbox"
 
@@ -201,12 +202,59 @@ def test_imap_source_and_loopback_plain_text(tmp_path: pathlib.Path) -> None:
         """)
     loaded = config.load(write(tmp_path, text), {"IMAP_PASSWORD": "imap-secret"})
     imap = loaded.sources[1]
-    assert isinstance(imap, config.ImapSource)
+    assert isinstance(imap, config.ImapSection)
     assert imap.password is not None
     assert imap.password.reveal() == "imap-secret"
     assert imap.folders == ["INBOX", "Lists/dev"]
     assert (imap.idle_timeout, imap.sweep_interval) == (datetime.timedelta(minutes=25), datetime.timedelta(minutes=10))
     assert imap.name == "imap:alice@127.0.0.1"
+
+
+IMAP_ENTRY: dict[str, str] = {"kind": '"imap"', "host": '"imap.example.org"', "user": '"alice"'}
+
+
+def _imap(**keys: str | None) -> str:
+    """MINIMAL with an IMAP entry (sources[1]): its keys as TOML values, with a password from the environment."""
+    entry = {**IMAP_ENTRY, "password_env": '"IMAP_PASSWORD"', **keys}
+    return MINIMAL + "\n[[sources]]\n" + "".join(f"{key} = {value}\n" for key, value in entry.items() if value)
+
+
+# The settings the IMAP source used to refuse by itself after check-config had passed them, and one it refused
+# in its own words: each is now the configuration's, named by its TOML path.
+@pytest.mark.parametrize(
+    ("keys", "path", "fragment"),
+    [
+        ({"folders": '["INBOX", "dev", "INBOX"]'}, "sources[1].folders", "'INBOX' listed more than once"),
+        ({"folders": '["INBOX", "Entwürfe"]'}, "sources[1].folders[1]", "printable ASCII"),
+        ({"folders": '["INBOX", ""]'}, "sources[1].folders[1]", "printable ASCII"),
+        ({"folders": '["Lists\\tdev"]'}, "sources[1].folders[0]", "printable ASCII"),
+        ({"folders": "[]"}, "sources[1].folders", "must not be empty"),
+        ({"idle_timeout": '"30m"'}, "sources[1].idle_timeout", "at most 29m"),
+        ({"user": '""'}, "sources[1].user", "must not be empty"),
+        ({"password": '""', "password_env": None}, "sources[1].password", "must not be empty"),
+        ({"tls": '"none"', "port": "143"}, "sources[1].tls", "allowed only to a loopback host, not imap.example.org"),
+        ({"tls": '"none"', "host": '"192.0.2.7"'}, "sources[1].tls", "allowed only to a loopback host"),
+        ({"port": "0"}, "sources[1].port", "greater than or equal to 1"),
+        ({"ca_file": '"missing-ca.pem"'}, "sources[1].ca_file", "does not exist"),
+    ],
+)
+def test_imap_settings_are_checked_with_their_path(
+    tmp_path: pathlib.Path, keys: dict[str, str | None], path: str, fragment: str
+) -> None:
+    found = problems(write(tmp_path, _imap(**keys)), {"IMAP_PASSWORD": "imap-secret"})
+    assert has_line(found, path, fragment), found
+    assert len(found) == 1, found
+
+
+def test_imap_settings_at_their_limits_reach_the_source(tmp_path: pathlib.Path) -> None:
+    text = _imap(idle_timeout='"29m"', folders='["INBOX", "Lists/dev.apache"]', tls='"none"', host='"::1"')
+    loaded = config.load(write(tmp_path, text), {"IMAP_PASSWORD": "imap-secret"})
+    entry = loaded.sources[1]
+    assert isinstance(entry, config.ImapSection)
+    settings = wiring.imap_settings(entry)
+    assert (settings.idle_renew_s, settings.folders, settings.tls) == (29 * 60.0, ("INBOX", "Lists/dev.apache"), False)
+    assert settings.password.reveal() == "imap-secret"
+    assert settings.ssl_context() is None
 
 
 def test_database_urls_get_async_drivers(tmp_path: pathlib.Path) -> None:
@@ -441,7 +489,7 @@ def test_environment_overrides_apply_before_validation(tmp_path: pathlib.Path) -
     assert loaded.reminders.delay == datetime.timedelta(minutes=30)
     assert loaded.watcher.dry_run is True
     source = loaded.sources[0]
-    assert isinstance(source, config.PonymailSource)
+    assert isinstance(source, config.PonymailSection)
     assert source.lists == ["dev@a.apache.org", "dev@b.apache.org"]
     assert source.concurrency == 2
 
@@ -663,7 +711,7 @@ def test_archive_lookback_and_rereads(tmp_path: pathlib.Path, capsys: pytest.Cap
     )
     loaded = config.load(write(tmp_path, text))
     source = loaded.sources[0]
-    assert isinstance(source, config.PonymailSource)
+    assert isinstance(source, config.PonymailSection)
     assert (source.lookback, source.reread_every) == (datetime.timedelta(hours=2), 3)
     assert cli.main(["check-config", "--config", str(write(tmp_path, text))]) == 0
     out = capsys.readouterr().out

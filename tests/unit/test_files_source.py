@@ -13,7 +13,8 @@ import structlog.testing
 
 import watcher.sources.cursor as cursor
 import watcher.sources.files as files
-import watcher.store as store_api
+import watcher.store as store
+import watcher.store.records as records
 
 
 def mail(n: int, subject: str = "Re: [VOTE] Release foo 1.0") -> email.message.EmailMessage:
@@ -36,7 +37,7 @@ class Taker:
     async def __call__(self, raw: bytes, source: str) -> bool:
         mid = email.message_from_bytes(raw)["Message-ID"]
         if self.fail_at is not None and len(self.taken) + 1 >= self.fail_at:
-            raise store_api.StoreUnavailableError("database write failed: OperationalError: database or disk is full")
+            raise store.StoreUnavailableError("database write failed: OperationalError: database or disk is full")
         self.taken.append(str(mid))
         return True
 
@@ -55,7 +56,7 @@ async def test_mbox_store_error_keeps_the_cursor_at_the_last_message_stored(tmp_
     cursors, take = cursor.MemoryCursorStore(), Taker()
     source = files.FileSource("mbox", path, True, cursors, take)
     take.fail_at = 4
-    with pytest.raises(store_api.StoreError):
+    with pytest.raises(store.StoreError):
         await source.read()
     saved = await cursors.get_cursor("mbox", files.FOLDER)
     assert saved is None or saved.position <= 3
@@ -64,7 +65,7 @@ async def test_mbox_store_error_keeps_the_cursor_at_the_last_message_stored(tmp_
     # Read again from the last cursor (the store keeps each message once): none is skipped.
     assert take.taken[-7:] == [f"<m{n}@test.example>" for n in range(4, 11)]
     assert set(take.taken) == {f"<m{n}@test.example>" for n in range(1, 11)}
-    assert (await cursors.get_cursor("mbox", files.FOLDER)) == cursor.Cursor(files.identity(path), 10)
+    assert (await cursors.get_cursor("mbox", files.FOLDER)) == records.Cursor(files.identity(path), 10)
 
 
 async def test_rotated_mbox_is_read_from_its_start_with_a_warning(tmp_path: pathlib.Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-import watcher.sandbox.lists_http as sandbox_ponymail
+import watcher.sandbox.lists_http as lists_http
 import watcher.sources.ponymail as ponymail
 
 THREAD_ID = "z0o7xnjnyw2o886rxvvq2ql4rdfn754w"
@@ -110,20 +110,18 @@ def test_retry_after_in_seconds_or_as_a_date() -> None:
 
 
 def test_redaction_matches_foal() -> None:
-    assert (
-        sandbox_ponymail.redact_addresses("User <user-tests@tooling.apache.org>") == "User <us...@tooling.apache.org>"
-    )
-    assert sandbox_ponymail.redact_addresses("a@b.org, Bob <bob@c.org>") == "a...@b.org,\n Bob <bo...@c.org>"
-    assert sandbox_ponymail.redact_body("see <jane@example.org> or jane@example.org") == (
+    assert lists_http.redact_addresses("User <user-tests@tooling.apache.org>") == "User <us...@tooling.apache.org>"
+    assert lists_http.redact_addresses("a@b.org, Bob <bob@c.org>") == "a...@b.org,\n Bob <bo...@c.org>"
+    assert lists_http.redact_body("see <jane@example.org> or jane@example.org") == (
         "see <ja...@example.org> or jane@example.org"
     )
 
 
 def test_list_ids() -> None:
-    assert sandbox_ponymail.list_id_of("dev@maven.apache.org") == "dev.maven.apache.org"
-    assert sandbox_ponymail.list_id_of("<dev.maven.apache.org>") == "dev.maven.apache.org"
-    assert sandbox_ponymail.list_address("dev.maven.apache.org") == "dev@maven.apache.org"
+    assert lists_http.list_id_of("dev@maven.apache.org") == "dev.maven.apache.org"
+    assert lists_http.list_id_of("<dev.maven.apache.org>") == "dev.maven.apache.org"
+    assert lists_http.list_address("dev.maven.apache.org") == "dev@maven.apache.org"
 
 
 def test_redaction_quotes_names_as_foal_does() -> None:
-    assert sandbox_ponymail.redact_addresses('"Doe, Jane" <jane@x.org>') == '"Doe, Jane" <ja...@x.org>'
+    assert lists_http.redact_addresses('"Doe, Jane" <jane@x.org>') == '"Doe, Jane" <ja...@x.org>'

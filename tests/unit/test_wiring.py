@@ -23,12 +23,12 @@ def _cfg(tmp_path: pathlib.Path) -> config.Config:
         watcher=config.WatcherSection(instance_name="one", check_interval="2m", store_retry="15s"),
         atr=config.AtrSection(poll_interval="7m", request_budget=120),
         sources=[
-            config.PonymailSource(kind="ponymail", lists=["dev@lantern.apache.org"], poll_interval="5m"),
-            config.PonymailSource(kind="ponymail", name="b", lists=["dev@harbor.apache.org"], poll_interval="3m"),
-            config.ImapSource(
+            config.PonymailSection(kind="ponymail", lists=["dev@lantern.apache.org"], poll_interval="5m"),
+            config.PonymailSection(kind="ponymail", name="b", lists=["dev@harbor.apache.org"], poll_interval="3m"),
+            config.ImapSection(
                 kind="imap", host="127.0.0.1", user="w", password=secrets.Secret("x"), sweep_interval="4m"
             ),
-            config.MboxSource(kind="mbox", path=mbox, poll_interval="9m"),
+            config.MboxSection(kind="mbox", path=mbox, poll_interval="9m"),
         ],
     )
 

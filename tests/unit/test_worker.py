@@ -10,14 +10,14 @@ import pytest
 
 import watcher.core.roster as roster
 import watcher.core.tally as tally
-import watcher.flow.worker as worker_api
+import watcher.flow.worker as worker
 
 VOTE = b"From: Chen Wei <chen@apache.org>\nMessage-ID: <v1@x>\nSubject: Re: [VOTE] Release Foo 1.0\n\n+1 (binding)\n"
 
 
 @pytest.fixture
-async def worker() -> AsyncIterator[worker_api.Worker]:
-    started = worker_api.Worker(check_timeout=2.0, tally_timeout=5.0)
+async def pool() -> AsyncIterator[worker.Worker]:
+    started = worker.Worker(check_timeout=2.0, tally_timeout=5.0)
     try:
         yield started
     finally:
@@ -35,20 +35,20 @@ async def _ticks(work: asyncio.Future[object]) -> tuple[int, float, float]:
     return ticks, longest, last - began
 
 
-async def test_a_task_past_its_limit_is_stopped_and_the_next_runs(worker: worker_api.Worker) -> None:
-    assert await worker.check(VOTE) is None  # the process is up
+async def test_a_task_past_its_limit_is_stopped_and_the_next_runs(pool: worker.Worker) -> None:
+    assert await pool.check(VOTE) is None  # the process is up
     started = time.monotonic()
-    with pytest.raises(worker_api.WorkerError, match=r"longer than 0.5 s \(the worker was stopped\)"):
-        await worker.run(time.sleep, (3600,), 0.5)
+    with pytest.raises(worker.WorkerError, match=r"longer than 0.5 s \(the worker was stopped\)"):
+        await pool.run(time.sleep, (3600,), 0.5)
     # The task would take an hour: returning at all, and within a minute even on a loaded machine, is the kill.
     assert time.monotonic() - started < 60
-    assert await worker.check(VOTE) is None
+    assert await pool.check(VOTE) is None
 
 
-async def test_the_event_loop_keeps_its_timing_while_the_worker_is_busy(worker: worker_api.Worker) -> None:
-    assert await worker.check(VOTE) is None
+async def test_the_event_loop_keeps_its_timing_while_the_worker_is_busy(pool: worker.Worker) -> None:
+    assert await pool.check(VOTE) is None
     # CPU-bound in the worker process (a busy loop holds the GIL of its own process only).
-    busy = asyncio.ensure_future(worker.run(sum, (range(60_000_000),), 30.0))
+    busy = asyncio.ensure_future(pool.run(sum, (range(60_000_000),), 30.0))
     ticks, gap, took = await _ticks(busy)
     assert await busy == sum(range(60_000_000))
     # Work held on this loop would be one pause as long as the work (one tick). Off the loop, the ticker runs on:
@@ -57,19 +57,19 @@ async def test_the_event_loop_keeps_its_timing_while_the_worker_is_busy(worker: 
     assert gap < took / 4, (gap, took)
 
 
-async def test_a_thread_is_tallied_in_the_worker_from_its_readings(worker: worker_api.Worker) -> None:
+async def test_a_thread_is_tallied_in_the_worker_from_its_readings(pool: worker.Worker) -> None:
     people = roster.Roster(committees={"foo": roster.Committee("foo", members=frozenset({"chen"}))})
-    read = await worker.read(VOTE)
+    read = await pool.read(VOTE)
     assert not isinstance(read, str)
-    analysis = await worker.analyse([read], people, tally.Options(committee="foo"))
+    analysis = await pool.analyse([read], people, tally.Options(committee="foo"))
     assert [(v.voter, v.vote, v.status) for v in analysis.result.votes] == [("chen", "+1", "binding")]
     assert analysis.messages == (("v1@x", "v1@x"),)
     assert analysis.receipts == frozenset()
 
 
-async def test_a_dead_worker_is_a_reason_not_a_crash(worker: worker_api.Worker) -> None:
+async def test_a_dead_worker_is_a_reason_not_a_crash(pool: worker.Worker) -> None:
     import os
 
-    with pytest.raises(worker_api.WorkerError, match="died"):
-        await worker.run(os._exit, (3,), 5.0)
-    assert await worker.check(VOTE) is None
+    with pytest.raises(worker.WorkerError, match="died"):
+        await pool.run(os._exit, (3,), 5.0)
+    assert await pool.check(VOTE) is None

@@ -34,7 +34,7 @@ import watcher.atr.models as models
 import watcher.atr.tokens as tokens
 import watcher.core.backoff as backoff
 import watcher.core.loopback as loopback
-import watcher.services.log as log_setup
+import watcher.services.log as log
 
 PROJECT_URL: Final = "https://github.com/apache/vote-watcher"
 USER_AGENT: Final = f"vote-watcher/{watcher.__version__} (+{PROJECT_URL})"
@@ -64,7 +64,7 @@ Resolution = Literal["passed", "failed", "cancelled"]
 Choice = Literal["+1", "0", "-1"]
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 
-log = structlog.get_logger("watcher.atr")
+logger = structlog.get_logger("watcher.atr")
 
 
 class Revealable(Protocol):
@@ -108,7 +108,7 @@ class AtrClient:
         self._pat = pydantic.SecretStr(reveal(pat)) if pat is not None else None
         if self._pat is not None:
             # A second guard: the log pipeline masks it too, should it ever reach a message.
-            log_setup.register_secret(self._pat.get_secret_value())
+            log.register_secret(self._pat.get_secret_value())
         self._clock = clock
         self._sleep = sleep
         self._jitter = jitter
@@ -273,7 +273,7 @@ class AtrClient:
             return
         self._logged.add(key)
         self.drift.append(f"{subject}: {detail}")
-        log.warning(event, subject=subject, detail=detail, **fields)
+        logger.warning(event, subject=subject, detail=detail, **fields)
 
     # The request loop.
 
@@ -310,12 +310,12 @@ class AtrClient:
                 wait = self._rate_limit_wait(response, limited + 1)
                 if wait <= self._max_rate_limit_wait:
                     limited += 1
-                    log.warning("atr.rate_limited", path=path, wait_s=round(wait, 1))
+                    logger.warning("atr.rate_limited", path=path, wait_s=round(wait, 1))
                     await self._sleep(wait)
                     continue
             if status >= errors.SERVER_ERROR and safe and failures < self._max_retries:
                 failures += 1
-                log.warning("atr.server_error", path=path, status=status, attempt=failures)
+                logger.warning("atr.server_error", path=path, status=status, attempt=failures)
                 await self._sleep(self._backoff(failures))
                 continue
             raise errors.for_status(path, status, self._error_text(response), _retry_after(response))
@@ -343,9 +343,9 @@ class AtrClient:
             unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
             if failures >= self._max_retries or not (safe or unsent):
                 raise errors.TransportError(path, None, self.redact(f"{type(exc).__name__}: {exc}")) from None
-            log.warning("atr.transport_error", path=path, error=type(exc).__name__, attempt=failures + 1)
+            logger.warning("atr.transport_error", path=path, error=type(exc).__name__, attempt=failures + 1)
             return None
-        log.debug("atr.request", method=method, path=path, status=response.status_code)
+        logger.debug("atr.request", method=method, path=path, status=response.status_code)
         self.budget.observe(
             route, _header_int(response, "RateLimit-Remaining"), _header_int(response, "RateLimit-Limit")
         )
@@ -394,7 +394,7 @@ class AtrClient:
                 return self._adopt(stored[0], self._renew_time(*stored))
             jwt = (await self._exchange(now)).get_secret_value()
             # Masked in every log line before anything (the store's SQL at debug level) can carry it.
-            log_setup.register_secret(jwt)
+            log.register_secret(jwt)
             expires = now + jwt_lifetime(jwt)
             await self.tokens.save(jwt, expires, now)
             return self._adopt(jwt, self._renew_time(jwt, expires))
@@ -405,7 +405,7 @@ class AtrClient:
 
     def _adopt(self, jwt: str, renew_at: float) -> pydantic.SecretStr:
         self._jwt = pydantic.SecretStr(jwt)
-        log_setup.register_secret(jwt)
+        log.register_secret(jwt)
         self._renew_at = renew_at
         return self._jwt
 
@@ -432,7 +432,7 @@ class AtrClient:
             # Counted as a refusal: the next try waits (30 s, then longer), it does not spend the hour's 10.
             await self.tokens.record(tokens.Exchange(now, "rejected"))
             self.pat_rejected = self._refused = True
-            log.error("atr.pat_rejected", uid=self.uid, status=exc.status, error=exc.error)
+            logger.error("atr.pat_rejected", uid=self.uid, status=exc.status, error=exc.error)
             text = f"ATR refused the PAT of {self.uid}: {exc.error}"
             raise errors.PatRejectedError(exc.path, exc.status, text) from None
         except errors.AtrError:
@@ -442,7 +442,7 @@ class AtrClient:
         self._exchanged += 1
         self._refused = False
         self.pat_rejected = False
-        log.info("atr.jwt_renewed", path=self._jwt_path, reason=reason)
+        logger.info("atr.jwt_renewed", path=self._jwt_path, reason=reason)
         return self._parse(models.JwtCreateResults, data, self._jwt_path, self.uid, models.JWT_ESSENTIAL).jwt
 
 

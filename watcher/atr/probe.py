@@ -15,8 +15,8 @@ from typing import Any, Final, Literal
 
 import pydantic
 
-import watcher.atr.client as atr_client
-import watcher.atr.contract as schema
+import watcher.atr.client as client
+import watcher.atr.contract as contract
 import watcher.atr.errors as errors
 import watcher.atr.models as models
 
@@ -153,34 +153,34 @@ class Report:
         self.ok = False
 
 
-async def probe(client: atr_client.AtrClient) -> Report:
+async def probe(atr: client.AtrClient) -> Report:
     """Exchange the PAT (or reuse the stored JWT), list the running votes, compare the live schema."""
     report = Report()
     try:
-        how = await client.authenticate()
+        how = await atr.authenticate()
     except errors.AtrError as exc:
         report.fail(f"ATR token: {exc}")
         return report
     report.say(f"ATR token: {how}")
     try:
-        running = await client.releases_list()
+        running = await atr.releases_list()
     except errors.AtrError as exc:
         report.fail(f"ATR releases/list: {exc}")
         return report
     report.say(f"ATR releases/list: {len(running)} running vote{'s' if len(running) != 1 else ''}")
-    for line in client.drift:
+    for line in atr.drift:
         report.say(f"ATR answer: field left out: {line}")
     try:
-        document = await client.openapi()
+        document = await atr.openapi()
     except errors.NotFoundError:
         report.say(f"ATR {OPENAPI_PATH}: not served; the schemas were not compared")
         return report
     except errors.AtrError as exc:
         report.say(f"ATR {OPENAPI_PATH}: {exc}; the schemas were not compared")
         return report
-    differences = drift(schema.definitions(), document)
+    differences = drift(contract.definitions(), document)
     if not differences:
-        report.say(f"ATR schema: no drift from atr-api-schema.json ({schema.SOURCE_COMMIT[:8]})")
+        report.say(f"ATR schema: no drift from atr-api-schema.json ({contract.SOURCE_COMMIT[:8]})")
     for item in differences:
         (report.fail if item.severity == "problem" else report.say)(f"ATR schema: {item}")
     return report

@@ -14,12 +14,12 @@ from typing import Final
 
 import sqlalchemy.engine
 
-import watcher.atr.client as atr_client
-import watcher.atr.probe as atr_probe
-import watcher.atr.tokens as atr_tokens
+import watcher.atr.client as client
+import watcher.atr.probe as probe
+import watcher.atr.tokens as tokens
 import watcher.config as config
 import watcher.core.durations as durations
-import watcher.store as store_api
+import watcher.store as store
 
 EXIT_OK: Final = 0
 EXIT_PROBE_FAILED: Final = 1
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if not getattr(args, "probe", False):
         return EXIT_OK
     archives_ok = probe_archives(loaded)
-    report = asyncio.run(probe(loaded))
+    report = asyncio.run(probe_atr(loaded))
     for line in report.lines:
         print(line)
     if not archives_ok:
@@ -67,20 +67,20 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_PROBE_FAILED
 
 
-async def probe(cfg: config.Config) -> atr_probe.Report:
+async def probe_atr(cfg: config.Config) -> probe.Report:
     """The probe with this configuration's ATR account; the stored JWT is shared when the database is current."""
     db = None
-    shared: atr_tokens.TokenStore = atr_tokens.MemoryTokens()
+    shared: tokens.TokenStore = tokens.MemoryTokens()
     try:
-        db = await store_api.open(cfg.watcher.database_url)
+        db = await store.open(cfg.watcher.database_url)
         await db.check_current()
         if cfg.atr.pat is not None:
-            shared = atr_tokens.StoreTokens(db, cfg.atr.base_url, cfg.atr.uid, cfg.atr.pat.reveal())
+            shared = tokens.StoreTokens(db, cfg.atr.base_url, cfg.atr.uid, cfg.atr.pat.reveal())
     except Exception as exc:
         # No state database yet (or not reachable): the probe still works, with a JWT of its own.
         print(f"state database: {type(exc).__name__}: not used by the probe", file=sys.stderr)
     try:
-        client = atr_client.AtrClient(
+        atr = client.AtrClient(
             cfg.atr.base_url,
             cfg.atr.uid,
             cfg.atr.pat,
@@ -89,8 +89,8 @@ async def probe(cfg: config.Config) -> atr_probe.Report:
             token_store=shared,
             max_retries=1,
         )
-        async with client:
-            return await atr_probe.probe(client)
+        async with atr:
+            return await probe.probe(atr)
     finally:
         if db is not None:
             await db.close()
@@ -100,16 +100,16 @@ def probe_archives(cfg: config.Config) -> bool:
     """Ask each lists.apache.org source about its lists; print one line each; False when one is unusable."""
     import watcher.sources.ponymail as ponymail
 
-    async def probe(source: config.PonymailSource) -> list[ponymail.ListProbe]:
+    async def probe_source(source: config.PonymailSection) -> list[ponymail.ListProbe]:
         settings = ponymail.Settings(base_url=source.base_url, total_timeout_s=source.timeout.total_seconds())
-        async with ponymail.ArchiveClient(settings) as client:
-            return await ponymail.probe_lists(client, source.lists)
+        async with ponymail.ArchiveClient(settings) as archive_client:
+            return await ponymail.probe_lists(archive_client, source.lists)
 
     good = True
     for source in cfg.sources:
-        if not isinstance(source, config.PonymailSource):
+        if not isinstance(source, config.PonymailSection):
             continue
-        for found in asyncio.run(probe(source)):
+        for found in asyncio.run(probe_source(source)):
             print(f"probe:     {source.name}: {found.list_address}: {'OK, ' if found.ok else ''}{found.text}")
             good = good and found.ok
     return good
@@ -157,13 +157,13 @@ def _on(flag: bool) -> str:
 
 
 def _source(source: config.Source) -> str:
-    if isinstance(source, config.ImapSource):
+    if isinstance(source, config.ImapSection):
         tls = "TLS" if source.tls == "implicit" else "plain text"
         return (
             f"imap {source.name}: {source.host}:{source.port} ({tls}), folders {', '.join(source.folders)}, "
             f"swept every {durations.render(source.sweep_interval)}"
         )
-    if isinstance(source, config.PonymailSource):
+    if isinstance(source, config.PonymailSection):
         import watcher.sources.ponymail as ponymail
 
         private = [address for address in source.lists if ponymail.is_private_list(address)]

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the bundled (or given) scenario and print its timeline."""
     try:
-        import watcher.sandbox.stage as demo
+        import watcher.sandbox.stage as stage
     except ModuleNotFoundError as exc:
         if (exc.name or "").partition(".")[0] not in DEMO_PACKAGES:
             raise
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     with importlib.resources.as_file(bundled) as default:
         scenario = args.scenario or default
         try:
-            return asyncio.run(demo.run(scenario, args.report, verbose=args.verbose, state=args.state))
-        except demo.DemoError as exc:
+            return asyncio.run(stage.run(scenario, args.report, verbose=args.verbose, state=args.state))
+        except stage.DemoError as exc:
             print(f"vote-watcher demo: {exc}", file=sys.stderr)
             return EXIT_SCENARIO

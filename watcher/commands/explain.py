@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import watcher.commands.reading as reading
 import watcher.config as config
-import watcher.store as store_api
+import watcher.store as store
 
 OPTED_OUT: Final = "recipient opted out"
 
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the explanation; exit 1 when the vote (or voter) is not known."""
 
-    async def work(db: store_api.Store, cfg: config.Config) -> int:
+    async def work(db: store.Store, cfg: config.Config) -> int:
         data = await collect(db, cfg, args.release, args.voter)
         if args.format == "json":
             reading.emit_json(data)
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     return reading.run(args, work)
 
 
-async def collect(db: store_api.Store, cfg: config.Config, release: str, voter: str | None) -> dict[str, Any]:
+async def collect(db: store.Store, cfg: config.Config, release: str, voter: str | None) -> dict[str, Any]:
     """The explanation as plain values (the JSON output)."""
     vote = await _find(db, release)
     emailed = await db.voter_votes(vote.id)
@@ -87,7 +87,7 @@ async def collect(db: store_api.Store, cfg: config.Config, release: str, voter: 
     }
 
 
-async def _find(db: store_api.Store, release: str) -> store_api.TrackedVote:
+async def _find(db: store.Store, release: str) -> store.TrackedVote:
     key, _, seq = release.partition("#")
     known = [v for v in await db.votes(open_only=False) if v.release_key == key]
     if seq:
@@ -97,7 +97,7 @@ async def _find(db: store_api.Store, release: str) -> store_api.TrackedVote:
     return max(known, key=lambda v: v.vote_seq)
 
 
-async def _ballots(db: store_api.Store, vote: store_api.TrackedVote) -> dict[str, Any]:
+async def _ballots(db: store.Store, vote: store.TrackedVote) -> dict[str, Any]:
     key = f"ballots:{vote.release_key}#{vote.vote_seq}"
     for seen in await db.observations():
         if seen.key == key:
@@ -106,10 +106,10 @@ async def _ballots(db: store_api.Store, vote: store_api.TrackedVote) -> dict[str
 
 
 def _answer(
-    vote: store_api.TrackedVote,
-    voted: store_api.VoterVote,
-    decision: store_api.Decision | None,
-    mail: store_api.MailRecord | None,
+    vote: store.TrackedVote,
+    voted: store.VoterVote,
+    decision: store.Decision | None,
+    mail: store.MailRecord | None,
     cfg: config.Config,
 ) -> tuple[bool, str]:
     """(reminded, why) in words."""

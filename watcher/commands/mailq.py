@@ -18,7 +18,7 @@ from typing import Any
 
 import watcher.commands.reading as reading
 import watcher.config as config
-import watcher.store as store_api
+import watcher.store as store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"vote-watcher outbox {args.action}: give the row's ID (see `outbox list`)", file=sys.stderr)
         return reading.EXIT_INVALID
 
-    async def work(db: store_api.Store, cfg: config.Config) -> int:
+    async def work(db: store.Store, cfg: config.Config) -> int:
         if args.action == "list":
             rows = await db.outbox_rows(state=args.state, release_key=args.release)
             _print(args.format, {"mails": [_row(r) for r in rows]}, [_line(r) for r in rows] or ["the outbox is empty"])
@@ -71,7 +71,7 @@ def _print(format: str, data: dict[str, Any], lines: list[str]) -> None:
         print("\n".join(lines))
 
 
-def _row(row: store_api.MailRecord) -> dict[str, Any]:
+def _row(row: store.MailRecord) -> dict[str, Any]:
     return {
         "id": row.id,
         "kind": row.kind,
@@ -89,7 +89,7 @@ def _row(row: store_api.MailRecord) -> dict[str, Any]:
     }
 
 
-def _line(row: store_api.MailRecord) -> str:
+def _line(row: store.MailRecord) -> str:
     error = f" ({row.last_error})" if row.last_error else ""
     sent = f" sent {reading.when(row.sent_at)}" if row.sent_at else ""
     return (

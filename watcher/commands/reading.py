@@ -17,7 +17,7 @@ from typing import Any, Final
 import sqlalchemy.exc
 
 import watcher.config as config
-import watcher.store as store_api
+import watcher.store as store
 import watcher.store.engine as engine
 
 EXIT_OK: Final = 0
@@ -27,7 +27,7 @@ EXIT_INVALID: Final = 2
 _MINUTES_FROM: Final = 120
 _HOURS_FROM: Final = 7200
 _DAYS_FROM: Final = 172800
-Work = Callable[[store_api.Store, config.Config], Awaitable[int]]
+Work = Callable[[store.Store, config.Config], Awaitable[int]]
 
 
 class NotFoundError(Exception):
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace, work: Work) -> int:
 
 
 async def _with_store(cfg: config.Config, work: Work) -> int:
-    db = await store_api.open(cfg.watcher.database_url, lock=False)
+    db = await store.open(cfg.watcher.database_url, lock=False)
     try:
         await db.check_current()
         return await work(db, cfg)

@@ -12,8 +12,8 @@ import structlog
 import watcher
 import watcher.config as config
 import watcher.daemon as daemon
-import watcher.services.log as log_setup
-import watcher.store as store_api
+import watcher.services.log as log
+import watcher.store as store
 import watcher.store.engine as engine
 import watcher.wiring as wiring
 
@@ -53,10 +53,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {line}", file=sys.stderr)
     if args.dry_run:
         cfg = cfg.model_copy(update={"watcher": cfg.watcher.model_copy(update={"dry_run": True})})
-    log_setup.configure(cfg.watcher.log_format, cfg.watcher.log_level)
+    log.configure(cfg.watcher.log_format, cfg.watcher.log_level)
     register_secrets(cfg)
-    log = structlog.get_logger("watcher")
-    log.info(
+    logger = structlog.get_logger("watcher")
+    logger.info(
         "daemon.start",
         version=watcher.__version__,
         config=str(args.config),
@@ -71,12 +71,12 @@ def run(args: argparse.Namespace) -> int:
     except daemon.CycleFailedError as exc:
         print(f"vote-watcher run --once: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    except (store_api.SchemaNotCurrentError, store_api.StoreLockedError) as exc:
-        log.error("daemon.store_needs_operator", error=str(exc))
+    except (store.SchemaNotCurrentError, store.StoreLockedError) as exc:
+        logger.error("daemon.store_needs_operator", error=str(exc))
         print(f"vote-watcher: {exc}", file=sys.stderr)
         return EXIT_NEEDS_OPERATOR
-    except store_api.StoreError as exc:
-        log.error("daemon.store_unusable", error=str(exc))
+    except store.StoreError as exc:
+        logger.error("daemon.store_unusable", error=str(exc))
         print(f"vote-watcher: {exc}", file=sys.stderr)
         return EXIT_FAILURE
 
@@ -88,4 +88,4 @@ def register_secrets(cfg: config.Config) -> None:
         found += [getattr(source, "password", None), getattr(source, "token", None)]
     for secret in found:
         if secret is not None:
-            log_setup.register_secret(secret.reveal())
+            log.register_secret(secret.reveal())

@@ -13,7 +13,7 @@ from typing import Any
 import watcher.commands.reading as reading
 import watcher.config as config
 import watcher.services.wallclock as wallclock
-import watcher.store as store_api
+import watcher.store as store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the status; exit 1 when the database cannot be read."""
 
-    async def work(db: store_api.Store, cfg: config.Config) -> int:
+    async def work(db: store.Store, cfg: config.Config) -> int:
         data = await collect(db, wallclock.utcnow())
         if args.format == "json":
             reading.emit_json(data)
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     return reading.run(args, work)
 
 
-async def collect(db: store_api.Store, now: datetime.datetime) -> dict[str, Any]:
+async def collect(db: store.Store, now: datetime.datetime) -> dict[str, Any]:
     """The status as plain values (the JSON output)."""
     sources: list[dict[str, Any]] = []
     atr: list[dict[str, Any]] = []
@@ -56,7 +56,7 @@ async def collect(db: store_api.Store, now: datetime.datetime) -> dict[str, Any]
     }
 
 
-async def _vote(db: store_api.Store, vote: store_api.TrackedVote) -> dict[str, Any]:
+async def _vote(db: store.Store, vote: store.TrackedVote) -> dict[str, Any]:
     counts: dict[str, dict[str, int]] = {}
     for voted in await db.voter_votes(vote.id):
         group = "binding" if voted.status == "binding" else "non_binding"

@@ -140,10 +140,10 @@ def run(args: argparse.Namespace) -> int:
 def _from_atr(args: argparse.Namespace) -> tally_atr.FromAtr | None:
     if not args.atr:
         return None
-    import watcher.services.log as log_setup
+    import watcher.services.log as log
 
     # The ATR client logs each request; on the command line only warnings, and on stderr, never in the output.
-    log_setup.configure(level="warning")
+    log.configure(level="warning")
     base_url, project, version = args.atr
     return tally_atr.read(base_url, project, version, uid=args.atr_uid, pat_file=args.atr_pat_file)
 

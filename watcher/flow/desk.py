@@ -14,8 +14,8 @@ from typing import Final
 
 import structlog
 
-import watcher.atr.client as atr_client
-import watcher.atr.errors as atr_errors
+import watcher.atr.client as client
+import watcher.atr.errors as errors
 import watcher.atr.models as models
 import watcher.core.decide as decide
 import watcher.core.digest as digest
@@ -24,15 +24,15 @@ import watcher.core.lifecycle as lifecycle
 import watcher.core.receipts as receipts
 import watcher.core.roster as roster
 import watcher.core.tally as tally
-import watcher.flow.intake as intake_api
-import watcher.flow.worker as worker_api
+import watcher.flow.intake as intake
+import watcher.flow.worker as worker
 import watcher.mail.mailer as mailer
 import watcher.mail.outbox as outbox
 import watcher.mail.render as render
 import watcher.services.events as events
-import watcher.services.metrics as metrics_api
+import watcher.services.metrics as metrics
 import watcher.services.wallclock as wallclock
-import watcher.store as store_api
+import watcher.store as store
 import watcher.store.records as records
 
 log = structlog.get_logger("watcher.flow.desk")
@@ -62,7 +62,7 @@ VOTE_LEVEL: Final = frozenset(
 )
 # Decided again by the fresh look at ATR that a possibly due reminder gets.
 FRESH_ONLY: Final = frozenset({decide.Reason.DUE, decide.Reason.STALE_ATR_STATE})
-DRY_RUN_STATE: Final = outbox.Status.DRY_RUN.value
+DRY_RUN_STATE: Final = records.OutboxState.DRY_RUN.value
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -112,8 +112,8 @@ class Desk:
 
     def __init__(
         self,
-        store: store_api.Store,
-        atr: atr_client.AtrClient,
+        db: store.Store,
+        atr: client.AtrClient,
         templates: render.Templates,
         settings: Settings,
         *,
@@ -121,15 +121,15 @@ class Desk:
         previous_round: PreviousRound,
         sink: events.Sink = events.ignore,
         clock: wallclock.Clock,
-        worker: worker_api.Worker | None = None,
+        pool: worker.Worker | None = None,
         screen: Screen | None = None,
         shadow: mailer.Mailer | None = None,
-        metrics: metrics_api.Metrics | None = None,
+        stats: metrics.Metrics | None = None,
         reread: Reread | None = None,
     ) -> None:
-        """`shadow` writes a dry run's mails (.eml files); `metrics` counts classifications and outcomes."""
-        self.store = store
-        self.worker = worker or worker_api.Worker()
+        """`shadow` writes a dry run's mails (.eml files); `stats` counts classifications and outcomes."""
+        self.store = db
+        self.worker = pool or worker.Worker()
         self._screen = screen
         self.atr = atr
         self.templates = templates
@@ -141,7 +141,7 @@ class Desk:
         self._reread = reread
         self._known: dict[int, _Known] = {}
         self._shadow = shadow
-        self._metrics = metrics
+        self._metrics = stats
 
     def forget(self, vote_id: int) -> None:
         """Drop what is remembered of a vote that ended."""
@@ -193,7 +193,7 @@ class Desk:
         return result
 
     @staticmethod
-    def _superseded(vote: records.TrackedVote, known: _Known, analysis: worker_api.Analysis) -> frozenset[str]:
+    def _superseded(vote: records.TrackedVote, known: _Known, analysis: worker.Analysis) -> frozenset[str]:
         """Receipt-shaped messages from uids that have a ballot in this vote_seq (receipts, named or not)."""
         if known.atr is None or known.atr.vote_seq != vote.vote_seq:
             return frozenset()
@@ -232,7 +232,7 @@ class Desk:
         digests: Sequence[digest.Digest],
         people: roster.Roster,
         previous: Sequence[digest.Digest],
-    ) -> worker_api.Analysis | None:
+    ) -> worker.Analysis | None:
         """The worker's tally of the stored readings (None when it failed; not tried again until the thread changes)."""
         thread = tuple(read.headers.key for read in digests)
         if known.failed_thread == thread:
@@ -244,7 +244,7 @@ class Desk:
         )
         try:
             return await self.worker.analyse(digests, people, options, previous)
-        except worker_api.WorkerError as exc:
+        except worker.WorkerError as exc:
             log.warning("desk.tally_failed", release=vote.release_key, messages=len(digests), error=str(exc))
         known.failed_thread = thread
         return None
@@ -270,7 +270,7 @@ class Desk:
             raws = list(await self._previous_round(vote))
             try:
                 known.previous = await self.worker.read_all(raws) if raws else []
-            except worker_api.WorkerError as exc:
+            except worker.WorkerError as exc:
                 log.warning("desk.round_one_failed", release=vote.release_key, messages=len(raws), error=str(exc))
                 return []
         return known.previous
@@ -409,7 +409,7 @@ class Desk:
         """Read `vote/tabulate`; True when ATR's set of receipts changed."""
         try:
             result = await self.atr.vote_tabulate(vote.project, vote.version)
-        except atr_errors.AtrError as exc:
+        except errors.AtrError as exc:
             log.warning("desk.tabulate_failed", release=vote.release_key, error=str(exc))
             return False
         known = self._known.setdefault(vote.id, _Known())
@@ -531,7 +531,7 @@ class Desk:
 
     async def _enqueue_voter_mail(
         self, vote: records.TrackedVote, voted: tally.Vote, kind: str, ballot_choice: str
-    ) -> tuple[email.message.EmailMessage, outbox.OutboxRow, bool]:
+    ) -> tuple[email.message.EmailMessage, records.OutboxRow, bool]:
         """Write a mail to a voter into the outbox (once per kind, vote and voter): the mail, its row, whether new."""
         mail, message_id, now = await self._voter_mail(vote, voted, ballot_choice)
         row, created = await self.store.enqueue(
@@ -543,7 +543,7 @@ class Desk:
             raw=mail.as_bytes(),
             message_id=message_id,
             now=now,
-            state=DRY_RUN_STATE if self.settings.dry_run else outbox.Status.PENDING.value,
+            state=DRY_RUN_STATE if self.settings.dry_run else records.OutboxState.PENDING.value,
         )
         return mail, row, created
 
@@ -627,18 +627,18 @@ class Desk:
             return
         try:
             await self.atr.vote_resolve(vote.project, vote.version, resolution)
-        except (atr_errors.ConflictError, atr_errors.NotFoundError) as exc:
+        except (errors.ConflictError, errors.NotFoundError) as exc:
             # ATR answers 404 "Release not found" once the vote left release_candidate (atr.md §8.5).
             await self._after_conflict(vote, record, str(exc))
             return
-        except (atr_errors.ServerError, atr_errors.TransportError, atr_errors.RateLimitedError) as exc:
+        except (errors.ServerError, errors.TransportError, errors.RateLimitedError) as exc:
             # Transient, and perhaps applied: the row is released for a retry soon. Should ATR have
             # resolved it after all, the retry gets a 409 and finds the vote resolved.
             log.warning("desk.resolve_retry", release=vote.release_key, error=str(exc))
             await self.store.mark_resolution_held(record.id, f"ATR error, retrying: {exc}", self._clock())
             self._known[vote.id].next_resolve_check = self._clock() + RETRY_RESOLVE
             return
-        except atr_errors.AtrError as exc:
+        except errors.AtrError as exc:
             await self.store.mark_resolution_failed(record.id, str(exc), self._clock())
             self.emit("resolve_failed", vote, f"ATR refused to resolve: {exc}")
             return
@@ -659,7 +659,7 @@ class Desk:
             return False
         try:
             release = await self.atr.release_get(vote.project, vote.version)
-        except atr_errors.AtrError:
+        except errors.AtrError:
             return False
         return release.phase == models.PHASE_CANDIDATE and release.current_vote_seq == vote.vote_seq
 
@@ -668,9 +668,9 @@ class Desk:
         or not resolvable yet. `release/get` tells which; a resolution elsewhere is never a failure."""
         try:
             release: models.Release | None = await self.atr.release_get(vote.project, vote.version)
-        except atr_errors.NotFoundError:
+        except errors.NotFoundError:
             release = None
-        except atr_errors.AtrError:
+        except errors.AtrError:
             self._known[vote.id].next_resolve_check = self._clock() + RETRY_RESOLVE
             await self.store.mark_resolution_held(record.id, f"ATR said: {error}; checking again", self._clock())
             return
@@ -763,7 +763,7 @@ class Desk:
             message_id=message_id,
             voter=manager,
             now=now,
-            state=DRY_RUN_STATE if self.settings.dry_run else outbox.Status.PENDING.value,
+            state=DRY_RUN_STATE if self.settings.dry_run else records.OutboxState.PENDING.value,
         )
         if not created:
             return
@@ -790,7 +790,7 @@ class Desk:
         raw = await self.store.get_raw(keys[0])
         if raw is None:
             return None
-        return identity.uid_from_address(intake_api.sender_address(raw))
+        return identity.uid_from_address(intake.sender_address(raw))
 
 
 def _summary(decision: records.Decision) -> tuple[str, ...]:

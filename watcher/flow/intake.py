@@ -25,10 +25,10 @@ import structlog
 
 import watcher.core.message as message
 import watcher.core.threads as threads
-import watcher.flow.worker as worker_api
-import watcher.services.metrics as metrics_api
+import watcher.flow.worker as worker
+import watcher.services.metrics as metrics
 import watcher.services.wallclock as wallclock
-import watcher.store as store_api
+import watcher.store as store
 import watcher.store.records as records
 
 log = structlog.get_logger("watcher.flow.intake")
@@ -63,25 +63,25 @@ class Intake:
 
     def __init__(
         self,
-        store: store_api.Store,
+        db: store.Store,
         on_vote_changed: OnVoteChanged | None = None,
         *,
-        metrics: metrics_api.Metrics | None = None,
+        stats: metrics.Metrics | None = None,
         clock: wallclock.Clock,
-        worker: worker_api.Worker | None = None,
+        pool: worker.Worker | None = None,
         max_bytes: int = MAX_MESSAGE_BYTES,
         spawn: Spawn | None = None,
     ) -> None:
-        self.store = store
+        self.store = db
         self._spawn = spawn
-        self.worker = worker
+        self.worker = pool
         self.max_bytes = max_bytes
         self.matcher = threads.ThreadMatcher()
         self._votes_by_root: dict[str, int] = {}
         self._retired: set[str] = set()
         self._known: set[str] = set()
         self._on_vote_changed = on_vote_changed or _not_connected
-        self._metrics = metrics
+        self._metrics = stats
         self._clock = clock
 
     def connect(self, on_vote_changed: OnVoteChanged, spawn: Spawn) -> None:
@@ -160,7 +160,7 @@ class Intake:
         """
         try:
             return await self._take(raw, source)
-        except store_api.StoreError:
+        except store.StoreError:
             raise
         except Exception:
             log.exception("intake.message_failed", source=source, size=len(raw))
@@ -181,7 +181,7 @@ class Intake:
             new.discard(item.env.key)
             try:
                 count += await self._settle(item, source, new=fresh)
-            except store_api.StoreError:
+            except store.StoreError:
                 raise
             except Exception:
                 log.exception("intake.message_failed", source=source, size=len(item.raw))

@@ -27,7 +27,6 @@ import datetime
 import email
 import email.message
 import email.policy
-import enum
 import random
 import uuid
 from collections.abc import Collection
@@ -36,45 +35,17 @@ from typing import Final, Literal, Protocol
 import watcher.core.backoff as backoff
 import watcher.mail.mailer as mailer
 import watcher.services.wallclock as wallclock
+import watcher.store.records as records
 
 DeliveryResult = Literal["sent", "retry", "failed", "skipped", "deferred", "claim_lost"]
 DAY: Final = datetime.timedelta(days=1)
 _EPOCH: Final = datetime.datetime.min.replace(tzinfo=datetime.UTC)
 
 
-class Status(enum.StrEnum):
-    """A row's state in the store."""
-
-    PENDING = "pending"
-    SENT = "sent"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    # Written by a dry run: never sent, and taken over by a live run's mail for the same key.
-    DRY_RUN = "dry_run"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class OutboxRow:
-    """One mail to send: its bytes and Message-ID are fixed when the row is written.
-
-    `recipient` is the uid the mail goes to (`{uid}@apache.org`); `attempts` counts delivery
-    attempts made before this claim.
-    """
-
-    id: int
-    recipient: str
-    message_id: str
-    raw: bytes
-    attempts: int = 0
-    kind: str = "reminder"
-    release_key: str = ""
-    vote_seq: int | None = None
-
-
 class OutboxStore(Protocol):
     """Where outbox rows live; the state store implements it (and `MemoryOutboxStore` for tests)."""
 
-    async def claim_due(self, now: datetime.datetime, limit: int, owner: str) -> list[OutboxRow]:
+    async def claim_due(self, now: datetime.datetime, limit: int, owner: str) -> list[records.OutboxRow]:
         """Pending rows due at `now` (not claimed, or their claim expired), claimed for `owner`, oldest first."""
         ...
 
@@ -167,7 +138,7 @@ class Outbox:
         rows = await self.store.claim_due(self._clock(), self.policy.batch, self.owner)
         return [await self._deliver(row) for row in rows]
 
-    async def _deliver(self, row: OutboxRow) -> Delivery:
+    async def _deliver(self, row: records.OutboxRow) -> Delivery:
         policy = self.policy
         now = self._clock()
         if row.recipient in policy.opt_out:
@@ -193,7 +164,7 @@ class Outbox:
             # A mailer should not raise; if one does, the row is retried, not lost.
             return mailer.SendResult(mailer.Outcome.TRANSIENT, f"mailer raised {type(exc).__name__}")
 
-    async def _record(self, row: OutboxRow, result: mailer.SendResult) -> Delivery:
+    async def _record(self, row: records.OutboxRow, result: mailer.SendResult) -> Delivery:
         now = self._clock()
         if result.sent:
             await self.store.mark_sent(row.id, now)
@@ -219,7 +190,7 @@ def new_message_id(domain: str) -> str:
     return f"<{uuid.uuid4()}@{domain}>"
 
 
-def message_of(row: OutboxRow) -> email.message.EmailMessage | str:
+def message_of(row: records.OutboxRow) -> email.message.EmailMessage | str:
     """The row's mail, or why it cannot be sent (unreadable bytes, another Message-ID or recipient)."""
     try:
         msg = email.message_from_bytes(row.raw, policy=email.policy.default)
@@ -238,9 +209,9 @@ def message_of(row: OutboxRow) -> email.message.EmailMessage | str:
 
 @dataclasses.dataclass
 class _MemoryRow:
-    row: OutboxRow
+    row: records.OutboxRow
     key: tuple[str, str, int | None, str]
-    status: Status = Status.PENDING
+    status: records.OutboxState = records.OutboxState.PENDING
     next_at: datetime.datetime = _EPOCH
     owner: str | None = None
     claimed_until: datetime.datetime | None = None
@@ -266,29 +237,29 @@ class MemoryOutboxStore:
         release_key: str = "",
         vote_seq: int | None = None,
         now: datetime.datetime | None = None,
-    ) -> OutboxRow | None:
+    ) -> records.OutboxRow | None:
         """Write a row; None when a row with the same (kind, release, vote_seq, recipient) exists."""
         key = (kind, release_key, vote_seq, recipient)
         if any(item.key == key for item in self._rows.values()):
             return None
-        row = OutboxRow(len(self._rows) + 1, recipient, message_id, raw, 0, kind, release_key, vote_seq)
+        row = records.OutboxRow(len(self._rows) + 1, recipient, message_id, raw, 0, kind, release_key, vote_seq)
         entry = _MemoryRow(row, key)
         if now is not None:
             entry.next_at = now
         self._rows[row.id] = entry
         return row
 
-    def status(self, id: int) -> tuple[Status, int, str, datetime.datetime]:
+    def status(self, id: int) -> tuple[records.OutboxState, int, str, datetime.datetime]:
         """A row's status, attempts, last error and next time, for tests and reports."""
         entry = self._rows[id]
         return entry.status, entry.row.attempts, entry.error, entry.next_at
 
-    async def claim_due(self, now: datetime.datetime, limit: int, owner: str) -> list[OutboxRow]:
+    async def claim_due(self, now: datetime.datetime, limit: int, owner: str) -> list[records.OutboxRow]:
         """Pending rows due at `now` whose claim is free or expired."""
         due = [
             entry
             for entry in self._rows.values()
-            if entry.status == Status.PENDING
+            if entry.status == records.OutboxState.PENDING
             and entry.next_at <= now
             and (entry.claimed_until is None or entry.claimed_until <= now)
         ]
@@ -302,7 +273,7 @@ class MemoryOutboxStore:
         """Extend a live claim of `owner` by the lease."""
         entry = self._rows[id]
         live = entry.claimed_until is not None and entry.claimed_until > now
-        if entry.status != Status.PENDING or entry.owner != owner or not live:
+        if entry.status != records.OutboxState.PENDING or entry.owner != owner or not live:
             return False
         entry.claimed_until = now + self.lease
         return True
@@ -310,17 +281,17 @@ class MemoryOutboxStore:
     async def mark_sent(self, id: int, now: datetime.datetime) -> None:
         """Sent."""
         entry = self._release(id)
-        entry.status, entry.sent_at = Status.SENT, now
+        entry.status, entry.sent_at = records.OutboxState.SENT, now
 
     async def mark_failed(self, id: int, error: str, now: datetime.datetime) -> None:
         """Failed for good."""
         entry = self._release(id)
-        entry.status, entry.error = Status.FAILED, error
+        entry.status, entry.error = records.OutboxState.FAILED, error
 
     async def mark_skipped(self, id: int, reason: str, now: datetime.datetime) -> None:
         """Skipped."""
         entry = self._release(id)
-        entry.status, entry.error = Status.SKIPPED, reason
+        entry.status, entry.error = records.OutboxState.SKIPPED, reason
 
     async def reschedule(self, id: int, error: str, next_at: datetime.datetime) -> None:
         """One more attempt counted; due again at `next_at`."""
@@ -348,7 +319,7 @@ class MemoryOutboxStore:
 
 
 def _delivery(
-    row: OutboxRow, result: DeliveryResult, detail: str, next_at: datetime.datetime | None = None
+    row: records.OutboxRow, result: DeliveryResult, detail: str, next_at: datetime.datetime | None = None
 ) -> Delivery:
     return Delivery(
         row.id, row.recipient, row.message_id, result, detail, next_at, row.kind, row.release_key, row.vote_seq

@@ -40,10 +40,10 @@ import aiohttp
 import aiohttp.web as web
 import structlog
 
-import watcher.atr.contract as schema
+import watcher.atr.contract as contract
 import watcher.sandbox.atr_scenario as atr_scenario
 import watcher.sandbox.atr_state as atr_state
-import watcher.sandbox.clock as sandbox_clock
+import watcher.sandbox.clocks as clocks
 import watcher.sandbox.site as site
 
 BEARER_PATHS: Final = frozenset({"/api/vote/tabulate", "/api/vote/cast", "/api/vote/resolve"})
@@ -261,10 +261,10 @@ class AtrSandbox:
 
     def _checked(self, path: str, response: web.Response) -> web.Response:
         """The answer, if it agrees with atr-api-schema.json; else a loud 500 (§10.1: ATR validates its answers)."""
-        name = schema.response_definition(path) if 200 <= response.status < 300 else schema.ERROR_BODY
+        name = contract.response_definition(path) if 200 <= response.status < 300 else contract.ERROR_BODY
         if name is None or not isinstance(response.body, bytes):
             return response
-        found = schema.violations(name, json.loads(response.body))
+        found = contract.violations(name, json.loads(response.body))
         if not found:
             return response
         text = f"sandbox answer to {path} breaks {name}: " + "; ".join(found[:5])
@@ -382,7 +382,7 @@ class AtrSandbox:
 
 def openapi_document() -> dict[str, Any]:
     """An OpenAPI 3.1 document whose components are atr-api-schema.json's definitions."""
-    text = json.dumps(schema.definitions()).replace('"#/$defs/', '"#/components/schemas/')
+    text = json.dumps(contract.definitions()).replace('"#/$defs/', '"#/components/schemas/')
     return {"openapi": "3.1.0", "info": {"title": "ATR API (sandbox)"}, "components": {"schemas": json.loads(text)}}
 
 
@@ -415,8 +415,8 @@ async def _body(request: web.Request) -> dict[str, str]:
         data = await request.json()
     except ValueError:
         raise atr_state.RefusalError(400, "Input validation failed") from None
-    name = schema.REQUESTS[request.path]
-    found = schema.violations(name, data)
+    name = contract.REQUESTS[request.path]
+    found = contract.violations(name, data)
     if found:
         raise atr_state.RefusalError(400, "Input validation failed", details=found)
     return {str(k): str(v) for k, v in data.items()}
@@ -447,7 +447,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def _serve(args: argparse.Namespace) -> None:
     scenario = atr_scenario.load(args.scenario, time.time())
-    clock = sandbox_clock.ScaledClock(scenario.settings.now, args.speed)
+    clock = clocks.ScaledClock(scenario.settings.now, args.speed)
     on_receipt = poster(args.archive_url) if args.archive_url else None
     sandbox = AtrSandbox(scenario, host=args.host, port=args.port, clock=clock, on_receipt=on_receipt)
     stop = asyncio.Event()

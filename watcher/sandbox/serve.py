@@ -31,10 +31,10 @@ from typing import Any, Final
 
 import aiosmtpd.smtp
 
-import watcher.sandbox.atr_http as atr_sandbox
+import watcher.sandbox.atr_http as atr_http
 import watcher.sandbox.atr_scenario as atr_scenario
-import watcher.sandbox.clock as sandbox_clock
-import watcher.sandbox.lists_http as ponymail_sandbox
+import watcher.sandbox.clocks as clocks
+import watcher.sandbox.lists_http as lists_http
 
 LOOPBACK: Final = ("127.0.0.1", "::1", "localhost")
 _HEADERS: Final = email.parser.BytesHeaderParser(policy=email.policy.compat32)
@@ -88,14 +88,14 @@ class StandIns:
         rcpt_delay: float = 0.0,
         mail_dir: pathlib.Path | None = None,
         announce: bool = True,
-        archive: ponymail_sandbox.PonyMailSandbox | None = None,
+        archive: lists_http.PonyMailSandbox | None = None,
     ) -> None:
         """`clock` is the sandbox ATR's; `announce` posts the [VOTE] of every running vote to the archive.
 
         `archive` is a sandbox archive prepared beforehand (loaded with older threads, on the same clock).
         """
-        self.archive = archive or ponymail_sandbox.PonyMailSandbox()
-        self.atr = atr_sandbox.AtrSandbox(scenario, clock=clock, on_receipt=self.archive.add)
+        self.archive = archive or lists_http.PonyMailSandbox()
+        self.atr = atr_http.AtrSandbox(scenario, clock=clock, on_receipt=self.archive.add)
         self.sink = SinkHandler(rcpt_delay=rcpt_delay, mail_dir=mail_dir)
         self.smtp_host = "127.0.0.1"
         self.smtp_port = 0
@@ -159,7 +159,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def _serve(args: argparse.Namespace) -> None:
     scenario = atr_scenario.load(args.scenario, time.time())
-    clock = sandbox_clock.ScaledClock(scenario.settings.now, args.speed)
+    clock = clocks.ScaledClock(scenario.settings.now, args.speed)
     if args.mail_dir is not None:
         args.mail_dir.mkdir(parents=True, exist_ok=True)
     stand_ins = StandIns(scenario, clock=clock, rcpt_delay=args.rcpt_delay, mail_dir=args.mail_dir)

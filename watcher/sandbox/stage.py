@@ -21,18 +21,18 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, TextIO
 
-import watcher.atr.client as atr_client
-import watcher.config as config_api
+import watcher.atr.client as client
+import watcher.config as config
 import watcher.core.durations as durations
-import watcher.sandbox.atr_http as atr_sandbox
+import watcher.sandbox.atr_http as atr_http
 import watcher.sandbox.atr_scenario as atr_scenario
-import watcher.sandbox.clock as clocks
-import watcher.sandbox.lists_http as ponymail_sandbox
+import watcher.sandbox.clocks as clocks
+import watcher.sandbox.lists_http as lists_http
 import watcher.sandbox.serve as serve
 import watcher.services.events as events
-import watcher.services.log as log_setup
+import watcher.services.log as log
 import watcher.services.wallclock as wallclock
-import watcher.store as store_api
+import watcher.store as store
 import watcher.wiring as wiring
 
 ROUND_TWO_LIST: Final = "general@incubator.apache.org"
@@ -188,9 +188,7 @@ async def run(
     length = durations.parse(str(demo.get("length", "80h")))
     with tempfile.TemporaryDirectory(prefix="vote-watcher-demo-") as tmp, open(os.devnull, "w") as quiet:
         # The demo prints its own timeline; the daemon's log lines would only bury it (unless asked for).
-        log_setup.configure("auto", "info", stream=sys.stderr) if verbose else log_setup.configure(
-            "json", "error", stream=quiet
-        )
+        log.configure("auto", "info", stream=sys.stderr) if verbose else log.configure("json", "error", stream=quiet)
         folder = pathlib.Path(tmp)
         if state is not None:
             state.mkdir(parents=True, exist_ok=True)
@@ -220,7 +218,7 @@ async def _run(
 ) -> int:
     clock = clocks.ScaledClock(wallclock.utcnow(), speed)
     start = clock.now()
-    archive = ponymail_sandbox.PonyMailSandbox(clock=clock)
+    archive = lists_http.PonyMailSandbox(clock=clock)
     _round_one(data, demo, archive, clock())
     scenario = atr_scenario.from_mapping(data, clock(), "demo scenario")
     stand_ins = serve.StandIns(scenario, clock=clock, archive=archive)
@@ -232,8 +230,8 @@ async def _run(
             f"SMTP sink 127.0.0.1:{stand_ins.smtp_port}\n"
         )
         out.write(f"Scenario time runs {speed:.0f}x faster than real time; every vote lasts 72 hours.\n\n")
-        cfg = config_api.load(write_config(folder, atr_url, archive_url, stand_ins.smtp_port, demo))
-        db = await store_api.open(cfg.watcher.database_url)
+        cfg = config.load(write_config(folder, atr_url, archive_url, stand_ins.smtp_port, demo))
+        db = await store.open(cfg.watcher.database_url)
         await db.upgrade()
         await db.close()
         stop = asyncio.Event()
@@ -260,9 +258,7 @@ async def _run(
     return status
 
 
-def _round_one(
-    data: dict[str, Any], demo: Mapping[str, Any], archive: ponymail_sandbox.PonyMailSandbox, now: float
-) -> None:
+def _round_one(data: dict[str, Any], demo: Mapping[str, Any], archive: lists_http.PonyMailSandbox, now: float) -> None:
     """Archive the finished round-1 thread of each podling release, and point round 2 at it."""
     by_release: dict[str, list[Mapping[str, Any]]] = {}
     for item in demo.get("round_one", []):
@@ -285,7 +281,7 @@ def _round_one(
             when = now - (3 - index * 0.1) * 86400
             raw = reply(subject, root, to=to, sender=str(item["from"]), body=str(item["body"]), when=when)
             archive.add(raw, to, epoch=int(when))
-        spec["podling_thread_id"] = ponymail_sandbox.archive_id(root, to.replace("@", "."))
+        spec["podling_thread_id"] = lists_http.archive_id(root, to.replace("@", "."))
 
 
 async def _play(
@@ -293,9 +289,9 @@ async def _play(
     *,
     clock: clocks.ScaledClock,
     start: datetime.datetime,
-    atr: atr_sandbox.AtrSandbox,
+    atr: atr_http.AtrSandbox,
     atr_url: str,
-    archive: ponymail_sandbox.PonyMailSandbox,
+    archive: lists_http.PonyMailSandbox,
     timeline: Timeline,
     length: datetime.timedelta,
     running: asyncio.Future[int],
@@ -333,13 +329,13 @@ async def _cast(atr_url: str, step: Step, pats: Mapping[str, str]) -> None:
     pat = pats.get(step.uid)
     if pat is None:
         raise DemoError(f"no PAT for {step.uid} in [atr.pats]")
-    async with atr_client.AtrClient(atr_url, step.uid, _Plain(pat), budget_per_hour=1000) as client:
+    async with client.AtrClient(atr_url, step.uid, _Plain(pat), budget_per_hour=1000) as atr:
         if step.choice == "-1":
-            await client.vote_cast(project, version, "-1")
+            await atr.vote_cast(project, version, "-1")
         elif step.choice == "0":
-            await client.vote_cast(project, version, "0")
+            await atr.vote_cast(project, version, "0")
         else:
-            await client.vote_cast(project, version, "+1")
+            await atr.vote_cast(project, version, "+1")
 
 
 @dataclasses.dataclass(frozen=True)

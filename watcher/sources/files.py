@@ -27,6 +27,7 @@ import structlog
 
 import watcher.sources.archive as archive
 import watcher.sources.cursor as cursor
+import watcher.store.records as records
 
 log = structlog.get_logger("watcher.sources.files")
 
@@ -138,10 +139,10 @@ class FileSource:
                 continue
             await self._take(raw, self.name)
             if count % BATCH == 0:
-                await self._cursors.set_cursor(self.name, FOLDER, cursor.Cursor(ident, count))
+                await self._cursors.set_cursor(self.name, FOLDER, records.Cursor(ident, count))
         self.unreadable = self._seen_now
         if count >= done:
-            await self._cursors.set_cursor(self.name, FOLDER, cursor.Cursor(ident, count))
+            await self._cursors.set_cursor(self.name, FOLDER, records.Cursor(ident, count))
         return count
 
     def _note_unreadable(self, file: pathlib.Path, reason: str) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import random
 import ssl
 from collections.abc import Awaitable, Callable
@@ -31,10 +30,10 @@ import aioimaplib
 import structlog
 
 import watcher.core.backoff as backoff
-import watcher.core.loopback as loopback
 import watcher.services.secrets as secrets
 import watcher.sources.cursor as cursor
-import watcher.sources.imap_wire as wire
+import watcher.sources.imap_wire as imap_wire
+import watcher.store.records as records
 
 T = TypeVar("T")
 OnMessage = Callable[[str, int, bytes], Awaitable[None]]
@@ -43,7 +42,7 @@ OnBatch = Callable[[str, list[tuple[int, bytes]]], Awaitable[None]]
 
 IMAPS_PORT: Final = 993
 IDLE_RENEW_S: Final = 25 * 60.0
-# RFC 2177: servers may log off a client idle for 30 minutes.
+# RFC 2177: servers may log off a client idle for 30 minutes; aioimaplib ends an IDLE itself after this.
 IDLE_RENEW_MAX_S: Final = 29 * 60.0
 SWEEP_INTERVAL_S: Final = 5 * 60.0
 TIMEOUT_S: Final = 30.0
@@ -56,10 +55,6 @@ _FETCH_ITEMS: Final = "(UID BODY.PEEK[])"
 _FETCH_PARTIAL: Final = "(UID BODY.PEEK[]<0.{size}>)"
 
 log = structlog.get_logger("watcher.sources.imap")
-
-
-class ImapConfigError(ValueError):
-    """The IMAP source's settings are unusable; the message says which and why."""
 
 
 class ImapError(Exception):
@@ -79,11 +74,11 @@ class _StoppedError(Exception):
 
 
 @dataclasses.dataclass(frozen=True)
-class ImapConfig:
-    """Settings of one IMAP mailbox. Validated on construction (`ImapConfigError`).
+class ImapSettings:
+    """Settings of one IMAP mailbox, taken as given: the configuration checked them (`watcher.config.ImapSection`).
 
-    `tls` is implicit TLS (port 993) verified against the system CAs or `ca_file`; plain text
-    (`tls=False`) is refused unless `host` is loopback. `password` is a `secrets.Secret`, shown
+    `tls` is implicit TLS (port 993) verified against the system CAs or `ca_file`; `tls=False` is plain
+    text, which the configuration allows only to loopback. `password` is a `secrets.Secret`, shown
     nowhere. `name` keys the cursors (default `imap:user@host`, as the configuration names it).
     `start_at_end` makes a folder without a cursor start at its current end instead of UID 1.
     """
@@ -105,63 +100,16 @@ class ImapConfig:
     name: str = ""
     max_fetch_bytes: int | None = None
 
-    def __post_init__(self) -> None:
-        for problem in _problems(self):
-            raise ImapConfigError(problem)
-
     @property
     def source_name(self) -> str:
         """The key cursors are stored under."""
         return self.name or f"imap:{self.user}@{self.host}"
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        """The verifying client context (None for plain text to loopback)."""
+        """The verifying client context (None for plain text)."""
         if not self.tls:
             return None
         return ssl.create_default_context(cafile=self.ca_file)
-
-
-def _problems(config: ImapConfig) -> list[str]:
-    problems: list[str] = []
-    if not config.host:
-        problems.append("imap host is empty")
-    if not config.user:
-        problems.append("imap user is empty")
-    if not config.password:
-        problems.append("imap password is empty")
-    if not 0 < config.port < 65536:
-        problems.append(f"imap port {config.port} is not a TCP port")
-    if not config.tls and not loopback.is_loopback(config.host):
-        problems.append(
-            f"plain-text IMAP to {config.host!r} refused: use implicit TLS (tls = true, port 993); "
-            "plain text is allowed only to loopback"
-        )
-    if config.ca_file is not None and not os.path.isfile(config.ca_file):
-        problems.append(f"imap ca_file {config.ca_file!r} is not a readable file")
-    problems.extend(_folder_problems(config.folders))
-    if not 0 < config.idle_renew_s <= IDLE_RENEW_MAX_S:
-        problems.append(f"imap idle_renew_s must be in (0, {IDLE_RENEW_MAX_S:.0f}]: servers drop idle clients at 30m")
-    for name in ("sweep_interval_s", "timeout_s", "backoff_base_s"):
-        if getattr(config, name) <= 0:
-            problems.append(f"imap {name} must be positive")
-    if config.backoff_cap_s < config.backoff_base_s:
-        problems.append("imap backoff_cap_s must not be below backoff_base_s")
-    if config.fetch_batch < 1:
-        problems.append("imap fetch_batch must be at least 1")
-    return problems
-
-
-def _folder_problems(folders: tuple[str, ...]) -> list[str]:
-    if not folders:
-        return ["imap folders is empty"]
-    if len(set(folders)) != len(folders):
-        return ["imap folders has duplicates"]
-    # Non-ASCII names need modified UTF-7 (RFC 3501 5.1.3), which is not implemented.
-    return [
-        f"imap folder {name!r} must be non-empty printable ASCII"
-        for name in folders
-        if not name or not name.isascii() or not name.isprintable()
-    ]
 
 
 def backoff_delay(attempt: int, base_s: float, cap_s: float, rand: random.Random) -> float:
@@ -170,14 +118,14 @@ def backoff_delay(attempt: int, base_s: float, cap_s: float, rand: random.Random
 
 
 def start_position(
-    saved: cursor.Cursor | None, server: wire.Selected, start_at_end: bool
-) -> tuple[cursor.Cursor, bool]:
+    saved: records.Cursor | None, server: imap_wire.Selected, start_at_end: bool
+) -> tuple[records.Cursor, bool]:
     """Where to read a folder from, and whether that is a rescan after a UIDVALIDITY change."""
     if saved is None:
         last = max(server.uidnext - 1, 0) if start_at_end else 0
-        return cursor.Cursor(server.uidvalidity, last), False
+        return records.Cursor(server.uidvalidity, last), False
     if saved.validity != server.uidvalidity:
-        return cursor.Cursor(server.uidvalidity, 0), True
+        return records.Cursor(server.uidvalidity, 0), True
     return saved, False
 
 
@@ -195,12 +143,12 @@ class FolderState:
 class _Connection:
     """One logged-in aioimaplib client with a folder selected; every wait fails fast on loss or stop."""
 
-    def __init__(self, config: ImapConfig, folder: str, stop: asyncio.Event) -> None:
+    def __init__(self, config: ImapSettings, folder: str, stop: asyncio.Event) -> None:
         self.config = config
         self.folder = folder
         self.lost = asyncio.Event()
         self.stop = stop
-        self.selected = wire.Selected(0, 0)
+        self.selected = imap_wire.Selected(0, 0)
         self.client: Any = None
 
     async def open(self) -> None:
@@ -214,17 +162,18 @@ class _Connection:
         )
         await self.call(self.client.wait_hello_from_server(), self.config.timeout_s)
         await self._login()
-        response = await self.call(self.client.select(wire.mailbox_argument(self.folder)), self.config.timeout_s)
+        response = await self.call(self.client.select(imap_wire.mailbox_argument(self.folder)), self.config.timeout_s)
         if response.result != "OK":
             raise ImapError(f"SELECT {self.folder} refused: {_text(response.lines)}")
-        self.selected = wire.selected(response.lines)
+        self.selected = imap_wire.selected(response.lines)
 
     async def _login(self) -> None:
         # The password is a local of aioimaplib's frames: never let their traceback escape.
         failure = ""
         try:
             response = await self.call(
-                self.client.login(wire.quoted(self.config.user), self.config.password.reveal()), self.config.timeout_s
+                self.client.login(imap_wire.quoted(self.config.user), self.config.password.reveal()),
+                self.config.timeout_s,
             )
             if response.result != "OK":
                 failure = f"LOGIN refused for {self.config.user}: {_text(response.lines)}"
@@ -275,18 +224,20 @@ class _Connection:
         if found.result != "OK":
             raise ImapError(f"UID SEARCH refused: {_text(found.lines)}")
         # `n:*` always matches the last message, even when its UID is below n.
-        uids = [uid for uid in wire.search_uids(found.lines) if uid > after]
-        return uids, wire.has_exists(noted.lines)
+        uids = [uid for uid in imap_wire.search_uids(found.lines) if uid > after]
+        return uids, imap_wire.has_exists(noted.lines)
 
     async def fetch(self, uids: list[int]) -> list[tuple[int, bytes]]:
         """Raw messages by UID, without setting \\Seen."""
         limit = self.config.max_fetch_bytes
         items = _FETCH_PARTIAL.format(size=limit) if limit else _FETCH_ITEMS
-        fetching = self.client.protocol.fetch(wire.uid_set(uids), items, by_uid=True, timeout=self.config.timeout_s)
+        fetching = self.client.protocol.fetch(
+            imap_wire.uid_set(uids), items, by_uid=True, timeout=self.config.timeout_s
+        )
         response = await self.call(fetching, None)
         if response.result != "OK":
             raise ImapError(f"UID FETCH refused: {_text(response.lines)}")
-        return wire.fetched_bodies(response.lines)
+        return imap_wire.fetched_bodies(response.lines)
 
     async def idle(self, state: FolderState, wait_s: float) -> bool:
         """IDLE until new mail (True), or until `wait_s` passes (False); leaves IDLE before returning."""
@@ -322,9 +273,9 @@ class _Connection:
                 lines = await self.client.wait_server_push(timeout=remaining)
             except TimeoutError:
                 return False
-            if wire.has_bye(lines):
+            if imap_wire.has_bye(lines):
                 raise ConnectionLostError("server said BYE")
-            if wire.has_exists(lines):
+            if imap_wire.has_exists(lines):
                 return True
         return False
 
@@ -368,7 +319,7 @@ class ImapSource:
 
     def __init__(
         self,
-        config: ImapConfig,
+        config: ImapSettings,
         cursors: cursor.CursorStore,
         on_message: OnMessage,
         *,
@@ -470,7 +421,7 @@ class ImapSource:
             more = True
             while more:
                 uids, more = await connection.new_uids(position.position)
-                for batch in wire.batches(uids, self.config.fetch_batch):
+                for batch in imap_wire.batches(uids, self.config.fetch_batch):
                     position, delivered = await self._deliver_batch(connection, position, batch)
                     count += delivered
                 more = more or bool(uids)
@@ -481,8 +432,8 @@ class ImapSource:
         return count
 
     async def _deliver_batch(
-        self, connection: _Connection, position: cursor.Cursor, batch: list[int]
-    ) -> tuple[cursor.Cursor, int]:
+        self, connection: _Connection, position: records.Cursor, batch: list[int]
+    ) -> tuple[records.Cursor, int]:
         """Fetch one batch and hand each message on; save the cursor once, up to the last handed on.
 
         Saving per batch rather than per message halves the store's writes in a catch-up; a
@@ -495,7 +446,7 @@ class ImapSource:
             fetched = [(uid, raw) for uid, raw in await connection.fetch(batch) if uid > position.position]
             if self._on_batch is not None and fetched:
                 await _hand_on_batch(self._on_batch, folder, fetched)
-                delivered, position = len(fetched), cursor.Cursor(position.validity, fetched[-1][0])
+                delivered, position = len(fetched), records.Cursor(position.validity, fetched[-1][0])
                 fetched = []
             for uid, raw in fetched:
                 try:
@@ -503,9 +454,9 @@ class ImapSource:
                 except Exception as exc:
                     raise ConsumerError(f"on_message failed for {folder} UID {uid}") from exc
                 delivered += 1
-                position = cursor.Cursor(position.validity, uid)
+                position = records.Cursor(position.validity, uid)
             # UIDs that vanished between SEARCH and FETCH (expunged) are passed over.
-            position = cursor.Cursor(position.validity, max(position.position, batch[-1]))
+            position = records.Cursor(position.validity, max(position.position, batch[-1]))
         finally:
             if position != saved:
                 await self._cursors.set_cursor(self.config.source_name, folder, position)

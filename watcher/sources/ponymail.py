@@ -44,6 +44,7 @@ import watcher.core.tracking as tracking
 import watcher.core.votesubject as votesubject
 import watcher.services.wallclock as wallclock
 import watcher.sources.cursor as cursor
+import watcher.store.records as records
 
 DEFAULT_ARCHIVE_URL: Final = "https://lists.apache.org"
 CONNECT_TIMEOUT_S: Final = 10.0
@@ -614,7 +615,7 @@ class PonyMailSource:
         if lowest is not None:
             self._forget_before(considered, lowest)
         if newest != position:
-            await self._cursors.set_cursor(self.name, address, cursor.Cursor(0, newest))
+            await self._cursors.set_cursor(self.name, address, records.Cursor(0, newest))
         return found, problems
 
     def _due(self, tracked: _Tracked, now: int) -> bool:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import watcher.core.message as message
 import watcher.core.threads as threads
 import watcher.core.tracking as tracking
 import watcher.core.votesubject as votesubject
-import watcher.flow.worker as worker_api
-import watcher.store as store_api
+import watcher.store as store
 
 # How long before a vote's start a mailbox may have stored its [VOTE] (clocks differ; mail is not early by more).
 STORED_SLACK: Final = datetime.timedelta(days=1)
+
+# Reads the [VOTE] found into a message; wiring gives the worker's (parsing off the event loop, bounded in time).
+Parse = Callable[[bytes], Awaitable[message.Message]]
 
 
 class StoredThreads:
@@ -22,9 +25,9 @@ class StoredThreads:
     The intake keeps every message with [VOTE] in its subject, so a mailbox's copy of the [VOTE] is there.
     """
 
-    def __init__(self, store: store_api.Store, worker: worker_api.Worker) -> None:
-        self.store = store
-        self.worker = worker
+    def __init__(self, db: store.Store, parse: Parse) -> None:
+        self.store = db
+        self.parse = parse
 
     async def find_vote_thread(
         self,
@@ -49,5 +52,5 @@ class StoredThreads:
                 found.append((env.date, raw))
         if not found:
             return None
-        first = await self.worker.parse(min(found, key=lambda item: item[0])[1])
+        first = await self.parse(min(found, key=lambda item: item[0])[1])
         return tracking.FoundThread(first.message_id, first.subject, first.text, first.date)

@@ -21,9 +21,7 @@ import sqlalchemy.ext.asyncio as sa_async
 import watcher.core.digest as digest
 import watcher.core.lifecycle as lifecycle
 import watcher.core.message as message
-import watcher.mail.outbox as outbox
 import watcher.services.wallclock as wallclock
-import watcher.sources.cursor as cursor
 import watcher.store.engine as engine
 import watcher.store.migrate as migrate
 import watcher.store.readings as readings
@@ -34,7 +32,7 @@ DAY: Final = datetime.timedelta(days=1)
 DEFAULT_CLAIM_TTL: Final = datetime.timedelta(minutes=5)
 # Bound parameters per statement stay well below SQLite's limit.
 _CHUNK: Final = 500
-_PENDING: Final = outbox.Status.PENDING.value
+_PENDING: Final = records.OutboxState.PENDING.value
 
 Insert = postgresql.Insert | sqlite.Insert
 
@@ -470,9 +468,9 @@ class Store:
         async with self._read() as conn:
             return [_voter_vote(row) for row in await conn.execute(statement)]
 
-    # Source cursors (watcher.sources.cursor.CursorStore) --------------------------------------------------------
+    # Source cursors (watcher.sources.records.CursorStore) --------------------------------------------------------
 
-    async def get_cursor(self, source: str, folder: str) -> cursor.Cursor | None:
+    async def get_cursor(self, source: str, folder: str) -> records.Cursor | None:
         """The saved cursor, or None before the first run."""
         table = schema.cursors
         statement = sa.select(table.c.validity, table.c.position).where(
@@ -480,10 +478,10 @@ class Store:
         )
         async with self._read() as conn:
             row = (await conn.execute(statement)).first()
-        return cursor.Cursor(row.validity, row.position) if row is not None else None
+        return records.Cursor(row.validity, row.position) if row is not None else None
 
     async def set_cursor(
-        self, source: str, folder: str, position: cursor.Cursor, now: datetime.datetime | None = None
+        self, source: str, folder: str, position: records.Cursor, now: datetime.datetime | None = None
     ) -> None:
         """Save a cursor."""
         table = schema.cursors
@@ -517,7 +515,7 @@ class Store:
         not_before: datetime.datetime | None = None,
         now: datetime.datetime | None = None,
         state: str = _PENDING,
-    ) -> tuple[outbox.OutboxRow, bool]:
+    ) -> tuple[records.OutboxRow, bool]:
         """Write a mail to send, unless one with the same (kind, release, vote_seq, recipient) exists.
 
         Returns the row and whether it was written now; an existing row comes back as it was first
@@ -544,13 +542,13 @@ class Store:
         where = [table.c[name] == values[name] for name in key]
         take_over = (
             sa.update(table)
-            .where(*where, table.c.state == outbox.Status.DRY_RUN.value)
+            .where(*where, table.c.state == records.OutboxState.DRY_RUN.value)
             .values(**values, attempts=0, last_error="", sent_at=None, claimed_by="", claimed_until=None)
             .returning(*table.c)
         )
         async with self._write() as conn:
             row = (await conn.execute(statement)).first()
-            if row is None and state != outbox.Status.DRY_RUN.value:
+            if row is None and state != records.OutboxState.DRY_RUN.value:
                 row = (await conn.execute(take_over)).first()
             if row is not None:
                 return _outbox_row(row), True
@@ -567,7 +565,7 @@ class Store:
         message_id: str,
         not_before: datetime.datetime | None = None,
         now: datetime.datetime | None = None,
-    ) -> tuple[outbox.OutboxRow, bool]:
+    ) -> tuple[records.OutboxRow, bool]:
         """Write the reminder for (release, vote_seq, voter), sent to the voter's uid; see `enqueue`."""
         return await self.enqueue(
             kind="reminder",
@@ -581,7 +579,7 @@ class Store:
             now=now,
         )
 
-    async def claim_due(self, now: datetime.datetime, limit: int, owner: str) -> list[outbox.OutboxRow]:
+    async def claim_due(self, now: datetime.datetime, limit: int, owner: str) -> list[records.OutboxRow]:
         """Pending rows due at `now` whose claim is free or expired, claimed for `owner` for `claim_ttl`.
 
         On PostgreSQL the rows are picked `FOR UPDATE SKIP LOCKED`, so concurrent claimers never get the
@@ -647,15 +645,15 @@ class Store:
 
     async def mark_sent(self, id: int, now: datetime.datetime) -> None:
         """The relay accepted the mail."""
-        await self._settle(id, state=outbox.Status.SENT.value, sent_at=now)
+        await self._settle(id, state=records.OutboxState.SENT.value, sent_at=now)
 
     async def mark_failed(self, id: int, error: str, now: datetime.datetime) -> None:
         """Give up on the mail."""
-        await self._settle(id, state=outbox.Status.FAILED.value, last_error=error)
+        await self._settle(id, state=records.OutboxState.FAILED.value, last_error=error)
 
     async def mark_skipped(self, id: int, reason: str, now: datetime.datetime) -> None:
         """Do not send the mail."""
-        await self._settle(id, state=outbox.Status.SKIPPED.value, last_error=reason)
+        await self._settle(id, state=records.OutboxState.SKIPPED.value, last_error=reason)
 
     async def reschedule(self, id: int, error: str, next_at: datetime.datetime) -> None:
         """A failed attempt: count it, keep the error, release the claim, try again at `next_at`."""
@@ -688,7 +686,7 @@ class Store:
             .select_from(table)
             .where(
                 table.c.recipient == recipient,
-                table.c.state == outbox.Status.SENT.value,
+                table.c.state == records.OutboxState.SENT.value,
                 table.c.sent_at > now - DAY,
                 table.c.sent_at <= now,
             )
@@ -754,7 +752,7 @@ class Store:
         """Send a failed, skipped or waiting mail again now (the operator asked); False when it cannot be."""
         table = schema.outbox
         moment = _now(now)
-        states = (outbox.Status.FAILED.value, outbox.Status.SKIPPED.value, _PENDING)
+        states = (records.OutboxState.FAILED.value, records.OutboxState.SKIPPED.value, _PENDING)
         statement = (
             sa.update(table)
             .where(
@@ -779,7 +777,7 @@ class Store:
                 table.c.state == _PENDING,
                 sa.or_(table.c.claimed_until.is_(None), table.c.claimed_until <= moment),
             )
-            .values(state=outbox.Status.SKIPPED.value, last_error="cancelled by the operator")
+            .values(state=records.OutboxState.SKIPPED.value, last_error="cancelled by the operator")
             .returning(table.c.id)
         )
         async with self._write() as conn:
@@ -1107,7 +1105,7 @@ def _skip_statement(release_key: str, vote_seq: int, reason: str, moment: dateti
             table.c.state == _PENDING,
             sa.or_(table.c.claimed_until.is_(None), table.c.claimed_until <= moment),
         )
-        .values(state=outbox.Status.SKIPPED.value, last_error=reason, claimed_by="", claimed_until=None)
+        .values(state=records.OutboxState.SKIPPED.value, last_error=reason, claimed_by="", claimed_until=None)
         .returning(table.c.id)
     )
 
@@ -1140,8 +1138,8 @@ def _voter_vote(row: sa.Row[Any]) -> records.VoterVote:
     return records.VoterVote(**fields)
 
 
-def _outbox_row(row: sa.Row[Any]) -> outbox.OutboxRow:
-    return outbox.OutboxRow(
+def _outbox_row(row: sa.Row[Any]) -> records.OutboxRow:
+    return records.OutboxRow(
         id=row.id,
         recipient=row.recipient,
         message_id=row.message_id,

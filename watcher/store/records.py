@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import enum
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
@@ -89,6 +90,35 @@ class VoterVote:
     recorded_at: datetime.datetime | None = None
 
 
+class OutboxState(enum.StrEnum):
+    """An outbox row's state (`watcher.mail.outbox` says how a mail moves through them)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    # Written by a dry run: never sent, and taken over by a live run's mail for the same key.
+    DRY_RUN = "dry_run"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One mail to send: its bytes and Message-ID are fixed when the row is written.
+
+    `recipient` is the uid the mail goes to (`{uid}@apache.org`); `attempts` counts delivery
+    attempts made before this claim.
+    """
+
+    id: int
+    recipient: str
+    message_id: str
+    raw: bytes
+    attempts: int = 0
+    kind: str = "reminder"
+    release_key: str = ""
+    vote_seq: int | None = None
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class MailRecord:
     """An outbox row in full, for reports and release-manager notices (`OutboxRow` is what the sender needs)."""
@@ -164,3 +194,11 @@ class Observation:
     instance: str
     value: Mapping[str, Any]
     updated_at: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a source has got to, so that a restart resumes: IMAP UIDVALIDITY and last UID, or an archive epoch."""
+
+    validity: int = 0
+    position: int = 0
