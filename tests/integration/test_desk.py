@@ -132,7 +132,7 @@ async def setup(
     async def previous_round(_: records.TrackedVote) -> Sequence[bytes]:
         return []
 
-    settings = desk_api.Settings(
+    settings = desk_api.DeskSettings(
         atr_host="atr.example",
         sender="Vote Watcher <vote-watcher@apache.org>",
         reply_to=None,

@@ -157,7 +157,7 @@ async def test_votes_lists_open_ones(state_store: store.Store) -> None:
     one = await state_store.upsert_vote(vote("foo-1.0"))
     two = await state_store.upsert_vote(vote("bar-2.0", vote_round=2, mode="email"))
     assert [v.id for v in await state_store.votes()] == [one.id, two.id]
-    await state_store.set_vote_status(one.id, lifecycle.Status.RESOLVED)
+    await state_store.set_vote_status(one.id, lifecycle.VoteStatus.RESOLVED)
     assert [v.release_key for v in await state_store.votes()] == ["bar-2.0"]
     assert {v.release_key for v in await state_store.votes(open_only=False)} == {"foo-1.0", "bar-2.0"}
     assert (await state_store.votes())[0].vote_round == 2
@@ -343,13 +343,13 @@ async def test_skip_pending_when_a_vote_ends(state_store: store.Store) -> None:
 @pytest.mark.parametrize(
     ("status", "skipped"),
     [
-        (lifecycle.Status.CLOSED, "vote closed"),
-        (lifecycle.Status.REPLACED, "vote restarted"),
-        (lifecycle.Status.DONE, ""),
+        (lifecycle.VoteStatus.CLOSED, "vote closed"),
+        (lifecycle.VoteStatus.REPLACED, "vote restarted"),
+        (lifecycle.VoteStatus.DONE, ""),
     ],
 )
 async def test_ending_a_vote_sets_its_status_and_skips_its_waiting_mail(
-    state_store: store.Store, status: lifecycle.Status, skipped: str
+    state_store: store.Store, status: lifecycle.VoteStatus, skipped: str
 ) -> None:
     tracked = await state_store.upsert_vote(vote("foo-1.0"), T0)
     other = await state_store.upsert_vote(vote("foo-1.0", vote_seq=2), T0)

@@ -101,7 +101,7 @@ def probe_archives(cfg: config.Config) -> bool:
     import watcher.sources.ponymail as ponymail
 
     async def probe(source: config.PonymailSource) -> list[ponymail.ListProbe]:
-        settings = ponymail.Settings(base_url=source.base_url, total_timeout_s=source.timeout.total_seconds())
+        settings = ponymail.ArchiveSettings(base_url=source.base_url, total_timeout_s=source.timeout.total_seconds())
         async with ponymail.ArchiveClient(settings) as client:
             return await ponymail.probe_lists(client, source.lists)
 
