@@ -20,6 +20,7 @@ import pytest
 import watcher.atr.models as models
 import watcher.core.decide as decide
 import watcher.core.roster as roster
+import watcher.core.tracking as tracking
 import watcher.flow.desk as desk_api
 import watcher.flow.worker as worker_api
 import watcher.mail.render as render
@@ -104,20 +105,21 @@ def worker() -> Iterator[worker_api.Worker]:
 
 async def setup(
     db: store_api.Store, worker: worker_api.Worker, atr: FakeAtr, clock: Clock, replies: Sequence[bytes]
-) -> tuple[desk_api.Desk, records.TrackedVote]:
+) -> tuple[desk_api.Desk, tracking.TrackedVote]:
     vote = await db.upsert_vote(
-        records.TrackedVote(
+        tracking.TrackedVote(
             "foo-1.0",
             "foo",
             "1.0",
             1,
             "trusted",
-            committee="foo",
+            committee_key="foo",
+            binding_committee_key="foo",
             subject=SUBJECT,
             root_message_id="root@x",
             vote_started=T0,
             vote_end=T0 + datetime.timedelta(hours=72),
-            phase=decide.CANDIDATE_PHASE,
+            phase=tracking.CANDIDATE_PHASE,
         ),
         T0,
     )
@@ -126,10 +128,10 @@ async def setup(
         await db.add_message(raw, "test", now=T0)
         await db.link_message_to_vote(vote.id, key, now=T0)
 
-    async def roster_for(_: records.TrackedVote) -> roster.Roster:
+    async def roster_for(_: tracking.TrackedVote) -> roster.Roster:
         return PEOPLE
 
-    async def previous_round(_: records.TrackedVote) -> Sequence[bytes]:
+    async def previous_round(_: tracking.TrackedVote) -> Sequence[bytes]:
         return []
 
     settings = desk_api.DeskSettings(
