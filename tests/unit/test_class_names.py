@@ -36,6 +36,7 @@ def test_no_two_classes_in_watcher_share_a_name() -> None:
 def test_the_scan_finds_a_planted_pair(tmp_path: pathlib.Path) -> None:
     (tmp_path / "core").mkdir()
     (tmp_path / "core" / "one.py").write_text("class Settings:\n    pass\n")
-    (tmp_path / "two.py").write_text("def f() -> None:\n    class Settings:\n        pass\n\n\nclass Other:\n    pass\n")
+    nested = "def f() -> None:\n    class Settings:\n        pass\n\n\nclass Other:\n    pass\n"
+    (tmp_path / "two.py").write_text(nested)
     found = class_names(tmp_path.rglob("*.py"), tmp_path)
     assert shared(found) == {"Settings": ["core/one.py:1", "two.py:2"]}
