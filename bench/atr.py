@@ -113,7 +113,7 @@ async def steady_state() -> dict[str, float]:
                     await clock.sleep(discovery.DEFAULT_INTERVAL)
                     await finder.poll()
                 per_hour.append(sandbox.count() - before)
-    if len(finder.votes) != VOTES or any(v.thread is None for v in finder.votes.values()):
+    if len(finder.votes) != VOTES or any(not v.root_message_id for v in finder.votes.values()):
         raise RuntimeError("discovery did not track every vote with its thread")
     return {
         "first_poll": first_poll,

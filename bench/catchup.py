@@ -32,13 +32,13 @@ import tests.support.dovecot as dovecot
 import watcher.core.message as message
 import watcher.core.roster as roster
 import watcher.core.tally as tally
+import watcher.core.tracking as tracking
 import watcher.flow.intake as intake
 import watcher.flow.worker as worker
 import watcher.services.log as log
 import watcher.services.secrets as secrets
 import watcher.sources.imap as imap
 import watcher.store as store
-import watcher.store.records as records
 
 RUNS: Final = 3
 CATCH_UP: Final = 1000
@@ -127,7 +127,7 @@ async def one_run(
         mail_intake = intake.Intake(db, retallier.changed, clock=lambda: T0, pool=pool)
         await mail_intake.take(root(run), "imap")
         vote = await db.upsert_vote(
-            records.TrackedVote(
+            tracking.TrackedVote(
                 run,
                 "example",
                 run,

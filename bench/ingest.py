@@ -287,7 +287,7 @@ async def idle_cost(tracked: int, reread_every: int) -> tuple[float, float]:
         stored.add(message.peek(item.raw).key)
 
     async with sandbox:
-        settings = ponymail.Settings(base_url=sandbox.url)
+        settings = ponymail.ArchiveSettings(base_url=sandbox.url)
         async with ponymail.ArchiveClient(settings) as client:
             source = ponymail.PonyMailSource(client, lists, reread_every=reread_every)
             started = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=2)

@@ -40,7 +40,6 @@ import watcher.sources.files as files
 import watcher.sources.imap as imap
 import watcher.sources.ponymail as ponymail
 import watcher.store as store
-import watcher.store.records as records
 
 log = structlog.get_logger("watcher.daemon")
 
@@ -90,7 +89,7 @@ class CycleReport:
 
 
 @dataclasses.dataclass(frozen=True)
-class Settings:
+class DaemonSettings:
     """What the running daemon reads of the configuration (`watcher.wiring` builds it)."""
 
     instance_name: str
@@ -112,7 +111,7 @@ class Settings:
 class Daemon:
     """The running parts, wired together."""
 
-    settings: Settings
+    settings: DaemonSettings
     db: store.Store
     atr: client.AtrClient
     desk: desk.Desk
@@ -192,22 +191,22 @@ class Daemon:
         if change.kind == "closed":
             stored = await self.db.get_vote(vote.release_key, vote.vote_seq)
             if stored is not None:
-                await self._end(stored, lifecycle.Event.CLOSE, change.phase)
+                await self._end(stored, lifecycle.VoteEvent.CLOSE, change.phase)
             self.desk.emit("vote_closed", stored, f"vote closed in ATR ({change.phase or 'no longer listed'})")
             return
         if change.previous is not None and change.previous.vote_seq != vote.vote_seq:
             old = await self.db.get_vote(change.previous.release_key, change.previous.vote_seq)
             if old is not None:
-                await self._end(old, lifecycle.Event.REPLACE)
-        stored = await self.db.upsert_vote(stored_vote(vote), self.clock())
+                await self._end(old, lifecycle.VoteEvent.REPLACE)
+        stored = await self.db.upsert_vote(vote, self.clock())
         kind: events.Kind = "vote_restarted" if change.kind == "restarted" else "vote_tracked"
         if change.kind in ("started", "restarted", "next_round"):
             ends = stored.vote_end.strftime("%Y-%m-%d %H:%M UTC") if stored.vote_end else "unknown"
-            rounds = f", podling round {vote.round}" if vote.round else ""
+            rounds = f", podling round {vote.vote_round}" if vote.vote_round else ""
             self.desk.emit(kind, stored, f"{vote.mode} vote{rounds} on {vote.list_address}, ends {ends}")
         await self._follow(stored)
 
-    async def _follow(self, vote: records.TrackedVote) -> None:
+    async def _follow(self, vote: tracking.TrackedVote) -> None:
         if not vote.root_message_id:
             return
         for source, _ in self.archives:
@@ -217,26 +216,26 @@ class Daemon:
                 )
         await self.intake.track(vote)
 
-    async def _find_root(self, vote: records.TrackedVote) -> None:
+    async def _find_root(self, vote: tracking.TrackedVote) -> None:
         """Without an archive, the [VOTE] is found among stored messages by the rendered subject."""
         known = self.discovering.votes.get(vote.release_key)
-        if known is None or known.thread is None:
+        if known is None or not known.root_message_id:
             return
-        stored = await self.db.upsert_vote(stored_vote(known), self.clock())
+        stored = await self.db.upsert_vote(known, self.clock())
         await self._follow(stored)
 
-    async def _end(self, vote: records.TrackedVote, event: lifecycle.Event, phase: str | None = None) -> None:
+    async def _end(self, vote: tracking.TrackedVote, event: lifecycle.VoteEvent, phase: str | None = None) -> None:
         """A vote ATR closed or replaced: its status (its waiting mail skipped), and nobody follows it any more."""
         await self.db.end_vote(vote, lifecycle.next_status(vote.status, event), self.clock())
-        if event is lifecycle.Event.CLOSE:
+        if event is lifecycle.VoteEvent.CLOSE:
             # Resolved at its end by ATR itself: the RM may still need to hear what the ballots missed.
             await self._guarded(self.desk.resolved_elsewhere(vote, phase), "resolved_elsewhere")
         self.intake.untrack(vote)
         self.desk.forget(vote.id)
-        if event is lifecycle.Event.CLOSE:
+        if event is lifecycle.VoteEvent.CLOSE:
             self._untrack_archive(vote)
 
-    def _untrack_archive(self, vote: records.TrackedVote) -> None:
+    def _untrack_archive(self, vote: tracking.TrackedVote) -> None:
         for source, _ in self.archives:
             source.untrack(message_id=vote.root_message_id)
 
@@ -335,7 +334,7 @@ class Daemon:
                 self._stale_votes.discard(vote.id)
             await self._check(vote.id)
 
-    async def _catch_up(self, vote: records.TrackedVote) -> None:
+    async def _catch_up(self, vote: tracking.TrackedVote) -> None:
         """Several instances: another may run discovery and the sources, so follow the vote and tally what it stored."""
         await self._follow(vote)
         size = len(await self.db.thread_keys(vote.id))
@@ -610,34 +609,6 @@ class Daemon:
         await self.atr.aclose()
         await self.db.close()
         self.desk.worker.close()
-
-
-def stored_vote(vote: tracking.TrackedVote) -> records.TrackedVote:
-    """What the store keeps of a vote discovery found."""
-    thread = vote.thread
-    return records.TrackedVote(
-        release_key=vote.release_key,
-        project=vote.project,
-        version=vote.version,
-        vote_seq=vote.vote_seq,
-        mode=vote.mode,
-        vote_round=vote.round,
-        committee=vote.binding_committee_key,
-        list_address=vote.list_address,
-        subject=thread.subject if thread else vote.subject,
-        root_message_id=thread.message_id if thread else "",
-        vote_started=vote.vote_started,
-        vote_end=vote.vote_end,
-        phase="release_candidate",
-        status=lifecycle.INITIAL,
-        extra={
-            "committee_key": vote.committee_key,
-            "podling_thread_id": vote.podling_thread_id or "",
-            "end_source": vote.end_source,
-            "min_hours": vote.min_hours,
-            "project_name": vote.project_name,
-        },
-    )
 
 
 def _store_error(exc: BaseException) -> store.StoreError | None:

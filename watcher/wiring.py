@@ -19,6 +19,7 @@ import watcher.config as config
 import watcher.core.decide as decide
 import watcher.core.lifecycle as lifecycle
 import watcher.core.roster as roster
+import watcher.core.tracking as tracking
 import watcher.daemon as daemon
 import watcher.flow.desk as desk
 import watcher.flow.discovery as discovery
@@ -37,7 +38,6 @@ import watcher.sources.imap as imap
 import watcher.sources.ponymail as ponymail
 import watcher.sources.stored as stored
 import watcher.store as store
-import watcher.store.records as records
 
 Archive = tuple[ponymail.PonyMailSource, ponymail.ArchiveClient]
 
@@ -70,22 +70,20 @@ async def build(
     archives = [_archive(source, db, clock) for source in cfg.sources if isinstance(source, config.PonymailSection)]
     pool = worker.Worker(check_timeout=cfg.watcher.read_timeout.total_seconds())
     finder: discovery.ThreadFinder = (
-        ponymail.ThreadFinder(archives[0][1]) if archives else stored.StoredThreads(db, pool.parse)
+        ponymail.ArchiveThreads(archives[0][1]) if archives else stored.StoredThreads(db, pool.parse)
     )
     found = discovery.Discovery(atr, finder, atr_rosters=atr_rosters)
     mail_intake = intake.Intake(db, stats=stats, clock=clock, pool=pool, max_bytes=cfg.watcher.max_message_bytes)
 
-    async def roster_for(vote: records.TrackedVote) -> roster.Roster:
-        committee = str(vote.extra.get("committee_key") or vote.committee)
-        return aliases.merged(await atr_rosters.for_vote(committee, vote.vote_round))
+    async def roster_for(vote: tracking.TrackedVote) -> roster.Roster:
+        return aliases.merged(await atr_rosters.for_vote(vote.committee_key, vote.vote_round))
 
-    async def previous_round(vote: records.TrackedVote) -> Sequence[bytes]:
-        thread_id = str(vote.extra.get("podling_thread_id") or "")
-        if not thread_id or not archives:
+    async def previous_round(vote: tracking.TrackedVote) -> Sequence[bytes]:
+        if not vote.podling_thread_id or not archives:
             return []
-        return await archives[0][1].thread_raw(thread_id)
+        return await archives[0][1].thread_raw(vote.podling_thread_id)
 
-    async def reread(vote: records.TrackedVote) -> int:
+    async def reread(vote: tracking.TrackedVote) -> int:
         """Read a vote's archived thread again before a decision (a back-dated reply may be there); new messages."""
         if not vote.root_message_id:
             return 0
@@ -191,9 +189,9 @@ def _deliver(mail_intake: intake.Intake) -> ponymail.Deliver:
     return deliver
 
 
-def settings(cfg: config.Config) -> daemon.Settings:
+def settings(cfg: config.Config) -> daemon.DaemonSettings:
     """What the running daemon reads of the configuration."""
-    return daemon.Settings(
+    return daemon.DaemonSettings(
         instance_name=cfg.watcher.instance_name,
         dry_run=cfg.watcher.dry_run,
         store_retry=cfg.watcher.store_retry,
@@ -207,8 +205,8 @@ def settings(cfg: config.Config) -> daemon.Settings:
     )
 
 
-def _desk_settings(cfg: config.Config, aliases: roster.Roster) -> desk.Settings:
-    return desk.Settings(
+def _desk_settings(cfg: config.Config, aliases: roster.Roster) -> desk.DeskSettings:
+    return desk.DeskSettings(
         atr_host=cfg.atr.host,
         sender=cfg.reminders.from_ or f"vote-watcher <{cfg.atr.uid}@apache.org>",
         reply_to=cfg.reminders.reply_to or None,
@@ -287,7 +285,7 @@ def imap_settings(section: config.ImapSection, max_fetch_bytes: int | None = Non
 
 
 def _archive(source: config.PonymailSection, db: store.Store, clock: wallclock.Clock) -> Archive:
-    settings = ponymail.Settings(
+    settings = ponymail.ArchiveSettings(
         base_url=source.base_url,
         total_timeout_s=source.timeout.total_seconds(),
         concurrency=source.concurrency,

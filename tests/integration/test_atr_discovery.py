@@ -38,20 +38,20 @@ async def test_trusted_and_email_votes_are_discovered_with_their_threads(
             changes = by_release(await finder.poll())
     assert {c.kind for c in changes.values()} == {"started"}
     trusted = changes["example-1.2.0"].vote
-    assert (trusted.mode, trusted.round, trusted.vote_seq) == ("trusted", None, 7)
+    assert (trusted.mode, trusted.vote_round, trusted.vote_seq) == ("trusted", None, 7)
     assert trusted.list_address == "dev@example.apache.org"
     assert trusted.subject == "[VOTE] Release Example 1.2.0"
     assert trusted.binding_committee_key == "example"
-    assert trusted.thread is not None
-    assert trusted.thread.message_id == atr.state.releases["example-1.2.0"].vote_message_id
+    assert trusted.root_message_id
+    assert trusted.root_message_id == atr.state.releases["example-1.2.0"].vote_message_id
     assert trusted.vote_started == fixtures.START - datetime.timedelta(hours=2)
     assert (trusted.vote_end, trusted.end_source) == (trusted.vote_started + datetime.timedelta(hours=72), "body")
     email = changes["mailer-3.0.1"].vote
     assert (email.mode, email.min_hours, email.list_address) == ("email", 96, "dev@mail.apache.org")
-    assert email.thread is not None
+    assert email.root_message_id
     assert email.vote_end == email.vote_started + datetime.timedelta(hours=96)
     podling = changes["fooling-0.3.0"].vote
-    assert (podling.round, podling.binding_committee_key, podling.list_address) == (
+    assert (podling.vote_round, podling.binding_committee_key, podling.list_address) == (
         1,
         "fooling",
         "dev@fooling.apache.org",
@@ -74,7 +74,7 @@ async def test_the_vote_end_is_what_the_vote_mail_states(
         async with api:
             vote = by_release(await finder.poll())["example-1.2.0"].vote
     assert vote.subject == "[VOTE] Apache Example 1.2.0 (rev 00001)"
-    assert vote.thread is not None
+    assert vote.root_message_id
     assert vote.vote_end == vote.vote_started + datetime.timedelta(hours=100)
 
 
@@ -85,7 +85,7 @@ async def test_a_thread_archived_later_is_found_on_a_later_poll_and_idle_polls_a
         api, finder = discover(atr, atr_clock, memory_lists)
         async with api:
             first = await finder.poll()
-            assert all(c.vote.thread is None and c.vote.end_source == "policy" for c in first)
+            assert all(not c.vote.root_message_id and c.vote.end_source == "policy" for c in first)
             await atr.announce_votes()
             atr_clock.advance(600)
             found = await finder.poll()
@@ -95,7 +95,7 @@ async def test_a_thread_archived_later_is_found_on_a_later_poll_and_idle_polls_a
             idle_cost = atr.count() - before
     assert {c.kind for c in found} == {"thread_found"}
     assert len(found) == 3
-    assert all(c.vote.thread is not None for c in found)
+    assert all(c.vote.root_message_id for c in found)
     assert idle == []
     assert idle_cost == 1
 
@@ -120,10 +120,10 @@ async def test_a_restarted_vote_replaces_the_old_one(
     assert change.vote.vote_seq == 8
     assert change.vote.vote_started == atr_clock.now()
     # The new [VOTE], not the old one with the same subject.
-    assert change.vote.thread is not None
-    assert change.vote.thread.message_id == release.vote_message_id
-    assert change.previous.thread is not None
-    assert change.vote.thread.message_id != change.previous.thread.message_id
+    assert change.vote.root_message_id
+    assert change.vote.root_message_id == release.vote_message_id
+    assert change.previous.root_message_id
+    assert change.vote.root_message_id != change.previous.root_message_id
     assert finder.votes["example-1.2.0"] == change.vote
 
 
@@ -168,17 +168,21 @@ async def test_both_rounds_of_a_podling_vote(
             await rm.vote_resolve("fooling", "0.3.0", "passed")
             change = by_release(await finder.poll())["fooling-0.3.0"]
             round_two_binding = [await finder.is_binding(change.vote, u) for u in ("pat", "ivy", "ian")]
-    assert (first.round, first.binding_committee_key, first.list_address) == (1, "fooling", "dev@fooling.apache.org")
-    assert first.thread is not None
+    assert (first.vote_round, first.binding_committee_key, first.list_address) == (
+        1,
+        "fooling",
+        "dev@fooling.apache.org",
+    )
+    assert first.root_message_id
     assert round_one_binding == [True, False, False]
     second = change.vote
     assert change.kind == "next_round"
     assert change.previous == first
-    assert (second.round, second.binding_committee_key) == (2, "incubator")
+    assert (second.vote_round, second.binding_committee_key) == (2, "incubator")
     assert second.list_address == "general@incubator.apache.org"
     assert second.podling_thread_id is not None
-    assert second.thread is not None
-    assert second.thread.message_id == atr.state.releases["fooling-0.3.0"].vote_message_id
+    assert second.root_message_id
+    assert second.root_message_id == atr.state.releases["fooling-0.3.0"].vote_message_id
     assert second.vote_end == atr_clock.now() + datetime.timedelta(hours=72)
     assert round_two_binding == [False, True, True]
 
@@ -206,7 +210,7 @@ async def test_a_failing_thread_source_does_not_stop_discovery(
         async with api:
             changes = await finder.poll()
     assert len(changes) == 3
-    assert all(c.vote.thread is None for c in changes)
+    assert all(not c.vote.root_message_id for c in changes)
 
 
 def max_in_any_hour(stamps: list[float]) -> int:
@@ -231,7 +235,7 @@ async def test_the_budget_holds_with_fifty_running_votes(
                 await atr_clock.sleep(discovery.DEFAULT_INTERVAL)
                 await finder.poll()
     assert len(finder.votes) == 50
-    assert all(vote.thread is not None for vote in finder.votes.values())
+    assert all(vote.root_message_id for vote in finder.votes.values())
     # 50 requests to each of project/get, policy/get and committee/get to learn the votes: the budget
     # counts per route as ATR does (atr.md §10.3), so only possible by waiting, never beyond it.
     assert api.budget.waited > 0

@@ -87,7 +87,7 @@ async def test_run_once_from_an_mbox_writes_the_reminder_once(tmp_path: pathlib.
         try:
             [tracked] = await db.votes()
             assert tracked.root_message_id
-            assert [(v.voter, v.value) for v in await db.voter_votes(tracked.id)] == [("chen", "+1")]
+            assert [(v.voter, v.vote) for v in await db.voter_votes(tracked.id)] == [("chen", "+1")]
         finally:
             await db.close()
         # The reminder is due once the delay has passed since the thread was stored.

@@ -20,6 +20,7 @@ import pytest
 import watcher.atr.models as models
 import watcher.core.decide as decide
 import watcher.core.roster as roster
+import watcher.core.tracking as tracking
 import watcher.flow.desk as desk
 import watcher.flow.worker as worker
 import watcher.mail.render as render
@@ -103,21 +104,22 @@ def pool() -> Iterator[worker.Worker]:
 
 
 async def setup(
-    db: store.Store, pool: worker.Worker, atr: FakeAtr, clock: Clock, replies: Sequence[bytes]
-) -> tuple[desk.Desk, records.TrackedVote]:
+    db: store.Store, worker: worker.Worker, atr: FakeAtr, clock: Clock, replies: Sequence[bytes]
+) -> tuple[desk.Desk, tracking.TrackedVote]:
     vote = await db.upsert_vote(
-        records.TrackedVote(
+        tracking.TrackedVote(
             "foo-1.0",
             "foo",
             "1.0",
             1,
             "trusted",
-            committee="foo",
+            committee_key="foo",
+            binding_committee_key="foo",
             subject=SUBJECT,
             root_message_id="root@x",
             vote_started=T0,
             vote_end=T0 + datetime.timedelta(hours=72),
-            phase=decide.CANDIDATE_PHASE,
+            phase=tracking.CANDIDATE_PHASE,
         ),
         T0,
     )
@@ -126,13 +128,13 @@ async def setup(
         await db.add_message(raw, "test", now=T0)
         await db.link_message_to_vote(vote.id, key, now=T0)
 
-    async def roster_for(_: records.TrackedVote) -> roster.Roster:
+    async def roster_for(_: tracking.TrackedVote) -> roster.Roster:
         return PEOPLE
 
-    async def previous_round(_: records.TrackedVote) -> Sequence[bytes]:
+    async def previous_round(_: tracking.TrackedVote) -> Sequence[bytes]:
         return []
 
-    settings = desk.Settings(
+    settings = desk.DeskSettings(
         atr_host="atr.example",
         sender="Vote Watcher <vote-watcher@apache.org>",
         reply_to=None,

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+import watcher.core.tracking as tracking
 import watcher.flow.intake as intake
 import watcher.store as store
 
@@ -54,7 +55,7 @@ class Changes:
 
 async def tracked(db: store.Store, mail_intake: intake.Intake, root: str = "root@x", seq: int = 1) -> int:
     vote = await db.upsert_vote(
-        store.TrackedVote(
+        tracking.TrackedVote(
             "foo-1.0", "foo", "1.0", seq, "trusted", subject=SUBJECT, root_message_id=root, vote_started=T0
         ),
         T0,

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 import watcher.core.digest as digest
+import watcher.core.tracking as tracking
 import watcher.flow.intake as intake
 import watcher.flow.worker as worker
 import watcher.store as store
@@ -61,7 +62,7 @@ async def _intake(db: store.Store, pool: worker.Worker, changed: list[int]) -> t
 
     mail_intake = intake.Intake(db, on_changed, clock=lambda: T0, pool=pool, max_bytes=50_000)
     vote = await db.upsert_vote(
-        store.TrackedVote(
+        tracking.TrackedVote(
             "foo-1.0", "foo", "1.0", 1, "trusted", subject="[VOTE] Release Foo 1.0", root_message_id="root@x"
         ),
         T0,

@@ -79,7 +79,7 @@ async def _fill_revision_0001(db: store.Store) -> None:
         await conn.execute(
             sa.text(
                 "INSERT INTO votes (id, release_key, project, version, vote_seq, mode, status, extra, updated_at) "
-                "VALUES (1, 'foo-1.0', 'foo', '1.0', 1, 'trusted', 'open', '{\"min_hours\": 72}', :now)"
+                "VALUES (1, 'foo-1.0', 'foo', '1.0', 1, 'trusted', 'open', '{\"min_hours\": 96}', :now)"
             ),
             {"now": _db_time(db, T0)},
         )
@@ -122,7 +122,7 @@ async def test_upgrade_from_the_previous_revision_keeps_the_data(empty_store: st
     assert await db.get_raw("root@x") == b"Message-ID: <root@x>\n\n[VOTE]\n"
     tracked = await db.get_vote("foo-1.0", 1)
     assert tracked is not None
-    assert tracked.extra == {"min_hours": 72}
+    assert tracked.min_hours == 96
     assert tracked.updated_at == T0
     assert await db.thread_keys(tracked.id) == ["root@x"]
     cursor = await db.get_cursor("imap:a@x", "INBOX")

@@ -28,7 +28,7 @@ INDEXER_MBOX = "threads/04-maven-indexer-6.0.0.mbox"
 
 def client(url: str, **overrides: Any) -> ponymail.ArchiveClient:
     """A client with short backoff, so that retry tests stay quick."""
-    settings = ponymail.Settings(base_url=url, backoff_s=0.01, backoff_max_s=0.05)
+    settings = ponymail.ArchiveSettings(base_url=url, backoff_s=0.01, backoff_max_s=0.05)
     return ponymail.ArchiveClient(dataclasses.replace(settings, **overrides))
 
 
@@ -475,7 +475,7 @@ async def test_retry_after_is_honoured(ponymail_sandbox: Sandbox) -> None:
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    settings = ponymail.Settings(base_url=ponymail_sandbox.url, backoff_s=0.01, backoff_max_s=0.05)
+    settings = ponymail.ArchiveSettings(base_url=ponymail_sandbox.url, backoff_s=0.01, backoff_max_s=0.05)
     ponymail_sandbox.fail_next(1, status=429, retry_after="3")
     async with ponymail.ArchiveClient(settings, sleep=sleep) as archive_client:
         assert await archive_client.stats(LIST) != {}
@@ -487,7 +487,7 @@ async def test_retry_after_is_honoured(ponymail_sandbox: Sandbox) -> None:
 
 async def test_plain_http_is_refused_beyond_loopback() -> None:
     with pytest.raises(ValueError, match="https"):
-        ponymail.ArchiveClient(ponymail.Settings(base_url="http://lists.apache.org"))
+        ponymail.ArchiveClient(ponymail.ArchiveSettings(base_url="http://lists.apache.org"))
 
 
 async def test_a_failing_store_loses_nothing(ponymail_sandbox: Sandbox) -> None:
@@ -534,7 +534,7 @@ async def test_thread_finder_for_discovery(corpus_dir: pathlib.Path) -> None:
     started = datetime.datetime(2017, 11, 28, 10, 0, tzinfo=datetime.UTC)
     subject = "[VOTE] Release Maven Indexer {}"
     async with sandbox as url, client(url) as archive_client:
-        finder = ponymail.ThreadFinder(archive_client)
+        finder = ponymail.ArchiveThreads(archive_client)
         found = await finder.find_vote_thread(LIST, subject.format("6.0.0"), "Maven Indexer", "6.0.0", started)
         missing = await finder.find_vote_thread(LIST, subject.format("7.0.0"), "Maven Indexer", "7.0.0", started)
     assert isinstance(found, tracking.FoundThread)

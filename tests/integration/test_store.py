@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import email.message
 import email.policy
@@ -11,6 +12,8 @@ import pathlib
 import pytest
 
 import watcher.core.lifecycle as lifecycle
+import watcher.core.tally as tally
+import watcher.core.tracking as tracking
 import watcher.mail.mailer as mailer
 import watcher.mail.outbox as outbox
 import watcher.store as store
@@ -35,29 +38,30 @@ def mail(message_id: str, *, subject: str = "Re: [VOTE] Release Foo 1.0", parent
     return ("\n".join(headers) + f"\n\n{body}\n").encode()
 
 
-def vote(release_key: str = "foo-1.0", vote_seq: int = 1, **changes: object) -> store.TrackedVote:
+def vote(release_key: str = "foo-1.0", vote_seq: int = 1, **changes: object) -> tracking.TrackedVote:
     """A tracked vote as the daemon would describe it."""
-    base = store.TrackedVote(
+    base = tracking.TrackedVote(
         release_key=release_key,
         project="foo",
         version="1.0",
         vote_seq=vote_seq,
         mode="trusted",
         vote_round=None,
-        committee="foo",
+        committee_key="foo",
+        binding_committee_key="foo",
         list_address="dev@foo.apache.org",
         subject="[VOTE] Release Foo 1.0",
         root_message_id="root@x",
         vote_started=T0,
         vote_end=T0 + datetime.timedelta(hours=72),
         phase="release_candidate",
-        extra={"min_hours": 72, "thread_id": "abc"},
+        min_hours=96,
+        end_source="body",
+        podling_thread_id="abc",
+        project_name="Apache Foo",
+        vote_thread_url="https://lists.apache.org/thread/abc",
     )
-    return base if not changes else store.TrackedVote(**{**_fields(base), **changes})
-
-
-def _fields(value: store.TrackedVote) -> dict[str, object]:
-    return {name: getattr(value, name) for name in value.__dataclass_fields__}
+    return dataclasses.replace(base, **changes)
 
 
 def reminder_mail(voter: str, message_id: str) -> bytes:
@@ -136,7 +140,8 @@ async def test_votes_upsert_by_release_and_round(state_store: store.Store) -> No
     first = await state_store.upsert_vote(vote(), now=T0)
     assert first.id > 0
     assert first.updated_at == T0
-    assert first.extra == {"min_hours": 72, "thread_id": "abc"}
+    # Every fact comes back, those kept without a column of their own (in `extra`) too.
+    assert dataclasses.replace(first, id=0, updated_at=None) == vote()
     assert first.vote_end == T0 + datetime.timedelta(hours=72)
     later_end = datetime.datetime(2025, 3, 5, 9, 30, tzinfo=datetime.timezone(datetime.timedelta(hours=-5)))
     second = await state_store.upsert_vote(vote(vote_end=later_end, phase="release_candidate", subject="x"), now=T0)
@@ -157,7 +162,7 @@ async def test_votes_lists_open_ones(state_store: store.Store) -> None:
     one = await state_store.upsert_vote(vote("foo-1.0"))
     two = await state_store.upsert_vote(vote("bar-2.0", vote_round=2, mode="email"))
     assert [v.id for v in await state_store.votes()] == [one.id, two.id]
-    await state_store.set_vote_status(one.id, lifecycle.Status.RESOLVED)
+    await state_store.set_vote_status(one.id, lifecycle.VoteStatus.RESOLVED)
     assert [v.release_key for v in await state_store.votes()] == ["bar-2.0"]
     assert {v.release_key for v in await state_store.votes(open_only=False)} == {"foo-1.0", "bar-2.0"}
     assert (await state_store.votes())[0].vote_round == 2
@@ -193,17 +198,22 @@ async def test_thread_explicit_positions(state_store: store.Store) -> None:
 
 async def test_voter_votes_latest_wins_and_replace(state_store: store.Store) -> None:
     tracked = await state_store.upsert_vote(vote())
-    first = store.VoterVote("alice", "+1", "binding", "a@x", T0, "+1 (binding)", "high", ("explicit",), False, 2)
+    first = tally.EmailedVote(
+        "alice", "+1", "binding", message_id="a@x", date=T0, quotation="+1 (binding)", reasons=("explicit",), position=2
+    )
     await state_store.record_voter_vote(tracked.id, first, now=T0)
-    changed = store.VoterVote("alice", "-1", "binding", "b@x", T0 + HOUR, "-1, sorry", "high", (), True, 5)
+    changed = tally.EmailedVote(
+        "alice", "-1", "binding", message_id="b@x", date=T0 + HOUR, quotation="-1, sorry", updated=True, position=5
+    )
     await state_store.record_voter_vote(tracked.id, changed, now=T0 + HOUR)
-    await state_store.record_voter_vote(tracked.id, store.VoterVote("bob@example.org", "+1", "unknown", position=3))
+    await state_store.record_voter_vote(tracked.id, tally.EmailedVote("bob@example.org", "+1", "unknown", position=3))
     got = await state_store.voter_votes(tracked.id)
     assert [v.voter for v in got] == ["bob@example.org", "alice"]
     alice = got[1]
-    assert (alice.value, alice.quotation, alice.updated, alice.reasons) == ("-1", "-1, sorry", True, ())
+    assert (alice.vote, alice.quotation, alice.updated, alice.reasons) == ("-1", "-1, sorry", True, ())
     assert alice.recorded_at == T0 + HOUR
-    fresh = [store.VoterVote("carol", "0", "committer", position=1, reasons=("fraction", "low"))]
+    assert dataclasses.replace(alice, recorded_at=None) == changed
+    fresh = [tally.EmailedVote("carol", "0", "committer", position=1, reasons=("fraction", "low"), confidence="low")]
     await state_store.replace_voter_votes(tracked.id, fresh)
     got = await state_store.voter_votes(tracked.id)
     assert [(v.voter, v.reasons) for v in got] == [("carol", ("fraction", "low"))]
@@ -343,13 +353,13 @@ async def test_skip_pending_when_a_vote_ends(state_store: store.Store) -> None:
 @pytest.mark.parametrize(
     ("status", "skipped"),
     [
-        (lifecycle.Status.CLOSED, "vote closed"),
-        (lifecycle.Status.REPLACED, "vote restarted"),
-        (lifecycle.Status.DONE, ""),
+        (lifecycle.VoteStatus.CLOSED, "vote closed"),
+        (lifecycle.VoteStatus.REPLACED, "vote restarted"),
+        (lifecycle.VoteStatus.DONE, ""),
     ],
 )
 async def test_ending_a_vote_sets_its_status_and_skips_its_waiting_mail(
-    state_store: store.Store, status: lifecycle.Status, skipped: str
+    state_store: store.Store, status: lifecycle.VoteStatus, skipped: str
 ) -> None:
     tracked = await state_store.upsert_vote(vote("foo-1.0"), T0)
     other = await state_store.upsert_vote(vote("foo-1.0", vote_seq=2), T0)

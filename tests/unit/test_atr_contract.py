@@ -45,7 +45,7 @@ READERS: dict[str, Reader] = {
     "ReleaseGetResults": lambda d: _read(models.Release, models.RELEASE_ESSENTIAL)(d["release"]),
     "ProjectGetResults": lambda d: _read(models.Project)(d["project"]),
     "PolicyGetResults": _read(models.Policy),
-    "CommitteeGetResults": lambda d: _read(models.Committee)(d["committee"]),
+    "CommitteeGetResults": lambda d: _read(models.AtrCommittee)(d["committee"]),
     "VoteTabulateResults": _read(models.VoteTabulateResults, models.TABULATE_ESSENTIAL),
     "VoteResolveResults": _read(models.VoteResolveResults),
     "VoteCastResults": _read(models.VoteCastResults, frozenset({"success"})),

@@ -90,13 +90,13 @@ def test_a_trusted_vote_of_a_top_level_project() -> None:
     assert vote is not None
     assert (vote.release_key, vote.project, vote.version, vote.vote_seq) == ("example-1.0.0", "example", "1.0.0", 3)
     assert vote.mode == "trusted"
-    assert vote.round is None
+    assert vote.vote_round is None
     assert vote.binding_committee_key == "example"
     assert vote.list_address == "dev@example.apache.org"
     assert vote.subject == "[VOTE] Release Example 1.0.0"
     assert vote.vote_end == STARTED + datetime.timedelta(hours=72)
     assert vote.end_source == "policy"
-    assert vote.thread is None
+    assert vote.root_message_id == ""
 
 
 def test_the_frozen_mode_wins_over_the_policy_and_manual_votes_are_not_tracked() -> None:
@@ -119,7 +119,7 @@ def test_podling_rounds_use_the_ppmc_then_the_ipmc_and_general() -> None:
         release(key="fooling-0.3", project_key="fooling", version="0.3"), project, policy(), PODLING
     )
     assert round_one is not None
-    assert round_one.round == 1
+    assert round_one.vote_round == 1
     assert round_one.binding_committee_key == "fooling"
     assert round_one.list_address == "dev@fooling.apache.org"
     assert round_one.subject == "[VOTE] Release Fooling (Incubating) 0.3"
@@ -132,7 +132,7 @@ def test_podling_rounds_use_the_ppmc_then_the_ipmc_and_general() -> None:
         PODLING,
     )
     assert round_two is not None
-    assert round_two.round == 2
+    assert round_two.vote_round == 2
     assert round_two.binding_committee_key == "incubator"
     assert round_two.list_address == "general@incubator.apache.org"
     assert tracking.change_kind(round_one, round_two) == "next_round"
@@ -168,12 +168,14 @@ def test_project_names_as_atr_shortens_them() -> None:
 def test_the_thread_sets_the_end_from_its_body() -> None:
     vote = tracking.track(release(), PROJECT, policy(), PMC)
     assert vote is not None
-    thread = tracking.FoundThread("abc@apache.org", vote.subject, "The vote is open for at least 96 hours.", STARTED)
+    thread = tracking.FoundThread("abc@apache.org", "[VOTE] Example 1.0.0 RC1", "Open for at least 96 hours.", STARTED)
     found = tracking.with_thread(vote, thread)
-    assert found.thread == thread
+    assert (found.root_message_id, found.subject) == ("abc@apache.org", "[VOTE] Example 1.0.0 RC1")
     assert found.vote_end == STARTED + datetime.timedelta(hours=96)
     assert found.end_source == "body"
-    assert tracking.thread_since(vote) < STARTED
+    since = tracking.thread_since(vote)
+    assert since is not None and since < STARTED
+    assert tracking.thread_since(dataclasses.replace(vote, vote_started=None)) is None
 
 
 def test_a_new_vote_seq_is_a_restart() -> None:

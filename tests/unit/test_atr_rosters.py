@@ -11,10 +11,10 @@ import watcher.atr.rosters as rosters
 import watcher.core.roster as roster
 import watcher.sandbox.clocks as clocks
 
-PPMC = models.Committee(
+PPMC = models.AtrCommittee(
     key="fooling", is_podling=True, committee_members=["pat", "ian"], committers=["pat", "ian", "dave"]
 )
-IPMC = models.Committee(key="incubator", committee_members=["ian", "ivy"])
+IPMC = models.AtrCommittee(key="incubator", committee_members=["ian", "ivy"])
 
 
 def test_atr_committees_become_roster_values() -> None:
@@ -44,12 +44,12 @@ def test_binding_follows_the_round(uid: str | None, vote_round: int, binding: bo
 class Reader:
     """An in-memory committee source that counts its reads."""
 
-    def __init__(self, committees: dict[str, models.Committee]) -> None:
+    def __init__(self, committees: dict[str, models.AtrCommittee]) -> None:
         self.committees = committees
         self.reads = 0
         self.fail: errors.AtrError | None = None
 
-    async def committee_get(self, key: str) -> models.Committee:
+    async def committee_get(self, key: str) -> models.AtrCommittee:
         self.reads += 1
         if self.fail is not None:
             raise self.fail

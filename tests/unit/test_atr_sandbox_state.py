@@ -17,8 +17,8 @@ NOW = fixtures.START.timestamp()
 HOUR = 3600.0
 
 
-def state(**changes: object) -> atr_state.AtrState:
-    return atr_state.AtrState(atr_scenario.from_mapping(fixtures.scenario_data(**changes), NOW))
+def state(**changes: object) -> atr_state.SandboxState:
+    return atr_state.SandboxState(atr_scenario.from_mapping(fixtures.scenario_data(**changes), NOW))
 
 
 def test_the_standard_scenario_loads_with_atrs_defaults() -> None:
@@ -111,7 +111,7 @@ def test_the_latest_ballot_per_voter_counts_and_binding_is_rechecked() -> None:
     assert passed is False
 
 
-def round_two_state() -> atr_state.AtrState:
+def round_two_state() -> atr_state.SandboxState:
     """Fooling in round 2 (vote_seq 12) after round 1 (vote_seq 9, then a retry at 10)."""
     releases = fixtures.scenario_data()["atr"]["releases"]
     releases[2] |= {"current_vote_seq": 12, "podling_thread_id": "h" * 32}
@@ -151,8 +151,8 @@ def test_without_round_one_ballots_nothing_is_carried() -> None:
     assert [e.is_carried for e in atr.effective_ballots(atr.releases["fooling-0.3.0"])] == [False]
 
 
-def make_ballot(choice: str, comment: str, vote_round: int | None, binding: bool) -> atr_state.Ballot:
-    return atr_state.Ballot(
+def make_ballot(choice: str, comment: str, vote_round: int | None, binding: bool) -> atr_state.BallotPaper:
+    return atr_state.BallotPaper(
         1, "example-1.2.0", 7, vote_round, "bob", "Bob Builder", choice, comment, binding, "00001", "r@apache.org", NOW
     )
 

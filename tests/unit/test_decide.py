@@ -8,12 +8,15 @@ import datetime
 import pytest
 
 import watcher.core.decide as decide
+import watcher.core.lifecycle as lifecycle
+import watcher.core.tally as tally
+import watcher.core.tracking as tracking
 
 T0 = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=datetime.UTC)
 HOUR = datetime.timedelta(hours=1)
 END = T0 + 72 * HOUR
 
-STATE = decide.VoteState(
+STATE = tracking.TrackedVote(
     release_key="foo-1.0.0",
     project="foo",
     version="1.0.0",
@@ -22,7 +25,7 @@ STATE = decide.VoteState(
     vote_round=None,
     vote_end=END,
 )
-EMAIL_VOTE = decide.EmailedVote(
+EMAIL_VOTE = tally.EmailedVote(
     voter="alice", vote="+1", status="binding", date=T0 + HOUR, message_id="<a@x>", quotation="+1 (binding)"
 )
 REMINDER_CONFIG = decide.ReminderConfig(delay=datetime.timedelta(minutes=30))
@@ -59,7 +62,7 @@ REMINDER_CASES: list[tuple[str, dict[str, object], decide.Reason]] = [
     ("due", {}, decide.Reason.DUE),
     ("email mode", {"state": dataclasses.replace(STATE, mode="email")}, decide.Reason.NOT_TRUSTED),
     ("manual mode", {"state": dataclasses.replace(STATE, mode="manual")}, decide.Reason.NOT_TRUSTED),
-    ("resolved", {"state": dataclasses.replace(STATE, resolved=True)}, decide.Reason.RESOLVED),
+    ("resolved", {"state": dataclasses.replace(STATE, status=lifecycle.VoteStatus.RESOLVED)}, decide.Reason.RESOLVED),
     ("left candidate", {"state": dataclasses.replace(STATE, phase="release_preview")}, decide.Reason.NOT_CANDIDATE),
     ("restarted", {"atr": dataclasses.replace(ATR, vote_seq=8)}, decide.Reason.VOTE_SEQ_CHANGED),
     ("no vote running", {"atr": dataclasses.replace(ATR, vote_seq=None)}, decide.Reason.VOTE_SEQ_CHANGED),
@@ -163,10 +166,8 @@ FAILING = decide.AtrState(
 )
 
 
-def email(
-    voter: str, value: str, *, status: str = "binding", date: datetime.datetime = T0 + HOUR
-) -> decide.EmailedVote:
-    return decide.EmailedVote(voter=voter, vote=value, status=status, date=date, message_id=f"<{voter}@x>")
+def email(voter: str, value: str, *, status: str = "binding", date: datetime.datetime = T0 + HOUR) -> tally.EmailedVote:
+    return tally.EmailedVote(voter=voter, vote=value, status=status, date=date, message_id=f"<{voter}@x>")
 
 
 def resolve(**changes: object) -> decide.ResolutionDecision:
@@ -187,7 +188,13 @@ RESOLUTION_CASES: list[tuple[str, dict[str, object], decide.Action, decide.Reaso
         None,
     ),
     ("podling round 2", {"state": dataclasses.replace(STATE, vote_round=2)}, "resolve", decide.Reason.PASSED, "passed"),
-    ("already resolved", {"state": dataclasses.replace(STATE, resolved=True)}, "drop", decide.Reason.RESOLVED, None),
+    (
+        "already resolved",
+        {"state": dataclasses.replace(STATE, status=lifecycle.VoteStatus.RESOLVED)},
+        "drop",
+        decide.Reason.RESOLVED,
+        None,
+    ),
     (
         "left candidate",
         {"state": dataclasses.replace(STATE, phase="release_candidate_draft")},
@@ -303,8 +310,8 @@ def test_hold_lists_the_unrecorded_binding_votes_and_the_tallies() -> None:
         ("e", "-1", "no_ballot"),
         ("f", "-1", "no_ballot"),
     ]
-    assert decision.trusted == decide.Counts(3, 0, 0)
-    assert decision.with_email == decide.Counts(3, 3, 0)
+    assert decision.trusted == tally.Counts(yes=3, no=0, abstain=0)
+    assert decision.with_email == tally.Counts(yes=3, no=3, abstain=0)
 
 
 def test_a_newer_differing_email_replaces_the_ballot() -> None:
@@ -316,7 +323,7 @@ def test_a_newer_differing_email_replaces_the_ballot() -> None:
     assert decision.reason == decide.Reason.UNRECORDED_WOULD_FAIL
     [item] = decision.unrecorded
     assert (item.voter, item.kind, item.ballot_choice) == ("a", "differs_from_ballot", "+1")
-    assert decision.with_email == decide.Counts(2, 1, 0)
+    assert decision.with_email == tally.Counts(yes=2, no=1, abstain=0)
 
 
 def test_an_older_differing_email_is_superseded_by_the_ballot() -> None:
@@ -329,7 +336,7 @@ def test_an_older_differing_email_is_superseded_by_the_ballot() -> None:
 def test_summary_counts_win_over_ballots() -> None:
     summary = decide.TrustedSummary(binding_yes=5, binding_no=1)
     atr = dataclasses.replace(PASSING, summary=summary)
-    assert decide.trusted_counts(atr) == decide.Counts(5, 1, 0)
+    assert decide.trusted_counts(atr) == tally.Counts(yes=5, no=1, abstain=0)
     # 5 +1 against 1 + 3 unrecorded -1: 5 > 4 passes.
     assert resolve(atr=atr, votes=[email(u, "-1") for u in "def"]).action == "resolve"
     # A fifth -1: 5 > 5 fails.
@@ -338,7 +345,7 @@ def test_summary_counts_win_over_ballots() -> None:
 
 def test_non_binding_ballots_are_not_counted() -> None:
     ballots = {**THREE_YES, "x": ballot("x", "-1", binding=False)}
-    assert decide.trusted_counts(dataclasses.replace(PASSING, ballots=ballots)) == decide.Counts(3, 0, 0)
+    assert decide.trusted_counts(dataclasses.replace(PASSING, ballots=ballots)) == tally.Counts(yes=3, no=0, abstain=0)
 
 
 def test_without_unrecorded_votes_atr_verdict_stands() -> None:
@@ -357,8 +364,8 @@ def test_pass_rule(yes: int, no: int, passes: bool) -> None:
 def test_reminders_due_decides_each_voter() -> None:
     votes = [
         EMAIL_VOTE,
-        decide.EmailedVote(voter="bob", vote="+1", date=T0 + HOUR, message_id="<b@x>"),
-        decide.EmailedVote(voter="carol", vote="-1", status="committer", date=T0, message_id="<c@x>"),
+        tally.EmailedVote(voter="bob", vote="+1", status="binding", date=T0 + HOUR, message_id="<b@x>"),
+        tally.EmailedVote(voter="carol", vote="-1", status="committer", date=T0, message_id="<c@x>"),
     ]
     atr = dataclasses.replace(ATR, ballots={"bob": ballot("bob", "+1")})
     # alice's mail was stored late, so her delay has not run out yet.

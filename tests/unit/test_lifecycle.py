@@ -8,8 +8,8 @@ import pytest
 
 import watcher.core.lifecycle as lifecycle
 
-S = lifecycle.Status
-E = lifecycle.Event
+S = lifecycle.VoteStatus
+E = lifecycle.VoteEvent
 
 ALLOWED = [
     *[(status, E.TRACK, S.OPEN) for status in S],

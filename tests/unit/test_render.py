@@ -13,6 +13,8 @@ import re
 import pytest
 
 import watcher.core.decide as decide
+import watcher.core.tally as tally
+import watcher.core.tracking as tracking
 import watcher.mail.render as render
 
 T0 = datetime.datetime(2026, 11, 20, 12, 0, tzinfo=datetime.UTC)
@@ -214,12 +216,14 @@ def test_vote_url_quotes_segments() -> None:
 # Release-manager notice
 
 VOTES = [
-    decide.EmailedVote("dave", "-1", date=T0, name="Dave", quotation="-1 license headers missing", message_id="<d@x>"),
-    decide.EmailedVote("erin", "-1", date=T0),
-    decide.EmailedVote("fred", "-1", date=T0),
+    tally.EmailedVote(
+        "dave", "-1", "binding", date=T0, name="Dave", quotation="-1 license headers missing", message_id="<d@x>"
+    ),
+    tally.EmailedVote("erin", "-1", "binding", date=T0),
+    tally.EmailedVote("fred", "-1", "binding", date=T0),
 ]
 HELD = decide.resolution_due(
-    decide.VoteState("foo-1.2.0", "foo", "1.2.0", 4, "trusted", None, END),
+    tracking.TrackedVote("foo-1.2.0", "foo", "1.2.0", 4, "trusted", vote_end=END),
     decide.AtrState(
         vote_seq=4,
         fetched_at=END,
@@ -278,7 +282,7 @@ def test_held_notice_lists_unrecorded_votes_and_reminders() -> None:
 
 def test_manual_notice_for_a_failing_tally() -> None:
     failing = decide.ResolutionDecision(
-        "manual", decide.Reason.FAILED_MANUAL, "fails", trusted=decide.Counts(2, 0), with_email=decide.Counts(2, 0)
+        "manual", decide.Reason.FAILED_MANUAL, "fails", trusted=tally.Counts(yes=2), with_email=tally.Counts(yes=2)
     )
     msg = notice(failing, [])
     assert "failed" in msg["Subject"]

@@ -213,10 +213,10 @@ class AtrClient:
         path = f"/api/policy/get/{_segment(project)}"
         return self._parse(models.Policy, await self._call("GET", path), path, project)
 
-    async def committee_get(self, key: str) -> models.Committee:
+    async def committee_get(self, key: str) -> models.AtrCommittee:
         """A committee with its members, committers and release managers."""
         path = f"/api/committee/get/{_segment(key)}"
-        return self._parse(models.Committee, _field(await self._call("GET", path), "committee", path), path, key)
+        return self._parse(models.AtrCommittee, _field(await self._call("GET", path), "committee", path), path, key)
 
     async def openapi(self) -> dict[str, Any]:
         """ATR's OpenAPI document (`/api/openapi.json`, atr.md §10.1), as JSON; for `check-config --probe`."""

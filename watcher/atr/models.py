@@ -107,7 +107,7 @@ class Policy(AtrModel):
     policy_vote_recipients: Recipients | None = None
 
 
-class Committee(AtrModel):
+class AtrCommittee(AtrModel):
     """A committee (`committee/get`); the IPMC is `incubator`."""
 
     key: str = ""

@@ -30,7 +30,7 @@ NEEDED: Final[Mapping[str, type[pydantic.BaseModel]]] = {
     "Project": models.Project,
     "PolicyGetResults": models.Policy,
     "RecipientDefaults": models.Recipients,
-    "Committee": models.Committee,
+    "Committee": models.AtrCommittee,
     "VoteTabulateResults": models.VoteTabulateResults,
     "TrustedBallotEntry": models.TrustedBallotEntry,
     "TrustedVoteSummary": models.TrustedVoteSummary,

@@ -21,12 +21,12 @@ DEFAULT_TTL: Final = 6 * 3600.0
 class CommitteeReader(Protocol):
     """What rosters need from the ATR client."""
 
-    async def committee_get(self, key: str) -> models.Committee:
+    async def committee_get(self, key: str) -> models.AtrCommittee:
         """One committee."""
         ...
 
 
-def committee_value(committee: models.Committee) -> roster.Committee:
+def committee_value(committee: models.AtrCommittee) -> roster.Committee:
     """ATR's committee as a roster value."""
     return roster.Committee(
         key=committee.key,

@@ -101,7 +101,7 @@ def probe_archives(cfg: config.Config) -> bool:
     import watcher.sources.ponymail as ponymail
 
     async def probe_source(source: config.PonymailSection) -> list[ponymail.ListProbe]:
-        settings = ponymail.Settings(base_url=source.base_url, total_timeout_s=source.timeout.total_seconds())
+        settings = ponymail.ArchiveSettings(base_url=source.base_url, total_timeout_s=source.timeout.total_seconds())
         async with ponymail.ArchiveClient(settings) as archive_client:
             return await ponymail.probe_lists(archive_client, source.lists)
 

@@ -14,6 +14,8 @@ from typing import Any, Final
 
 import watcher.commands.reading as reading
 import watcher.config as config
+import watcher.core.tally as tally
+import watcher.core.tracking as tracking
 import watcher.store as store
 
 OPTED_OUT: Final = "recipient opted out"
@@ -59,7 +61,7 @@ async def collect(db: store.Store, cfg: config.Config, release: str, voter: str 
                 "voter": voted.voter,
                 "status": voted.status,
                 "binding": voted.status == "binding",
-                "vote": voted.value,
+                "vote": voted.vote,
                 "date": reading.iso(voted.date),
                 "quotation": voted.quotation,
                 "ballot": (ballots.get("ballots") or {}).get(voted.voter),
@@ -70,7 +72,7 @@ async def collect(db: store.Store, cfg: config.Config, release: str, voter: str 
             }
         )
     if voter is not None and not voters:
-        raise reading.NotFoundError(f"{voter} sent no vote by email in {vote.release_key}#{vote.vote_seq}")
+        raise reading.NotKnownError(f"{voter} sent no vote by email in {vote.release_key}#{vote.vote_seq}")
     resolution = await db.get_resolution(vote.release_key, vote.vote_seq)
     return {
         "release": vote.release_key,
@@ -87,17 +89,17 @@ async def collect(db: store.Store, cfg: config.Config, release: str, voter: str 
     }
 
 
-async def _find(db: store.Store, release: str) -> store.TrackedVote:
+async def _find(db: store.Store, release: str) -> tracking.TrackedVote:
     key, _, seq = release.partition("#")
     known = [v for v in await db.votes(open_only=False) if v.release_key == key]
     if seq:
         known = [v for v in known if str(v.vote_seq) == seq]
     if not known:
-        raise reading.NotFoundError(f"no vote of {release} is known to this database (is the release key right?)")
+        raise reading.NotKnownError(f"no vote of {release} is known to this database (is the release key right?)")
     return max(known, key=lambda v: v.vote_seq)
 
 
-async def _ballots(db: store.Store, vote: store.TrackedVote) -> dict[str, Any]:
+async def _ballots(db: store.Store, vote: tracking.TrackedVote) -> dict[str, Any]:
     key = f"ballots:{vote.release_key}#{vote.vote_seq}"
     for seen in await db.observations():
         if seen.key == key:
@@ -106,8 +108,8 @@ async def _ballots(db: store.Store, vote: store.TrackedVote) -> dict[str, Any]:
 
 
 def _answer(
-    vote: store.TrackedVote,
-    voted: store.VoterVote,
+    vote: tracking.TrackedVote,
+    voted: tally.EmailedVote,
     decision: store.Decision | None,
     mail: store.MailRecord | None,
     cfg: config.Config,

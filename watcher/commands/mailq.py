@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
             return reading.EXIT_OK
         found = await db.mail(args.id)
         if found is None:
-            raise reading.NotFoundError(f"no outbox row {args.id}")
+            raise reading.NotKnownError(f"no outbox row {args.id}")
         row, raw = found
         if args.action == "show":
             text = email.message_from_bytes(raw, policy=email.policy.default).as_string()
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             return reading.EXIT_OK
         changed = await (db.retry_mail(args.id) if args.action == "retry" else db.cancel_mail(args.id))
         if not changed:
-            raise reading.NotFoundError(f"row {args.id} is {row.state} (or being sent now): it cannot be {_done(args)}")
+            raise reading.NotKnownError(f"row {args.id} is {row.state} (or being sent now): it cannot be {_done(args)}")
         after = await db.mail(args.id)
         current = after[0] if after is not None else row
         _print(args.format, {"mail": _row(current)}, [f"row {args.id} {_done(args)}: {_line(current)}"])

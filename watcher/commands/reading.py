@@ -30,7 +30,7 @@ _DAYS_FROM: Final = 172800
 Work = Callable[[store.Store, config.Config], Awaitable[int]]
 
 
-class NotFoundError(Exception):
+class NotKnownError(Exception):
     """What the operator asked about is not in the database; the message says so."""
 
 
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace, work: Work) -> int:
         return EXIT_INVALID
     try:
         return asyncio.run(_with_store(cfg, work))
-    except NotFoundError as exc:
+    except NotKnownError as exc:
         print(f"vote-watcher {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except (engine.StoreError, sqlalchemy.exc.SQLAlchemyError) as exc:

@@ -12,6 +12,7 @@ from typing import Any
 
 import watcher.commands.reading as reading
 import watcher.config as config
+import watcher.core.tracking as tracking
 import watcher.services.wallclock as wallclock
 import watcher.store as store
 
@@ -56,12 +57,12 @@ async def collect(db: store.Store, now: datetime.datetime) -> dict[str, Any]:
     }
 
 
-async def _vote(db: store.Store, vote: store.TrackedVote) -> dict[str, Any]:
+async def _vote(db: store.Store, vote: tracking.TrackedVote) -> dict[str, Any]:
     counts: dict[str, dict[str, int]] = {}
     for voted in await db.voter_votes(vote.id):
         group = "binding" if voted.status == "binding" else "non_binding"
         bucket = counts.setdefault(group, {"+1": 0, "0": 0, "-1": 0, "?": 0})
-        bucket[voted.value if voted.value in bucket else "?"] += 1
+        bucket[voted.vote if voted.vote in bucket else "?"] += 1
     mails = await db.mails(vote.release_key, vote.vote_seq)
     reminders: dict[str, int] = {}
     for mail in mails:

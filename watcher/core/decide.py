@@ -12,17 +12,16 @@ import datetime
 import enum
 import re
 from collections.abc import Collection, Iterable, Mapping
-from typing import Final, Literal, Protocol
+from typing import Final, Literal
 
 import watcher.core.tally as tally
+import watcher.core.tracking as tracking
 
-Mode = Literal["trusted", "email", "manual"]
 Choice = Literal["+1", "0", "-1"]
 Action = Literal["resolve", "wait", "hold", "manual", "drop", "never"]
 Resolution = Literal["passed", "failed"]
 UnrecordedKind = Literal["no_ballot", "differs_from_ballot"]
 
-CANDIDATE_PHASE: Final = "release_candidate"
 UID_RE: Final = re.compile(r"[a-z0-9_.-]+")
 _CASTINGS: Final = frozenset({"+1", "0", "-1"})
 
@@ -56,90 +55,6 @@ class Reason(enum.StrEnum):
     NO_BALLOT = "no_ballot"
     BALLOT_AGREES = "ballot_agrees"
     BALLOT_NEWER = "ballot_newer"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class VoteState:
-    """A tracked vote as the watcher knows it.
-
-    `vote_round` is None for a non-podling, 1 (PPMC) or 2 (IPMC) for a podling. `phase` is ATR's
-    release phase (`release_candidate` while the vote runs); `resolved` is true once this watcher
-    or anyone else resolved the vote. `vote_end` is None while it is unknown.
-    """
-
-    release_key: str
-    project: str
-    version: str
-    vote_seq: int
-    mode: Mode
-    vote_round: int | None
-    vote_end: datetime.datetime | None
-    phase: str = CANDIDATE_PHASE
-    resolved: bool = False
-
-
-class EmailVote(Protocol):
-    """A voter's latest emailed vote, as `watcher.core.tally.Vote` has it (only these attributes are read)."""
-
-    @property
-    def voter(self) -> str:
-        """The uid, or the lower-cased address when there is none."""
-        ...
-
-    @property
-    def name(self) -> str:
-        """Display name."""
-        ...
-
-    @property
-    def email(self) -> str:
-        """The address the vote came from (never mailed)."""
-        ...
-
-    @property
-    def status(self) -> str:
-        """binding, committer, contributor or unknown, for this vote's round."""
-        ...
-
-    @property
-    def vote(self) -> str:
-        """+1, 0, -1 or ? (no clear casting)."""
-        ...
-
-    @property
-    def message_id(self) -> str:
-        """The Message-ID of the mail that carries the vote."""
-        ...
-
-    @property
-    def date(self) -> datetime.datetime | None:
-        """The mail's date (aware), or None when it had none."""
-        ...
-
-    @property
-    def quotation(self) -> str:
-        """The line the vote was read from."""
-        ...
-
-    @property
-    def carried(self) -> bool:
-        """True for a round-1 vote carried into a podling's round 2."""
-        ...
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class EmailedVote:
-    """A plain `EmailVote` value, for callers and tests that do not hold a `tally.Vote`."""
-
-    voter: str
-    vote: str
-    status: str = "binding"
-    date: datetime.datetime | None = None
-    name: str = ""
-    email: str = ""
-    message_id: str = ""
-    quotation: str = ""
-    carried: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -234,20 +149,6 @@ class Unrecorded:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Counts:
-    """Binding +1 and -1 (0 does not count for the pass rule)."""
-
-    yes: int
-    no: int
-    abstain: int = 0
-
-    @property
-    def passes(self) -> bool:
-        """The pass rule: at least 3 binding +1 and more binding +1 than -1."""
-        return binding_passes(self.yes, self.no)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
 class ResolutionDecision:
     """What to do with a vote now.
 
@@ -264,8 +165,8 @@ class ResolutionDecision:
     resolution: Resolution | None = None
     at: datetime.datetime | None = None
     unrecorded: tuple[Unrecorded, ...] = ()
-    trusted: Counts | None = None
-    with_email: Counts | None = None
+    trusted: tally.Counts | None = None
+    with_email: tally.Counts | None = None
 
     @property
     def due(self) -> bool:
@@ -279,8 +180,8 @@ def binding_passes(yes: int, no: int) -> bool:
 
 
 def reminder_due(
-    state: VoteState,
-    vote: EmailVote,
+    state: tracking.TrackedVote,
+    vote: tally.EmailedVote,
     atr: AtrState,
     *,
     config: ReminderConfig,
@@ -321,13 +222,17 @@ def reminder_due(
     return ReminderDecision(True, Reason.DUE, f"{vote.voter} voted {vote.vote} by email and has no ballot in ATR")
 
 
-def _ballot_text(vote: EmailVote, ballot: Ballot, since: datetime.datetime | None, delay: datetime.timedelta) -> str:
+def _ballot_text(
+    vote: tally.EmailedVote, ballot: Ballot, since: datetime.datetime | None, delay: datetime.timedelta
+) -> str:
     """Why a ballot makes a reminder needless, in words."""
     differs = f"; the email says {vote.vote}, which ATR does not count" if vote.vote != ballot.choice else ""
     return f"{_ballot_words(vote, ballot, since, delay)}{differs}"
 
 
-def _ballot_words(vote: EmailVote, ballot: Ballot, since: datetime.datetime | None, delay: datetime.timedelta) -> str:
+def _ballot_words(
+    vote: tally.EmailedVote, ballot: Ballot, since: datetime.datetime | None, delay: datetime.timedelta
+) -> str:
     voter = vote.voter
     if ballot.is_carried:
         return f"{voter} has a ballot in ATR ({ballot.choice}, carried from round 1)"
@@ -344,15 +249,15 @@ def _ballot_words(vote: EmailVote, ballot: Ballot, since: datetime.datetime | No
 
 
 def reminders_due(
-    state: VoteState,
-    votes: Iterable[EmailVote],
+    state: tracking.TrackedVote,
+    votes: Iterable[tally.EmailedVote],
     atr: AtrState,
     *,
     config: ReminderConfig,
     reminded: Collection[ReminderKey],
     now: datetime.datetime,
     seen_at: Mapping[str, datetime.datetime] | None = None,
-) -> list[tuple[EmailVote, ReminderDecision]]:
+) -> list[tuple[tally.EmailedVote, ReminderDecision]]:
     """`reminder_due` for every voter's latest emailed vote; `seen_at` maps a Message-ID to when it was stored."""
     seen = seen_at or {}
     return [
@@ -367,8 +272,8 @@ def reminders_due(
 
 
 def ballot_note_due(
-    state: VoteState,
-    vote: EmailVote,
+    state: tracking.TrackedVote,
+    vote: tally.EmailedVote,
     atr: AtrState,
     *,
     config: ReminderConfig,
@@ -414,8 +319,8 @@ def ballot_note_due(
 
 
 def reminder_possible(
-    state: VoteState,
-    vote: EmailVote,
+    state: tracking.TrackedVote,
+    vote: tally.EmailedVote,
     known: AtrState | None,
     *,
     config: ReminderConfig,
@@ -439,9 +344,9 @@ def reminder_possible(
 
 
 def resolution_due(
-    state: VoteState,
+    state: tracking.TrackedVote,
     atr: AtrState,
-    votes: Iterable[EmailVote],
+    votes: Iterable[tally.EmailedVote],
     *,
     config: ResolveConfig,
     now: datetime.datetime,
@@ -458,7 +363,7 @@ def resolution_due(
         return never
     if state.resolved:
         return ResolutionDecision("drop", Reason.RESOLVED, "the vote is already resolved")
-    if state.phase != CANDIDATE_PHASE:
+    if state.phase != tracking.CANDIDATE_PHASE:
         return ResolutionDecision("drop", Reason.NOT_CANDIDATE, f"the release is in phase {state.phase}")
     if atr.vote_seq != state.vote_seq:
         detail = f"ATR's vote_seq is {atr.vote_seq}, this vote is {state.vote_seq}"
@@ -476,7 +381,7 @@ def resolution_due(
     return _weigh(atr, atr.trusted_passed, unrecorded_votes(atr, votes), config)
 
 
-def unrecorded_votes(atr: AtrState, votes: Iterable[EmailVote]) -> tuple[Unrecorded, ...]:
+def unrecorded_votes(atr: AtrState, votes: Iterable[tally.EmailedVote]) -> tuple[Unrecorded, ...]:
     """Binding emailed castings that the ATR ballots do not reflect, sorted by voter."""
     found: list[Unrecorded] = []
     for vote in votes:
@@ -492,15 +397,15 @@ def unrecorded_votes(atr: AtrState, votes: Iterable[EmailVote]) -> tuple[Unrecor
     return tuple(sorted(found, key=lambda item: item.voter))
 
 
-def trusted_counts(atr: AtrState) -> Counts:
+def trusted_counts(atr: AtrState) -> tally.Counts:
     """Binding counts of the trusted tally: ATR's summary, else counted from the ballots."""
     if atr.summary is not None:
-        return Counts(atr.summary.binding_yes, atr.summary.binding_no, atr.summary.binding_abstain)
+        return tally.Counts(yes=atr.summary.binding_yes, no=atr.summary.binding_no, abstain=atr.summary.binding_abstain)
     binding = [ballot.choice for ballot in atr.ballots.values() if ballot.is_binding]
-    return Counts(binding.count("+1"), binding.count("-1"), binding.count("0"))
+    return tally.Counts(yes=binding.count("+1"), no=binding.count("-1"), abstain=binding.count("0"))
 
 
-def counts_with_email(atr: AtrState, unrecorded: Iterable[Unrecorded]) -> Counts:
+def counts_with_email(atr: AtrState, unrecorded: Iterable[Unrecorded]) -> tally.Counts:
     """The binding counts if the unrecorded email votes were ballots."""
     base = trusted_counts(atr)
     delta = {"+1": 0, "0": 0, "-1": 0}
@@ -509,7 +414,7 @@ def counts_with_email(atr: AtrState, unrecorded: Iterable[Unrecorded]) -> Counts
         ballot = atr.ballots.get(item.voter)
         if item.kind == "differs_from_ballot" and ballot is not None and ballot.is_binding:
             delta[ballot.choice] -= 1
-    return Counts(base.yes + delta["+1"], base.no + delta["-1"], base.abstain + delta["0"])
+    return tally.Counts(yes=base.yes + delta["+1"], no=base.no + delta["-1"], abstain=base.abstain + delta["0"])
 
 
 def _weigh(
@@ -540,12 +445,14 @@ def _weigh(
     )
 
 
-def _reminder_vote_closed(state: VoteState, atr: AtrState, now: datetime.datetime) -> ReminderDecision | None:
+def _reminder_vote_closed(
+    state: tracking.TrackedVote, atr: AtrState, now: datetime.datetime
+) -> ReminderDecision | None:
     if state.mode != "trusted":
         return _no(Reason.NOT_TRUSTED, f"the vote is in {state.mode} mode; email votes count there")
     if state.resolved:
         return _no(Reason.RESOLVED, "the vote is resolved")
-    if state.phase != CANDIDATE_PHASE:
+    if state.phase != tracking.CANDIDATE_PHASE:
         return _no(Reason.NOT_CANDIDATE, f"the release is in phase {state.phase}")
     if atr.vote_seq != state.vote_seq:
         return _no(Reason.VOTE_SEQ_CHANGED, f"ATR's vote_seq is {atr.vote_seq}, this vote is {state.vote_seq}")
@@ -554,7 +461,7 @@ def _reminder_vote_closed(state: VoteState, atr: AtrState, now: datetime.datetim
     return None
 
 
-def _resolution_never(state: VoteState) -> ResolutionDecision | None:
+def _resolution_never(state: tracking.TrackedVote) -> ResolutionDecision | None:
     if state.mode != "trusted":
         return ResolutionDecision(
             "never", Reason.NOT_TRUSTED, f"{state.mode} votes are resolved by the release manager"
@@ -564,14 +471,14 @@ def _resolution_never(state: VoteState) -> ResolutionDecision | None:
     return None
 
 
-def _is_newer_and_different(vote: EmailVote, choice: Choice, ballot: Ballot) -> bool:
+def _is_newer_and_different(vote: tally.EmailedVote, choice: Choice, ballot: Ballot) -> bool:
     if choice == ballot.choice or ballot.cast_at is None:
         return False
     date = _maybe_aware(vote.date)
     return date is not None and date > _aware(ballot.cast_at)
 
 
-def _unrecorded(vote: EmailVote, choice: Choice, kind: UnrecordedKind, ballot: Choice | None) -> Unrecorded:
+def _unrecorded(vote: tally.EmailedVote, choice: Choice, kind: UnrecordedKind, ballot: Choice | None) -> Unrecorded:
     return Unrecorded(vote.voter, vote.name, choice, kind, vote.message_id, vote.date, vote.quotation, ballot)
 
 

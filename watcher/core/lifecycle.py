@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Final
 
 
-class Status(enum.StrEnum):
+class VoteStatus(enum.StrEnum):
     """Where a tracked vote is; only an `open` vote is watched (tallied, reminded, resolved)."""
 
     OPEN = "open"
@@ -27,7 +27,7 @@ class Status(enum.StrEnum):
     """Resolved: this watcher signalled it through ATR's API, or found it resolved when it tried."""
 
 
-class Event(enum.StrEnum):
+class VoteEvent(enum.StrEnum):
     """What happens to a tracked vote."""
 
     TRACK = "track"
@@ -45,49 +45,49 @@ class Event(enum.StrEnum):
 class LifecycleError(ValueError):
     """An event the table does not allow in the vote's status."""
 
-    def __init__(self, status: Status, event: Event) -> None:
+    def __init__(self, status: VoteStatus, event: VoteEvent) -> None:
         super().__init__(f"a vote that is {status} cannot {event}")
         self.status = status
         self.event = event
 
 
-INITIAL: Final = Status.OPEN
+INITIAL: Final = VoteStatus.OPEN
 """The status of a vote when it is first tracked."""
 
-_ALL: Final = tuple(Status)
+_ALL: Final = tuple(VoteStatus)
 
 # ATR is the truth about whether a vote runs: whatever this watcher last decided, a vote ATR lists as
 # running is open again (the store's upsert writes it so), one it no longer lists is closed, and one a
 # newer vote_seq follows is replaced. This watcher's own decisions (drop, resolve) only end an open vote.
-TRANSITIONS: Final[Mapping[tuple[Status, Event], Status]] = {
-    **{(status, Event.TRACK): Status.OPEN for status in _ALL},
-    **{(status, Event.CLOSE): Status.CLOSED for status in _ALL},
-    **{(status, Event.REPLACE): Status.REPLACED for status in _ALL},
-    (Status.OPEN, Event.DROP): Status.DONE,
-    (Status.OPEN, Event.RESOLVE): Status.RESOLVED,
+TRANSITIONS: Final[Mapping[tuple[VoteStatus, VoteEvent], VoteStatus]] = {
+    **{(status, VoteEvent.TRACK): VoteStatus.OPEN for status in _ALL},
+    **{(status, VoteEvent.CLOSE): VoteStatus.CLOSED for status in _ALL},
+    **{(status, VoteEvent.REPLACE): VoteStatus.REPLACED for status in _ALL},
+    (VoteStatus.OPEN, VoteEvent.DROP): VoteStatus.DONE,
+    (VoteStatus.OPEN, VoteEvent.RESOLVE): VoteStatus.RESOLVED,
 }
 
 # Why a mail still waiting for a vote that ended this way is not sent (the outbox's `skipped` reason).
-SKIP_REASONS: Final[Mapping[Status, str]] = {
-    Status.CLOSED: "vote closed",
-    Status.REPLACED: "vote restarted",
+SKIP_REASONS: Final[Mapping[VoteStatus, str]] = {
+    VoteStatus.CLOSED: "vote closed",
+    VoteStatus.REPLACED: "vote restarted",
 }
 
 
-def next_status(status: Status | str, event: Event) -> Status:
+def next_status(status: VoteStatus | str, event: VoteEvent) -> VoteStatus:
     """The status `event` leads to from `status`; raises `LifecycleError` when the table forbids it."""
-    current = Status(status)
+    current = VoteStatus(status)
     following = TRANSITIONS.get((current, event))
     if following is None:
         raise LifecycleError(current, event)
     return following
 
 
-def is_open(status: Status | str) -> bool:
+def is_open(status: VoteStatus | str) -> bool:
     """True while the vote is watched."""
-    return Status(status) is Status.OPEN
+    return VoteStatus(status) is VoteStatus.OPEN
 
 
-def skip_reason(status: Status | str) -> str | None:
+def skip_reason(status: VoteStatus | str) -> str | None:
     """Why mail waiting for a vote in `status` is skipped; None when it is still sent."""
-    return SKIP_REASONS.get(Status(status))
+    return SKIP_REASONS.get(VoteStatus(status))

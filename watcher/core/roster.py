@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal
 
 Status = Literal["binding", "committer", "contributor", "unknown"]
+STATUSES: Final[tuple[Status, ...]] = ("binding", "committer", "contributor", "unknown")
 IPMC_KEY: Final = "incubator"
 _COMMITTEE_KEYS: Final = frozenset({"members", "committers", "release_managers", "is_podling", "name"})
 _PERSON_KEYS: Final = frozenset({"name", "emails"})

@@ -24,6 +24,7 @@ VoteValue = Literal["+1", "0", "-1", "?"]
 Outcome = Literal["passed", "failed", "cancelled", "unknown"]
 StopKind = Literal["result", "cancel"]
 COUNTED: Final[tuple[VoteValue, ...]] = ("+1", "0", "-1")
+VOTE_VALUES: Final[tuple[VoteValue, ...]] = (*COUNTED, "?")
 MIN_BINDING_YES: Final = 3
 MIN_VOTE_HOURS: Final = 72
 _STOP_RE: Final = re.compile(r"\[\s*(result|cancel(?:l?ed)?)\s*\]", re.IGNORECASE)
@@ -42,25 +43,41 @@ class Options:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Vote:
-    """One voter's counted (latest) vote."""
+class EmailedVote:
+    """One voter's counted (latest) vote by email, as the tally reads it and the store keeps it.
+
+    The store keeps no `name`, `email`, `carried`, `fraction`, `hint_uid` or `condition` ("" or None when read
+    back); `position` and `recorded_at` are the store's own (the row's order, and when it was written).
+    """
 
     voter: str
-    name: str
-    email: str
-    status: roster.Status
+    """The uid, or the lower-cased address when there is none."""
     vote: VoteValue
-    message_id: str
-    date: datetime.datetime | None
-    quotation: str
-    updated: bool
-    confidence: identity.Confidence
-    reasons: tuple[str, ...]
+    """+1, 0, -1 or ? (no clear casting)."""
+    status: roster.Status = "unknown"
+    """binding, committer, contributor or unknown, for this vote's round."""
+    name: str = ""
+    """Display name."""
+    email: str = ""
+    """The address the vote came from (never mailed)."""
+    message_id: str = ""
+    """The Message-ID of the mail that carries the vote."""
+    date: datetime.datetime | None = None
+    """The mail's date (aware), or None when it had none."""
+    quotation: str = ""
+    """The line the vote was read from."""
+    updated: bool = False
+    """The voter voted before in this thread."""
+    confidence: identity.Confidence = "high"
+    reasons: tuple[str, ...] = ()
     carried: bool = False
+    """A round-1 vote carried into a podling's round 2."""
     fraction: str | None = None
     hint_uid: str | None = None
     condition: str | None = None
     """A conditional vote's condition: the release manager should check it."""
+    position: int = 0
+    recorded_at: datetime.datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -86,7 +103,7 @@ class ThreadInfo:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Counts:
-    """Counts of +1, 0 and -1."""
+    """Counts of +1, 0 and -1 (of one status group; the pass rule reads binding ones)."""
 
     yes: int = 0
     abstain: int = 0
@@ -95,6 +112,11 @@ class Counts:
     def as_dict(self) -> dict[str, int]:
         """The counts keyed as in the JSON contract."""
         return {"+1": self.yes, "0": self.abstain, "-1": self.no}
+
+    @property
+    def passes(self) -> bool:
+        """The pass rule, for binding counts: at least 3 binding +1 and more binding +1 than -1."""
+        return passes(self.yes, self.no)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -120,7 +142,7 @@ class Tally:
     """The outcome of a thread."""
 
     thread: ThreadInfo
-    votes: tuple[Vote, ...]
+    votes: tuple[EmailedVote, ...]
     possible_votes: tuple[PossibleVote, ...]
     summary: Summary
     passed: bool | None
@@ -137,7 +159,7 @@ class Tally:
     """Why there is no verdict (`passed` is None): binding status unknown, or votes the roster cannot place."""
 
     @property
-    def low_confidence(self) -> tuple[Vote, ...]:
+    def low_confidence(self) -> tuple[EmailedVote, ...]:
         """Votes the release manager should check."""
         return tuple(vote for vote in self.votes if vote.confidence == "low")
 
@@ -210,7 +232,7 @@ def _unknown_because(people: roster.Roster, committee: str | None) -> str | None
 
 
 def _hinted_flip(
-    votes: Sequence[Vote], people: roster.Roster, committee: str | None, summary: Summary, *, passed: bool
+    votes: Sequence[EmailedVote], people: roster.Roster, committee: str | None, summary: Summary, *, passed: bool
 ) -> str | None:
     """Why there is no verdict when votes whose display names match committee members would change it.
 
@@ -254,7 +276,7 @@ def _early_close(thread: ThreadInfo, stopped_at: StopAt | None) -> list[str]:
     return [f"vote closed after {hours:.0f} hours, before the {MIN_VOTE_HOURS} hours an ASF vote runs for"]
 
 
-def summarise(votes: Iterable[Vote]) -> Summary:
+def summarise(votes: Iterable[EmailedVote]) -> Summary:
     """Count the votes by status group; "?" and fractions count nowhere."""
     groups: dict[str, list[int]] = {"binding": [0, 0, 0], "non_binding": [0, 0, 0], "unknown": [0, 0, 0]}
     for vote in votes:
@@ -273,10 +295,10 @@ def _group(status: roster.Status) -> str:
     return "non_binding"
 
 
-def _carried(previous: Sequence[digest.Digest], people: roster.Roster, voted_again: set[str]) -> list[Vote]:
+def _carried(previous: Sequence[digest.Digest], people: roster.Roster, voted_again: set[str]) -> list[EmailedVote]:
     """IPMC members' round-1 votes that stand in round 2 because they did not vote again."""
     first = combine(previous, people, Options(committee=roster.IPMC_KEY))
-    carried: list[Vote] = []
+    carried: list[EmailedVote] = []
     for vote in first.votes:
         if vote.voter in voted_again or vote.status != "binding" or vote.vote not in COUNTED:
             continue
@@ -294,7 +316,7 @@ class _Collector:
         self.known = known
         self.excluded = frozenset(message.normalise_message_id(mid) for mid in options.excluded_message_ids)
         self.leave_out_receipts = options.leave_out_receipts
-        self.votes: dict[str, Vote] = {}
+        self.votes: dict[str, EmailedVote] = {}
         self.possible: list[PossibleVote] = []
         self.warnings: list[str] = []
         self.receipts: list[str] = []
@@ -365,7 +387,7 @@ class _Collector:
             reasons.append("no readable text part")
         low = sender.confidence == "low" or reading.confidence == "low" or value == "?" or bool(label_reasons)
         previous = self.votes.get(sender.key)
-        self.votes[sender.key] = Vote(
+        self.votes[sender.key] = EmailedVote(
             voter=sender.key,
             name=sender.name,
             email=sender.address,

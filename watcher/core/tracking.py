@@ -2,7 +2,7 @@
 
 ATR's facts (release, project, policy, committee) become a `TrackedVote`; the [VOTE] body's "open for
 at least N hours" gives the vote end; a new vote_seq replaces the old vote. `watcher.flow.discovery` reads
-those facts from ATR and finds the threads.
+those facts from ATR and finds the threads; the store keeps the same `TrackedVote`, with its id and status.
 """
 
 from __future__ import annotations
@@ -12,18 +12,22 @@ import datetime
 import re
 from typing import Final, Literal, Protocol
 
-import watcher.core.decide as decide
+import watcher.core.lifecycle as lifecycle
 import watcher.core.roster as roster
 
 # ATR's values (reference/atr.md; `watcher.atr.models` takes them from here).
 MODE_EMAIL: Final = "email"
 MODE_TRUSTED: Final = "trusted"
+MODE_MANUAL: Final = "manual"
+CANDIDATE_PHASE: Final = "release_candidate"
 DEFAULT_MIN_HOURS: Final = 72
 DEFAULT_SUBJECT_TEMPLATE: Final = "[VOTE] Release {{PROJECT_NAME}} {{VERSION}}"
 
-Mode = Literal["trusted", "email"]
+Mode = Literal["trusted", "email", "manual"]
 ChangeKind = Literal["started", "restarted", "next_round", "thread_found", "closed"]
 EndSource = Literal["body", "policy"]
+MODES: Final[tuple[Mode, ...]] = (MODE_TRUSTED, MODE_EMAIL, MODE_MANUAL)
+END_SOURCES: Final[tuple[EndSource, ...]] = ("body", "policy")
 
 SECOND_ROUND_LIST: Final = "general@incubator.apache.org"
 THREAD_SLACK: Final = datetime.timedelta(minutes=10)
@@ -133,31 +137,48 @@ class PolicyFacts(Protocol):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TrackedVote:
-    """A running vote as the daemon tracks it."""
+    """A running vote the watcher follows: ATR's facts, its [VOTE] thread once found, and its lifecycle.
+
+    Discovery makes it from ATR's facts (`track`, then `with_thread`); the store keeps it and hands it back
+    with its row `id` (0 until stored), `status` and `updated_at` (when the store last wrote it).
+    """
 
     release_key: str
     project: str
     version: str
     vote_seq: int
     mode: Mode
-    round: int | None
+    vote_round: int | None = None
     """None for a top-level project; 1 (PPMC) or 2 (IPMC) for a podling."""
-    committee_key: str
+    committee_key: str = ""
     """The project's committee (PMC or PPMC)."""
-    binding_committee_key: str
+    binding_committee_key: str = ""
     """Whose members are binding in this round: the project's committee, or `incubator` in round 2."""
-    list_address: str
-    subject: str
-    min_hours: int
-    vote_started: datetime.datetime
-    vote_end: datetime.datetime
-    end_source: EndSource
+    list_address: str = ""
+    subject: str = ""
+    """The [VOTE]'s subject: as ATR renders it until the thread is found, then as the message has it."""
+    root_message_id: str = ""
+    """The [VOTE]'s Message-ID once its thread is found ("" until then)."""
+    vote_started: datetime.datetime | None = None
+    vote_end: datetime.datetime | None = None
+    """None while it is unknown."""
+    end_source: EndSource = "policy"
+    min_hours: int = DEFAULT_MIN_HOURS
     podling_thread_id: str | None = None
-    thread: FoundThread | None = None
     project_name: str = ""
     """ATR's `display_name` of the project ("Apache Example", " (Incubating)" added for podlings)."""
     vote_thread_url: str | None = None
     """ATR's link to the vote's thread, when it has one (set when a vote passes)."""
+    phase: str = CANDIDATE_PHASE
+    """ATR's release phase (`release_candidate` while the vote runs)."""
+    status: lifecycle.VoteStatus = lifecycle.INITIAL
+    id: int = 0
+    updated_at: datetime.datetime | None = None
+
+    @property
+    def resolved(self) -> bool:
+        """True once this watcher or anyone else resolved the vote."""
+        return self.status == lifecycle.VoteStatus.RESOLVED
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -270,7 +291,7 @@ def track(
 ) -> TrackedVote | None:
     """The vote to track for a running release, or None (not running, manual, or incomplete)."""
     mode = vote_mode(release, policy)
-    if release.phase != decide.CANDIDATE_PHASE or mode not in _WATCHED_MODES:
+    if release.phase != CANDIDATE_PHASE or mode not in _WATCHED_MODES:
         return None
     if release.current_vote_seq is None or release.vote_started is None:
         return None
@@ -290,7 +311,7 @@ def track(
         version=release.version,
         vote_seq=release.current_vote_seq,
         mode=MODE_TRUSTED if mode == MODE_TRUSTED else MODE_EMAIL,
-        round=round_,
+        vote_round=round_,
         committee_key=committee.key,
         binding_committee_key=roster.IPMC_KEY if round_ == 2 else committee.key,
         list_address=list_address(policy, committee.key, round_, second_round_list),
@@ -306,20 +327,25 @@ def track(
 
 
 def with_thread(vote: TrackedVote, thread: FoundThread) -> TrackedVote:
-    """The vote with its [VOTE] thread, and the end the [VOTE] body states."""
+    """The vote with its [VOTE] thread: the message's subject and Message-ID, and the end its body states."""
+    found = dataclasses.replace(vote, subject=thread.subject, root_message_id=thread.message_id)
+    if vote.vote_started is None:
+        return found
     end, source = vote_end(vote.vote_started, vote.min_hours, thread.body)
-    return dataclasses.replace(vote, thread=thread, vote_end=end, end_source=source)
+    return dataclasses.replace(found, vote_end=end, end_source=source)
 
 
 def change_kind(previous: TrackedVote | None, current: TrackedVote) -> ChangeKind:
     """How a vote relates to the one tracked before for the same release."""
     if previous is None:
         return "started"
-    if previous.round == 1 and current.round == 2:
+    if previous.vote_round == 1 and current.vote_round == 2:
         return "next_round"
     return "restarted"
 
 
-def thread_since(vote: TrackedVote) -> datetime.datetime:
-    """The earliest date the [VOTE] message may carry (a little before ATR recorded the start)."""
+def thread_since(vote: TrackedVote) -> datetime.datetime | None:
+    """The earliest date the [VOTE] message may carry (a little before ATR recorded the start); None without one."""
+    if vote.vote_started is None:
+        return None
     return vote.vote_started - THREAD_SLACK

@@ -27,7 +27,7 @@ _SUFFIX: Final = r"(?:[-_.]?(?:rc|cr|take|round)[-_.]?\d+|[-_.]incubating){0,2}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Release:
+class ReleaseName:
     """What a [VOTE] subject must name: the project (key and names) and the version."""
 
     project: str
@@ -48,10 +48,10 @@ class Match:
     """Word for word the subject ATR rendered."""
 
 
-def release(project: str, version: str, subject: str = "", names: Iterable[str] = ()) -> Release:
-    """A Release, with the project's name as the rendered subject spells it added to `names`."""
+def release(project: str, version: str, subject: str = "", names: Iterable[str] = ()) -> ReleaseName:
+    """A ReleaseName, with the project's name as the rendered subject spells it added to `names`."""
     found = [*names, *name_in_subject(subject, version)]
-    return Release(project, version, tuple(dict.fromkeys(n for n in found if n)), subject)
+    return ReleaseName(project, version, tuple(dict.fromkeys(n for n in found if n)), subject)
 
 
 def name_in_subject(subject: str, version: str) -> tuple[str, ...]:
@@ -64,7 +64,7 @@ def name_in_subject(subject: str, version: str) -> tuple[str, ...]:
     return (" ".join(words),) if words else ()
 
 
-def match(subject: str, wanted: Release) -> Match | None:
+def match(subject: str, wanted: ReleaseName) -> Match | None:
     """How `subject` names the release, or None when it is not a [VOTE] subject of that release."""
     if threads.kind_of(subject) != "vote":
         return None
@@ -83,7 +83,7 @@ def match(subject: str, wanted: Release) -> Match | None:
     return Match(reply=reply, exact=False)
 
 
-def is_vote_call(subject: str, wanted: Release) -> bool:
+def is_vote_call(subject: str, wanted: ReleaseName) -> bool:
     """Whether `subject` opens the release's vote: it names the release and is no reply."""
     found = match(subject, wanted)
     return found is not None and not found.reply

@@ -24,6 +24,7 @@ import watcher.core.lifecycle as lifecycle
 import watcher.core.receipts as receipts
 import watcher.core.roster as roster
 import watcher.core.tally as tally
+import watcher.core.tracking as tracking
 import watcher.flow.intake as intake
 import watcher.flow.worker as worker
 import watcher.mail.mailer as mailer
@@ -37,10 +38,10 @@ import watcher.store.records as records
 
 log = structlog.get_logger("watcher.flow.desk")
 
-RosterFor = Callable[[records.TrackedVote], Awaitable[roster.Roster]]
-PreviousRound = Callable[[records.TrackedVote], Awaitable[Sequence[bytes]]]
+RosterFor = Callable[[tracking.TrackedVote], Awaitable[roster.Roster]]
+PreviousRound = Callable[[tracking.TrackedVote], Awaitable[Sequence[bytes]]]
 Screen = Callable[[str, bytes], Awaitable[bool]]
-Reread = Callable[[records.TrackedVote], Awaitable[int]]
+Reread = Callable[[tracking.TrackedVote], Awaitable[int]]
 """Reads a vote's thread at its source again; returns how many messages were new."""
 STALE_PENDING: Final = datetime.timedelta(minutes=2)
 RECHECK_HELD: Final = datetime.timedelta(minutes=10)
@@ -66,7 +67,7 @@ DRY_RUN_STATE: Final = records.OutboxState.DRY_RUN.value
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Settings:
+class DeskSettings:
     """What the desk needs from the configuration."""
 
     atr_host: str
@@ -115,7 +116,7 @@ class Desk:
         db: store.Store,
         atr: client.AtrClient,
         templates: render.Templates,
-        settings: Settings,
+        settings: DeskSettings,
         *,
         roster_for: RosterFor,
         previous_round: PreviousRound,
@@ -147,13 +148,13 @@ class Desk:
         """Drop what is remembered of a vote that ended."""
         self._known.pop(vote_id, None)
 
-    def emit(self, kind: events.Kind, vote: records.TrackedVote | None, text: str, **data: object) -> None:
+    def emit(self, kind: events.Kind, vote: tracking.TrackedVote | None, text: str, **data: object) -> None:
         """Hand an event to the sink (the demo's timeline; tests)."""
         release = vote.release_key if vote else ""
         seq = vote.vote_seq if vote else None
         self._sink(events.Event(kind, self._clock(), release, seq, text, dict(data)))
 
-    async def retally(self, vote: records.TrackedVote) -> tally.Tally | None:
+    async def retally(self, vote: tracking.TrackedVote) -> tally.Tally | None:
         """Tally the vote's stored thread again (in the worker) and record every voter's latest vote.
 
         In a Trusted Vote, ATR's ballot receipts are left out by Message-ID; a receipt-shaped
@@ -185,7 +186,7 @@ class Desk:
             known.seen_at.setdefault(message_id, self._clock())
         result = analysis.result
         self._count_classified(known.result, result)
-        await self.store.replace_voter_votes(vote.id, [_voter_vote(v) for v in result.votes], self._clock())
+        await self.store.replace_voter_votes(vote.id, result.votes, self._clock())
         if known.result is None or known.result.votes != result.votes:
             listed = ", ".join(f"{v.voter} {v.vote}{' (carried)' if v.carried else ''}" for v in result.votes)
             self.emit("tally", vote, f"emailed votes: {listed or 'none'}", votes=[v.voter for v in result.votes])
@@ -193,13 +194,13 @@ class Desk:
         return result
 
     @staticmethod
-    def _superseded(vote: records.TrackedVote, known: _Known, analysis: worker.Analysis) -> frozenset[str]:
+    def _superseded(vote: tracking.TrackedVote, known: _Known, analysis: worker.Analysis) -> frozenset[str]:
         """Receipt-shaped messages from uids that have a ballot in this vote_seq (receipts, named or not)."""
         if known.atr is None or known.atr.vote_seq != vote.vote_seq:
             return frozenset()
         return receipts.superseded_ids(analysis.receipt_senders, frozenset(known.atr.ballots))
 
-    async def _thread_digests(self, vote: records.TrackedVote) -> list[digest.Digest]:
+    async def _thread_digests(self, vote: tracking.TrackedVote) -> list[digest.Digest]:
         """The stored readings of the thread, in order; a message stored before readings were kept is read once."""
         found: list[digest.Digest] = []
         for key, stored in await self.store.thread_readings(vote.id):
@@ -227,7 +228,7 @@ class Desk:
 
     async def _analyse(
         self,
-        vote: records.TrackedVote,
+        vote: tracking.TrackedVote,
         known: _Known,
         digests: Sequence[digest.Digest],
         people: roster.Roster,
@@ -238,7 +239,7 @@ class Desk:
         if known.failed_thread == thread:
             return None
         options = tally.Options(
-            committee=str(vote.extra.get("committee_key") or vote.committee) or None,
+            committee=vote.committee_key or None,
             vote_round=vote.vote_round,
             excluded_message_ids=known.excluded | known.superseded,
         )
@@ -262,7 +263,7 @@ class Desk:
             if possible.message_id not in seen_possible:
                 self._metrics.classified("possible")
 
-    async def _round_one(self, vote: records.TrackedVote, known: _Known) -> list[digest.Digest]:
+    async def _round_one(self, vote: tracking.TrackedVote, known: _Known) -> list[digest.Digest]:
         """The round-1 thread whose IPMC votes are carried into a podling's round 2 (empty otherwise), read once."""
         if vote.vote_round != 2:
             return []
@@ -275,7 +276,7 @@ class Desk:
                 return []
         return known.previous
 
-    async def check(self, vote: records.TrackedVote) -> None:
+    async def check(self, vote: tracking.TrackedVote) -> None:
         """Reminders and resolution for one vote; ATR is read only when something may be due."""
         if vote.mode != "trusted":
             # Tallied for the record only; new mail re-tallies it (`Daemon.on_vote_changed`).
@@ -297,7 +298,7 @@ class Desk:
 
     # Reminders ----------------------------------------------------------------------------------------------
 
-    async def _reminded(self, vote: records.TrackedVote, kind: str = "reminder") -> set[decide.ReminderKey]:
+    async def _reminded(self, vote: tracking.TrackedVote, kind: str = "reminder") -> set[decide.ReminderKey]:
         mails = await self.store.mails(vote.release_key, vote.vote_seq)
         return {
             decide.ReminderKey(m.release_key, m.vote_seq, m.voter)
@@ -305,14 +306,14 @@ class Desk:
             if m.kind == kind and (self.settings.dry_run or m.state != DRY_RUN_STATE)
         }
 
-    async def _note_decisions(self, vote: records.TrackedVote) -> None:
+    async def _note_decisions(self, vote: tracking.TrackedVote) -> None:
         """Why each voter is not reminded, from what is known (no ATR call): stored, and logged once."""
         known = self._known.get(vote.id)
         if known is None or known.result is None or known.atr is None:
             return
         reminded = await self._reminded(vote)
         decisions = decide.reminders_due(
-            vote_state(vote),
+            vote,
             known.result.votes,
             known.atr,
             config=self.settings.reminder,
@@ -325,9 +326,9 @@ class Desk:
 
     async def _record_decisions(
         self,
-        vote: records.TrackedVote,
+        vote: tracking.TrackedVote,
         known: _Known,
-        decisions: Sequence[tuple[decide.EmailVote, decide.ReminderDecision]],
+        decisions: Sequence[tuple[tally.EmailedVote, decide.ReminderDecision]],
         atr: decide.AtrState,
         reminded: Collection[decide.ReminderKey],
     ) -> None:
@@ -377,13 +378,12 @@ class Desk:
                 reason=str(decision.reason),
             )
 
-    async def _reminder_candidates(self, vote: records.TrackedVote) -> bool:
+    async def _reminder_candidates(self, vote: tracking.TrackedVote) -> bool:
         """Cheap pre-check with what is known: is any reminder possibly due, so that ATR is worth asking?"""
         known = self._known[vote.id]
         if known.result is None:
             return False
         now = self._clock()
-        state = vote_state(vote)
         reminded = await self._reminded(vote)
         noted = await self._reminded(vote, BALLOT_NOTE)
         for voted in known.result.votes:
@@ -392,7 +392,7 @@ class Desk:
             # A message not seen yet is taken as seen now: its delay has not run.
             seen = known.seen_at.get(voted.message_id, now)
             possible = decide.reminder_possible(
-                state,
+                vote,
                 voted,
                 known.atr,
                 config=self.settings.reminder,
@@ -405,7 +405,7 @@ class Desk:
                 return True
         return False
 
-    async def _load_atr(self, vote: records.TrackedVote) -> bool:
+    async def _load_atr(self, vote: tracking.TrackedVote) -> bool:
         """Read `vote/tabulate`; True when ATR's set of receipts changed."""
         try:
             result = await self.atr.vote_tabulate(vote.project, vote.version)
@@ -422,7 +422,7 @@ class Desk:
         known.excluded = receipts
         return changed
 
-    async def _note_ballots(self, vote: records.TrackedVote, atr: decide.AtrState) -> None:
+    async def _note_ballots(self, vote: tracking.TrackedVote, atr: decide.AtrState) -> None:
         """ATR's ballots as last seen, for `vote-watcher explain`."""
         ballots = {
             uid: {"choice": one.choice, "binding": one.is_binding, "carried": one.is_carried}
@@ -431,7 +431,7 @@ class Desk:
         value = {"vote_seq": atr.vote_seq, "read_at": atr.fetched_at.isoformat(), "ballots": ballots}
         await self.store.observe(f"ballots:{vote.release_key}#{vote.vote_seq}", "", value, self._clock())
 
-    async def _fresh_atr(self, vote: records.TrackedVote) -> decide.AtrState | None:
+    async def _fresh_atr(self, vote: tracking.TrackedVote) -> decide.AtrState | None:
         """A fresh `vote/tabulate`; the tally is redone when ATR's receipts changed."""
         known = self._known.setdefault(vote.id, _Known())
         before = known.atr
@@ -439,12 +439,12 @@ class Desk:
             await self.retally(vote)
         return known.atr if known.atr is not before else None
 
-    async def _read_thread_again(self, vote: records.TrackedVote) -> None:
+    async def _read_thread_again(self, vote: tracking.TrackedVote) -> None:
         """Before a decision: the archive's dates are senders' (a reply held in moderation is back-dated)."""
         if self._reread is not None and await self._reread(vote):
             await self.retally(vote)
 
-    async def _remind(self, vote: records.TrackedVote) -> None:
+    async def _remind(self, vote: tracking.TrackedVote) -> None:
         await self._read_thread_again(vote)
         atr = await self._fresh_atr(vote)
         known = self._known[vote.id]
@@ -452,7 +452,7 @@ class Desk:
             return
         reminded = await self._reminded(vote)
         decisions = decide.reminders_due(
-            vote_state(vote),
+            vote,
             known.result.votes,
             atr,
             config=self.settings.reminder,
@@ -460,7 +460,6 @@ class Desk:
             now=self._clock(),
             seen_at=known.seen_at,
         )
-        by_voter = {v.voter: v for v in known.result.votes}
         await self._record_decisions(vote, known, decisions, atr, reminded)
         noted = await self._reminded(vote, BALLOT_NOTE)
         now = self._clock()
@@ -470,7 +469,7 @@ class Desk:
                 # Has a ballot: is it the one the email says? If not, they are told once.
                 seen = known.seen_at.get(emailed.message_id)
                 decision = decide.ballot_note_due(
-                    vote_state(vote),
+                    vote,
                     emailed,
                     atr,
                     config=self.settings.reminder,
@@ -479,15 +478,15 @@ class Desk:
                     seen_at=seen,
                 )
                 if decision.due:
-                    await self._queue_note(vote, by_voter[emailed.voter], atr.ballots[emailed.voter].choice)
+                    await self._queue_note(vote, emailed, atr.ballots[emailed.voter].choice)
                     continue
             if not decision.due:
                 if decision.reason not in TEMPORARY:
                     known.declined[emailed.voter] = emailed.message_id
                 continue
-            await self._queue_reminder(vote, by_voter[emailed.voter])
+            await self._queue_reminder(vote, emailed)
 
-    async def _queue_reminder(self, vote: records.TrackedVote, voted: tally.Vote) -> None:
+    async def _queue_reminder(self, vote: tracking.TrackedVote, voted: tally.EmailedVote) -> None:
         mail, row, created = await self._enqueue_voter_mail(vote, voted, "reminder", "")
         if not created:
             return
@@ -505,7 +504,7 @@ class Desk:
         )
 
     async def _write_shadow(
-        self, vote: records.TrackedVote, kind: str, voter: str, mail: email.message.EmailMessage
+        self, vote: tracking.TrackedVote, kind: str, voter: str, mail: email.message.EmailMessage
     ) -> None:
         """A dry run's mail: written as an .eml file and logged, never sent (its row stays `dry_run`)."""
         event: events.Kind = "reminder_dry_run" if kind == "reminder" else "notice_dry_run"
@@ -519,7 +518,7 @@ class Desk:
         message_id = str(mail["Message-ID"])
         self.emit(event, vote, f"would send the {kind} to {to} ({written})", voter=voter, to=to, message_id=message_id)
 
-    async def _queue_note(self, vote: records.TrackedVote, voted: tally.Vote, ballot_choice: str) -> None:
+    async def _queue_note(self, vote: tracking.TrackedVote, voted: tally.EmailedVote, ballot_choice: str) -> None:
         """The one note to a voter whose emailed vote differs from their ballot in ATR."""
         mail, _, created = await self._enqueue_voter_mail(vote, voted, BALLOT_NOTE, ballot_choice)
         if not created:
@@ -530,7 +529,7 @@ class Desk:
         log.info("desk.ballot_note_queued", release=vote.release_key, voter=voted.voter, ballot=ballot_choice)
 
     async def _enqueue_voter_mail(
-        self, vote: records.TrackedVote, voted: tally.Vote, kind: str, ballot_choice: str
+        self, vote: tracking.TrackedVote, voted: tally.EmailedVote, kind: str, ballot_choice: str
     ) -> tuple[email.message.EmailMessage, records.OutboxRow, bool]:
         """Write a mail to a voter into the outbox (once per kind, vote and voter): the mail, its row, whether new."""
         mail, message_id, now = await self._voter_mail(vote, voted, ballot_choice)
@@ -548,7 +547,7 @@ class Desk:
         return mail, row, created
 
     async def _voter_mail(
-        self, vote: records.TrackedVote, voted: tally.Vote, ballot_choice: str
+        self, vote: tracking.TrackedVote, voted: tally.EmailedVote, ballot_choice: str
     ) -> tuple[email.message.EmailMessage, str, datetime.datetime]:
         """A reminder (or, with `ballot_choice`, a ballot note), named with the roster's name for the uid."""
         now = self._clock()
@@ -564,7 +563,7 @@ class Desk:
             vote_value=voted.vote,
             atr_host=self.settings.atr_host,
             voter_name=name,
-            project_name=str(vote.extra.get("project_name") or ""),
+            project_name=vote.project_name,
             quotation=voted.quotation,
             vote_subject=vote.subject,
             vote_date=voted.date,
@@ -582,7 +581,7 @@ class Desk:
 
     # Resolution ---------------------------------------------------------------------------------------------
 
-    def _resolution_time(self, vote: records.TrackedVote) -> bool:
+    def _resolution_time(self, vote: tracking.TrackedVote) -> bool:
         if vote.vote_end is None or not lifecycle.is_open(vote.status):
             return False
         now = self._clock()
@@ -591,15 +590,13 @@ class Desk:
             return False
         return now >= vote.vote_end + self.settings.resolve.grace
 
-    async def _resolve(self, vote: records.TrackedVote) -> None:
+    async def _resolve(self, vote: tracking.TrackedVote) -> None:
         await self._read_thread_again(vote)
         atr = await self._fresh_atr(vote)
         known = self._known[vote.id]
         if atr is None or known.result is None:
             return
-        decision = decide.resolution_due(
-            vote_state(vote), atr, known.result.votes, config=self.settings.resolve, now=self._clock()
-        )
+        decision = decide.resolution_due(vote, atr, known.result.votes, config=self.settings.resolve, now=self._clock())
         log.info(
             "desk.resolution",
             release=vote.release_key,
@@ -615,9 +612,9 @@ class Desk:
         elif decision.action in ("hold", "manual"):
             await self._hold(vote, decision)
         elif decision.action in ("drop", "never") and not self.settings.dry_run:
-            await self._move(vote, lifecycle.Event.DROP)
+            await self._move(vote, lifecycle.VoteEvent.DROP)
 
-    async def _signal(self, vote: records.TrackedVote, resolution: decide.Resolution) -> None:
+    async def _signal(self, vote: tracking.TrackedVote, resolution: decide.Resolution) -> None:
         if self.settings.dry_run:
             # The vote stays open: the live run that follows resolves it.
             self.emit("resolution_dry_run", vote, f"would resolve as {resolution} (dry run)", resolution=resolution)
@@ -644,16 +641,16 @@ class Desk:
             return
         await self.store.mark_resolution_called(record.id, resolution, self._clock())
         await self.store.mark_resolution_done(record.id, resolution, self._clock())
-        await self._move(vote, lifecycle.Event.RESOLVE)
+        await self._move(vote, lifecycle.VoteEvent.RESOLVE)
         if self._metrics is not None:
             self._metrics.resolution("signalled")
         self.emit("resolved", vote, f"resolved as {resolution} through ATR's API", resolution=resolution)
 
-    async def _move(self, vote: records.TrackedVote, event: lifecycle.Event) -> None:
+    async def _move(self, vote: tracking.TrackedVote, event: lifecycle.VoteEvent) -> None:
         """The vote's next status after `event` (the lifecycle table refuses a move it does not allow)."""
         await self.store.set_vote_status(vote.id, lifecycle.next_status(vote.status, event), self._clock())
 
-    async def _retake_stale(self, vote: records.TrackedVote, record: records.Resolution) -> bool:
+    async def _retake_stale(self, vote: tracking.TrackedVote, record: records.Resolution) -> bool:
         """A `pending` row left by a crash before the call may be taken up again; anything else may not."""
         if record.state != "pending" or self._clock() - record.updated_at < STALE_PENDING:
             return False
@@ -663,7 +660,7 @@ class Desk:
             return False
         return release.phase == models.PHASE_CANDIDATE and release.current_vote_seq == vote.vote_seq
 
-    async def _after_conflict(self, vote: records.TrackedVote, record: records.Resolution, error: str) -> None:
+    async def _after_conflict(self, vote: tracking.TrackedVote, record: records.Resolution, error: str) -> None:
         """404 or 409: resolved already (by anyone: the RM, ATR's own auto-resolve, our own earlier call),
         or not resolvable yet. `release/get` tells which; a resolution elsewhere is never a failure."""
         try:
@@ -678,12 +675,12 @@ class Desk:
             phase = release.phase if release is not None else "gone"
             log.info("desk.resolved_elsewhere", release=vote.release_key, phase=phase)
             await self.store.mark_resolution_done(record.id, f"resolved elsewhere ({phase})", self._clock())
-            await self._move(vote, lifecycle.Event.RESOLVE)
+            await self._move(vote, lifecycle.VoteEvent.RESOLVE)
             self.emit("resolved_elsewhere", vote, f"resolved elsewhere (ATR: {error})", phase=phase)
             return
         await self.store.mark_resolution_held(record.id, f"ATR said: {error}", self._clock())
 
-    async def resolved_elsewhere(self, vote: records.TrackedVote, phase: str | None) -> None:
+    async def resolved_elsewhere(self, vote: tracking.TrackedVote, phase: str | None) -> None:
         """The vote left release_candidate without this watcher: ATR's own opt-in auto-resolve at the
         end passes Trusted Votes on the ballots alone (atr.md §8.4). Where this watcher would have held
         the vote (unrecorded binding email votes change the result), the RM still gets the held notice."""
@@ -698,7 +695,7 @@ class Desk:
         result = await self.retally(vote)
         if known.atr is None or result is None:
             return
-        running = dataclasses.replace(vote_state(vote), phase=decide.CANDIDATE_PHASE, resolved=False)
+        running = dataclasses.replace(vote, phase=tracking.CANDIDATE_PHASE, status=lifecycle.VoteStatus.OPEN)
         due = max(now, vote.vote_end + self.settings.resolve.grace)
         decision = decide.resolution_due(running, known.atr, result.votes, config=self.settings.resolve, now=due)
         if decision.action != "hold":
@@ -706,7 +703,7 @@ class Desk:
         detail = f"ATR resolved this vote itself at its end, on the trusted ballots alone. {decision.detail}"
         await self._hold(vote, dataclasses.replace(decision, detail=detail))
 
-    async def _hold(self, vote: records.TrackedVote, decision: decide.ResolutionDecision) -> None:
+    async def _hold(self, vote: tracking.TrackedVote, decision: decide.ResolutionDecision) -> None:
         if self.settings.dry_run:
             # No resolution row: the live run that follows holds the vote itself.
             await self._notify_manager(vote, decision)
@@ -720,7 +717,7 @@ class Desk:
             return
         await self._notify_manager(vote, decision)
 
-    async def _notify_manager(self, vote: records.TrackedVote, decision: decide.ResolutionDecision) -> None:
+    async def _notify_manager(self, vote: tracking.TrackedVote, decision: decide.ResolutionDecision) -> None:
         manager = await self._manager_uid(vote)
         if manager is None:
             log.warning("desk.no_release_manager", release=vote.release_key)
@@ -747,7 +744,7 @@ class Desk:
             vote_end=vote.vote_end,
             reminders=sent,
             rm_name=names[manager],
-            project_name=str(vote.extra.get("project_name") or ""),
+            project_name=vote.project_name,
             contact=self.settings.contact,
             names=names,
             flagged=[_flagged(item, people) for item in await self.store.flagged_messages(vote.id)],
@@ -782,7 +779,7 @@ class Desk:
             message_id=row.message_id,
         )
 
-    async def _manager_uid(self, vote: records.TrackedVote) -> str | None:
+    async def _manager_uid(self, vote: tracking.TrackedVote) -> str | None:
         """The release manager: the uid that sent the [VOTE] (ATR sends it from `{uid}@apache.org`)."""
         keys = await self.store.thread_keys(vote.id)
         if not keys:
@@ -795,20 +792,6 @@ class Desk:
 
 def _summary(decision: records.Decision) -> tuple[str, ...]:
     return (decision.decision, decision.reason, decision.detail, decision.email_message_id, decision.ballot)
-
-
-def _voter_vote(vote: tally.Vote) -> records.VoterVote:
-    return records.VoterVote(
-        voter=vote.voter,
-        value=vote.vote,
-        status=vote.status,
-        message_key=vote.message_id,
-        date=vote.date,
-        quotation=vote.quotation,
-        confidence=vote.confidence,
-        reasons=vote.reasons,
-        updated=vote.updated,
-    )
 
 
 def _flagged(item: records.FlaggedMessage, people: roster.Roster) -> render.Flagged:
@@ -853,14 +836,6 @@ def _choice(value: str) -> decide.Choice | None:
     return None
 
 
-def _mode(value: str) -> decide.Mode:
-    if value == "trusted":
-        return "trusted"
-    if value == "manual":
-        return "manual"
-    return "email"
-
-
 def _trusted_summary(summary: models.TrustedVoteSummary) -> decide.TrustedSummary:
     return decide.TrustedSummary(
         binding_yes=summary.binding_votes_yes,
@@ -869,19 +844,4 @@ def _trusted_summary(summary: models.TrustedVoteSummary) -> decide.TrustedSummar
         non_binding_yes=summary.non_binding_votes_yes,
         non_binding_no=summary.non_binding_votes_no,
         non_binding_abstain=summary.non_binding_votes_abstain,
-    )
-
-
-def vote_state(vote: records.TrackedVote) -> decide.VoteState:
-    """The decision inputs of a tracked vote."""
-    return decide.VoteState(
-        release_key=vote.release_key,
-        project=vote.project,
-        version=vote.version,
-        vote_seq=vote.vote_seq,
-        mode=_mode(vote.mode),
-        vote_round=vote.vote_round,
-        vote_end=vote.vote_end,
-        phase=vote.phase or decide.CANDIDATE_PHASE,
-        resolved=vote.status == lifecycle.Status.RESOLVED,
     )

@@ -131,12 +131,12 @@ class Discovery:
 
         `run --once` reads its sources after discovery: a mailbox or an mbox may have just brought it.
         """
-        changes = [await self._look_for_thread(vote) for vote in list(self.votes.values()) if vote.thread is None]
+        changes = [await self._look_for_thread(vote) for vote in list(self.votes.values()) if not vote.root_message_id]
         return [change for change in changes if change is not None]
 
     async def is_binding(self, vote: tracking.TrackedVote, uid: str) -> bool:
         """Whether `uid` is binding on this vote (PMC; PPMC in round 1; IPMC in round 2)."""
-        return await self.rosters.is_binding(uid, vote.committee_key, vote.round)
+        return await self.rosters.is_binding(uid, vote.committee_key, vote.vote_round)
 
     async def run(
         self,
@@ -176,7 +176,9 @@ class Discovery:
         thread = await self._find(vote)
         vote = tracking.with_thread(vote, thread) if thread is not None else vote
         self.votes[release.key] = vote
-        log.info("discovery.vote", release=vote.release_key, vote_seq=vote.vote_seq, mode=vote.mode, round=vote.round)
+        log.info(
+            "discovery.vote", release=vote.release_key, vote_seq=vote.vote_seq, mode=vote.mode, round=vote.vote_round
+        )
         return tracking.Change(tracking.change_kind(previous, vote), vote, previous)
 
     def _take_new(self, release: models.Release) -> bool:
@@ -216,18 +218,18 @@ class Discovery:
             log.warning("discovery.facts_failed", release=release.key, error=str(exc))
             return None
         vote = tracking.track(release, project, policy, committee, second_round_list=self._second_round_list)
-        if vote is not None and vote.round == 2:
+        if vote is not None and vote.vote_round == 2:
             await self._refresh_roster(vote)
         return vote
 
     async def _refresh_roster(self, vote: tracking.TrackedVote) -> None:
         try:
-            await self.rosters.for_vote(vote.committee_key, vote.round)
+            await self.rosters.for_vote(vote.committee_key, vote.vote_round)
         except errors.AtrError as exc:
             log.warning("discovery.roster_failed", release=vote.release_key, error=str(exc))
 
     async def _look_for_thread(self, vote: tracking.TrackedVote) -> tracking.Change | None:
-        if vote.thread is not None:
+        if vote.root_message_id:
             return None
         thread = await self._find(vote)
         if thread is None:
@@ -237,6 +239,9 @@ class Discovery:
         return tracking.Change("thread_found", found, vote)
 
     async def _find(self, vote: tracking.TrackedVote) -> tracking.FoundThread | None:
+        since = tracking.thread_since(vote)
+        if since is None:
+            return None
         try:
             # The committee is cached (discovery read it to track the vote): its release managers send the [VOTE].
             managers = (await self.rosters.committee(vote.committee_key)).release_managers
@@ -245,7 +250,7 @@ class Discovery:
                 vote.subject,
                 vote.project,
                 vote.version,
-                tracking.thread_since(vote),
+                since,
                 managers=managers,
                 thread_url=vote.vote_thread_url,
             )

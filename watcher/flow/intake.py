@@ -25,11 +25,11 @@ import structlog
 
 import watcher.core.message as message
 import watcher.core.threads as threads
+import watcher.core.tracking as tracking
 import watcher.flow.worker as worker
 import watcher.services.metrics as metrics
 import watcher.services.wallclock as wallclock
 import watcher.store as store
-import watcher.store.records as records
 
 log = structlog.get_logger("watcher.flow.intake")
 
@@ -97,7 +97,7 @@ class Intake:
         """Whether a message was taken already (by Message-ID or key); sources ask before fetching."""
         return message.normalise_message_id(key) in self._known
 
-    async def track(self, vote: records.TrackedVote) -> None:
+    async def track(self, vote: tracking.TrackedVote) -> None:
         """Follow a vote's thread, linking what was stored before the vote was known."""
         root = message.normalise_message_id(vote.root_message_id)
         if not root or self._votes_by_root.get(root) == vote.id:
@@ -128,7 +128,7 @@ class Intake:
             await self.screen(key, raw)
         await self._on_vote_changed(vote_id)
 
-    def untrack(self, vote: records.TrackedVote) -> None:
+    def untrack(self, vote: tracking.TrackedVote) -> None:
         """Stop following a vote's thread; late replies to it are not taken for another vote's."""
         root = message.normalise_message_id(vote.root_message_id)
         if self._votes_by_root.get(root) == vote.id:

@@ -65,7 +65,7 @@ def _stopped_json(stopped: tally.StopAt | None) -> dict[str, str] | None:
     return {"message_id": _bracketed(stopped.message_id), "kind": stopped.kind}
 
 
-def _vote_json(vote: tally.Vote) -> dict[str, Any]:
+def _vote_json(vote: tally.EmailedVote) -> dict[str, Any]:
     data: dict[str, Any] = {
         "voter": vote.voter,
         "name": vote.name,
@@ -116,7 +116,7 @@ def to_text(result: tally.Tally) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _vote_line(vote: tally.Vote) -> str:
+def _vote_line(vote: tally.EmailedVote) -> str:
     flags = [flag for flag, on in (("updated", vote.updated), ("carried", vote.carried)) if on]
     label = f" ({', '.join(flags)})" if flags else ""
     name = f" {vote.name}" if vote.name else ""

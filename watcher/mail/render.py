@@ -35,6 +35,7 @@ import jinja2.exceptions
 import jinja2.sandbox
 
 import watcher.core.decide as decide
+import watcher.core.tally as tally
 
 REMINDER: Final = "reminder"
 HELD_NOTICE: Final = "held_notice"
@@ -174,7 +175,7 @@ class NoticeContext:
 
     def variables(self) -> dict[str, Any]:
         """The template variables."""
-        zero = decide.Counts(0, 0, 0)
+        zero = tally.Counts()
         return {
             "rm_uid": self.rm_uid,
             "rm_name": person_name(self.rm_name),
@@ -384,7 +385,7 @@ def _environment(loader: jinja2.BaseLoader, *, autoescape: bool) -> jinja2.Envir
     )
 
 
-def _counts(counts: decide.Counts) -> dict[str, Any]:
+def _counts(counts: tally.Counts) -> dict[str, Any]:
     return {"yes": counts.yes, "no": counts.no, "abstain": counts.abstain, "passes": counts.passes}
 
 

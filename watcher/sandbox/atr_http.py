@@ -89,7 +89,7 @@ Tally = Callable[[TallyRequest], Awaitable[Mapping[str, Any] | None]]
 
 
 @dataclasses.dataclass(slots=True)
-class _Faults:
+class _AtrFaults:
     failures: int = 0
     status: int = 500
     delays: int = 0
@@ -111,7 +111,7 @@ class AtrSandbox:
         tally: Tally | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.state = atr_state.AtrState(scenario)
+        self.state = atr_state.SandboxState(scenario)
         self.host = host
         self.port = port
         self.clock = clock
@@ -126,7 +126,7 @@ class AtrSandbox:
         self.request_violations: list[str] = []
         """Request bodies that disagreed with the schema's request definitions (each answered 400)."""
         self.posted: list[atr_state.Outgoing] = []
-        self._faults = _Faults()
+        self._faults = _AtrFaults()
         self._site = site.LoopbackSite()
 
     def __repr__(self) -> str:
@@ -350,7 +350,7 @@ class AtrSandbox:
         await self.restart_vote(key)
         return web.json_response(self.state.release_json(self.state.releases[key]))
 
-    def _tally_request(self, release: atr_state.Release) -> TallyRequest:
+    def _tally_request(self, release: atr_state.ReleaseRow) -> TallyRequest:
         vote_round = self.state.vote_round(release)
         committee = self.state.committee_of(release.project_key)
         committee_key = atr_state.IPMC_KEY if vote_round == 2 else (committee.key if committee else None)

@@ -49,7 +49,7 @@ class ScenarioError(Exception):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Settings:
+class ScenarioSettings:
     """Clock start, token lifetimes and the limits the sandbox enforces."""
 
     now: float
@@ -149,7 +149,7 @@ class BallotSpec:
 class Scenario:
     """Everything the sandbox ATR starts from."""
 
-    settings: Settings
+    settings: ScenarioSettings
     committees: Mapping[str, CommitteeSpec] = dataclasses.field(default_factory=dict)
     people: Mapping[str, str] = dataclasses.field(default_factory=dict)
     projects: Mapping[str, ProjectSpec] = dataclasses.field(default_factory=dict)
@@ -176,7 +176,7 @@ def from_mapping(data: Mapping[str, Any], now: float, source: str = "scenario") 
         raise ScenarioError(f"{source}: no [atr] table")
     top = _Table(data["atr"], "atr", source)
     start = top.time("now", now, now)
-    settings = Settings(
+    settings = ScenarioSettings(
         now=start if start is not None else now,
         pats=top.string_map("pats"),
         jwt_minutes=top.number("jwt_minutes", 30.0),

@@ -84,7 +84,7 @@ class Outgoing:
 
 
 @dataclasses.dataclass(slots=True)
-class Release:
+class ReleaseRow:
     """A release and what ATR's VOTE_INITIATE task knows about its running vote."""
 
     project_key: str
@@ -118,8 +118,8 @@ class Release:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Ballot:
-    """One BallotPaper row."""
+class BallotPaper:
+    """One row of ATR's BallotPaper table."""
 
     id: int
     release_key: str
@@ -139,12 +139,12 @@ class Ballot:
 class Effective:
     """A ballot that counts now: binding re-checked, carried from round 1 or not."""
 
-    ballot: Ballot
+    ballot: BallotPaper
     is_binding: bool
     is_carried: bool
 
 
-class AtrState:
+class SandboxState:
     """What the sandbox ATR knows, and its rules."""
 
     def __init__(self, scenario: atr_scenario.Scenario) -> None:
@@ -157,8 +157,8 @@ class AtrState:
         # Kept so that tests can check no token leaks into logs or errors.
         self.issued_jwts: list[str] = []
         self._tat: dict[str, float] = {}
-        self.releases: dict[str, Release] = {}
-        self.ballots: list[Ballot] = []
+        self.releases: dict[str, ReleaseRow] = {}
+        self.ballots: list[BallotPaper] = []
         for release_spec in scenario.releases:
             self.releases[release_spec.key] = self._release(release_spec)
         for ballot_spec in scenario.ballots:
@@ -166,11 +166,11 @@ class AtrState:
 
     # Scenario → state.
 
-    def _release(self, spec: atr_scenario.ReleaseSpec) -> Release:
+    def _release(self, spec: atr_scenario.ReleaseSpec) -> ReleaseRow:
         now = self.settings.now
         policy = self.projects[spec.project_key].policy
         duration = spec.vote_duration or (policy.min_hours if policy and policy.min_hours else DEFAULT_MIN_HOURS)
-        release = Release(
+        release = ReleaseRow(
             project_key=spec.project_key,
             version=spec.version,
             phase=spec.phase,
@@ -201,7 +201,7 @@ class AtrState:
             raise atr_scenario.ScenarioError(f"ballot for {spec.release_key}: the release has no vote_seq")
         vote_round = spec.vote_round if spec.vote_round is not None else self.vote_round(release)
         self.ballots.append(
-            Ballot(
+            BallotPaper(
                 id=len(self.ballots) + 1,
                 release_key=release.key,
                 vote_seq=vote_seq,
@@ -327,14 +327,14 @@ class AtrState:
         """The LDAP cn stand-in."""
         return self.people.get(uid) or uid
 
-    def vote_round(self, release: Release) -> int | None:
+    def vote_round(self, release: ReleaseRow) -> int | None:
         """None for non-podlings; 1 until round 1 passed (podling_thread_id set), then 2."""
         committee = self.committee_of(release.project_key)
         if committee is None or not committee.is_podling:
             return None
         return 1 if release.podling_thread_id is None else 2
 
-    def is_binding(self, uid: str, release: Release, vote_round: int | None) -> bool:
+    def is_binding(self, uid: str, release: ReleaseRow, vote_round: int | None) -> bool:
         """PMC (or PPMC in round 1) membership; IPMC membership in round 2."""
         if vote_round == 2:
             ipmc = self.committees.get(IPMC_KEY)
@@ -342,7 +342,7 @@ class AtrState:
         committee = self.committee_of(release.project_key)
         return committee is not None and uid in committee.committee_members
 
-    def effective_vote_mode(self, release: Release) -> str:
+    def effective_vote_mode(self, release: ReleaseRow) -> str:
         """The frozen mode once a vote started, else the policy's."""
         if release.phase != DRAFT and release.vote_mode is not None:
             return release.vote_mode
@@ -351,14 +351,14 @@ class AtrState:
     def _policy(self, project_key: str) -> atr_scenario.PolicySpec:
         return self.projects[project_key].policy or atr_scenario.PolicySpec()
 
-    def release(self, project_key: str, version: str, missing: str = NOT_FOUND_TEXT) -> Release:
+    def release(self, project_key: str, version: str, missing: str = NOT_FOUND_TEXT) -> ReleaseRow:
         """The release, or 404 with `missing` (each handler has its own text, §10.2)."""
         found = self.releases.get(f"{project_key}-{version}")
         if found is None or found.project_key != project_key:
             raise RefusalError(404, missing)
         return found
 
-    def embargoed_for(self, uid: str, release: Release) -> bool:
+    def embargoed_for(self, uid: str, release: ReleaseRow) -> bool:
         """An expedited release before its release phase, for a caller outside its committee (§8.6)."""
         if not release.expedited or release.phase == "release":
             return False
@@ -378,7 +378,7 @@ class AtrState:
         page = chosen[offset : offset + limit]
         return {"endpoint": "/releases/list", "data": [self.release_json(r) for r in page], "count": len(chosen)}
 
-    def release_json(self, release: Release) -> dict[str, Any]:
+    def release_json(self, release: ReleaseRow) -> dict[str, Any]:
         """A Release as ATR serialises it: every field of §10.5.3, always present, null included."""
         return {
             "key": release.key,
@@ -516,7 +516,7 @@ class AtrState:
         }
         return {"endpoint": "/committee/get", "committee": data}
 
-    def _vote_list(self, release: Release) -> str:
+    def _vote_list(self, release: ReleaseRow) -> str:
         # The RM picks the list at start (§8.1); a scenario that names none gets the policy default, else dev@.
         if self.vote_round(release) == 2:
             return self.settings.second_round_email_to
@@ -526,7 +526,7 @@ class AtrState:
 
     # Trusted ballots (reference/atr.md §6.3, §6.4).
 
-    def effective_ballots(self, release: Release) -> list[Effective]:
+    def effective_ballots(self, release: ReleaseRow) -> list[Effective]:
         """Latest ballot per voter in this vote, plus round-1 ballots of IPMC members in round 2."""
         vote_seq = release.current_vote_seq
         if vote_seq is None:
@@ -546,7 +546,7 @@ class AtrState:
                 entries.append(Effective(ballot, True, True))
         return entries
 
-    def trusted_tally(self, release: Release) -> tuple[dict[str, int], bool]:
+    def trusted_tally(self, release: ReleaseRow) -> tuple[dict[str, int], bool]:
         """The six counts and whether they pass (binding +1 ≥ 3 and > binding −1)."""
         counts = dict.fromkeys(_SUMMARY_KEYS.values(), 0)
         for entry in self.effective_ballots(release):
@@ -580,7 +580,7 @@ class AtrState:
             raise RefusalError(404, "No vote task found")
         return result
 
-    def receipt_ids(self, release: Release) -> frozenset[str]:
+    def receipt_ids(self, release: ReleaseRow) -> frozenset[str]:
         """Receipt Message-IDs of **every** ballot of the vote_seq: ATR's email tally leaves all out (§6.5),
         while `vote/tabulate` names only the effective ballots' receipts."""
         seq = release.current_vote_seq
@@ -610,7 +610,7 @@ class AtrState:
         if not any(uid in c.committers or uid in c.committee_members for c in self.committees.values()):
             raise RefusalError(403, "Only committers may cast a vote in ATR.")
         vote_round = self.vote_round(release)
-        ballot = Ballot(
+        ballot = BallotPaper(
             id=len(self.ballots) + 1,
             release_key=release.key,
             vote_seq=release.current_vote_seq,
@@ -661,13 +661,13 @@ class AtrState:
             release.vote_resolved, release.podling_thread_id, release.vote_thread_url = None, None, None
         return outgoing
 
-    def _may_resolve(self, uid: str, release: Release) -> bool:
+    def _may_resolve(self, uid: str, release: ReleaseRow) -> bool:
         committee = self.committee_of(release.project_key)
         if committee is None:
             return False
         return uid in committee.committee_members or (uid in committee.release_managers and uid in committee.committers)
 
-    def _start_round_two(self, release: Release, now: float) -> Outgoing:
+    def _start_round_two(self, release: ReleaseRow, now: float) -> Outgoing:
         release.podling_thread_id = thread_id(release.vote_message_id)
         self._new_vote(release, now)
         release.email_to = self.settings.second_round_email_to
@@ -683,7 +683,7 @@ class AtrState:
         release.email_to = self._vote_list(release)
         return self.announcement(release)
 
-    def _new_vote(self, release: Release, now: float) -> None:
+    def _new_vote(self, release: ReleaseRow, now: float) -> None:
         # §3.1: the serial is per release (a VoteCounter row), new on every start, round 2 included.
         seqs = [release.current_vote_seq or 0] + [b.vote_seq for b in self.ballots if b.release_key == release.key]
         release.current_vote_seq = max(seqs) + 1
@@ -692,12 +692,12 @@ class AtrState:
 
     # Mail that ATR sends.
 
-    def render_subject(self, release: Release) -> str:
+    def render_subject(self, release: ReleaseRow) -> str:
         """The [VOTE] subject from the policy's template (ATR's `vote_subject` placeholders)."""
         template = self._policy(release.project_key).start_vote_subject or DEFAULT_SUBJECT
         return substitute(template, self._values(release))
 
-    def _values(self, release: Release) -> dict[str, str]:
+    def _values(self, release: ReleaseRow) -> dict[str, str]:
         project = self.projects[release.project_key]
         committee = self.committee_of(release.project_key)
         podling = committee is not None and committee.is_podling
@@ -713,7 +713,7 @@ class AtrState:
             "DURATION": str(release.vote_duration),
         }
 
-    def announcement(self, release: Release) -> Outgoing:
+    def announcement(self, release: ReleaseRow) -> Outgoing:
         """The [VOTE] mail of the running vote."""
         values = self._values(release)
         template = self._policy(release.project_key).start_vote_template or _DEFAULT_BODY
@@ -723,7 +723,7 @@ class AtrState:
         mail.set_content(body, cte="8bit")
         return Outgoing(mail.as_bytes(), release.email_to)
 
-    def _result_message(self, release: Release, resolution: str, now: float) -> bytes:
+    def _result_message(self, release: ReleaseRow, resolution: str, now: float) -> bytes:
         # §5.7: the project's display name ("Apache Example", "(Incubating)" for podlings).
         project = self.projects[release.project_key]
         committee = self.committee_of(release.project_key)
@@ -735,7 +735,7 @@ class AtrState:
         mail.set_content(_with_footer(f"The vote {resolution}.", release.initiator), cte="8bit")
         return mail.as_bytes()
 
-    def _message_id(self, release: Release) -> str:
+    def _message_id(self, release: ReleaseRow) -> str:
         return f"{uuid.uuid5(_NAMESPACE, f'{release.key}/{release.current_vote_seq}')}@apache.org"
 
 
@@ -775,7 +775,7 @@ Thanks,
 """
 
 
-def receipt_message(ballot: Ballot, release: Release) -> bytes:
+def receipt_message(ballot: BallotPaper, release: ReleaseRow) -> bytes:
     """The copy of a ballot ATR posts to the thread (reference/atr.md §6.5)."""
     mail = _mail(
         ballot.voter_asf_uid, release.email_to, f"Re: {release.vote_subject}", ballot.receipt_message_id, ballot.created
@@ -785,7 +785,7 @@ def receipt_message(ballot: Ballot, release: Release) -> bytes:
     return mail.as_bytes()
 
 
-def receipt_body(ballot: Ballot) -> str:
+def receipt_body(ballot: BallotPaper) -> str:
     """`{vote} ({label}) ({uid}) {Full Name}`, then the comment and a signature when there is one."""
     label = _label(ballot)
     head = f"{ballot.choice} ({label}) " if label else f"{ballot.choice} "
@@ -795,7 +795,7 @@ def receipt_body(ballot: Ballot) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _label(ballot: Ballot) -> str:
+def _label(ballot: BallotPaper) -> str:
     if ballot.vote_round == 1:
         return "formal" if ballot.is_binding_at_cast else "informal"
     return "binding" if ballot.is_binding_at_cast else ""
@@ -834,8 +834,8 @@ def _ballot_json(entry: Effective) -> dict[str, Any]:
     }
 
 
-def _latest_per_voter(ballots: Iterable[Ballot]) -> dict[str, Ballot]:
-    latest: dict[str, Ballot] = {}
+def _latest_per_voter(ballots: Iterable[BallotPaper]) -> dict[str, BallotPaper]:
+    latest: dict[str, BallotPaper] = {}
     for ballot in sorted(ballots, key=lambda b: b.id):
         latest[ballot.voter_asf_uid] = ballot
     return latest

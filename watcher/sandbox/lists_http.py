@@ -244,7 +244,7 @@ class Archive:
 
 
 @dataclasses.dataclass
-class _Faults:
+class _ListFaults:
     failures: int = 0
     status: int = 500
     fail_endpoint: str | None = None
@@ -276,7 +276,7 @@ class PonyMailSandbox:
         self.max_hits = max_hits
         self._clock = clock
         self._counts: collections.Counter[str] = collections.Counter()
-        self._faults = _Faults()
+        self._faults = _ListFaults()
         self._site = site.LoopbackSite()
         if mbox is not None:
             self.load(pathlib.Path(mbox))

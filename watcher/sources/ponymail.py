@@ -88,7 +88,7 @@ class ArchiveFetchError(RuntimeError):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Settings:
+class ArchiveSettings:
     """How the client talks to the archive."""
 
     base_url: str = DEFAULT_ARCHIVE_URL
@@ -156,12 +156,12 @@ class ArchiveClient:
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        settings: ArchiveSettings | None = None,
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
-        self.settings = settings or Settings()
+        self.settings = settings or ArchiveSettings()
         self.base_url = check_url(self.settings.base_url)
         self.requests = 0
         self.received_bytes = 0
@@ -293,7 +293,7 @@ class ArchiveClient:
     async def find_vote_thread(
         self,
         list_address: str,
-        wanted: votesubject.Release,
+        wanted: votesubject.ReleaseName,
         since: datetime.datetime,
         *,
         managers: Iterable[str] = (),
@@ -440,7 +440,9 @@ class ArchiveClient:
 
 
 @dataclasses.dataclass
-class _Tracked:
+class _FollowedThread:
+    # The source's reading of one thread (polls, what it fetched), not the vote it belongs to: a thread is
+    # followed by its archive id or [VOTE] Message-ID, and the vote itself is `watcher.core.tracking.TrackedVote`.
     list_address: str
     thread_id: str | None
     message_id: str | None
@@ -479,7 +481,7 @@ class PonyMailSource:
         self._lists = list(dict.fromkeys(address.lower() for address in lists))
         self._cursors = cursors if cursors is not None else cursor.MemoryCursorStore()
         self._clock = clock
-        self._tracked: list[_Tracked] = []
+        self._tracked: list[_FollowedThread] = []
         self._considered: dict[str, dict[str, int]] = {}
         self._checked_lists: set[str] = set()
         self.unknown_lists: set[str] = set()
@@ -520,7 +522,7 @@ class PonyMailSource:
                 return
         if address not in self._lists:
             self._lists.append(address)
-        self._tracked.append(_Tracked(address, thread_id, mid, begin, end))
+        self._tracked.append(_FollowedThread(address, thread_id, mid, begin, end))
 
     def untrack(self, *, thread_id: str | None = None, message_id: str | None = None) -> None:
         """Stop following a thread (its vote is over)."""
@@ -618,7 +620,7 @@ class PonyMailSource:
             await self._cursors.set_cursor(self.name, address, records.Cursor(0, newest))
         return found, problems
 
-    def _due(self, tracked: _Tracked, now: int) -> bool:
+    def _due(self, tracked: _FollowedThread, now: int) -> bool:
         """Read a thread not read yet, every `reread_every` polls, and once shortly before its vote ends."""
         if not (tracked.synced or tracked.waiting) or tracked.polls >= self.reread_every:
             return True
@@ -649,13 +651,23 @@ class PonyMailSource:
             log.warning("archive.unknown_list", source=self.name, list=address, problem=problem)
 
     async def _sync(
-        self, tracked: _Tracked, seen: Seen, deliver: Deliver | None, found: list[ArchivedMessage], problems: list[str]
+        self,
+        tracked: _FollowedThread,
+        seen: Seen,
+        deliver: Deliver | None,
+        found: list[ArchivedMessage],
+        problems: list[str],
     ) -> None:
         async with tracked.lock:
             await self._sync_locked(tracked, seen, deliver, found, problems)
 
     async def _sync_locked(
-        self, tracked: _Tracked, seen: Seen, deliver: Deliver | None, found: list[ArchivedMessage], problems: list[str]
+        self,
+        tracked: _FollowedThread,
+        seen: Seen,
+        deliver: Deliver | None,
+        found: list[ArchivedMessage],
+        problems: list[str],
     ) -> None:
         now = self._clock()
         try:
@@ -691,7 +703,7 @@ class PonyMailSource:
             found.append(item)
         tracked.synced, tracked.waiting = complete, False
 
-    async def _thread_entries(self, tracked: _Tracked) -> list[ThreadEntry] | None:
+    async def _thread_entries(self, tracked: _FollowedThread) -> list[ThreadEntry] | None:
         if tracked.thread_id is None and tracked.message_id:
             tracked.thread_id = await self.client.thread_id_for(tracked.message_id, tracked.list_address)
         if tracked.thread_id is None:
@@ -704,7 +716,7 @@ class PonyMailSource:
             del considered[ident]
 
 
-class ThreadFinder:
+class ArchiveThreads:
     """Finds a vote's [VOTE] message in the archive for discovery (`watcher.flow.discovery.ThreadFinder`)."""
 
     def __init__(self, client: ArchiveClient) -> None:
@@ -800,7 +812,7 @@ async def fetch_thread_raw(url_or_id: str, *, archive_url: str = DEFAULT_ARCHIVE
         base, thread_id = parse_thread_ref(url_or_id)
         if base is None or archive_url.rstrip("/") != DEFAULT_ARCHIVE_URL:
             base = archive_url
-        client = ArchiveClient(Settings(base_url=base))
+        client = ArchiveClient(ArchiveSettings(base_url=base))
     except ValueError as exc:
         raise ArchiveFetchError(str(exc), url_or_id) from None
     async with client:
@@ -917,7 +929,7 @@ def _archive_id(entry: Mapping[str, Any]) -> str:
     return str(entry.get("mid") or entry.get("id") or "")
 
 
-def _same(tracked: _Tracked, thread_id: str | None, message_id: str | None) -> bool:
+def _same(tracked: _FollowedThread, thread_id: str | None, message_id: str | None) -> bool:
     return bool((thread_id and tracked.thread_id == thread_id) or (message_id and tracked.message_id == message_id))
 
 

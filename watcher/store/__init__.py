@@ -17,8 +17,6 @@ from watcher.store.records import (
     Observation,
     Resolution,
     StoredMessage,
-    TrackedVote,
-    VoterVote,
 )
 
 __all__ = [
@@ -34,8 +32,6 @@ __all__ = [
     "StoreLockedError",
     "StoreUnavailableError",
     "StoredMessage",
-    "TrackedVote",
-    "VoterVote",
     "open",
 ]
 

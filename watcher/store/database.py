@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import sqlalchemy as sa
 import sqlalchemy.dialects.postgresql as postgresql
@@ -21,6 +21,9 @@ import sqlalchemy.ext.asyncio as sa_async
 import watcher.core.digest as digest
 import watcher.core.lifecycle as lifecycle
 import watcher.core.message as message
+import watcher.core.roster as roster
+import watcher.core.tally as tally
+import watcher.core.tracking as tracking
 import watcher.services.wallclock as wallclock
 import watcher.store.engine as engine
 import watcher.store.migrate as migrate
@@ -33,6 +36,7 @@ DEFAULT_CLAIM_TTL: Final = datetime.timedelta(minutes=5)
 # Bound parameters per statement stay well below SQLite's limit.
 _CHUNK: Final = 500
 _PENDING: Final = records.OutboxState.PENDING.value
+_Name = TypeVar("_Name", bound=str)
 
 Insert = postgresql.Insert | sqlite.Insert
 
@@ -216,7 +220,9 @@ class Store:
 
     # Tracked votes and their threads ----------------------------------------------------------------------------
 
-    async def upsert_vote(self, vote: records.TrackedVote, now: datetime.datetime | None = None) -> records.TrackedVote:
+    async def upsert_vote(
+        self, vote: tracking.TrackedVote, now: datetime.datetime | None = None
+    ) -> tracking.TrackedVote:
         """Insert or update the vote keyed by (release_key, vote_seq); returns it as stored (with its id)."""
         table = schema.votes
         values = _vote_values(vote, _now(now))
@@ -229,31 +235,31 @@ class Store:
             row = (await conn.execute(statement)).one()
         return _vote(row)
 
-    async def get_vote(self, release_key: str, vote_seq: int) -> records.TrackedVote | None:
+    async def get_vote(self, release_key: str, vote_seq: int) -> tracking.TrackedVote | None:
         """The vote with this key."""
         table = schema.votes
         return await self._one_vote((table.c.release_key == release_key) & (table.c.vote_seq == vote_seq))
 
-    async def vote_by_id(self, vote_id: int) -> records.TrackedVote | None:
+    async def vote_by_id(self, vote_id: int) -> tracking.TrackedVote | None:
         """The vote with this id."""
         return await self._one_vote(schema.votes.c.id == vote_id)
 
-    async def _one_vote(self, where: sa.ColumnElement[bool]) -> records.TrackedVote | None:
+    async def _one_vote(self, where: sa.ColumnElement[bool]) -> tracking.TrackedVote | None:
         async with self._read() as conn:
             row = (await conn.execute(sa.select(schema.votes).where(where))).first()
         return _vote(row) if row is not None else None
 
-    async def votes(self, *, open_only: bool = True) -> list[records.TrackedVote]:
+    async def votes(self, *, open_only: bool = True) -> list[tracking.TrackedVote]:
         """Tracked votes, oldest first; by default only those whose status is `open`."""
         table = schema.votes
         statement = sa.select(table).order_by(table.c.id)
         if open_only:
-            statement = statement.where(table.c.status == lifecycle.Status.OPEN)
+            statement = statement.where(table.c.status == lifecycle.VoteStatus.OPEN)
         async with self._read() as conn:
             return [_vote(row) for row in await conn.execute(statement)]
 
     async def set_vote_status(
-        self, vote_id: int, status: lifecycle.Status, now: datetime.datetime | None = None
+        self, vote_id: int, status: lifecycle.VoteStatus, now: datetime.datetime | None = None
     ) -> None:
         """Change a vote's status (anything but `open` takes it off the `votes()` list)."""
         table = schema.votes
@@ -262,7 +268,7 @@ class Store:
             await conn.execute(statement)
 
     async def end_vote(
-        self, vote: records.TrackedVote, status: lifecycle.Status, now: datetime.datetime | None = None
+        self, vote: tracking.TrackedVote, status: lifecycle.VoteStatus, now: datetime.datetime | None = None
     ) -> None:
         """Give a vote its new status and, when mail for a vote in that status is no longer sent, skip its
         pending mails (`skip_pending`), in one transaction."""
@@ -432,7 +438,7 @@ class Store:
     # Voters' votes --------------------------------------------------------------------------------------------
 
     async def record_voter_vote(
-        self, vote_id: int, vote: records.VoterVote, now: datetime.datetime | None = None
+        self, vote_id: int, vote: tally.EmailedVote, now: datetime.datetime | None = None
     ) -> None:
         """Insert or replace one voter's latest vote in a tracked vote."""
         table = schema.voter_votes
@@ -446,7 +452,7 @@ class Store:
             await conn.execute(statement)
 
     async def replace_voter_votes(
-        self, vote_id: int, votes: Sequence[records.VoterVote], now: datetime.datetime | None = None
+        self, vote_id: int, votes: Sequence[tally.EmailedVote], now: datetime.datetime | None = None
     ) -> None:
         """Replace a tracked vote's whole set of voters' votes in one transaction (a fresh tally of the thread).
 
@@ -461,7 +467,7 @@ class Store:
             if votes:
                 await conn.execute(sa.insert(table), [_voter_values(vote_id, vote, moment) for vote in votes])
 
-    async def voter_votes(self, vote_id: int) -> list[records.VoterVote]:
+    async def voter_votes(self, vote_id: int) -> list[tally.EmailedVote]:
         """A tracked vote's voters' votes, in archive order."""
         table = schema.voter_votes
         statement = sa.select(table).where(table.c.vote_id == vote_id).order_by(table.c.position, table.c.voter)
@@ -1074,7 +1080,7 @@ def _message_row(
     }
 
 
-def _vote_values(vote: records.TrackedVote, now: datetime.datetime) -> dict[str, Any]:
+def _vote_values(vote: tracking.TrackedVote, now: datetime.datetime) -> dict[str, Any]:
     return {
         "release_key": vote.release_key,
         "project": vote.project,
@@ -1082,7 +1088,7 @@ def _vote_values(vote: records.TrackedVote, now: datetime.datetime) -> dict[str,
         "vote_seq": vote.vote_seq,
         "mode": vote.mode,
         "vote_round": vote.vote_round,
-        "committee": vote.committee,
+        "committee": vote.binding_committee_key,
         "list_address": vote.list_address,
         "subject": _text(vote.subject),
         "root_message_id": vote.root_message_id,
@@ -1090,7 +1096,15 @@ def _vote_values(vote: records.TrackedVote, now: datetime.datetime) -> dict[str,
         "vote_end": vote.vote_end,
         "phase": vote.phase,
         "status": vote.status,
-        "extra": dict(vote.extra),
+        # The facts that have no column of their own (a JSON object, so they came without a schema change).
+        "extra": {
+            "committee_key": vote.committee_key,
+            "podling_thread_id": vote.podling_thread_id or "",
+            "end_source": vote.end_source,
+            "min_hours": vote.min_hours,
+            "project_name": vote.project_name,
+            "vote_thread_url": vote.vote_thread_url or "",
+        },
         "updated_at": now,
     }
 
@@ -1110,17 +1124,43 @@ def _skip_statement(release_key: str, vote_seq: int, reason: str, moment: dateti
     )
 
 
-def _vote(row: sa.Row[Any]) -> records.TrackedVote:
-    return records.TrackedVote(**row._asdict())
+def _vote(row: sa.Row[Any]) -> tracking.TrackedVote:
+    extra: Mapping[str, Any] = row.extra or {}
+    min_hours = extra.get("min_hours")
+    return tracking.TrackedVote(
+        release_key=row.release_key,
+        project=row.project,
+        version=row.version,
+        vote_seq=row.vote_seq,
+        mode=_one_of(row.mode, tracking.MODES, tracking.MODE_EMAIL),
+        vote_round=row.vote_round,
+        # Rows written before the project's committee was kept have only the binding one.
+        committee_key=str(extra.get("committee_key") or row.committee),
+        binding_committee_key=row.committee,
+        list_address=row.list_address,
+        subject=row.subject,
+        root_message_id=row.root_message_id,
+        vote_started=row.vote_started,
+        vote_end=row.vote_end,
+        end_source=_one_of(str(extra.get("end_source")), tracking.END_SOURCES, "policy"),
+        min_hours=min_hours if isinstance(min_hours, int) else tracking.DEFAULT_MIN_HOURS,
+        podling_thread_id=str(extra.get("podling_thread_id") or "") or None,
+        project_name=str(extra.get("project_name") or ""),
+        vote_thread_url=str(extra.get("vote_thread_url") or "") or None,
+        phase=row.phase or tracking.CANDIDATE_PHASE,
+        status=row.status,
+        id=row.id,
+        updated_at=row.updated_at,
+    )
 
 
-def _voter_values(vote_id: int, vote: records.VoterVote, now: datetime.datetime) -> dict[str, Any]:
+def _voter_values(vote_id: int, vote: tally.EmailedVote, now: datetime.datetime) -> dict[str, Any]:
     return {
         "vote_id": vote_id,
         "voter": vote.voter,
-        "value": vote.value,
+        "value": vote.vote,
         "status": vote.status,
-        "message_key": vote.message_key,
+        "message_key": vote.message_id,
         "date": vote.date,
         "quotation": _text(vote.quotation),
         "confidence": vote.confidence,
@@ -1131,11 +1171,25 @@ def _voter_values(vote_id: int, vote: records.VoterVote, now: datetime.datetime)
     }
 
 
-def _voter_vote(row: sa.Row[Any]) -> records.VoterVote:
-    values: Mapping[str, Any] = row._asdict()
-    fields = {name: value for name, value in values.items() if name != "vote_id"}
-    fields["reasons"] = tuple(fields["reasons"])
-    return records.VoterVote(**fields)
+def _voter_vote(row: sa.Row[Any]) -> tally.EmailedVote:
+    return tally.EmailedVote(
+        voter=row.voter,
+        vote=_one_of(row.value, tally.VOTE_VALUES, "?"),
+        status=_one_of(row.status, roster.STATUSES, "unknown"),
+        message_id=row.message_key,
+        date=row.date,
+        quotation=row.quotation,
+        updated=row.updated,
+        confidence="low" if row.confidence == "low" else "high",
+        reasons=tuple(row.reasons),
+        position=row.position,
+        recorded_at=row.recorded_at,
+    )
+
+
+def _one_of(text: str, names: tuple[_Name, ...], default: _Name) -> _Name:
+    """A stored name as one of the core's names (`default` for one it does not know)."""
+    return next((name for name in names if name == text), default)
 
 
 def _outbox_row(row: sa.Row[Any]) -> records.OutboxRow:

@@ -1,4 +1,8 @@
-"""What the store hands back: plain frozen values, one per row, free of SQLAlchemy."""
+"""What the store hands back: plain frozen values, one per row, free of SQLAlchemy.
+
+A tracked vote and a voter's emailed vote are the core's own (`watcher.core.tracking.TrackedVote`,
+`watcher.core.tally.EmailedVote`): the store maps their rows to and from them.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,6 @@ import datetime
 import enum
 from collections.abc import Mapping
 from typing import Any, Final, Literal
-
-import watcher.core.lifecycle as lifecycle
 
 ResolutionState = Literal["pending", "called", "done", "held", "failed"]
 RESOLUTION_STATES: Final = ("pending", "called", "done", "held", "failed")
@@ -41,53 +43,6 @@ class FlaggedMessage:
     detail: str
     date: datetime.datetime | None
     stored_at: datetime.datetime
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TrackedVote:
-    """A vote the watcher follows, as the daemon last described it; `id` is 0 until stored.
-
-    `status` is where it is in its lifecycle (`watcher.core.lifecycle`: watched while `open`).
-    `extra` keeps facts the daemon wants back without a schema change (JSON values).
-    """
-
-    release_key: str
-    project: str
-    version: str
-    vote_seq: int
-    mode: str
-    vote_round: int | None = None
-    committee: str = ""
-    list_address: str = ""
-    subject: str = ""
-    root_message_id: str = ""
-    vote_started: datetime.datetime | None = None
-    vote_end: datetime.datetime | None = None
-    phase: str = ""
-    status: lifecycle.Status = lifecycle.INITIAL
-    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    id: int = 0
-    updated_at: datetime.datetime | None = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class VoterVote:
-    """A voter's latest vote in one tracked vote, as the classifier decided it.
-
-    `position` is the archive order of the message it came from (higher is later).
-    """
-
-    voter: str
-    value: str
-    status: str
-    message_key: str = ""
-    date: datetime.datetime | None = None
-    quotation: str = ""
-    confidence: str = ""
-    reasons: tuple[str, ...] = ()
-    updated: bool = False
-    position: int = 0
-    recorded_at: datetime.datetime | None = None
 
 
 class OutboxState(enum.StrEnum):

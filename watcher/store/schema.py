@@ -43,19 +43,19 @@ class UtcDateTime(sa.types.TypeDecorator[datetime.datetime]):
         return value.astimezone(datetime.UTC)
 
 
-class VoteStatus(sa.types.TypeDecorator[lifecycle.Status]):
-    """A tracked vote's `lifecycle.Status`, stored as its string value (`open`, `closed`, ...)."""
+class StatusColumn(sa.types.TypeDecorator[lifecycle.VoteStatus]):
+    """A tracked vote's `lifecycle.VoteStatus`, stored as its string value (`open`, `closed`, ...)."""
 
     impl = sa.Text
     cache_ok = True
 
-    def process_bind_param(self, value: lifecycle.Status | str | None, dialect: sa.Dialect) -> str | None:
+    def process_bind_param(self, value: lifecycle.VoteStatus | str | None, dialect: sa.Dialect) -> str | None:
         """The status's value; a string that names no status is refused."""
-        return None if value is None else lifecycle.Status(value).value
+        return None if value is None else lifecycle.VoteStatus(value).value
 
-    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> lifecycle.Status | None:
+    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> lifecycle.VoteStatus | None:
         """The status the stored string names."""
-        return None if value is None else lifecycle.Status(value)
+        return None if value is None else lifecycle.VoteStatus(value)
 
 
 metadata: Final = sa.MetaData(naming_convention=NAMING)
@@ -105,7 +105,7 @@ votes: Final = sa.Table(
     sa.Column("vote_started", UtcDateTime, nullable=True),
     sa.Column("vote_end", UtcDateTime, nullable=True),
     sa.Column("phase", sa.Text, nullable=False, server_default=""),
-    sa.Column("status", VoteStatus, nullable=False, server_default=lifecycle.INITIAL.value),
+    sa.Column("status", StatusColumn, nullable=False, server_default=lifecycle.INITIAL.value),
     sa.Column("extra", sa.JSON, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.UniqueConstraint("release_key", "vote_seq"),
