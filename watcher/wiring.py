@@ -59,7 +59,7 @@ async def build(
 ) -> daemon.Daemon:
     """Open the store (checking its schema) and build every part from the configuration.
 
-    Every event the parts report is also logged, at info, as one line (`watcher.services.log.log_event`).
+    Every event the parts report is also logged, at info, as one line (`watcher.services.log.logging_sink`).
     """
     sink = log.logging_sink(sink)
     db = await _store(cfg)

@@ -104,7 +104,7 @@ def pool() -> Iterator[worker.Worker]:
 
 
 async def setup(
-    db: store.Store, worker: worker.Worker, atr: FakeAtr, clock: Clock, replies: Sequence[bytes]
+    db: store.Store, pool: worker.Worker, atr: FakeAtr, clock: Clock, replies: Sequence[bytes]
 ) -> tuple[desk.Desk, tracking.TrackedVote]:
     vote = await db.upsert_vote(
         tracking.TrackedVote(
