@@ -212,7 +212,8 @@ async def test_reminder_and_resolution_on_postgresql(
 ) -> None:
     """The demo's Trusted Vote on PostgreSQL: one reminder (none to the voter who cast within the delay), resolved."""
     ballots = [e2e.ballot(RELEASE, uid) for uid in ("amira", "bjorn")]
-    world = start_e2e(e2e.lantern_scenario(hours=6, ballots=ballots), database_url=make_postgres_database())
+    # Twelve scenario hours (12 s): chen casts after his reminder, and a loaded machine must not end the vote first.
+    world = start_e2e(e2e.lantern_scenario(hours=12, ballots=ballots), database_url=make_postgres_database())
     async with world as env, env.daemon():
         await env.until(lambda: env.of("vote_tracked", RELEASE), "the vote tracked")
         await env.vote_by_email(RELEASE, "Chen Wei <chen@apache.org>", "+1 (binding)\n\nBuilt from source.\n")
