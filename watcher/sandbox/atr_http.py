@@ -97,7 +97,7 @@ class _AtrFaults:
     prefix: str = "/api/"
 
 
-class AtrSandbox:
+class AtrSandbox(site.LoopbackServer):
     """The sandbox ATR server: `async with AtrSandbox(scenario) as base_url: ...`."""
 
     def __init__(
@@ -184,16 +184,6 @@ class AtrSandbox:
         app.router.add_post("/_sandbox/restart/{key}", self._sandbox_restart)
         self.port = await self._site.start(app, self.host, self.port, self.ssl_context)
         return self.url
-
-    async def stop(self) -> None:
-        """Stop listening."""
-        await self._site.stop()
-
-    async def __aenter__(self) -> str:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # Middleware: log, faults, the API-wide limit, errors as ATR's JSON.
 

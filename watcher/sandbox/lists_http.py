@@ -254,7 +254,7 @@ class _ListFaults:
     delay_endpoint: str | None = None
 
 
-class PonyMailSandbox:
+class PonyMailSandbox(site.LoopbackServer):
     """The sandbox server: `async with PonyMailSandbox(...) as base_url: ...`."""
 
     def __init__(
@@ -339,16 +339,6 @@ class PonyMailSandbox:
         app.router.add_get("/_sandbox/stats", self._get_stats)
         self.port = await self._site.start(app, self.host, self.port)
         return self.url
-
-    async def stop(self) -> None:
-        """Stop listening."""
-        await self._site.stop()
-
-    async def __aenter__(self) -> str:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:

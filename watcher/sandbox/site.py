@@ -25,3 +25,23 @@ class LoopbackSite:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+class LoopbackServer:
+    """A sandbox server on a `LoopbackSite`: `start` (its own) listens and returns the base URL; `async with` too."""
+
+    _site: LoopbackSite
+
+    async def start(self) -> str:
+        """Listen; returns the base URL (each server builds its own application)."""
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        await self._site.stop()
+
+    async def __aenter__(self) -> str:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
